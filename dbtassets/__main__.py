@@ -1,0 +1,5 @@
+"""``python -m dbtassets``."""
+
+from dbtassets.cli import main
+
+main()

@@ -1,0 +1,289 @@
+"""The ``dbtassets`` command line: parse options, make one call into the engine, render the result.
+
+Library errors (:class:`~dbtassets.errors.DbtAssetsError`) become one line on stderr and exit
+code 2 here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from dbtassets import render
+from dbtassets.engine import STATE_ENV, Options, Project, unobserved
+from dbtassets.errors import DbtAssetsError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class UsageError(click.ClickException):
+    """A DbtAssetsError on its way to the terminal: exit code 2."""
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"dbtassets: error: {self.format_message()}", err=True)
+
+
+def fail(exc: DbtAssetsError) -> NoReturn:
+    raise UsageError(" ".join(str(exc).split())) from None
+
+
+def selection_options(func: F) -> F:
+    func = click.option("--exclude", multiple=True, metavar="SELECTOR",
+                        help="dbt selector of assets to leave out (repeatable).")(func)
+    return click.option("-s", "--select", multiple=True, metavar="SELECTOR",
+                        help="dbt selector syntax: names, +/@ graph operators, tag:, path:, source:, "
+                             "resource_type:, config.KEY: (repeatable).")(func)
+
+
+def format_option(*choices: str, default: str = "text") -> Callable[[F], F]:
+    return click.option("--format", "fmt", type=click.Choice(choices), default=default, show_default=True,
+                        help="Output format.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="dbtassets")
+@click.option("--project-dir", type=click.Path(path_type=Path), envvar="DBT_PROJECT_DIR", default=".",
+              show_default=True, help="The dbt project (env DBT_PROJECT_DIR).")
+@click.option("--profiles-dir", type=click.Path(path_type=Path), envvar="DBT_PROFILES_DIR", default=None,
+              help="Where profiles.yml is (env DBT_PROFILES_DIR; dbt's default otherwise).")
+@click.option("--target", envvar="DBT_TARGET", default=None, help="dbt target (env DBT_TARGET).")
+@click.option("--state", "state_path", type=click.Path(path_type=Path), envvar=STATE_ENV, default=None,
+              help=f"State store file (env {STATE_ENV}; default <project>/.dbtassets/state.db).")
+@click.option("--manifest", "manifest_path", type=click.Path(path_type=Path), default=None,
+              help="Use this manifest.json as is (no dbt parse).")
+@click.pass_context
+def cli(ctx: click.Context, project_dir: Path, profiles_dir: Path | None, target: str | None,
+        state_path: Path | None, manifest_path: Path | None) -> None:
+    """Keep a dbt project's data fresh: see what is stale and why, and rebuild exactly that."""
+    options = Options(project_dir, profiles_dir.resolve() if profiles_dir else None, target,
+                      state_path.resolve() if state_path else None, manifest_path)
+
+    def open_project() -> Project:
+        try:
+            project = Project(options, log=lambda message: click.echo(f"dbtassets: {message}", err=True))
+        except DbtAssetsError as exc:
+            fail(exc)
+        ctx.call_on_close(project.close)
+        return project
+
+    ctx.obj = open_project
+
+
+def project_of(ctx: click.Context) -> Project:
+    opener: Callable[[], Project] = ctx.obj
+    return opener()
+
+
+def warn(warnings: Sequence[str]) -> None:
+    for warning in warnings:
+        click.echo(click.style(f"warning: {warning}", fg="yellow"), err=True)
+
+
+@cli.command()
+@selection_options
+@format_option("text", "json")
+@click.pass_context
+def assets(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...], fmt: str) -> None:
+    """List the assets: models, seeds, snapshots and sources, with their status as last recorded."""
+    project = project_of(ctx)
+    try:
+        report = project.status(select, exclude, observe=False)
+        declarations = project.settings.sources
+    except DbtAssetsError as exc:
+        fail(exc)
+    graph = project.graph
+    if fmt == "json":
+        click.echo(render.to_json({"assets": [
+            {**render.asset_json(graph.assets[u], report.statuses[u]),
+             "upstream": list(graph.parents(u)), "checks": list(graph.assets[u].checks),
+             **({"observer": declarations[u].describe()} if u in declarations else {})}
+            for u in report.selected]}))
+    else:
+        click.echo(render.assets_text(graph, report, declarations))
+
+
+@cli.command()
+@selection_options
+@click.option("--all", "show_all", is_flag=True, help="List fresh assets too.")
+@click.option("--no-observe", is_flag=True, help="Use the last recorded observations; read no source.")
+@format_option("text", "json")
+@click.pass_context
+def status(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...], show_all: bool,
+           no_observe: bool, fmt: str) -> None:
+    """Show stale and missing assets with every reason (observes the sources first)."""
+    project = project_of(ctx)
+    try:
+        report = project.status(select, exclude, observe=not no_observe)
+    except DbtAssetsError as exc:
+        fail(exc)
+    warn(report.warnings)
+    if fmt == "json":
+        shown = [u for u in report.selected if show_all or report.statuses[u].needs_build]
+        click.echo(render.to_json({
+            "summary": render.summary(report),
+            "assets": [render.asset_json(project.graph.assets[u], report.statuses[u]) for u in shown],
+            "warnings": list(report.warnings)}))
+    else:
+        click.echo(render.status_text(project.graph, report, show_all))
+
+
+@cli.command()
+@click.argument("asset")
+@click.option("--no-observe", is_flag=True, help="Use the last recorded observations; read no source.")
+@format_option("text", "json")
+@click.pass_context
+def why(ctx: click.Context, asset: str, no_observe: bool, fmt: str) -> None:
+    """Explain an asset's status: the causal chain down to the source that moved."""
+    project = project_of(ctx)
+    try:
+        explanation = project.why(asset, observe=not no_observe)
+    except DbtAssetsError as exc:
+        fail(exc)
+    if fmt == "json":
+        click.echo(render.to_json(render.why_json(project.graph, explanation)))
+    else:
+        click.echo(render.why_text(project.graph, explanation))
+
+
+@cli.command()
+@click.argument("asset")
+@click.option("--upstream", "direction", flag_value="upstream", help="Only what ASSET depends on.")
+@click.option("--downstream", "direction", flag_value="downstream", help="Only what depends on ASSET.")
+@format_option("tree", "mermaid", "dot", "json", default="tree")
+@click.pass_context
+def lineage(ctx: click.Context, asset: str, direction: str | None, fmt: str) -> None:
+    """Show an asset's upstream and downstream assets as a tree, Mermaid, Graphviz dot or JSON."""
+    project = project_of(ctx)
+    try:
+        root, graph = project.lineage(asset, upstream=direction != "downstream", downstream=direction != "upstream")
+    except DbtAssetsError as exc:
+        fail(exc)
+    click.echo(render.lineage(graph, root, fmt))
+
+
+@cli.command()
+@selection_options
+@click.option("--no-observe", is_flag=True, help="Use the last recorded observations; read no source.")
+@format_option("text", "json", "github")
+@click.pass_context
+def check(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...], no_observe: bool,
+          fmt: str) -> None:
+    """Exit 1 if any selected asset is stale or missing (a CI gate); 0 if all are fresh."""
+    project = project_of(ctx)
+    try:
+        report = project.status(select, exclude, observe=not no_observe)
+    except DbtAssetsError as exc:
+        fail(exc)
+    warn(report.warnings)
+    failing = project.needs_attention(report)
+    if fmt == "json":
+        click.echo(render.to_json({
+            "ok": not failing, "summary": render.summary(report),
+            "assets": [render.asset_json(project.graph.assets[u], report.statuses[u])
+                       for u in report.selected if report.statuses[u].needs_build],
+            "unobserved": unobserved(report), "warnings": list(report.warnings)}))
+    elif fmt == "github":
+        click.echo(render.github_annotations(project.graph, report))
+    else:
+        click.echo(render.status_text(project.graph, report, show_all=False))
+    ctx.exit(1 if failing else 0)
+
+
+@cli.command()
+@selection_options
+@format_option("text", "json")
+@click.pass_context
+def observe(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...], fmt: str) -> None:
+    """Read every selected source's data version now and record the ones that moved."""
+    project = project_of(ctx)
+    try:
+        sources = [u for u in project.select(select, exclude) if project.graph.assets[u].resource_type == "source"]
+        outcomes = project.observe(sources)
+    except DbtAssetsError as exc:
+        fail(exc)
+    if fmt == "json":
+        click.echo(render.to_json({"observations": [
+            {"unique_id": o.unique_id, "name": project.graph.assets[o.unique_id].display_name,
+             "observer": o.kind.value, "changed": o.changed, "error": o.error,
+             "data_version": o.observation.data_version if o.observation else None,
+             "detail": dict(o.observation.detail) if o.observation else {}} for o in outcomes]}))
+    else:
+        click.echo(render.observe_text(project.graph, outcomes))
+    if any(o.error for o in outcomes):
+        ctx.exit(2)
+
+
+@cli.command()
+@click.argument("source")
+@click.option("--version", "version", default=None, help="The loader's own version id for this load.")
+@click.option("--note", default=None, help="Free text stored with the observation.")
+@click.pass_context
+def report(ctx: click.Context, source: str, version: str | None, note: str | None) -> None:
+    """Record that a loader just loaded SOURCE (a push-style observation)."""
+    project = project_of(ctx)
+    try:
+        observation = project.report(source, version, note)
+    except DbtAssetsError as exc:
+        fail(exc)
+    click.echo(f"Recorded new data for {project.graph.assets[observation.unique_id].display_name} "
+               f"(data version {observation.data_version}).")
+
+
+@cli.command()
+@click.argument("asset")
+@click.option("--limit", default=20, show_default=True, help="How many builds to show, newest first.")
+@format_option("text", "json")
+@click.pass_context
+def history(ctx: click.Context, asset: str, limit: int, fmt: str) -> None:
+    """Show an asset's builds: when, which run, code version, input versions, duration, rows."""
+    project = project_of(ctx)
+    try:
+        node, entries = project.history(asset, limit)
+    except DbtAssetsError as exc:
+        fail(exc)
+    if fmt == "json":
+        click.echo(render.to_json({"unique_id": node.unique_id, "name": node.display_name,
+                                   "resource_type": node.resource_type,
+                                   "materializations": [e.to_json() for e in entries]}))
+    else:
+        click.echo(render.history_text(node, entries, project.graph))
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@selection_options
+@click.option("--dry-run", is_flag=True, help="Print the dbt command that would run; build nothing.")
+@format_option("text", "json")
+@click.argument("dbt_args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def sync(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...], dry_run: bool, fmt: str,
+         dbt_args: tuple[str, ...]) -> None:
+    """Build the stale and missing assets once with one `dbt build --select ...`.
+
+    Extra dbt flags go after `--`, e.g. `dbtassets sync -- --threads 8`.
+    Exits 1 if a model or test failed.
+    """
+    project = project_of(ctx)
+    try:
+        result = project.sync(select, exclude, dbt_args, dry_run=dry_run)
+    except DbtAssetsError as exc:
+        fail(exc)
+    if fmt == "json":
+        click.echo(render.to_json(render.sync_json(project.graph, result, dry_run)))
+    else:
+        click.echo(render.sync_text(project.graph, result, dry_run))
+    ctx.exit(0 if dry_run or result.ok else 1)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point."""
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="dbtassets")
+    except KeyboardInterrupt:
+        click.echo("dbtassets: interrupted", err=True)
+        sys.exit(130)

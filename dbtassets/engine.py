@@ -1,0 +1,349 @@
+"""The dbtassets API: one :class:`Project` per dbt project, one method per command.
+
+A ``Project`` loads lazily: ``assets`` needs only the manifest, ``status`` adds the state
+store and the observers, ``sync`` adds the runner. Every boundary (the dbt runner, the clock)
+is passed in, so tests can replace it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from dbtassets.clock import Clock, SystemClock, timestamp
+from dbtassets.errors import ManifestError, ObservationError, SelectionError
+from dbtassets.graph import BUILDABLE, AssetGraph
+from dbtassets.lock import BuildLock
+from dbtassets.manifest import Manifest, Node, UniqueId, load_manifest
+from dbtassets.project import DbtProject, load_project
+from dbtassets.runner import BuildResult, DbtTarget, Runner, SubprocessRunner, build_command, display
+from dbtassets.selection import dbt_selectors, select_assets
+from dbtassets.sources import Observation, ObserverKind, Settings, load_settings, observe_files
+from dbtassets.staleness import AssetStatus, ReasonCode, Status, Version, compute_statuses
+from dbtassets.state import HistoryEntry, StateStore
+
+STATE_ENV = "DBTASSETS_STATE"
+_FAILED = frozenset({"error", "fail", "runtime error"})
+
+
+@dataclass(frozen=True)
+class Options:
+    """Where the project, its profile, its state and its manifest are."""
+
+    project_dir: Path = Path(".")
+    profiles_dir: Path | None = None
+    target: str | None = None
+    state_path: Path | None = None
+    manifest_path: Path | None = None
+
+
+@dataclass(frozen=True)
+class ObserveOutcome:
+    """One source observed: its new data version, or why it could not be read."""
+
+    unique_id: UniqueId
+    kind: ObserverKind
+    observation: Observation | None
+    changed: bool
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    statuses: Mapping[UniqueId, AssetStatus]
+    selected: Sequence[UniqueId]
+    warnings: Sequence[str]
+
+    def needing_build(self) -> list[UniqueId]:
+        return [uid for uid in self.selected if self.statuses[uid].needs_build]
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """``why``: an asset's status, and for each reason naming an upstream, that upstream's explanation."""
+
+    status: AssetStatus
+    causes: Mapping[UniqueId, Explanation]
+    observed: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class SyncPlan:
+    to_build: Sequence[UniqueId]
+    selectors: Sequence[str]
+    command: str
+    statuses: Mapping[UniqueId, AssetStatus]
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    plan: SyncPlan
+    run_id: int | None = None
+    built: Sequence[UniqueId] = ()
+    failed: Mapping[UniqueId, str] = field(default_factory=dict)
+    skipped: Sequence[UniqueId] = ()
+    not_run: Sequence[UniqueId] = ()
+    build: BuildResult | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.skipped and not self.not_run and (
+            self.build is None or self.build.crashed is None)
+
+
+class Project:
+    """A dbt project seen as assets. Close it (or use ``with``) to release the state store."""
+
+    def __init__(
+        self,
+        options: Options,
+        *,
+        runner: Runner | None = None,
+        clock: Clock | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.options = options
+        self.dbt: DbtProject = load_project(options.project_dir)
+        self.target = DbtTarget(self.dbt, options.profiles_dir, options.target)
+        self.runner: Runner = runner or SubprocessRunner(self.target)
+        self.clock: Clock = clock or SystemClock()
+        self.log = log or (lambda message: None)
+        env_state = os.environ.get(STATE_ENV)
+        self.state_path = (options.state_path or (Path(env_state) if env_state else None)
+                           or self.dbt.directory / ".dbtassets" / "state.db")
+        self._store: StateStore | None = None
+
+    def __enter__(self) -> Project:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    # -- loading -------------------------------------------------------------------------
+
+    @cached_property
+    def manifest(self) -> Manifest:
+        """The manifest, parsed first when it is missing or older than the project's files."""
+        if self.options.manifest_path is not None:
+            manifest = load_manifest(self.options.manifest_path.resolve())
+        else:
+            path = self.dbt.manifest_path
+            newest_mtime, newest = self.dbt.newest_file()
+            manifest_mtime = path.stat().st_mtime if path.exists() else None
+            if manifest_mtime is None or newest_mtime > manifest_mtime:
+                why = "missing" if manifest_mtime is None else f"older than {newest}"
+                self.log(f"{path} is {why}: running dbt parse")
+                self.runner.parse()
+            manifest = load_manifest(path)
+        if manifest.project_name and manifest.project_name != self.dbt.name:
+            raise ManifestError(
+                f"{manifest.path}: manifest of project {manifest.project_name!r}, but {self.dbt.directory} is "
+                f"project {self.dbt.name!r}; pass the right --manifest or --project-dir"
+            )
+        return manifest
+
+    @cached_property
+    def graph(self) -> AssetGraph:
+        return AssetGraph.from_manifest(self.manifest)
+
+    @cached_property
+    def settings(self) -> Settings:
+        return load_settings(self.dbt.directory, [n for n in self.graph.assets.values() if n.resource_type == "source"])
+
+    @property
+    def store(self) -> StateStore:
+        if self._store is None:
+            self._store = StateStore.open(self.state_path)
+        return self._store
+
+    def code_versions(self) -> dict[UniqueId, str]:
+        return {uid: node.code_version for uid, node in self.graph.assets.items() if node.resource_type != "source"}
+
+    def now(self) -> str:
+        return timestamp(self.clock.now())
+
+    # -- commands ------------------------------------------------------------------------
+
+    def select(self, select: Sequence[str] = (), exclude: Sequence[str] = ()) -> list[UniqueId]:
+        """The selected assets, upstream first."""
+        return self.graph.topological_order(select_assets(self.graph, select, exclude))
+
+    def observe(self, sources: Iterable[UniqueId] | None = None, *, queries: bool = True) -> list[ObserveOutcome]:
+        """Read the data version of each source (all by default) and record the ones that moved."""
+        wanted = set(sources) if sources is not None else None
+        outcomes: list[ObserveOutcome] = []
+        query_sources = []
+        for uid, declaration in self.settings.sources.items():
+            if wanted is not None and uid not in wanted:
+                continue
+            if declaration.kind is ObserverKind.FILES:
+                observation = observe_files(self.dbt.directory, declaration, self.settings.watch.settle)
+                outcomes.append(self._record(observation))
+            elif declaration.kind is ObserverKind.QUERY and queries:
+                query_sources.append(declaration)
+        if query_sources:
+            outcomes.extend(self._observe_queries({d.unique_id: d.query for d in query_sources}))
+        return outcomes
+
+    def _observe_queries(self, queries: Mapping[UniqueId, str]) -> list[ObserveOutcome]:
+        """All watermark queries in one ``dbt show``; one at a time only to name a failing one."""
+        union = " union all ".join(
+            f"select '{uid}' as source, cast(({sql}) as varchar) as watermark" for uid, sql in queries.items())
+        try:
+            rows = {str(row[0]): row[1] for row in self.runner.query(union)}
+        except ObservationError:
+            if len(queries) == 1:
+                uid, sql = next(iter(queries.items()))
+                return [ObserveOutcome(uid, ObserverKind.QUERY, None, False,
+                                       f"query failed: {sql} (see {self.dbt.dbt_log})")]
+            return [o for uid, sql in queries.items() for o in self._observe_queries({uid: sql})]
+        return [
+            self._record(Observation(uid, f"q{rows.get(uid)}", ObserverKind.QUERY, {"watermark": rows.get(uid)}))
+            for uid in queries
+        ]
+
+    def _record(self, observation: Observation) -> ObserveOutcome:
+        changed = self.store.record_observation(observation.unique_id, observation.data_version,
+                                                observation.kind.value, self.now(), observation.detail)
+        return ObserveOutcome(observation.unique_id, observation.kind, observation, changed)
+
+    def report(self, source: str, version: str | None = None, note: str | None = None) -> Observation:
+        """A loader says it loaded ``source``: record a new data version for it."""
+        uid = self.graph.resolve(source)
+        if self.graph.assets[uid].resource_type != "source":
+            raise SelectionError(f"{source!r} is a {self.graph.assets[uid].resource_type}, not a source; "
+                                 "report takes a source such as raw.orders")
+        at = self.now()
+        detail = {"note": note} if note else {}
+        observation = Observation(uid, f"r{version}" if version else f"r{at}", ObserverKind.REPORTED, detail)
+        self.store.record_observation(uid, observation.data_version, ObserverKind.REPORTED.value, at, detail)
+        return observation
+
+    def status(self, select: Sequence[str] = (), exclude: Sequence[str] = (), *, observe: bool = True,
+               queries: bool = True) -> StatusReport:
+        """Every selected asset's status with reasons, after observing the sources (unless told not to)."""
+        selected = self.select(select, exclude)
+        errors = []
+        if observe:
+            errors = [f"source {self.graph.assets[o.unique_id].display_name}: {o.error}"
+                      for o in self.observe(queries=queries) if o.error]
+        observable = {uid for uid, d in self.settings.sources.items() if d.observable}
+        statuses = compute_statuses(self.graph, self.code_versions(), self.store.view(), observable)
+        return StatusReport(statuses, selected, [*self.settings.warnings, *errors])
+
+    def why(self, name: str, *, observe: bool = True) -> Explanation:
+        uid = self.graph.resolve(name)
+        report = self.status(observe=observe)
+        return self._explain(uid, report.statuses, set())
+
+    def _explain(self, uid: UniqueId, statuses: Mapping[UniqueId, AssetStatus], seen: set[UniqueId]) -> Explanation:
+        seen.add(uid)
+        causes = {}
+        for reason in statuses[uid].reasons:
+            if reason.upstream is not None and reason.upstream not in seen:
+                causes[reason.upstream] = self._explain(reason.upstream, statuses, seen)
+        observed = None
+        if self.graph.assets[uid].resource_type == "source":
+            latest = self.store.observation_history(uid, 1)
+            if latest:
+                at, version, kind, detail = latest[0]
+                observed = {"at": at, "data_version": version, "kind": kind, **detail}
+        return Explanation(statuses[uid], causes, observed)
+
+    def lineage(self, name: str, *, upstream: bool = True, downstream: bool = True) -> tuple[UniqueId, AssetGraph]:
+        uid = self.graph.resolve(name)
+        nodes = {uid}
+        if upstream:
+            nodes |= self.graph.ancestors(uid)
+        if downstream:
+            nodes |= self.graph.descendants(uid)
+        return uid, self.graph.subgraph(nodes)
+
+    def history(self, name: str, limit: int = 20) -> tuple[Node, list[HistoryEntry]]:
+        uid = self.graph.resolve(name)
+        return self.graph.assets[uid], self.store.history(uid, limit)
+
+    def plan(self, select: Sequence[str] = (), exclude: Sequence[str] = (), extra_args: Sequence[str] = (),
+             *, observe: bool = True) -> SyncPlan:
+        """What ``sync`` would build: the stale and missing selected assets, and the dbt command."""
+        report = self.status(select, exclude, observe=observe)
+        to_build = [uid for uid in report.needing_build() if self.graph.assets[uid].resource_type in BUILDABLE]
+        selectors = dbt_selectors(self.graph, to_build)
+        command = display(build_command(selectors, extra_args)) if to_build else ""
+        return SyncPlan(to_build, selectors, command, report.statuses)
+
+    def sync(self, select: Sequence[str] = (), exclude: Sequence[str] = (), extra_args: Sequence[str] = (),
+             *, dry_run: bool = False) -> SyncResult:
+        """Build the stale set once with one ``dbt build`` and record what it did."""
+        if dry_run:
+            return SyncResult(self.plan(select, exclude, extra_args))
+        with BuildLock(self.dbt.directory / ".dbtassets" / "build.lock", "sync"):
+            self.store.interrupt_dead_runs(self.now())
+            plan = self.plan(select, exclude, extra_args)
+            if not plan.to_build:
+                return SyncResult(plan)
+            return self.build(plan, extra_args)
+
+    def build(self, plan: SyncPlan, extra_args: Sequence[str] = ()) -> SyncResult:
+        """Run the plan's dbt build and record each asset's outcome. The caller holds the build lock."""
+        run_id = self.store.start_run(plan.command, plan.to_build, self.now())
+        result = self.runner.build(plan.selectors, extra_args)
+        return self._record_build(plan, run_id, result)
+
+    def _record_build(self, plan: SyncPlan, run_id: int, result: BuildResult) -> SyncResult:
+        own: dict[UniqueId, str] = {}
+        failed: dict[UniqueId, str] = {}
+        durations: dict[UniqueId, tuple[float, int | None]] = {}
+        for node in result.results:
+            if node.unique_id in self.graph:
+                own[node.unique_id] = node.status
+                durations[node.unique_id] = (node.execution_time, node.rows_affected)
+                if node.status in _FAILED:
+                    failed[node.unique_id] = node.message or node.status
+            elif node.status in _FAILED and node.unique_id in self.manifest.test_parents:
+                test = self.manifest.test_names.get(node.unique_id, node.unique_id)
+                for parent in self.manifest.test_parents[node.unique_id]:
+                    failed.setdefault(parent, f"data test {test} failed: {node.message}")
+        versions: dict[UniqueId, Version] = {
+            uid: s.data_version for uid, s in plan.statuses.items() if s.data_version is not None}
+        code_versions = self.code_versions()
+        built, skipped = [], []
+        at = self.now()
+        with self.store.transaction() as db:
+            for uid in self.graph.topological_order(own):
+                status = "error" if uid in failed else "success" if own[uid] == "success" else "skipped"
+                inputs = {p: versions[p] for p in self.graph.parents(uid) if p in versions}
+                duration, rows = durations[uid]
+                new_id = self.store.insert_outcome(
+                    db, uid=uid, run_id=run_id, status=status, finished_at=at, code_version=code_versions[uid],
+                    inputs=inputs, duration=duration, rows_affected=rows, message=failed.get(uid))
+                if status == "success":
+                    versions[uid] = Version(f"m{new_id}", at)
+                    built.append(uid)
+                elif status == "skipped":
+                    skipped.append(uid)
+            not_run = [uid for uid in plan.to_build if uid not in own]
+            ok = not failed and not skipped and result.crashed is None
+            self.store.finish_run(db, run_id, "success" if ok else "error", at, str(result.log_path),
+                                  result.crashed)
+        return SyncResult(plan, run_id, built, {u: m for u, m in failed.items() if u in own}, skipped, not_run,
+                          result)
+
+    def needs_attention(self, report: StatusReport) -> bool:
+        """True when ``check`` should fail: anything selected is stale or missing."""
+        return any(report.statuses[uid].status is not Status.FRESH for uid in report.selected)
+
+
+def unobserved(report: StatusReport) -> list[UniqueId]:
+    """Sources in the report with no way to be observed."""
+    return [uid for uid in report.selected
+            if any(r.code is ReasonCode.UNOBSERVED for r in report.statuses[uid].reasons)]

@@ -1,0 +1,53 @@
+"""The one exception family of dbtassets.
+
+Every error the library raises on purpose derives from :class:`DbtAssetsError`; the CLI turns
+it into one line on stderr and exit code 2. Anything else escaping is a bug.
+
+    DbtAssetsError
+    ├── ProjectError       the project directory is not a usable dbt project
+    ├── ManifestError      manifest.json is missing, unreadable or of an unsupported shape
+    ├── ConfigError        dbtassets.yml is invalid
+    ├── StateError         the state store cannot be opened, is corrupt, or cannot be written
+    ├── SelectionError     a --select/--exclude expression or an asset name is invalid
+    ├── ObservationError   a source could not be observed
+    ├── RunnerError        dbt could not be run at all (not: a model failed)
+    └── LockError          another dbtassets process is already building this project
+"""
+
+from __future__ import annotations
+
+
+class DbtAssetsError(Exception):
+    """Base class of every error dbtassets raises deliberately."""
+
+
+class ProjectError(DbtAssetsError):
+    """The project directory is missing or is not a dbt project."""
+
+
+class ManifestError(DbtAssetsError):
+    """The manifest is missing, unreadable, truncated or of an unsupported schema."""
+
+
+class ConfigError(DbtAssetsError):
+    """dbtassets.yml has an unknown key, a wrong type or names an unknown source."""
+
+
+class StateError(DbtAssetsError):
+    """The state store cannot be opened, read or written."""
+
+
+class SelectionError(DbtAssetsError):
+    """A selector or asset name does not parse or matches nothing it must match."""
+
+
+class ObservationError(DbtAssetsError):
+    """A source asset could not be observed."""
+
+
+class RunnerError(DbtAssetsError):
+    """dbt itself could not be started or crashed before producing results."""
+
+
+class LockError(DbtAssetsError):
+    """Another dbtassets process holds the build lock of this project."""

@@ -1,0 +1,131 @@
+"""The asset graph: models, seeds, snapshots and sources, with the edges dbt's refs draw.
+
+Ephemeral models are not assets (nothing is built for them), so the graph collapses them:
+an asset that selects from an ephemeral model depends on whatever that ephemeral model
+depends on. Their code still reaches the assets that inline them through the code version
+(see :mod:`dbtassets.manifest`).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from graphlib import TopologicalSorter
+
+from dbtassets.errors import SelectionError
+from dbtassets.manifest import Manifest, Node, UniqueId
+
+BUILDABLE = frozenset({"model", "seed", "snapshot"})
+
+
+@dataclass(frozen=True)
+class AssetGraph:
+    """Assets and their direct dependencies. Build it with :meth:`from_manifest`."""
+
+    assets: Mapping[UniqueId, Node]
+    _parents: Mapping[UniqueId, tuple[UniqueId, ...]]
+    _children: Mapping[UniqueId, tuple[UniqueId, ...]]
+
+    @classmethod
+    def from_manifest(cls, manifest: Manifest) -> AssetGraph:
+        nodes = manifest.nodes
+        assets = {uid: node for uid, node in nodes.items() if not node.is_ephemeral}
+        resolved: dict[UniqueId, tuple[UniqueId, ...]] = {}
+
+        def through_ephemeral(uid: UniqueId) -> tuple[UniqueId, ...]:
+            """The asset parents of an ephemeral model (memoised)."""
+            if uid not in resolved:
+                resolved[uid] = ()  # guards against a (dbt-invalid) cycle
+                found: dict[UniqueId, None] = {}
+                for parent in nodes[uid].depends_on:
+                    found.update(dict.fromkeys(through_ephemeral(parent) if nodes[parent].is_ephemeral else (parent,)))
+                resolved[uid] = tuple(found)
+            return resolved[uid]
+
+        parents: dict[UniqueId, tuple[UniqueId, ...]] = {}
+        children: dict[UniqueId, list[UniqueId]] = {uid: [] for uid in assets}
+        for uid, node in assets.items():
+            found: dict[UniqueId, None] = {}
+            for parent in node.depends_on:
+                found.update(dict.fromkeys(through_ephemeral(parent) if nodes[parent].is_ephemeral else (parent,)))
+            parents[uid] = tuple(found)
+            for parent in found:
+                children[parent].append(uid)
+        return cls(assets, parents, {uid: tuple(c) for uid, c in children.items()})
+
+    def __contains__(self, uid: object) -> bool:
+        return uid in self.assets
+
+    def __iter__(self) -> Iterator[UniqueId]:
+        return iter(self.assets)
+
+    def __len__(self) -> int:
+        return len(self.assets)
+
+    def parents(self, uid: UniqueId) -> tuple[UniqueId, ...]:
+        return self._parents[uid]
+
+    def children(self, uid: UniqueId) -> tuple[UniqueId, ...]:
+        return self._children[uid]
+
+    def ancestors(self, uid: UniqueId, depth: int | None = None) -> set[UniqueId]:
+        """Every asset ``uid`` depends on, up to ``depth`` edges away (all when None)."""
+        return self._walk(uid, self._parents, depth)
+
+    def descendants(self, uid: UniqueId, depth: int | None = None) -> set[UniqueId]:
+        """Every asset that depends on ``uid``, up to ``depth`` edges away (all when None)."""
+        return self._walk(uid, self._children, depth)
+
+    def topological_order(self, subset: Iterable[UniqueId] | None = None) -> list[UniqueId]:
+        """Upstream first; restricted to ``subset`` when given (order still respects the full graph)."""
+        order = list(TopologicalSorter({uid: self._parents[uid] for uid in self.assets}).static_order())
+        if subset is None:
+            return order
+        wanted = set(subset)
+        return [uid for uid in order if uid in wanted]
+
+    def subgraph(self, nodes: Iterable[UniqueId]) -> AssetGraph:
+        keep = {uid: self.assets[uid] for uid in nodes}
+        return AssetGraph(
+            keep,
+            {uid: tuple(p for p in self._parents[uid] if p in keep) for uid in keep},
+            {uid: tuple(c for c in self._children[uid] if c in keep) for uid in keep},
+        )
+
+    def resolve(self, name: str) -> UniqueId:
+        """The asset a user means by ``name``: a unique_id, a name, or ``source_name.table`` for a source.
+
+        Raises:
+            SelectionError: no asset or more than one matches; the message suggests close names.
+        """
+        if name in self.assets:
+            return UniqueId(name)
+        matches = [uid for uid, node in self.assets.items() if name in (node.name, node.display_name)]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise SelectionError(f"{name!r} names {len(matches)} assets ({', '.join(sorted(matches))}); "
+                                 "use the unique_id")
+        known = sorted({node.display_name for node in self.assets.values()})
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"; did you mean {close[0]}?" if close else "; `dbtassets assets` lists them"
+        raise SelectionError(f"no asset named {name!r}{hint}")
+
+    @staticmethod
+    def _walk(
+        start: UniqueId, edges: Mapping[UniqueId, tuple[UniqueId, ...]], depth: int | None
+    ) -> set[UniqueId]:
+        seen: set[UniqueId] = set()
+        frontier = [start]
+        level = 0
+        while frontier and (depth is None or level < depth):
+            level += 1
+            next_frontier = []
+            for uid in frontier:
+                for other in edges[uid]:
+                    if other not in seen:
+                        seen.add(other)
+                        next_frontier.append(other)
+            frontier = next_frontier
+        return seen

@@ -1,0 +1,66 @@
+"""One build at a time per project: an advisory file lock under ``<project>/.dbtassets/``.
+
+``flock`` locks belong to the open file, so the kernel releases them when the holder exits,
+even by ``kill -9``: a lock left behind by a dead process is recovered by simply taking it.
+The file records who holds it, for the message the second process prints.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import sys
+from pathlib import Path
+from types import TracebackType
+
+from dbtassets.errors import LockError
+
+
+class BuildLock:
+    """Hold with ``with BuildLock(path, "sync"):``; raises :class:`LockError` if another process holds it."""
+
+    def __init__(self, path: Path, purpose: str) -> None:
+        self.path = path
+        self.purpose = purpose
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_holder(fd)
+            os.close(fd)
+            raise LockError(
+                f"another dbtassets process is already building this project ({holder}); "
+                f"lock file {self.path}: stop that process or wait for it"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "purpose": self.purpose,
+                                 "command": " ".join(sys.argv)}).encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> BuildLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.release()
+
+
+def _read_holder(fd: int) -> str:
+    try:
+        info = json.loads(os.pread(fd, 4096, 0) or b"{}")
+        return f"{info.get('purpose', 'a build')}, pid {info.get('pid')} on {info.get('host')}"
+    except (OSError, ValueError):
+        return "holder unknown"

@@ -1,0 +1,335 @@
+"""Read dbt's ``manifest.json``: the only module that knows its keys.
+
+The manifest of a large project is tens of megabytes of JSON, and ``status`` should not pay to
+parse it every time. :func:`load_manifest` therefore keeps a compact, marshalled extract beside
+the manifest, keyed by the manifest's size and modification time, and reads that instead when
+it is current. The extract holds plain tuples, so building it once costs one JSON parse.
+
+Code versions computed here are the manifest-based ones: the file checksum, the configuration
+that changes the built object, the macros a node calls (transitively) and the code versions of
+the ephemeral models it inlines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import marshal
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NewType
+
+from dbtassets.errors import ManifestError
+
+UniqueId = NewType("UniqueId", str)
+
+SUPPORTED_SCHEMAS = range(10, 13)  # v10 (dbt 1.6) to v12 (dbt 1.8 - 1.11)
+ASSET_TYPES = ("model", "seed", "snapshot", "source")
+_CACHE_FORMAT = 3
+_CACHE_NAME = "dbtassets-manifest.cache"
+
+# Configuration that changes the object dbt builds (not docs, tags or meta).
+_BUILD_CONFIG_KEYS = (
+    "materialized", "incremental_strategy", "unique_key", "on_schema_change", "contract",
+    "pre-hook", "post-hook", "partition_by", "cluster_by", "strategy", "check_cols", "updated_at",
+    "invalidate_hard_deletes", "hard_deletes", "snapshot_meta_column_names", "dbt_valid_to_current",
+    "column_types", "delimiter", "quote_columns", "full_refresh", "incremental_predicates",
+    "merge_update_columns", "merge_exclude_columns", "batch_size", "lookback", "begin", "event_time",
+)
+_SCHEMA_VERSION = re.compile(r"/manifest/v(\d+)\.json$")
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One dbt resource that matters to dbtassets: an asset, or an ephemeral model between assets."""
+
+    unique_id: UniqueId
+    name: str
+    resource_type: str
+    package_name: str
+    fqn: tuple[str, ...]
+    path: str
+    tags: tuple[str, ...]
+    materialized: str
+    depends_on: tuple[UniqueId, ...]
+    code_version: str
+    checks: tuple[str, ...] = ()
+    source_name: str = ""
+    loaded_at_field: str = ""
+    relation_name: str = ""
+    meta: Mapping[str, Any] = field(default_factory=dict)
+    config: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_ephemeral(self) -> bool:
+        return self.resource_type == "model" and self.materialized == "ephemeral"
+
+    @property
+    def display_name(self) -> str:
+        """``raw.orders`` for a source, the plain name for everything else."""
+        return f"{self.source_name}.{self.name}" if self.resource_type == "source" else self.name
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The parts of a dbt manifest that dbtassets uses."""
+
+    path: Path
+    project_name: str
+    dbt_version: str
+    schema_version: int
+    adapter_type: str
+    generated_at: str
+    nodes: Mapping[UniqueId, Node]
+    test_parents: Mapping[UniqueId, tuple[UniqueId, ...]]
+    test_names: Mapping[UniqueId, str]
+
+
+def load_manifest(path: Path, *, use_cache: bool = True) -> Manifest:
+    """Load ``path``, from the compact cache beside it when that is current.
+
+    Raises:
+        ManifestError: the file is missing, not JSON, truncated, of the wrong shape or of a schema
+            version this release does not read.
+    """
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise ManifestError(
+            f"{path}: no manifest there; run `dbt parse` in the project or pass --manifest PATH"
+        ) from None
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot read the manifest: {exc.strerror}") from None
+    if path.is_dir():
+        raise ManifestError(f"{path}: is a directory; --manifest takes the path of a manifest.json file")
+    cache_path = path.with_name(_CACHE_NAME)
+    key = (_CACHE_FORMAT, str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if use_cache:
+        compact = _read_cache(cache_path, key)
+        if compact is not None:
+            return _from_compact(path, compact)
+    compact = _extract(path, _read_json(path, stat.st_size))
+    if use_cache:
+        _write_cache(cache_path, key, compact)
+    return _from_compact(path, compact)
+
+
+def _read_json(path: Path, size: int) -> Any:
+    if size == 0:
+        raise ManifestError(f"{path}: the manifest is empty; re-run `dbt parse` to write it again")
+    try:
+        with path.open("rb") as f:
+            return json.load(f)
+    except json.JSONDecodeError as exc:
+        hint = "truncated" if exc.pos >= size - 1 else "not valid JSON"
+        raise ManifestError(
+            f"{path}: the manifest is {hint} (line {exc.lineno}, column {exc.colno}); "
+            "re-run `dbt parse` to write it again"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"{path}: cannot read the manifest: {exc}") from None
+
+
+def schema_version(path: Path, raw: Mapping[str, Any]) -> int:
+    """The manifest schema version (10 for ``.../manifest/v10.json``), checked to be supported."""
+    metadata = raw.get("metadata")
+    url = metadata.get("dbt_schema_version") if isinstance(metadata, dict) else None
+    match = _SCHEMA_VERSION.search(url) if isinstance(url, str) else None
+    if match is None:
+        raise ManifestError(
+            f"{path}: not a dbt manifest (metadata.dbt_schema_version is missing); "
+            "point --manifest at the manifest.json that `dbt parse` writes under target/"
+        )
+    version = int(match.group(1))
+    if version not in SUPPORTED_SCHEMAS:
+        dbt_version = metadata.get("dbt_version", "unknown") if isinstance(metadata, dict) else "unknown"
+        raise ManifestError(
+            f"{path}: manifest schema v{version} (dbt {dbt_version}) is not supported; dbtassets reads "
+            f"v{SUPPORTED_SCHEMAS.start}-v{SUPPORTED_SCHEMAS.stop - 1} (dbt 1.6 and newer): "
+            "re-run `dbt parse` with a supported dbt"
+        )
+    return version
+
+
+def _extract(path: Path, raw: Any) -> tuple[Any, ...]:
+    """Turn the parsed JSON into the compact tuple form that the cache stores."""
+    if not isinstance(raw, dict):
+        raise ManifestError(f"{path}: not a dbt manifest (expected a JSON object, got {type(raw).__name__})")
+    version = schema_version(path, raw)
+    for key in ("nodes", "sources", "macros"):
+        if not isinstance(raw.get(key), dict):
+            raise ManifestError(f"{path}: not a dbt manifest (key {key!r} is missing or not an object)")
+    metadata = raw["metadata"]
+    current = "metadata"
+    try:
+        macros = _Macros.from_manifest(raw["macros"])
+        nodes: dict[str, dict[str, Any]] = {}
+        tests: list[tuple[str, str, tuple[str, ...]]] = []
+        for current, node in raw["nodes"].items():
+            config = node.get("config") or {}
+            if config.get("enabled", True) is False:
+                continue
+            rtype = node["resource_type"]
+            if rtype == "test":
+                attached = node.get("attached_node")
+                parents = (attached,) if attached else tuple(node["depends_on"]["nodes"])
+                tests.append((current, node["name"], parents))
+            elif rtype in ASSET_TYPES:
+                nodes[current] = node
+        sources = {uid: s for uid, s in raw["sources"].items() if (s.get("config") or {}).get("enabled", True)}
+        current = "metadata"
+        compact_nodes = _compact_nodes(nodes, sources, macros)
+        current = "tests"
+        compact_tests = tuple((uid, name, tuple(p for p in parents if p in nodes)) for uid, name, parents in tests)
+        return (
+            str(metadata.get("project_name") or ""),
+            str(metadata.get("dbt_version") or ""),
+            version,
+            str(metadata.get("adapter_type") or ""),
+            str(metadata.get("generated_at") or ""),
+            compact_nodes,
+            compact_tests,
+        )
+    except ManifestError:
+        raise
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        detail = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise ManifestError(
+            f"{path}: unexpected manifest shape at {current} ({detail}); re-run `dbt parse` to write it again"
+        ) from None
+
+
+def _compact_nodes(
+    nodes: Mapping[str, Mapping[str, Any]],
+    sources: Mapping[str, Mapping[str, Any]],
+    macros: _Macros,
+) -> tuple[tuple[Any, ...], ...]:
+    code_versions: dict[str, str] = {}
+
+    def code_version(uid: str) -> str:
+        """Checksum + build config + macros + the code of inlined ephemeral parents."""
+        if uid in code_versions:
+            return code_versions[uid]
+        node = nodes[uid]
+        config = node.get("config") or {}
+        digest = hashlib.sha256()
+        digest.update(node["checksum"]["checksum"].encode())
+        build_config = {k: config[k] for k in _BUILD_CONFIG_KEYS if config.get(k) not in (None, [], {})}
+        digest.update(json.dumps(build_config, sort_keys=True, default=str).encode())
+        digest.update(str(node.get("relation_name") or "").encode())
+        for macro in sorted(macros.closure(node["depends_on"].get("macros", ()))):
+            digest.update(macros.versions[macro].encode())
+        for parent in node["depends_on"].get("nodes", ()):
+            parent_node = nodes.get(parent)
+            if parent_node is not None and (parent_node.get("config") or {}).get("materialized") == "ephemeral":
+                digest.update(code_version(parent).encode())
+        code_versions[uid] = digest.hexdigest()[:16]
+        return code_versions[uid]
+
+    compact: list[tuple[Any, ...]] = []
+    for uid, node in nodes.items():
+        config = node.get("config") or {}
+        compact.append((
+            uid, node["name"], node["resource_type"], node["package_name"], tuple(node["fqn"]),
+            node["original_file_path"], tuple(node.get("tags") or ()), str(config.get("materialized") or ""),
+            tuple(p for p in node["depends_on"].get("nodes", ()) if p in nodes or p in sources),
+            code_version(uid), "", "", str(node.get("relation_name") or ""), {},
+            _plain_config(config),
+        ))
+    for uid, source in sources.items():
+        config = source.get("config") or {}
+        meta = {**(source.get("source_meta") or {}), **(source.get("meta") or {}), **(config.get("meta") or {})}
+        compact.append((
+            uid, source["name"], "source", source["package_name"], tuple(source["fqn"]),
+            source["original_file_path"], tuple(source.get("tags") or ()), "", (), "",
+            source["source_name"], str(source.get("loaded_at_field") or config.get("loaded_at_field") or ""),
+            str(source.get("relation_name") or ""), _plain(meta), _plain_config(config),
+        ))
+    return tuple(compact)
+
+
+@dataclass(frozen=True)
+class _Macros:
+    """Each macro's SQL fingerprint and the macros it calls."""
+
+    versions: Mapping[str, str]
+    calls: Mapping[str, tuple[str, ...]]
+
+    @classmethod
+    def from_manifest(cls, macros: Mapping[str, Mapping[str, Any]]) -> _Macros:
+        return cls(
+            {uid: hashlib.sha256((m.get("macro_sql") or "").encode()).hexdigest()[:16] for uid, m in macros.items()},
+            {uid: tuple(m.get("depends_on", {}).get("macros", ())) for uid, m in macros.items()},
+        )
+
+    def closure(self, roots: Iterable[str]) -> set[str]:
+        """The macros in ``roots`` and every macro they call, transitively."""
+        seen: set[str] = set()
+        stack = [m for m in roots if m in self.versions]
+        while stack:
+            macro = stack.pop()
+            if macro not in seen:
+                seen.add(macro)
+                stack.extend(m for m in self.calls.get(macro, ()) if m not in seen)
+        return seen
+
+
+def _plain(value: Any) -> Any:
+    """Only what marshal can store: JSON-like values, with tuples for lists."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return tuple(_plain(v) for v in value)
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+def _plain_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The scalar config values, for `config.KEY:value` selection."""
+    return {k: v for k, v in config.items() if isinstance(v, str | int | float | bool)}
+
+
+def _from_compact(path: Path, compact: tuple[Any, ...]) -> Manifest:
+    project_name, dbt_version, version, adapter_type, generated_at, nodes, tests = compact
+    test_parents: dict[UniqueId, tuple[UniqueId, ...]] = {}
+    test_names: dict[UniqueId, str] = {}
+    checks: dict[str, list[str]] = {}
+    for uid, name, parents in tests:
+        test_parents[UniqueId(uid)] = tuple(UniqueId(p) for p in parents)
+        test_names[UniqueId(uid)] = name
+        for parent in parents:
+            checks.setdefault(parent, []).append(name)
+    built = {
+        UniqueId(row[0]): Node(
+            UniqueId(row[0]), row[1], row[2], row[3], row[4], row[5], row[6], row[7],
+            tuple(UniqueId(p) for p in row[8]), row[9], tuple(sorted(checks.get(row[0], ()))),
+            row[10], row[11], row[12], row[13], row[14],
+        )
+        for row in nodes
+    }
+    return Manifest(path, project_name, dbt_version, version, adapter_type, generated_at, built,
+                    test_parents, test_names)
+
+
+def _read_cache(cache_path: Path, key: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    try:
+        with cache_path.open("rb") as f:
+            stored_key, compact = marshal.load(f)
+    except (OSError, EOFError, ValueError, TypeError):
+        return None
+    return compact if stored_key == key else None
+
+
+def _write_cache(cache_path: Path, key: tuple[Any, ...], compact: tuple[Any, ...]) -> None:
+    """Best effort: a read-only target directory just means no cache."""
+    temporary = cache_path.with_name(f".{cache_path.name}.{os.getpid()}.tmp")
+    try:
+        with temporary.open("wb") as f:
+            marshal.dump((key, compact), f)
+        os.replace(temporary, cache_path)
+    except (OSError, ValueError):
+        temporary.unlink(missing_ok=True)

@@ -1,0 +1,113 @@
+"""The dbt project on disk: where it is, what dbt_project.yml says, and whether the manifest is current."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dbtassets.errors import ProjectError
+
+_PATH_KEYS = {
+    "model-paths": ["models"], "seed-paths": ["seeds"], "snapshot-paths": ["snapshots"],
+    "macro-paths": ["macros"], "test-paths": ["tests"], "analysis-paths": ["analyses"],
+}
+_TOP_FILES = ("dbt_project.yml", "packages.yml", "dependencies.yml", "selectors.yml")
+
+
+@dataclass(frozen=True)
+class DbtProject:
+    """A dbt project directory and the settings dbtassets needs from dbt_project.yml."""
+
+    directory: Path
+    name: str
+    source_dirs: tuple[Path, ...]
+    target_path: Path
+    log_path: Path
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.target_path / "manifest.json"
+
+    @property
+    def run_results_path(self) -> Path:
+        return self.target_path / "run_results.json"
+
+    @property
+    def dbt_log(self) -> Path:
+        return self.log_path / "dbt.log"
+
+    def newest_file(self) -> tuple[float, Path | None]:
+        """The most recently modified file dbt parses (mtime, path); (0, None) if there is none."""
+        newest: tuple[float, Path | None] = (0.0, None)
+        for name in _TOP_FILES:
+            path = self.directory / name
+            try:
+                mtime = path.stat().st_mtime
+            except OSError:
+                continue
+            newest = max(newest, (mtime, path), key=lambda item: item[0])
+        for root in self.source_dirs:
+            for path, mtime in _walk(root):
+                if mtime > newest[0]:
+                    newest = (mtime, path)
+        return newest
+
+
+def load_project(directory: Path) -> DbtProject:
+    """Read ``directory/dbt_project.yml``.
+
+    Raises:
+        ProjectError: the directory or its dbt_project.yml is missing or malformed.
+    """
+    directory = directory.resolve()
+    config_path = directory / "dbt_project.yml"
+    if not directory.is_dir():
+        raise ProjectError(f"{directory}: no such directory; pass the dbt project with --project-dir")
+    if not config_path.is_file():
+        raise ProjectError(
+            f"{directory}: not a dbt project (no dbt_project.yml); run dbtassets in the project "
+            "or pass --project-dir (or set DBT_PROJECT_DIR)"
+        )
+    try:
+        config: Any = yaml.load(config_path.read_text(encoding="utf-8"), Loader=_Loader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ProjectError(f"{config_path}: cannot read it: {str(exc).splitlines()[0]}") from None
+    if not isinstance(config, dict) or not isinstance(config.get("name"), str):
+        raise ProjectError(f"{config_path}: not a valid dbt_project.yml (it needs a `name:`)")
+    source_dirs: list[Path] = []
+    for key, default in _PATH_KEYS.items():
+        values = config.get(key, default)
+        if isinstance(values, list):
+            source_dirs.extend(directory / str(v) for v in values)
+    target = os.environ.get("DBT_TARGET_PATH") or str(config.get("target-path") or "target")
+    logs = os.environ.get("DBT_LOG_PATH") or str(config.get("log-path") or "logs")
+    return DbtProject(directory, config["name"], tuple(source_dirs), directory / target, directory / logs)
+
+
+def _walk(root: Path) -> list[tuple[Path, float]]:
+    """Every file under ``root`` with its mtime, skipping hidden entries (editors' swap files)."""
+    found = []
+    stack = [root]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(Path(entry.path))
+            else:
+                try:
+                    found.append((Path(entry.path), entry.stat().st_mtime))
+                except OSError:
+                    continue
+    return found
+
+
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

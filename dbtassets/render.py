@@ -1,0 +1,250 @@
+"""Turning results into text, JSON, GitHub annotations, Mermaid and Graphviz.
+
+Pure functions from engine results to strings; colour goes through ``click.style`` and is
+stripped by ``click.echo`` when the output is not a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import click
+
+from dbtassets.engine import Explanation, ObserveOutcome, StatusReport, SyncResult
+from dbtassets.graph import AssetGraph
+from dbtassets.manifest import Node, UniqueId
+from dbtassets.sources import SourceDeclaration
+from dbtassets.staleness import AssetStatus, Status
+from dbtassets.state import HistoryEntry
+
+_COLOURS = {Status.FRESH: "green", Status.STALE: "yellow", Status.MISSING: "red"}
+
+
+def to_json(document: Any) -> str:
+    return json.dumps(document, indent=2, sort_keys=False)
+
+
+def asset_json(node: Node, status: AssetStatus | None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "unique_id": node.unique_id, "name": node.display_name, "resource_type": node.resource_type,
+        "status": status.status.value if status else None,
+        "reasons": [r.to_json() for r in status.reasons] if status else [],
+    }
+    if status is not None and status.data_version is not None:
+        out["data_version"] = {"value": status.data_version.value, "at": status.data_version.at}
+    return out
+
+
+def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
+    """Left-aligned columns; the last column is never padded."""
+    widths = [max(len(click.unstyle(str(r[i]))) for r in [header, *rows]) for i in range(len(header) - 1)]
+    lines = []
+    for row in [header, *rows]:
+        cells = [str(c) + " " * (w - len(click.unstyle(str(c)))) for c, w in zip(row, widths, strict=False)]
+        lines.append("  ".join([*cells, str(row[-1])]).rstrip())
+    lines[0] = click.style(lines[0], bold=True)
+    return "\n".join(lines)
+
+
+def styled_status(status: Status) -> str:
+    return click.style(status.value, fg=_COLOURS[status])
+
+
+def summary(report: StatusReport) -> str:
+    counts = {s: 0 for s in Status}
+    for uid in report.selected:
+        counts[report.statuses[uid].status] += 1
+    return (f"{counts[Status.STALE]} stale, {counts[Status.MISSING]} missing, "
+            f"{counts[Status.FRESH]} fresh ({len(report.selected)} assets)")
+
+
+def status_text(graph: AssetGraph, report: StatusReport, show_all: bool) -> str:
+    rows = []
+    for uid in report.selected:
+        status = report.statuses[uid]
+        if not show_all and not status.needs_build:
+            continue
+        node = graph.assets[uid]
+        reasons = [r.message for r in status.reasons] or ["-"]
+        rows.append([node.display_name, node.resource_type, styled_status(status.status), reasons[0]])
+        rows.extend(["", "", "", more] for more in reasons[1:])
+    if not rows:
+        return f"Everything selected is fresh: {summary(report)}."
+    return table(rows, ["ASSET", "TYPE", "STATUS", "REASONS"]) + "\n\n" + summary(report)
+
+
+def assets_text(graph: AssetGraph, report: StatusReport, sources: Mapping[UniqueId, SourceDeclaration]) -> str:
+    rows = []
+    for uid in report.selected:
+        node = graph.assets[uid]
+        if node.resource_type == "source":
+            detail = sources[uid].describe() if uid in sources else "-"
+        else:
+            detail = node.materialized + (f", {len(node.checks)} checks" if node.checks else "")
+        upstream = ", ".join(graph.assets[p].display_name for p in graph.parents(uid)) or "-"
+        rows.append([node.display_name, node.resource_type, detail, styled_status(report.statuses[uid].status),
+                     upstream])
+    return table(rows, ["ASSET", "TYPE", "BUILT AS / OBSERVED BY", "STATUS", "UPSTREAM"])
+
+
+def github_annotations(graph: AssetGraph, report: StatusReport) -> str:
+    """One ``::error`` workflow command per stale or missing asset, on the asset's file."""
+    lines = []
+    for uid in report.selected:
+        status = report.statuses[uid]
+        if not status.needs_build:
+            continue
+        node = graph.assets[uid]
+        message = _escape("\n".join(r.message for r in status.reasons))
+        title = _escape(f"{node.display_name} is {status.status.value}", prop=True)
+        lines.append(f"::error file={_escape(node.path, prop=True)},title={title}::{message}")
+    lines.append(f"::notice title=dbtassets::{summary(report)}")
+    return "\n".join(lines)
+
+
+def _escape(text: str, prop: bool = False) -> str:
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return text.replace(":", "%3A").replace(",", "%2C") if prop else text
+
+
+def why_text(graph: AssetGraph, explanation: Explanation) -> str:
+    lines: list[str] = []
+    _why_lines(graph, explanation, "", lines)
+    return "\n".join(lines)
+
+
+def _why_lines(graph: AssetGraph, explanation: Explanation, indent: str, lines: list[str]) -> None:
+    status = explanation.status
+    node = graph.assets[status.unique_id]
+    name = click.style(node.display_name, bold=True)
+    head = f"{indent}{name} ({node.resource_type}) is {styled_status(status.status)}"
+    if explanation.observed:
+        observed = explanation.observed
+        extra = f", {observed['files']} files, newest {observed.get('newest', '-')}" if "files" in observed else ""
+        head += f": last new data observed at {observed['at']} ({observed['kind']}{extra})"
+    lines.append(head)
+    for reason in status.reasons:
+        lines.append(f"{indent}  ← {reason.message}")
+        if reason.upstream is not None and reason.upstream in explanation.causes:
+            _why_lines(graph, explanation.causes[reason.upstream], indent + "     ", lines)
+
+
+def why_json(graph: AssetGraph, explanation: Explanation) -> dict[str, Any]:
+    out = asset_json(graph.assets[explanation.status.unique_id], explanation.status)
+    if explanation.observed:
+        out["observed"] = dict(explanation.observed)
+    for reason in out["reasons"]:
+        cause = explanation.causes.get(reason.get("upstream"))
+        if cause is not None:
+            reason["cause"] = why_json(graph, cause)
+    return out
+
+
+def lineage(graph: AssetGraph, root: UniqueId, fmt: str) -> str:
+    names = {uid: graph.assets[uid].display_name for uid in graph}
+    order = graph.topological_order()
+    edges = [(p, uid) for uid in order for p in graph.parents(uid)]
+    if fmt == "json":
+        return to_json({"root": root, "assets": [{"unique_id": u, "name": names[u],
+                                                  "resource_type": graph.assets[u].resource_type,
+                                                  "parents": list(graph.parents(u))} for u in order]})
+    if fmt == "mermaid":
+        ids = {uid: f"n{i}" for i, uid in enumerate(order)}
+        lines = ["graph LR"]
+        lines += [f'    {ids[u]}["{names[u]}"]' for u in order]
+        lines += [f"    {ids[p]} --> {ids[c]}" for p, c in edges]
+        lines.append(f"    style {ids[root]} stroke-width:3px")
+        return "\n".join(lines)
+    if fmt == "dot":
+        lines = ["digraph lineage {", "    rankdir=LR;"]
+        lines += [f'    "{names[u]}"{" [penwidth=3]" if u == root else ""};' for u in order]
+        lines += [f'    "{names[p]}" -> "{names[c]}";' for p, c in edges]
+        return "\n".join([*lines, "}"])
+    return _tree(graph, root, names)
+
+
+def _tree(graph: AssetGraph, root: UniqueId, names: Mapping[UniqueId, str]) -> str:
+    """Upstream assets above the root (indented by distance), downstream below it."""
+    lines = [click.style(names[root], bold=True)]
+    for label, edges in (("upstream", graph.parents), ("downstream", graph.children)):
+        if not edges(root):
+            continue
+        lines.append(f"  {label}:")
+        stack = [(uid, 2) for uid in reversed(sorted(edges(root), key=names.__getitem__))]
+        while stack:
+            uid, depth = stack.pop()
+            lines.append(f"{'  ' * depth}└ {names[uid]} ({graph.assets[uid].resource_type})")
+            stack.extend((n, depth + 1) for n in reversed(sorted(edges(uid), key=names.__getitem__)))
+    return "\n".join(lines)
+
+
+def observe_text(graph: AssetGraph, outcomes: Sequence[ObserveOutcome]) -> str:
+    rows = []
+    for o in outcomes:
+        name = graph.assets[o.unique_id].display_name
+        if o.error:
+            rows.append([name, o.kind.value, click.style("error", fg="red"), o.error])
+        else:
+            assert o.observation is not None
+            detail = ", ".join(f"{k} {v}" for k, v in o.observation.detail.items())
+            rows.append([name, o.kind.value, "new data" if o.changed else "unchanged", detail])
+    return table(rows, ["SOURCE", "OBSERVER", "RESULT", "DETAIL"]) if rows else "No source has an observer to run."
+
+
+def history_text(node: Node, entries: Sequence[HistoryEntry], graph: AssetGraph) -> str:
+    if not entries:
+        return f"{node.display_name} has never been built by dbtassets."
+    rows = []
+    for e in entries:
+        inputs = ", ".join(f"{graph.assets[UniqueId(u)].display_name if u in graph else u}@{v.value}"
+                           for u, v in e.inputs.items()) or "-"
+        status = click.style(e.status, fg="green" if e.status == "success" else "red")
+        duration = f"{e.duration:.2f}s" if e.duration is not None else "-"
+        rows.append([e.finished_at, str(e.run_id), status, e.code_version[:8], duration,
+                     "-" if e.rows_affected is None else str(e.rows_affected), inputs])
+    return table(rows, ["FINISHED", "RUN", "STATUS", "CODE", "DURATION", "ROWS", "INPUTS"])
+
+
+def sync_text(graph: AssetGraph, result: SyncResult, dry_run: bool) -> str:
+    plan = result.plan
+    if not plan.to_build:
+        return "Nothing to build: every selected asset is fresh."
+    names = ", ".join(graph.assets[u].display_name for u in plan.to_build)
+    if dry_run:
+        return f"Would build {len(plan.to_build)} assets ({names}) with:\n{plan.command}"
+    lines = [f"Built {len(result.built)} of {len(plan.to_build)} assets with: {plan.command}"]
+    for uid, message in result.failed.items():
+        lines.append(click.style(f"  failed  {graph.assets[uid].display_name}: {message}", fg="red"))
+    for uid in result.skipped:
+        lines.append(click.style(f"  skipped {graph.assets[uid].display_name} (an upstream failed)", fg="yellow"))
+    for uid in result.not_run:
+        lines.append(click.style(f"  not run {graph.assets[uid].display_name}", fg="yellow"))
+    if result.build is not None and result.build.crashed:
+        lines.append(click.style(f"  {result.build.crashed}", fg="red"))
+    if not result.ok and result.build is not None:
+        lines.append(f"dbt log: {result.build.log_path}")
+    return "\n".join(lines)
+
+
+def sync_json(graph: AssetGraph, result: SyncResult, dry_run: bool) -> dict[str, Any]:
+    plan = result.plan
+    return {
+        "dry_run": dry_run, "command": plan.command, "selectors": list(plan.selectors), "run_id": result.run_id,
+        "ok": result.ok,
+        "assets": [{**asset_json(graph.assets[u], plan.statuses[u]),
+                    "outcome": _outcome(u, result, dry_run)} for u in plan.to_build],
+        "log_path": str(result.build.log_path) if result.build else None,
+        "error": result.build.crashed if result.build else None,
+    }
+
+
+def _outcome(uid: UniqueId, result: SyncResult, dry_run: bool) -> str:
+    if dry_run:
+        return "planned"
+    if uid in result.failed:
+        return "error"
+    if uid in result.skipped:
+        return "skipped"
+    return "success" if uid in result.built else "not_run"

@@ -1,0 +1,183 @@
+"""Running dbt: a small protocol, and the subprocess implementation.
+
+The :class:`Runner` protocol is the boundary tests replace with a fake. The subprocess runner
+starts ``python -m dbtassets._dbt`` in the project directory (dbt resolves relative paths in
+profiles and ``external_location`` against the working directory), passes dbt's arguments in
+a request file, streams dbt's log lines to a callback, and reads ``run_results.json``. A
+process that ends gives back every file lock it held, so the warehouse is free between builds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from dbtassets.errors import ObservationError, RunnerError
+from dbtassets.manifest import UniqueId
+from dbtassets.project import DbtProject
+
+
+@dataclass(frozen=True)
+class DbtTarget:
+    """How to invoke dbt for a project: ``--profiles-dir`` and ``--target`` when the user gave them."""
+
+    project: DbtProject
+    profiles_dir: Path | None = None
+    target: str | None = None
+
+    def common_args(self) -> list[str]:
+        args = ["--project-dir", str(self.project.directory)]
+        if self.profiles_dir is not None:
+            args += ["--profiles-dir", str(self.profiles_dir)]
+        if self.target is not None:
+            args += ["--target", self.target]
+        return args
+
+
+@dataclass(frozen=True)
+class NodeResult:
+    """One node's line in run_results.json."""
+
+    unique_id: UniqueId
+    status: str
+    message: str
+    execution_time: float
+    rows_affected: int | None = None
+    completed_at: str | None = None
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What a ``dbt build`` did. ``crashed`` is set when dbt ended without writing results."""
+
+    command: str
+    returncode: int
+    results: tuple[NodeResult, ...]
+    log_path: Path
+    crashed: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Runner(Protocol):
+    """Runs dbt for one project. Implementations must not run two invocations at once."""
+
+    def build(self, selectors: Sequence[str], extra_args: Sequence[str] = ()) -> BuildResult: ...
+
+    def parse(self) -> None: ...
+
+    def query(self, sql: str) -> list[list[Any]]: ...
+
+
+def build_command(selectors: Sequence[str], extra_args: Sequence[str] = ()) -> list[str]:
+    """The dbt arguments of a selective build, as a user would type them after ``dbt``."""
+    return ["build", "--select", *selectors, *extra_args]
+
+
+def display(args: Sequence[str], limit: int = 400) -> str:
+    """``dbt build --select a+ b`` for messages, shortened past ``limit`` characters."""
+    text = " ".join(["dbt", *(_quote(a) for a in args)])
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(args)} arguments)"
+
+
+def _quote(arg: str) -> str:
+    return arg if arg and all(c.isalnum() or c in "+-_./:,@*=" for c in arg) else json.dumps(arg)
+
+
+class SubprocessRunner:
+    """Run each dbt invocation in a fresh ``python`` child process."""
+
+    def __init__(self, target: DbtTarget, on_line: Callable[[str], None] | None = None) -> None:
+        self.target = target
+        self.on_line = on_line
+
+    def build(self, selectors: Sequence[str], extra_args: Sequence[str] = ()) -> BuildResult:
+        args = build_command(selectors, extra_args)
+        results_path = self.target.project.run_results_path
+        before = _mtime(results_path)
+        returncode, output = self._invoke(args)
+        log_path = self.target.project.dbt_log
+        if _mtime(results_path) == before:
+            tail = " / ".join(line.strip() for line in output[-3:] if line.strip()) or "no output"
+            return BuildResult(display(args), returncode, (), log_path,
+                               crashed=f"dbt exited with code {returncode} without writing run results: {tail}")
+        return BuildResult(display(args), returncode, read_run_results(results_path), log_path)
+
+    def parse(self) -> None:
+        returncode, output = self._invoke(["parse"])
+        if returncode != 0:
+            tail = " / ".join(line.strip() for line in output[-5:] if line.strip())
+            raise RunnerError(
+                f"`dbt parse` failed with exit code {returncode} in {self.target.project.directory}: {tail}; "
+                f"see {self.target.project.dbt_log}"
+            )
+
+    def query(self, sql: str) -> list[list[Any]]:
+        """The rows ``sql`` returns, run by ``dbt show`` through the project's profile."""
+        with tempfile.TemporaryDirectory(prefix="dbtassets-") as scratch:
+            out = Path(scratch) / "rows.json"
+            returncode, output = self._invoke(["show", "--inline", sql, "--limit", "-1"], out=out)
+            if returncode != 0 or not out.exists():
+                tail = " / ".join(line.strip() for line in output[-3:] if line.strip())
+                raise ObservationError(f"the source query failed (dbt show exit code {returncode}): {tail}")
+            rows: list[list[Any]] = json.loads(out.read_text())
+            return rows
+
+    def _invoke(self, args: Sequence[str], out: Path | None = None) -> tuple[int, list[str]]:
+        """Run dbt with ``args`` in a child; return its exit code and its output lines."""
+        with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="dbtassets-", delete=False) as request:
+            json.dump({"args": [*args, *self.target.common_args()], "out": str(out) if out else None}, request)
+        env = dict(os.environ)
+        env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+        output: list[str] = []
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "dbtassets._dbt", request.name],
+                cwd=self.target.project.directory, env=env, stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT, text=True, errors="replace",
+            )
+        except OSError as exc:
+            os.unlink(request.name)
+            raise RunnerError(f"cannot start dbt ({sys.executable} -m dbtassets._dbt): {exc}") from None
+        try:
+            assert process.stdout is not None
+            for line in process.stdout:
+                output.append(line.rstrip("\n"))
+                if self.on_line is not None:
+                    self.on_line(line.rstrip("\n"))
+            return process.wait(), output
+        finally:
+            if process.poll() is None:
+                process.terminate()
+                process.wait()
+            os.unlink(request.name)
+
+
+def read_run_results(path: Path) -> tuple[NodeResult, ...]:
+    """The node results of a run_results.json."""
+    try:
+        raw = json.loads(path.read_text())
+        return tuple(
+            NodeResult(
+                UniqueId(r["unique_id"]), str(r["status"]), str(r.get("message") or ""),
+                float(r.get("execution_time") or 0.0),
+                (r.get("adapter_response") or {}).get("rows_affected"),
+                next((t.get("completed_at") for t in reversed(r.get("timing") or []) if t.get("completed_at")), None),
+            )
+            for r in raw["results"]
+        )
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RunnerError(f"{path}: cannot read dbt's run results ({exc}); see the dbt log") from None
+
+
+def _mtime(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None

@@ -1,0 +1,344 @@
+"""The state store: runs, materializations and observations in one SQLite file.
+
+WAL mode lets a CLI read while a watcher writes; every write is one ``BEGIN IMMEDIATE``
+transaction, so concurrent writers queue (up to ``busy_timeout``) instead of failing, and a
+process killed mid-write leaves the last committed state. Schema changes are named migrations
+recorded in the ``migrations`` table. A file that is not a dbtassets store, or is corrupt, is
+reported and never replaced.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dbtassets.errors import StateError
+from dbtassets.manifest import UniqueId
+from dbtassets.staleness import Failure, Materialization, StateView, Version
+
+MIGRATIONS: tuple[tuple[str, str], ...] = (
+    ("0001_initial", """
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            command TEXT NOT NULL,
+            selected TEXT NOT NULL DEFAULT '[]',
+            status TEXT NOT NULL CHECK (status IN ('running', 'success', 'error', 'interrupted')),
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            pid INTEGER,
+            log_path TEXT,
+            message TEXT
+        );
+        CREATE TABLE materializations (
+            id INTEGER PRIMARY KEY,
+            unique_id TEXT NOT NULL,
+            run_id INTEGER NOT NULL REFERENCES runs (id),
+            status TEXT NOT NULL CHECK (status IN ('success', 'error', 'skipped')),
+            finished_at TEXT NOT NULL,
+            code_version TEXT NOT NULL,
+            inputs TEXT NOT NULL DEFAULT '{}',
+            duration REAL,
+            rows_affected INTEGER,
+            message TEXT
+        );
+        CREATE INDEX materializations_by_asset ON materializations (unique_id, status, id);
+        CREATE TABLE observations (
+            id INTEGER PRIMARY KEY,
+            unique_id TEXT NOT NULL,
+            observed_at TEXT NOT NULL,
+            data_version TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX observations_by_asset ON observations (unique_id, id);
+    """),
+)
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One build attempt of an asset, for ``dbtassets history``."""
+
+    id: int
+    run_id: int
+    status: str
+    finished_at: str
+    code_version: str
+    inputs: Mapping[UniqueId, Version]
+    duration: float | None
+    rows_affected: int | None
+    message: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "run_id": self.run_id, "status": self.status, "finished_at": self.finished_at,
+            "code_version": self.code_version, "duration": self.duration, "rows_affected": self.rows_affected,
+            "message": self.message,
+            "inputs": {uid: {"data_version": v.value, "at": v.at} for uid, v in self.inputs.items()},
+        }
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: int
+    command: str
+    status: str
+    started_at: str
+    finished_at: str | None
+    pid: int | None
+
+
+class StateStore:
+    """An open state store. Use :meth:`open`; close it (or use ``with``) when done."""
+
+    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
+        self.path = path
+        self._db = connection
+
+    @classmethod
+    def open(cls, path: Path, *, busy_timeout: float = 30.0) -> StateStore:
+        """Open (creating and migrating if needed) the store at ``path``.
+
+        Raises:
+            StateError: ``path`` is a directory, not an SQLite file, another program's database,
+                corrupt, or its directory cannot be created or written.
+        """
+        if path.is_dir():
+            raise StateError(f"{path}: is a directory; --state takes the path of a state file "
+                             f"(e.g. {path}/state.db)")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+        except (OSError, sqlite3.Error) as exc:
+            raise StateError(f"{path}: cannot open the state store: {exc}; "
+                             "check the path and its permissions") from None
+        store = cls(path, db)
+        try:
+            store._prepare()
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise StateError(_describe(path, exc)) from None
+        except BaseException:
+            db.close()
+            raise
+        return store
+
+    def _prepare(self) -> None:
+        db = self._db
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if tables and "migrations" not in tables:
+            raise StateError(
+                f"{self.path}: is an SQLite database but not a dbtassets state store "
+                f"(it has tables {', '.join(sorted(tables))}); pass another --state path"
+            )
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = FULL")
+        db.execute("PRAGMA foreign_keys = ON")
+        if "migrations" not in tables:
+            with self.transaction():
+                db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+        applied = {row[0] for row in db.execute("SELECT name FROM migrations")}
+        known = {name for name, _ in MIGRATIONS}
+        if applied - known:
+            raise StateError(
+                f"{self.path}: was written by a newer dbtassets (migrations {', '.join(sorted(applied - known))}); "
+                "upgrade dbtassets or pass another --state path"
+            )
+        for name, sql in MIGRATIONS:
+            if name in applied:
+                continue
+            with self.transaction():
+                if db.execute("SELECT 1 FROM migrations WHERE name = ?", (name,)).fetchone():
+                    continue  # another process applied it while we waited for the lock
+                for statement in sql.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute("INSERT INTO migrations VALUES (?, datetime('now'))", (name,))
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; waits for other writers, rolls back on any error."""
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.DatabaseError as exc:
+            raise StateError(_describe(self.path, exc)) from None
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        try:
+            db.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            db.execute("ROLLBACK")
+            raise StateError(_describe(self.path, exc)) from None
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        try:
+            return self._db.execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise StateError(_describe(self.path, exc)) from None
+
+    # -- reading -------------------------------------------------------------------------
+
+    def view(self) -> StateView:
+        """Everything the staleness rules need, in three indexed queries."""
+        successes = {
+            UniqueId(uid): Materialization(mid, run_id, finished_at, code_version, _versions(inputs))
+            for mid, uid, run_id, finished_at, code_version, inputs in self._query(
+                "SELECT m.id, m.unique_id, m.run_id, m.finished_at, m.code_version, m.inputs "
+                "FROM materializations m JOIN (SELECT MAX(id) AS id FROM materializations "
+                "WHERE status = 'success' GROUP BY unique_id) USING (id)"
+            )
+        }
+        failures = {
+            UniqueId(uid): Failure(fid, finished_at, message or "failed")
+            for fid, uid, finished_at, message in self._query(
+                "SELECT m.id, m.unique_id, m.finished_at, m.message "
+                "FROM materializations m JOIN (SELECT MAX(id) AS id FROM materializations "
+                "WHERE status = 'error' GROUP BY unique_id) USING (id)"
+            )
+        }
+        return StateView(successes, failures, self.latest_observations())
+
+    def latest_observations(self) -> dict[UniqueId, Version]:
+        return {
+            UniqueId(uid): Version(version, at)
+            for uid, version, at in self._query(
+                "SELECT o.unique_id, o.data_version, o.observed_at FROM observations o "
+                "JOIN (SELECT MAX(id) AS id FROM observations GROUP BY unique_id) USING (id)"
+            )
+        }
+
+    def history(self, uid: UniqueId, limit: int = 20) -> list[HistoryEntry]:
+        return [
+            HistoryEntry(mid, run_id, status, finished_at, code_version, _versions(inputs), duration, rows, message)
+            for mid, run_id, status, finished_at, code_version, inputs, duration, rows, message in self._query(
+                "SELECT id, run_id, status, finished_at, code_version, inputs, duration, rows_affected, message "
+                "FROM materializations WHERE unique_id = ? ORDER BY id DESC LIMIT ?", (uid, limit)
+            )
+        ]
+
+    def observation_history(self, uid: UniqueId, limit: int = 20) -> list[tuple[str, str, str, Any]]:
+        """(observed_at, data_version, kind, detail), newest first."""
+        return [
+            (at, version, kind, json.loads(detail))
+            for at, version, kind, detail in self._query(
+                "SELECT observed_at, data_version, kind, detail FROM observations "
+                "WHERE unique_id = ? ORDER BY id DESC LIMIT ?", (uid, limit)
+            )
+        ]
+
+    def runs(self, status: str | None = None) -> list[RunRecord]:
+        where, params = ("WHERE status = ?", (status,)) if status else ("", ())
+        return [RunRecord(*row) for row in self._query(
+            f"SELECT id, command, status, started_at, finished_at, pid FROM runs {where} ORDER BY id", params)]
+
+    def counts(self) -> dict[str, int]:
+        """Rows per table, for tests and diagnostics."""
+        return {t: self._query(f"SELECT COUNT(*) FROM {t}")[0][0] for t in ("runs", "materializations", "observations")}
+
+    def integrity_check(self) -> str:
+        return str(self._query("PRAGMA integrity_check")[0][0])
+
+    # -- writing -------------------------------------------------------------------------
+
+    def record_observation(self, uid: UniqueId, version: str, kind: str, at: str,
+                           detail: Mapping[str, Any] | None = None) -> bool:
+        """Store an observation if its data version differs from the latest one of the same kind.
+
+        Comparing within a kind lets observers mix: after a loader's report, the file observer
+        seeing the same files as before is no news, and must not hide the report.
+        """
+        with self.transaction() as db:
+            row = db.execute("SELECT data_version FROM observations WHERE unique_id = ? AND kind = ? "
+                             "ORDER BY id DESC LIMIT 1", (uid, kind)).fetchone()
+            if row is not None and row[0] == version:
+                return False
+            db.execute("INSERT INTO observations (unique_id, observed_at, data_version, kind, detail) "
+                       "VALUES (?, ?, ?, ?, ?)", (uid, at, version, kind, json.dumps(detail or {}, sort_keys=True)))
+            return True
+
+    def start_run(self, command: str, selected: Sequence[str], at: str) -> int:
+        with self.transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO runs (command, selected, status, started_at, pid) VALUES (?, ?, 'running', ?, ?)",
+                (command, json.dumps(list(selected)), at, os.getpid()),
+            )
+            return int(cursor.lastrowid or 0)
+
+    def finish_run(self, db: sqlite3.Connection, run_id: int, status: str, at: str,
+                   log_path: str | None = None, message: str | None = None) -> None:
+        """Inside a :meth:`transaction`: close a run (together with its outcomes)."""
+        db.execute("UPDATE runs SET status = ?, finished_at = ?, log_path = ?, message = ? WHERE id = ?",
+                   (status, at, log_path, message, run_id))
+
+    @staticmethod
+    def insert_outcome(db: sqlite3.Connection, *, uid: UniqueId, run_id: int, status: str, finished_at: str,
+                       code_version: str, inputs: Mapping[UniqueId, Version], duration: float | None,
+                       rows_affected: int | None, message: str | None) -> int:
+        """Inside a :meth:`transaction`: one build outcome; returns its id (the new data version)."""
+        cursor = db.execute(
+            "INSERT INTO materializations (unique_id, run_id, status, finished_at, code_version, inputs, duration, "
+            "rows_affected, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (uid, run_id, status, finished_at, code_version,
+             json.dumps({p: [v.value, v.at] for p, v in inputs.items()}, sort_keys=True),
+             duration, rows_affected, message),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def interrupt_dead_runs(self, at: str) -> list[int]:
+        """Mark runs left 'running' by a process that no longer exists as interrupted."""
+        dead = [run.id for run in self.runs("running") if run.pid is None or not _alive(run.pid)]
+        if dead:
+            with self.transaction() as db:
+                db.executemany("UPDATE runs SET status = 'interrupted', finished_at = ?, "
+                               "message = 'the process running this build ended before recording it' "
+                               "WHERE id = ? AND status = 'running'", [(at, run_id) for run_id in dead])
+        return dead
+
+
+def _versions(inputs: str) -> dict[UniqueId, Version]:
+    return {UniqueId(uid): Version(value, at) for uid, (value, at) in json.loads(inputs).items()}
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _describe(path: Path, exc: sqlite3.DatabaseError) -> str:
+    text = str(exc)
+    if "file is not a database" in text:
+        return f"{path}: is not a dbtassets state store (not an SQLite database); move it away or pass another --state"
+    if "malformed" in text or "corrupt" in text:
+        return (f"{path}: the state store is corrupt ({text}); dbtassets will not replace it: inspect it with "
+                f"`sqlite3 {path} 'PRAGMA integrity_check'`, or move it away to start afresh")
+    if "readonly" in text or "read-only" in text or "unable to open" in text:
+        return f"{path}: cannot write the state store ({text}); check the permissions of {path.parent}"
+    if "disk" in text and "full" in text:
+        return f"{path}: the disk is full ({text}); free some space and run the command again"
+    return f"{path}: state store error: {text}"

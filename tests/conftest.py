@@ -1,0 +1,141 @@
+"""Shared fixtures: example_project parsed once per session and copied per test; fakes for the boundaries."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dbtassets.engine import Options, Project
+from dbtassets.manifest import UniqueId
+from dbtassets.runner import BuildResult, NodeResult, build_command, display
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "example_project"
+_SKIP = shutil.ignore_patterns("target", "logs", ".dbtassets", "*.duckdb", "*.duckdb.wal", "__pycache__")
+
+os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+
+
+@pytest.fixture(scope="session")
+def parsed_example(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """example_project with target/manifest.json, parsed once for the whole session."""
+    template = tmp_path_factory.mktemp("template") / "shopflow"
+    shutil.copytree(EXAMPLE, template, ignore=_SKIP)
+    subprocess.run([sys.executable, "-m", "dbt.cli.main", "parse", "--profiles-dir", str(template),
+                    "--project-dir", str(template)], cwd=template, check=True, capture_output=True)
+    return template
+
+
+@pytest.fixture
+def project_dir(parsed_example: Path, tmp_path: Path) -> Path:
+    """A private copy of the parsed example project (mtimes kept, so the manifest stays current)."""
+    target = tmp_path / "shopflow"
+    shutil.copytree(parsed_example, target, symlinks=True)
+    return target
+
+
+@pytest.fixture(autouse=True)
+def _profiles_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """dbt finds profiles.yml in the working directory; keep the user's environment out of tests."""
+    for name in ("DBT_PROJECT_DIR", "DBT_PROFILES_DIR", "DBT_TARGET", "DBTASSETS_STATE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_threads() -> Iterator[None]:
+    before = set(threading.enumerate())
+    yield
+    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+    for thread in leaked:
+        thread.join(timeout=5)
+    still = [t.name for t in leaked if t.is_alive()]
+    assert not still, f"test leaked threads: {still}"
+
+
+class FakeClock:
+    """A clock that moves only when told to."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.moment = start or datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
+
+    def now(self) -> datetime:
+        self.moment += timedelta(milliseconds=1)
+        return self.moment
+
+    def advance(self, seconds: float) -> None:
+        self.moment += timedelta(seconds=seconds)
+
+
+@dataclass
+class FakeRunner:
+    """A dbt runner that builds nothing: every selected model succeeds unless told otherwise.
+
+    It resolves selectors against the project graph exactly as dbt would for names and ``+``.
+    """
+
+    project: Project | None = None
+    fail: set[str] = field(default_factory=set)
+    crash: bool = False
+    calls: list[list[str]] = field(default_factory=list)
+    query_rows: list[list[Any]] = field(default_factory=list)
+
+    def build(self, selectors: Sequence[str], extra_args: Sequence[str] = ()) -> BuildResult:
+        from dbtassets.selection import select_assets
+
+        assert self.project is not None
+        args = build_command(selectors, extra_args)
+        self.calls.append(args)
+        log = self.project.dbt.dbt_log
+        if self.crash:
+            return BuildResult(display(args), 2, (), log, crashed="dbt exited with code 2 without writing run results")
+        graph = self.project.graph
+        chosen = graph.topological_order(select_assets(graph, selectors))
+        results: list[NodeResult] = []
+        broken: set[UniqueId] = set()
+        for uid in chosen:
+            node = graph.assets[uid]
+            if node.resource_type == "source":
+                continue
+            if any(p in broken for p in graph.parents(uid)):
+                results.append(NodeResult(uid, "skipped", "skipped", 0.0))
+                broken.add(uid)
+            elif node.name in self.fail:
+                results.append(NodeResult(uid, "error", f"Runtime Error in model {node.name}", 0.1))
+                broken.add(uid)
+            else:
+                results.append(NodeResult(uid, "success", "OK", 0.1, 3))
+        return BuildResult(display(args), 1 if broken else 0, tuple(results), log)
+
+    def parse(self) -> None:
+        raise AssertionError("FakeRunner.parse: the test project should already be parsed")
+
+    def query(self, sql: str) -> list[list[Any]]:
+        return self.query_rows
+
+
+@pytest.fixture
+def fake_project(project_dir: Path) -> Iterator[tuple[Project, FakeRunner, FakeClock]]:
+    """A Project on a real copy of example_project, with a fake runner and clock."""
+    runner = FakeRunner()
+    clock = FakeClock()
+    project = Project(Options(project_dir), runner=runner, clock=clock)
+    runner.project = project
+    yield project, runner, clock
+    project.close()
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+            timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m dbtassets ARGS`` as a user would, in its own process."""
+    return subprocess.run([sys.executable, "-m", "dbtassets", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=timeout)

@@ -1,0 +1,127 @@
+"""The staleness rules, one reason at a time, as a pure function of graph, code versions and state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dbtassets.graph import AssetGraph
+from dbtassets.manifest import Manifest, Node, UniqueId
+from dbtassets.staleness import (
+    AssetStatus,
+    Failure,
+    Materialization,
+    ReasonCode,
+    StateView,
+    Status,
+    Version,
+    compute_statuses,
+)
+
+SRC, STG, FACT, EPH, DIM = (UniqueId(u) for u in (
+    "source.p.raw.orders", "model.p.stg", "model.p.fact", "model.p.eph", "model.p.dim"))
+
+
+def node(uid: UniqueId, rtype: str, deps: tuple[UniqueId, ...] = (), materialized: str = "table") -> Node:
+    name = uid.split(".")[-1]
+    return Node(uid, name, rtype, "p", ("p", name), f"models/{name}.sql", (), materialized, deps, "",
+                source_name="raw" if rtype == "source" else "")
+
+
+def graph() -> AssetGraph:
+    """raw.orders → stg → eph (ephemeral) → fact; stg → dim."""
+    nodes = {
+        SRC: node(SRC, "source"),
+        STG: node(STG, "model", (SRC,)),
+        EPH: node(EPH, "model", (STG,), "ephemeral"),
+        FACT: node(FACT, "model", (EPH,)),
+        DIM: node(DIM, "model", (STG,)),
+    }
+    return AssetGraph.from_manifest(Manifest(Path("m.json"), "p", "1.11", 12, "duckdb", "", nodes, {}, {}))
+
+
+CODE = {STG: "c-stg", FACT: "c-fact", DIM: "c-dim"}
+OBSERVED = Version("f1", "t1")
+
+
+def built(mid: int, code: str, **inputs: Version) -> Materialization:
+    return Materialization(mid, 1, f"t{mid}", code, {UniqueId(k): v for k, v in inputs.items()})
+
+
+def fresh_state() -> StateView:
+    """Everything built from the current observation with the current code."""
+    successes = {
+        STG: built(10, "c-stg", **{SRC: OBSERVED}),
+        FACT: built(11, "c-fact", **{STG: Version("m10", "t10")}),
+        DIM: built(12, "c-dim", **{STG: Version("m10", "t10")}),
+    }
+    return StateView(successes, {}, {SRC: OBSERVED})
+
+
+def codes(statuses: dict[UniqueId, AssetStatus], uid: UniqueId) -> list[str]:
+    return [r.code.value for r in statuses[uid].reasons]
+
+
+def test_everything_fresh() -> None:
+    statuses = compute_statuses(graph(), CODE, fresh_state(), {SRC})
+    assert {u: s.status for u, s in statuses.items()} == dict.fromkeys((SRC, STG, FACT, DIM), Status.FRESH)
+    assert EPH not in statuses  # ephemeral models are not assets
+    assert graph().parents(FACT) == (STG,)
+
+
+def test_never_materialized_is_missing_and_propagates_upstream_missing() -> None:
+    statuses = compute_statuses(graph(), CODE, StateView(observations={SRC: OBSERVED}), {SRC})
+    assert statuses[STG].status is Status.MISSING
+    assert codes(statuses, STG) == ["never_materialized"]
+    assert codes(statuses, FACT) == ["never_materialized", "upstream_missing"]
+
+
+def test_new_observation_makes_downstream_stale_with_the_source_named() -> None:
+    state = fresh_state()
+    moved = StateView(state.last_success, {}, {SRC: Version("f2", "t99")})
+    statuses = compute_statuses(graph(), CODE, moved, {SRC})
+    assert codes(statuses, STG) == ["upstream_updated"]
+    reason = statuses[STG].reasons[0]
+    assert reason.upstream == SRC
+    assert reason.message == "upstream raw.orders updated: new data observed at t99 (built from the version of t1)"
+    assert codes(statuses, FACT) == ["upstream_stale"]
+    assert codes(statuses, DIM) == ["upstream_stale"]
+
+
+def test_code_change_only_affects_the_changed_model_and_its_descendants() -> None:
+    statuses = compute_statuses(graph(), {**CODE, DIM: "c-dim-2"}, fresh_state(), {SRC})
+    assert codes(statuses, DIM) == ["code_changed"]
+    assert statuses[STG].status is Status.FRESH
+    assert statuses[FACT].status is Status.FRESH
+
+
+def test_upstream_rebuilt_makes_child_stale_without_upstream_stale() -> None:
+    state = fresh_state()
+    successes = {**state.last_success, STG: built(20, "c-stg", **{SRC: OBSERVED})}
+    statuses = compute_statuses(graph(), CODE, StateView(successes, {}, state.observations), {SRC})
+    assert statuses[STG].status is Status.FRESH
+    assert codes(statuses, FACT) == ["upstream_updated"]
+    assert "rebuilt at t20" in statuses[FACT].reasons[0].message
+
+
+def test_last_build_failed_until_a_later_success() -> None:
+    state = fresh_state()
+    failing = StateView(state.last_success, {FACT: Failure(30, "t30", "Runtime Error")}, state.observations)
+    statuses = compute_statuses(graph(), CODE, failing, {SRC})
+    assert codes(statuses, FACT) == ["last_build_failed"]
+    assert statuses[FACT].status is Status.STALE
+    earlier = StateView(state.last_success, {FACT: Failure(5, "t5", "old")}, state.observations)
+    assert compute_statuses(graph(), CODE, earlier, {SRC})[FACT].status is Status.FRESH
+
+
+def test_every_reason_that_holds_is_listed() -> None:
+    state = fresh_state()
+    moved = StateView(state.last_success, {STG: Failure(40, "t40", "boom")}, {SRC: Version("f3", "t3")})
+    statuses = compute_statuses(graph(), {**CODE, STG: "c-stg-2"}, moved, {SRC})
+    assert codes(statuses, STG) == ["code_changed", "upstream_updated", "last_build_failed"]
+
+
+def test_unobservable_source_is_flagged_not_silently_fresh() -> None:
+    statuses = compute_statuses(graph(), CODE, StateView(observations={}), set())
+    assert codes(statuses, SRC) == [ReasonCode.UNOBSERVED.value]
+    observable = compute_statuses(graph(), CODE, StateView(observations={}), {SRC})
+    assert codes(observable, SRC) == []
