@@ -6,6 +6,7 @@ code 2 here and nowhere else.
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ import click
 from dbtassets import render
 from dbtassets.engine import STATE_ENV, Options, Project, unobserved
 from dbtassets.errors import DbtAssetsError
+from dbtassets.runner import Runner
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -64,9 +66,10 @@ def cli(ctx: click.Context, project_dir: Path, profiles_dir: Path | None, target
     options = Options(project_dir, profiles_dir.resolve() if profiles_dir else None, target,
                       state_path.resolve() if state_path else None, manifest_path)
 
-    def open_project() -> Project:
+    def open_project(runner: Runner | None = None) -> Project:
         try:
-            project = Project(options, log=lambda message: click.echo(f"dbtassets: {message}", err=True))
+            project = Project(options, runner=runner,
+                              log=lambda message: click.echo(f"dbtassets: {message}", err=True))
         except DbtAssetsError as exc:
             fail(exc)
         ctx.call_on_close(project.close)
@@ -75,9 +78,9 @@ def cli(ctx: click.Context, project_dir: Path, profiles_dir: Path | None, target
     ctx.obj = open_project
 
 
-def project_of(ctx: click.Context) -> Project:
-    opener: Callable[[], Project] = ctx.obj
-    return opener()
+def project_of(ctx: click.Context, runner: Runner | None = None) -> Project:
+    opener: Callable[[Runner | None], Project] = ctx.obj
+    return opener(runner)
 
 
 def warn(warnings: Sequence[str]) -> None:
@@ -278,6 +281,55 @@ def sync(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...], 
     else:
         click.echo(render.sync_text(project.graph, result, dry_run))
     ctx.exit(0 if dry_run or result.ok else 1)
+
+
+@cli.command()
+@selection_options
+@click.option("--once", is_flag=True, help="One observe-and-sync pass, then exit (for cron and CI).")
+@click.option("--settle", type=float, default=None, metavar="SECONDS",
+              help="Quiet time before a build (default: watch.settle in dbtassets.yml, else 0.2).")
+@click.option("--runner", "runner_kind", type=click.Choice(["in-process", "subprocess"]), default="in-process",
+              show_default=True, help="Keep dbt loaded and reuse its parsed manifest, or start dbt per build.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only failures and errors.")
+@format_option("text", "json")
+@click.pass_context
+def watch(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...], once: bool, settle: float | None,
+          runner_kind: str, quiet: bool, fmt: str) -> None:
+    """Keep the project fresh: rebuild exactly what becomes stale as data lands or code changes.
+
+    Reacts to files landing (inotify), query watermarks (polled), `dbtassets report` from
+    other processes and edits to models, macros, seeds, snapshots and YAML. Ctrl-C or SIGTERM
+    lets the build in flight finish, records it, and exits 0.
+    """
+    from dbtassets.watch import Watcher
+
+    probe = project_of(ctx)  # validates the project before dbt is imported
+    runner: Runner | None = None
+    if runner_kind == "in-process":
+        try:
+            from dbtassets.inprocess import InProcessRunner
+
+            runner = InProcessRunner(probe.target)
+        except ImportError as exc:
+            warn([f"dbt cannot be loaded in this process ({exc}); running dbt as a subprocess instead"])
+    project = project_of(ctx, runner) if runner is not None else probe
+    printer = render.WatchPrinter(fmt, quiet)
+    watcher = Watcher(project, printer, select=select, exclude=exclude, settle=settle)
+    stopping: list[int] = []
+
+    def on_signal(signum: int, frame: object) -> None:
+        if stopping:
+            raise KeyboardInterrupt
+        stopping.append(signum)
+        watcher.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        ok = watcher.run(once=once)
+    except DbtAssetsError as exc:
+        fail(exc)
+    ctx.exit(0 if ok or not once else 1)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -8,7 +8,7 @@ is passed in, so tests can replace it.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -159,6 +159,11 @@ class Project:
     def settings(self) -> Settings:
         return load_settings(self.dbt.directory, [n for n in self.graph.assets.values() if n.resource_type == "source"])
 
+    def reload(self) -> None:
+        """Forget the loaded manifest, graph and settings (after a re-parse or an edit of dbtassets.yml)."""
+        for name in ("manifest", "graph", "settings"):
+            self.__dict__.pop(name, None)
+
     @property
     def store(self) -> StateStore:
         if self._store is None:
@@ -177,8 +182,14 @@ class Project:
         """The selected assets, upstream first."""
         return self.graph.topological_order(select_assets(self.graph, select, exclude))
 
-    def observe(self, sources: Iterable[UniqueId] | None = None, *, queries: bool = True) -> list[ObserveOutcome]:
-        """Read the data version of each source (all by default) and record the ones that moved."""
+    def observe(self, sources: Iterable[UniqueId] | None = None, *, queries: bool = True,
+                in_progress: Collection[str] | None = None) -> list[ObserveOutcome]:
+        """Read the data version of each source (all by default) and record the ones that moved.
+
+        Args:
+            in_progress: files (relative to the project) known to be still being written, which
+                the file observers then leave out; without it they look twice at recent files.
+        """
         wanted = set(sources) if sources is not None else None
         outcomes: list[ObserveOutcome] = []
         query_sources = []
@@ -186,7 +197,8 @@ class Project:
             if wanted is not None and uid not in wanted:
                 continue
             if declaration.kind is ObserverKind.FILES:
-                observation = observe_files(self.dbt.directory, declaration, self.settings.watch.settle)
+                observation = observe_files(self.dbt.directory, declaration, self.settings.watch.settle,
+                                            in_progress=in_progress)
                 outcomes.append(self._record(observation))
             elif declaration.kind is ObserverKind.QUERY and queries:
                 query_sources.append(declaration)
@@ -277,9 +289,14 @@ class Project:
         """What ``sync`` would build: the stale and missing selected assets, and the dbt command."""
         report = self.status(select, exclude, observe=observe)
         to_build = [uid for uid in report.needing_build() if self.graph.assets[uid].resource_type in BUILDABLE]
+        return self.plan_for(to_build, report.statuses, extra_args)
+
+    def plan_for(self, to_build: Sequence[UniqueId], statuses: Mapping[UniqueId, AssetStatus],
+                 extra_args: Sequence[str] = ()) -> SyncPlan:
+        """The plan that builds exactly ``to_build`` (upstream first)."""
         selectors = dbt_selectors(self.graph, to_build)
         command = display(build_command(selectors, extra_args)) if to_build else ""
-        return SyncPlan(to_build, selectors, command, report.statuses)
+        return SyncPlan(list(to_build), selectors, command, statuses)
 
     def sync(self, select: Sequence[str] = (), exclude: Sequence[str] = (), extra_args: Sequence[str] = (),
              *, dry_run: bool = False) -> SyncResult:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -18,6 +19,9 @@ from dbtassets.manifest import Node, UniqueId
 from dbtassets.sources import SourceDeclaration
 from dbtassets.staleness import AssetStatus, Status
 from dbtassets.state import HistoryEntry
+
+if TYPE_CHECKING:
+    from dbtassets.watch import WatchEvent
 
 _COLOURS = {Status.FRESH: "green", Status.STALE: "yellow", Status.MISSING: "red"}
 
@@ -248,3 +252,71 @@ def _outcome(uid: UniqueId, result: SyncResult, dry_run: bool) -> str:
     if uid in result.skipped:
         return "skipped"
     return "success" if uid in result.built else "not_run"
+
+
+class WatchPrinter:
+    """The watcher's live log: one line per event (text), or one JSON object per line."""
+
+    _QUIET_KINDS = frozenset({"error", "observe_failed", "build_finished", "stopped"})
+
+    def __init__(self, fmt: str, quiet: bool) -> None:
+        self.fmt = fmt
+        self.quiet = quiet
+
+    def __call__(self, event: WatchEvent) -> None:
+        if self.fmt == "json":
+            click.echo(json.dumps({"event": event.kind, "at": datetime.now().astimezone().isoformat(),
+                                   **event.data}))
+            return
+        if self.quiet and (event.kind not in self._QUIET_KINDS or
+                           (event.kind == "build_finished" and not event.data["failed"] and not event.data["error"])):
+            return
+        text = watch_text(event)
+        if text:
+            stamp = click.style(datetime.now().strftime("%H:%M:%S"), dim=True)
+            click.echo("\n".join(f"{stamp} {line}" for line in text.splitlines()))
+
+
+def watch_text(event: WatchEvent) -> str:
+    d = event.data
+    kind = event.kind
+    if kind == "watching":
+        runner = "dbt in-process" if d["runner"] == "InProcessRunner" else "dbt as a subprocess"
+        return (f"watching {d['project']}: {d['assets']} assets, {len(d['sources'])} sources "
+                f"({', '.join(f'{k}: {v}' for k, v in d['sources'].items())}); {runner}; Ctrl-C stops")
+    if kind == "new_data":
+        if "files" in d:
+            return f"new data in {d['source']}: {d['files']} files, newest {d.get('newest', '-')}"
+        watermark = f", watermark {d['watermark']}" if "watermark" in d else ""
+        return f"new data in {d['source']} ({d['observer']}{watermark})"
+    if kind == "stale":
+        lines = [f"{len(d['assets'])} to build:"]
+        lines += [f"  {a['name']} ({a['status']}): {'; '.join(a['reasons'])}" for a in d["assets"]]
+        return "\n".join(lines)
+    if kind == "build_started":
+        return click.style(f"building {d['count']} assets: {d['command']}", bold=True)
+    if kind == "node_finished":
+        ok = d["status"] in ("success", "pass")
+        mark = click.style("✓" if ok else "✗", fg="green" if ok else "red")
+        extra = "" if ok else f": {d['message']}"
+        return f"  {mark} {d['name']} {d['status']} in {d['seconds']:.2f}s{extra}"
+    if kind == "build_finished":
+        line = f"built {len(d['built'])} assets in {d['seconds']:.2f}s"
+        problems = [f"{name} failed (retry in {d['retry_in'].get(name, '?')}s)" for name in d["failed"]]
+        problems += [f"{len(d['skipped'])} skipped"] if d["skipped"] else []
+        problems += [d["error"]] if d["error"] else []
+        if problems:
+            return click.style(f"{line}; {'; '.join(problems)}; dbt log: {d['log_path']}", fg="red")
+        return click.style(line, fg="green")
+    messages = {
+        "fresh": f"everything is fresh ({d.get('assets', 0)} assets)",
+        "reported": "a loader reported new data",
+        "parsing": "project files changed: re-parsing",
+        "parsed": f"re-parsed in {d.get('seconds', 0)}s ({d.get('assets', 0)} assets)",
+        "backing_off": f"holding {', '.join(d.get('assets', []))} after failures (retry in {d.get('retry_in')})",
+        "waiting": f"waiting: {d.get('message')}",
+        "error": click.style(f"error: {d.get('message')}", fg="red"),
+        "observe_failed": click.style(f"cannot observe {d.get('source')}: {d.get('message')}", fg="red"),
+        "stopped": "stopped",
+    }
+    return messages.get(kind, kind)

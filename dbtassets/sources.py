@@ -23,7 +23,7 @@ import hashlib
 import os
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -36,7 +36,7 @@ from dbtassets.manifest import Node, UniqueId
 
 CONFIG_FILE = "dbtassets.yml"
 DEFAULT_QUERY_EVERY = 60.0
-DEFAULT_SETTLE = 0.3
+DEFAULT_SETTLE = 0.2
 _TEMPORARY_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".crdownload", ".swp", "~")
 _QUOTED = re.compile(r"'([^']+)'")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -242,17 +242,29 @@ def observe_files(
     declaration: SourceDeclaration,
     settle: float = DEFAULT_SETTLE,
     sleep: Callable[[float], None] = time.sleep,
+    in_progress: Collection[str] | None = None,
 ) -> Observation:
-    """Fingerprint the complete files matching the declaration's globs."""
+    """Fingerprint the complete files matching the declaration's globs.
+
+    Args:
+        in_progress: paths (relative to ``project_dir``) known to be still being written. When
+            not known, a file modified within ``settle`` seconds is looked at again after
+            ``settle`` seconds and left out if it changed in between.
+    """
     first = _stat_matches(project_dir, declaration.globs)
     now = time.time()
-    recent = {p for p, (_, mtime_ns) in first.items() if 0 <= now - mtime_ns / 1e9 < settle}
-    in_progress: list[str] = []
+    if in_progress is not None:
+        recent: set[str] = set()
+        writing = sorted(p for p in first if p in in_progress)
+        first = {p: s for p, s in first.items() if p not in in_progress}
+    else:
+        recent = {p for p, (_, mtime_ns) in first.items() if 0 <= now - mtime_ns / 1e9 < settle}
+        writing = []
     if recent:
         sleep(settle)
         second = _stat_matches(project_dir, declaration.globs)
-        in_progress = sorted(p for p in recent if second.get(p) != first[p])
-        first = {p: s for p, s in second.items() if p not in in_progress and p in first}
+        writing = sorted(p for p in recent if second.get(p) != first[p])
+        first = {p: s for p, s in second.items() if p not in writing and p in first}
     digest = hashlib.sha256()
     for path in sorted(first):
         size, mtime_ns = first[path]
@@ -261,8 +273,8 @@ def observe_files(
     detail: dict[str, Any] = {"files": len(first), "bytes": sum(s for s, _ in first.values())}
     if newest is not None:
         detail["newest"] = newest
-    if in_progress:
-        detail["in_progress"] = in_progress
+    if writing:
+        detail["in_progress"] = writing
     return Observation(declaration.unique_id, "f" + digest.hexdigest()[:20], ObserverKind.FILES, detail)
 
 

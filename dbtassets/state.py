@@ -226,6 +226,10 @@ class StateStore:
             )
         }
 
+    def latest_observation_id(self, kind: str) -> int:
+        """The id of the newest observation of ``kind`` (0 if none): a cheap "anything new?" probe."""
+        return int(self._query("SELECT COALESCE(MAX(id), 0) FROM observations WHERE kind = ?", (kind,))[0][0])
+
     def history(self, uid: UniqueId, limit: int = 20) -> list[HistoryEntry]:
         return [
             HistoryEntry(mid, run_id, status, finished_at, code_version, _versions(inputs), duration, rows, message)

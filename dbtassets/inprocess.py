@@ -1,0 +1,139 @@
+"""dbt kept loaded in this process, its parsed manifest reused between builds (for ``watch``).
+
+Parsing is most of a small build's cost: reusing the manifest turns a 5-6 s ``dbt build``
+subprocess into well under a second. Three things make that safe:
+
+- one invocation at a time (dbt documents that a process must not run two at once): a lock;
+- dbt's compiler marks manifest nodes as compiled and CTE-injected in place, and a second
+  build from the same manifest then loses its ephemeral CTEs; the compile state is reset
+  before every invocation;
+- dbt-duckdb keeps the DuckDB file open after ``invoke()`` returns, and DuckDB then lets no
+  other process open it, even read-only; every invocation ends by closing the adapter's
+  connections, so the warehouse is free while the watcher is idle.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from dbtassets.errors import ObservationError, RunnerError
+from dbtassets.manifest import UniqueId
+from dbtassets.runner import BuildResult, DbtTarget, NodeResult, build_command, display
+
+
+class InProcessRunner:
+    """A :class:`~dbtassets.runner.Runner` that calls ``dbtRunner`` directly."""
+
+    def __init__(self, target: DbtTarget, on_node: Callable[[NodeResult], None] | None = None) -> None:
+        from dbt.cli.main import dbtRunner  # imported here: dbt costs a second to import
+
+        self._dbt_runner = dbtRunner
+        self.target = target
+        self.on_node = on_node
+        self._manifest: Any = None
+        self._lock = threading.Lock()
+
+    def parse(self) -> None:
+        """Parse (partially, when dbt can) and keep the manifest for the following builds."""
+        result = self._invoke(["parse"], with_manifest=False)
+        if not result.success or result.result is None:
+            raise RunnerError(f"`dbt parse` failed in {self.target.project.directory}: {result.exception or 'see log'}"
+                              f"; see {self.target.project.dbt_log}")
+        self._manifest = result.result
+
+    def build(self, selectors: Sequence[str], extra_args: Sequence[str] = ()) -> BuildResult:
+        args = build_command(selectors, extra_args)
+        if self._manifest is None:
+            self.parse()
+        result = self._invoke(args, with_manifest=True)
+        log = self.target.project.dbt_log
+        run = result.result
+        if run is None or not hasattr(run, "results"):
+            reason = result.exception or "no results"
+            return BuildResult(display(args), 2, (), log, crashed=f"dbt could not run the build: {reason}")
+        nodes = tuple(_node_result(r) for r in run.results)
+        return BuildResult(display(args), 0 if result.success else 1, nodes, log)
+
+    def query(self, sql: str) -> list[list[Any]]:
+        result = self._invoke(["show", "--inline", sql, "--limit", "-1"], with_manifest=True)
+        if not result.success or result.result is None:
+            detail = result.exception or f"see {self.target.project.dbt_log}"
+            raise ObservationError(f"the source query failed: {detail}")
+        rows: list[list[Any]] = []
+        for node_result in result.result.results:
+            table = getattr(node_result, "agate_table", None)
+            if table is not None:
+                rows.extend([v if v is None or isinstance(v, int | float | str) else str(v) for v in row.values()]
+                            for row in table.rows)
+        return rows
+
+    def _invoke(self, args: Sequence[str], *, with_manifest: bool) -> Any:
+        with self._lock, _working_directory(self.target.project.directory):
+            manifest = self._manifest if with_manifest else None
+            if manifest is not None:
+                _reset_compilation(manifest)
+            runner = self._dbt_runner(manifest=manifest, callbacks=[self._on_event])
+            try:
+                # dbt's own console output is replaced by the watcher's log; the file log stays.
+                quiet = ["--log-level", "none", "--log-level-file", "debug"]
+                return runner.invoke([*args, *quiet, *self.target.common_args()])
+            finally:
+                release_connections()
+
+    def _on_event(self, message: Any) -> None:
+        if self.on_node is None or message.info.name != "NodeFinished":
+            return
+        data = message.data
+        run_result = data.run_result
+        self.on_node(NodeResult(UniqueId(data.node_info.unique_id), str(run_result.status),
+                                str(run_result.message or ""), float(run_result.execution_time or 0.0)))
+
+
+def _node_result(result: Any) -> NodeResult:
+    timing = [t for t in (result.timing or []) if t.completed_at is not None]
+    rows = (result.adapter_response or {}).get("rows_affected")
+    completed = timing[-1].completed_at.isoformat() if timing else None
+    return NodeResult(UniqueId(result.node.unique_id), str(result.status), str(result.message or ""),
+                      float(result.execution_time or 0.0), rows, completed)
+
+
+def _reset_compilation(manifest: Any) -> None:
+    """Undo the in-place compile state a previous invocation left on the manifest's nodes."""
+    for node in manifest.nodes.values():
+        if "extra_ctes_injected" in getattr(node, "__dict__", ()):  # compiled nodes; seeds only have a property
+            node.compiled = False
+            node.compiled_code = None
+            node.extra_ctes_injected = False
+            node.extra_ctes = []
+            node._pre_injected_sql = None
+
+
+def release_connections() -> None:
+    """Close every warehouse connection dbt holds in this process (and DuckDB's file lock with it)."""
+    from dbt.adapters.factory import cleanup_connections
+
+    cleanup_connections()  # type: ignore[no-untyped-call]
+    with contextlib.suppress(ImportError):
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+        with DuckDBConnectionManager._LOCK:
+            environment = DuckDBConnectionManager._ENV
+            if environment is not None:
+                environment.close()
+            DuckDBConnectionManager.close_all_connections()  # type: ignore[no-untyped-call]
+
+
+@contextlib.contextmanager
+def _working_directory(path: Path) -> Iterator[None]:
+    """dbt resolves relative paths (profiles, external files) against the working directory."""
+    before = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(before)
