@@ -35,8 +35,8 @@ class BuildLock:
             holder = _read_holder(fd)
             os.close(fd)
             raise LockError(
-                f"another dbtassets process is already building this project ({holder}); "
-                f"lock file {self.path}: stop that process or wait for it"
+                f"this project already has a running dbtassets {holder}; stop it or wait for it "
+                f"(lock file {self.path})"
             ) from None
         os.ftruncate(fd, 0)
         os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "purpose": self.purpose,
@@ -61,6 +61,6 @@ class BuildLock:
 def _read_holder(fd: int) -> str:
     try:
         info = json.loads(os.pread(fd, 4096, 0) or b"{}")
-        return f"{info.get('purpose', 'a build')}, pid {info.get('pid')} on {info.get('host')}"
+        return f"{info.get('purpose', 'build')} (pid {info.get('pid')} on {info.get('host')}: {info.get('command')})"
     except (OSError, ValueError):
-        return "holder unknown"
+        return "process (holder unknown)"

@@ -32,7 +32,7 @@ from dbtassets.lock import BuildLock
 from dbtassets.manifest import UniqueId
 from dbtassets.runner import NodeResult
 from dbtassets.sources import ObserverKind
-from dbtassets.staleness import Status
+from dbtassets.staleness import AssetStatus, Status
 
 REPORT_POLL = 0.25  # seconds between looks for `dbtassets report` observations
 _IGNORED_DIRS = ("target", "logs", "dbt_packages", ".dbtassets", ".git")
@@ -212,7 +212,7 @@ class Watcher:
             backoff = self._backoff.get(uid)
             if backoff is None:
                 continue
-            if backoff.signature != self._signature(plan, uid):
+            if backoff.signature != self._signature(plan.statuses, uid):
                 del self._backoff[uid]  # its code or an input changed: retry at once
             elif now < backoff.retry_at:
                 held.add(uid)
@@ -244,10 +244,12 @@ class Watcher:
         if result.build is not None and result.build.crashed:
             failed |= set(result.not_run)
         initial, ceiling = self.project.settings.watch.backoff_initial, self.project.settings.watch.backoff_max
+        # The inputs a retry would see include what this very build rebuilt upstream.
+        after = self.project.status(observe=False).statuses if failed else {}
         for uid in failed:
             attempts = self._backoff[uid].attempts + 1 if uid in self._backoff else 1
             delay = min(initial * 2 ** (attempts - 1), ceiling)
-            self._backoff[uid] = _Backoff(attempts, now + delay, self._signature(plan, uid))
+            self._backoff[uid] = _Backoff(attempts, now + delay, self._signature(after, uid))
         for uid in result.built:
             self._backoff.pop(uid, None)
         self.emit(WatchEvent("build_finished", {
@@ -259,10 +261,10 @@ class Watcher:
             "retry_in": {self._name(u): round(self._backoff[u].retry_at - now, 1) for u in failed},
         }))
 
-    def _signature(self, plan: SyncPlan, uid: UniqueId) -> tuple[Any, ...]:
+    def _signature(self, statuses: Mapping[UniqueId, AssetStatus], uid: UniqueId) -> tuple[Any, ...]:
         """What a retry depends on: the asset's code and its inputs' data versions."""
         graph = self.project.graph
-        versions = tuple((p, v.value if (v := plan.statuses[p].data_version) else None) for p in graph.parents(uid))
+        versions = tuple((p, v.value if (v := statuses[p].data_version) else None) for p in graph.parents(uid))
         upstream_failing = tuple(sorted(p for p in graph.ancestors(uid) if p in self._backoff))
         return graph.assets[uid].code_version, versions, upstream_failing
 
