@@ -6,6 +6,7 @@ code 2 here and nowhere else.
 
 from __future__ import annotations
 
+import gc
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -303,6 +304,7 @@ def watch(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...],
     """
     from dbtassets.watch import Watcher
 
+    gc.enable()  # a long-running process
     probe = project_of(ctx)  # validates the project before dbt is imported
     runner: Runner | None = None
     if runner_kind == "in-process":
@@ -334,6 +336,9 @@ def watch(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...],
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point."""
+    # One-shot commands allocate many small objects and exit: the cyclic collector only costs
+    # time there (a fifth of `status` on large projects). `watch` turns it back on.
+    gc.disable()
     try:
         cli.main(args=list(argv) if argv is not None else None, prog_name="dbtassets")
     except KeyboardInterrupt:

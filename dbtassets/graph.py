@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from graphlib import TopologicalSorter
 
 from dbtassets.errors import SelectionError
@@ -77,13 +78,16 @@ class AssetGraph:
         """Every asset that depends on ``uid``, up to ``depth`` edges away (all when None)."""
         return self._walk(uid, self._children, depth)
 
+    @cached_property
+    def _order(self) -> tuple[UniqueId, ...]:
+        return tuple(TopologicalSorter({uid: self._parents[uid] for uid in self.assets}).static_order())
+
     def topological_order(self, subset: Iterable[UniqueId] | None = None) -> list[UniqueId]:
         """Upstream first; restricted to ``subset`` when given (order still respects the full graph)."""
-        order = list(TopologicalSorter({uid: self._parents[uid] for uid in self.assets}).static_order())
         if subset is None:
-            return order
+            return list(self._order)
         wanted = set(subset)
-        return [uid for uid in order if uid in wanted]
+        return [uid for uid in self._order if uid in wanted]
 
     def subgraph(self, nodes: Iterable[UniqueId]) -> AssetGraph:
         keep = {uid: self.assets[uid] for uid in nodes}

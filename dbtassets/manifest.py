@@ -317,8 +317,8 @@ def _from_compact(path: Path, compact: tuple[Any, ...]) -> Manifest:
 
 def _read_cache(cache_path: Path, key: tuple[Any, ...]) -> tuple[Any, ...] | None:
     try:
-        with cache_path.open("rb") as f:
-            stored_key, compact = marshal.load(f)
+        # One read, then loads: marshal.load on a file object makes many small reads (10x slower).
+        stored_key, compact = marshal.loads(cache_path.read_bytes())
     except (OSError, EOFError, ValueError, TypeError):
         return None
     return compact if stored_key == key else None

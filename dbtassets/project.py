@@ -51,9 +51,9 @@ class DbtProject:
                 continue
             newest = max(newest, (mtime, path), key=lambda item: item[0])
         for root in self.source_dirs:
-            for path, mtime in _walk(root):
-                if mtime > newest[0]:
-                    newest = (mtime, path)
+            mtime, found = _newest_under(str(root))
+            if mtime > newest[0]:
+                newest = (mtime, Path(found))
         return newest
 
 
@@ -88,9 +88,12 @@ def load_project(directory: Path) -> DbtProject:
     return DbtProject(directory, config["name"], tuple(source_dirs), directory / target, directory / logs)
 
 
-def _walk(root: Path) -> list[tuple[Path, float]]:
-    """Every file under ``root`` with its mtime, skipping hidden entries (editors' swap files)."""
-    found = []
+def _newest_under(root: str) -> tuple[float, str]:
+    """The newest file under ``root`` (mtime, path), skipping hidden entries such as editors' swap files.
+
+    Plain strings and scandir keep this cheap: it runs before every command on every project file.
+    """
+    newest = (0.0, "")
     stack = [root]
     while stack:
         try:
@@ -100,14 +103,14 @@ def _walk(root: Path) -> list[tuple[Path, float]]:
         for entry in entries:
             if entry.name.startswith("."):
                 continue
-            if entry.is_dir(follow_symlinks=False):
-                stack.append(Path(entry.path))
-            else:
-                try:
-                    found.append((Path(entry.path), entry.stat().st_mtime))
-                except OSError:
-                    continue
-    return found
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                elif (mtime := entry.stat().st_mtime) > newest[0]:
+                    newest = (mtime, entry.path)
+            except OSError:
+                continue
+    return newest
 
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

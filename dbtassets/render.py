@@ -126,8 +126,13 @@ def _why_lines(graph: AssetGraph, explanation: Explanation, indent: str, lines: 
     head = f"{indent}{name} ({node.resource_type}) is {styled_status(status.status)}"
     if explanation.observed:
         observed = explanation.observed
-        extra = f", {observed['files']} files, newest {observed.get('newest', '-')}" if "files" in observed else ""
-        head += f": last new data observed at {observed['at']} ({observed['kind']}{extra})"
+        if "files" in observed:
+            extra = f"{observed['files']} files, newest {observed.get('newest', '-')}"
+        elif "watermark" in observed:
+            extra = f"watermark {observed['watermark']}"
+        else:
+            extra = f"{observed['kind']}{': ' + observed['note'] if observed.get('note') else ''}"
+        head += f": last new data observed at {observed['at']} ({extra})"
     lines.append(head)
     for reason in status.reasons:
         lines.append(f"{indent}  ← {reason.message}")

@@ -146,12 +146,13 @@ class SubprocessRunner:
             os.unlink(request.name)
             raise RunnerError(f"cannot start dbt ({sys.executable} -m dbtassets._dbt): {exc}") from None
         try:
-            assert process.stdout is not None
-            for line in process.stdout:
-                output.append(line.rstrip("\n"))
-                if self.on_line is not None:
-                    self.on_line(line.rstrip("\n"))
-            return process.wait(), output
+            with process:
+                assert process.stdout is not None
+                for line in process.stdout:
+                    output.append(line.rstrip("\n"))
+                    if self.on_line is not None:
+                        self.on_line(line.rstrip("\n"))
+                return process.wait(), output
         finally:
             if process.poll() is None:
                 process.terminate()

@@ -60,7 +60,7 @@ def test_the_core_loop(project_dir: Path) -> None:
     assert lines[2].strip() == "stg_orders (model) is stale"
     assert "upstream raw.orders updated: new data observed at" in lines[3]
     assert lines[4].strip().startswith("raw.orders (source) is fresh: last new data observed at")
-    assert "2 files, newest data/raw/orders/orders_" in lines[4]
+    assert "(2 files, newest data/raw/orders/orders_" in lines[4]
 
     why_json = json.loads(dbtassets(project_dir, "why", "fact_sales", "--format", "json").stdout)
     cause = why_json["reasons"][0]["cause"]

@@ -1,0 +1,68 @@
+"""The command line's surface: help text, documentation, exports, entry points."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+from click.testing import CliRunner
+
+import dbtassets
+from dbtassets.cli import cli
+from tests.conftest import REPO, run_cli
+
+README = (REPO / "README.md").read_text()
+
+
+def test_every_command_has_help_and_is_documented_in_the_readme() -> None:
+    assert isinstance(cli, click.Group)
+    commands = sorted(cli.commands)
+    assert commands == ["assets", "check", "history", "lineage", "observe", "report", "status", "sync", "watch",
+                        "why"]
+    runner = CliRunner()
+    for name in commands:
+        command = cli.commands[name]
+        assert command.help and len(command.help) > 20, name
+        result = runner.invoke(cli, [name, "--help"])
+        assert result.exit_code == 0, (name, result.output)
+        assert re.search(rf"`dbtassets {name}\b", README), f"`dbtassets {name}` is not documented in README.md"
+        for param in command.params:
+            if isinstance(param, click.Option):
+                assert param.help, f"{name} {param.opts} has no help text"
+
+
+def test_readme_quick_start_commands_are_the_ones_ci_runs() -> None:
+    blocks = re.findall(r"```sh\n(.*?)\n```", README, re.S)
+    assert blocks[0].startswith("python3 -m venv .venv && .venv/bin/pip install -e . && ")
+    assert blocks[0].endswith("dbtassets --project-dir example_project watch")
+    test_command = blocks[2]
+    assert test_command == 'python3 -m venv .venv && .venv/bin/pip install -e ".[test]" && .venv/bin/python -m pytest'
+    assert test_command in (REPO / ".ci/run").read_text()
+
+
+def test_python_dash_m_and_version() -> None:
+    result = run_cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"dbtassets, version {dbtassets.__version__}"
+
+
+def test_the_public_surface_is_explicit() -> None:
+    assert sorted(dbtassets.__all__) == sorted(
+        ["AssetStatus", "ConfigError", "DbtAssetsError", "LockError", "ManifestError", "ObservationError", "Options",
+         "Project", "ProjectError", "Reason", "ReasonCode", "RunnerError", "SelectionError", "StateError", "Status",
+         "StatusReport", "SyncPlan", "SyncResult", "__version__"])
+    for name in dbtassets.__all__:
+        assert hasattr(dbtassets, name), name
+    for name in dbtassets.__all__:
+        value = getattr(dbtassets, name)
+        if isinstance(value, type) and issubclass(value, Exception):
+            assert issubclass(value, dbtassets.DbtAssetsError), name
+
+
+def test_json_assets_carry_the_documented_fields(project_dir: Path) -> None:
+    import json
+
+    document = json.loads(run_cli("--project-dir", str(project_dir), "assets", "--format", "json").stdout)
+    for entry in document["assets"]:
+        assert {"unique_id", "name", "resource_type", "status", "reasons"} <= set(entry)

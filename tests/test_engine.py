@@ -1,0 +1,116 @@
+"""The engine's sync bookkeeping, with a fake dbt runner and clock; and the build lock."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dbtassets.engine import Project
+from dbtassets.errors import LockError
+from dbtassets.lock import BuildLock
+from dbtassets.manifest import UniqueId
+from dbtassets.staleness import ReasonCode, Status
+from tests.conftest import FakeClock, FakeRunner
+
+FACT = UniqueId("model.shopflow.fact_sales")
+DIM = UniqueId("model.shopflow.dim_customer")
+STG_ORDERS = UniqueId("model.shopflow.stg_orders")
+ORDERS = UniqueId("source.shopflow.raw.orders")
+
+Setup = tuple[Project, FakeRunner, FakeClock]
+
+
+def land(project: Project, name: str) -> None:
+    (project.dbt.directory / "data/raw/orders" / name).write_text(
+        "order_id,customer_id,ordered_at,product,quantity,unit_price\n900,1,2026-11-20 10:00:00,ink,1,7.25\n")
+
+
+def test_sync_records_the_input_versions_each_asset_was_built_from(fake_project: Setup) -> None:
+    project, runner, _ = fake_project
+    first = project.sync()
+    assert first.ok and len(first.built) == 6
+    assert runner.calls == [["build", "--select", "country_codes+", "stg_orders+"]]
+    source_version = project.store.latest_observations()[ORDERS]
+    (stg,) = project.store.history(STG_ORDERS, 1)
+    assert stg.inputs == {ORDERS: source_version}
+    (fact,) = project.store.history(FACT, 1)
+    assert fact.inputs[STG_ORDERS].value == f"m{stg.id}"  # built in the same run: its new version
+    assert project.sync().plan.to_build == []  # nothing stale: no second build
+    assert len(runner.calls) == 1
+
+
+def test_select_and_exclude_restrict_what_sync_builds(fake_project: Setup) -> None:
+    project, runner, _ = fake_project
+    plan = project.sync(["+fact_sales"], dry_run=True).plan
+    assert [project.graph.assets[u].name for u in plan.to_build] == ["stg_orders", "fact_sales"]
+    assert runner.calls == [] and project.store.counts()["runs"] == 0  # a dry run records nothing
+    project.sync(["stg_orders+"], ["dim_customer"])
+    assert runner.calls == [["build", "--select", "stg_orders", "fact_sales+"]]  # a leaf: + adds nothing
+
+
+def test_a_failure_is_recorded_and_its_descendants_are_skipped(fake_project: Setup) -> None:
+    project, runner, _ = fake_project
+    project.sync()
+    land(project, "orders_more.csv")
+    runner.fail = {"stg_orders"}
+    result = project.sync()
+    assert not result.ok
+    assert list(result.failed) == [STG_ORDERS]
+    assert set(result.skipped) == {FACT, DIM}
+    statuses = project.status(observe=False).statuses
+    assert [r.code for r in statuses[STG_ORDERS].reasons] == [ReasonCode.UPSTREAM_UPDATED,
+                                                               ReasonCode.LAST_BUILD_FAILED]
+    assert statuses[FACT].status is Status.STALE
+    runner.fail = set()
+    assert project.sync().ok
+    assert not project.status(observe=False).needing_build()
+
+
+def test_a_dbt_crash_leaves_everything_stale_and_the_run_marked(fake_project: Setup) -> None:
+    project, runner, _ = fake_project
+    runner.crash = True
+    result = project.sync()
+    assert not result.ok and len(result.not_run) == 6 and result.built == []
+    (run,) = project.store.runs()
+    assert run.status == "error"
+    assert len(project.status(observe=False).needing_build()) == 6
+
+
+def test_sync_refuses_while_another_process_holds_the_build_lock(fake_project: Setup) -> None:
+    project, runner, _ = fake_project
+    lock = project.dbt.directory / ".dbtassets" / "build.lock"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from dbtassets.lock import BuildLock\n"
+        f"BuildLock(Path({str(lock)!r}), 'watch build').acquire(); print('held', flush=True); time.sleep(60)")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with pytest.raises(LockError, match=f"running dbtassets watch build \\(pid {holder.pid}"):
+            project.sync()
+        assert runner.calls == []
+    finally:
+        holder.kill()
+        holder.wait()
+        assert holder.stdout is not None
+        holder.stdout.close()
+    with BuildLock(lock, "test"):  # the kernel released the dead holder's lock
+        pass
+    assert project.sync().ok
+
+
+@pytest.mark.slow
+def test_a_selection_longer_than_any_command_line_still_builds(project_dir: Path) -> None:
+    """120,000 selectors are ~2.3 MB of arguments, over Linux's 2 MB limit for a whole command line."""
+    from dbtassets.project import load_project
+    from dbtassets.runner import DbtTarget, SubprocessRunner, build_command
+
+    selectors = ["stg_orders"] * 120_000
+    with pytest.raises(OSError, match="Argument list too long"):
+        subprocess.run([sys.executable, "-c", "pass", *build_command(selectors)], check=False)
+    result = SubprocessRunner(DbtTarget(load_project(project_dir))).build(selectors)
+    assert result.crashed is None and result.returncode == 0
+    assert [r.unique_id for r in result.results if r.unique_id.startswith("model.")] == [STG_ORDERS]
+    assert result.command.endswith("(120002 arguments)")

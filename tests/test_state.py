@@ -1,0 +1,112 @@
+"""The SQLite state store: migrations, concurrent writers, and what it refuses to open."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from dbtassets.errors import StateError
+from dbtassets.manifest import UniqueId
+from dbtassets.staleness import Version
+from dbtassets.state import MIGRATIONS, StateStore
+
+A = UniqueId("model.p.a")
+
+
+def test_a_new_store_records_its_migrations(tmp_path: Path) -> None:
+    with StateStore.open(tmp_path / "s" / "state.db") as store:
+        assert store.counts() == {"runs": 0, "materializations": 0, "observations": 0}
+    with sqlite3.connect(tmp_path / "s" / "state.db") as db:
+        assert [r[0] for r in db.execute("select name from migrations")] == [name for name, _ in MIGRATIONS]
+        assert db.execute("pragma journal_mode").fetchone() == ("wal",)
+    db.close()
+    StateStore.open(tmp_path / "s" / "state.db").close()  # reopening applies nothing twice
+
+
+def test_a_store_from_a_newer_dbtassets_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    StateStore.open(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute("insert into migrations values ('9999_future', 'now')")
+    db.close()
+    with pytest.raises(StateError, match="written by a newer dbtassets"):
+        StateStore.open(path)
+
+
+def test_observations_are_stored_only_when_the_version_moves(tmp_path: Path) -> None:
+    with StateStore.open(tmp_path / "state.db") as store:
+        assert store.record_observation(A, "v1", "files", "t1")
+        assert not store.record_observation(A, "v1", "files", "t2")
+        assert store.record_observation(A, "r1", "reported", "t3")
+        assert not store.record_observation(A, "v1", "files", "t4")  # files unchanged: no news
+        assert store.latest_observations() == {A: Version("r1", "t3")}
+        assert store.record_observation(A, "v2", "files", "t5")
+        assert store.latest_observations() == {A: Version("v2", "t5")}
+
+
+def test_runs_left_running_by_a_dead_process_are_marked_interrupted(tmp_path: Path) -> None:
+    with StateStore.open(tmp_path / "state.db") as store:
+        run_id = store.start_run("dbt build", ["a"], "t1")
+        with store.transaction() as db:
+            db.execute("update runs set pid = 2147480000 where id = ?", (run_id,))  # no such process
+        mine = store.start_run("dbt build", ["b"], "t2")
+        assert store.interrupt_dead_runs("t3") == [run_id]
+        statuses = {run.id: run.status for run in store.runs()}
+        assert statuses == {run_id: "interrupted", mine: "running"}
+
+
+def _writer(path: str, worker: int, count: int) -> None:
+    with StateStore.open(Path(path)) as store:
+        for i in range(count):
+            run_id = store.start_run(f"worker {worker}", [], "t")
+            with store.transaction() as db:
+                store.insert_outcome(db, uid=UniqueId(f"model.p.m{worker}"), run_id=run_id, status="success",
+                                     finished_at=f"t{i}", code_version="c", inputs={}, duration=0.1,
+                                     rows_affected=None, message=None)
+                store.finish_run(db, run_id, "success", "t")
+            store.record_observation(UniqueId(f"source.p.s{worker}"), f"v{i}", "files", "t")
+
+
+def test_concurrent_writers_in_separate_processes_lose_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    StateStore.open(path).close()
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_writer, args=(str(path), w, 60)) for w in range(4)]
+    for worker in workers:
+        worker.start()
+    with StateStore.open(path) as reader:  # a reader alongside the writers never errors
+        while any(w.is_alive() for w in workers):
+            reader.view()
+    for worker in workers:
+        worker.join(timeout=120)
+        assert worker.exitcode == 0
+    with StateStore.open(path) as store:
+        assert store.counts() == {"runs": 240, "materializations": 240, "observations": 240}
+        assert store.integrity_check() == "ok"
+        assert {r.status for r in store.runs()} == {"success"}
+
+
+def test_a_read_only_directory_is_a_clear_error(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if _can_write(locked):
+            pytest.skip("running as a user who can write anywhere (root): permissions are not enforced")
+        with pytest.raises(StateError, match="state"):
+            StateStore.open(locked / "state.db")
+    finally:
+        locked.chmod(0o700)
+
+
+def _can_write(directory: Path) -> bool:
+    probe = directory / ".probe"
+    try:
+        probe.write_text("x")
+    except OSError:
+        return False
+    probe.unlink()
+    return True
