@@ -8,6 +8,7 @@ is passed in, so tests can replace it.
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -21,10 +22,19 @@ from dbtassets.lock import BuildLock
 from dbtassets.manifest import Manifest, Node, UniqueId, load_manifest
 from dbtassets.project import DbtProject, load_project
 from dbtassets.runner import BuildResult, DbtTarget, Runner, SubprocessRunner, build_command, display
-from dbtassets.selection import dbt_selectors, select_assets
+from dbtassets.selection import dbt_selectors, exact_selectors, select_assets
 from dbtassets.sources import Observation, ObserverKind, Settings, load_settings, observe_files
-from dbtassets.staleness import AssetStatus, ReasonCode, Status, Version, compute_statuses
-from dbtassets.state import HistoryEntry, StateStore
+from dbtassets.staleness import (
+    AssetStatus,
+    CodeChange,
+    Materialization,
+    ReasonCode,
+    StateView,
+    Status,
+    Version,
+    compute_statuses,
+)
+from dbtassets.state import CachedFingerprint, HistoryEntry, StateStore
 
 STATE_ENV = "DBTASSETS_STATE"
 _FAILED = frozenset({"error", "fail", "runtime error"})
@@ -57,6 +67,7 @@ class StatusReport:
     statuses: Mapping[UniqueId, AssetStatus]
     selected: Sequence[UniqueId]
     warnings: Sequence[str]
+    notes: Mapping[UniqueId, str] = field(default_factory=dict)
 
     def needing_build(self) -> list[UniqueId]:
         return [uid for uid in self.selected if self.statuses[uid].needs_build]
@@ -77,6 +88,15 @@ class SyncPlan:
     selectors: Sequence[str]
     command: str
     statuses: Mapping[UniqueId, AssetStatus]
+
+
+@dataclass(frozen=True)
+class CodeVersions:
+    """The current code version of every buildable asset, and how the changed ones changed."""
+
+    versions: Mapping[UniqueId, str]
+    changes: Mapping[UniqueId, CodeChange] = field(default_factory=dict)
+    notes: Mapping[UniqueId, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -170,8 +190,92 @@ class Project:
             self._store = StateStore.open(self.state_path)
         return self._store
 
-    def code_versions(self) -> dict[UniqueId, str]:
-        return {uid: node.code_version for uid, node in self.graph.assets.items() if node.resource_type != "source"}
+    @property
+    def dialect(self) -> str | None:
+        from dbtassets.fingerprint import dialect_of
+
+        return dialect_of(self.manifest.adapter_type)
+
+    def code_versions(self, state: StateView) -> CodeVersions:
+        """Semantic code versions, compiling only the models whose manifest version moved since their build.
+
+        A model whose file checksum, config, macros and inlined ephemeral models are as at its last
+        build keeps that build's semantic version, so a large project is not compiled at all. The
+        others are looked up in the fingerprint cache, and only the ones not there are compiled
+        (one ``dbt compile`` for all of them) and fingerprinted.
+        """
+        versions: dict[UniqueId, str] = {}
+        moved: list[UniqueId] = []
+        for uid, node in self.graph.assets.items():
+            if node.resource_type not in BUILDABLE:
+                continue
+            last = state.last_success.get(uid)
+            if node.resource_type == "seed" or last is None:
+                versions[uid] = node.code_version  # seeds: their content checksum; missing: irrelevant
+            elif last.manifest_version == node.code_version:
+                versions[uid] = last.code_version
+            else:
+                moved.append(uid)
+        if not moved:
+            return CodeVersions(versions)
+        cached = self.store.fingerprints((uid, self.graph.assets[uid].code_version) for uid in moved)
+        uncached = [uid for uid in moved if uid not in cached]
+        if uncached:
+            self.log(f"compiling {len(uncached)} changed model{'s' if len(uncached) > 1 else ''} to compare their SQL")
+            compiled = self.runner.compile(exact_selectors(self.graph, uncached))
+            with self.store.transaction() as db:
+                for uid in uncached:
+                    if uid in compiled:
+                        self._remember(db, uid, compiled[uid])
+            cached = self.store.fingerprints((uid, self.graph.assets[uid].code_version) for uid in moved)
+        changes: dict[UniqueId, CodeChange] = {}
+        notes: dict[UniqueId, str] = {}
+        for uid in moved:
+            node, last = self.graph.assets[uid], state.last_success[uid]
+            entry = cached.get(uid)
+            versions[uid] = entry.code_version if entry else node.code_version
+            if entry is None:
+                notes[uid] = "could not compile it to compare its SQL; using the file checksum"
+            elif entry.note:
+                notes[uid] = entry.note
+            if versions[uid] != last.code_version:
+                changes[uid] = self._classify(uid, last, entry)
+        return CodeVersions(versions, changes, notes)
+
+    def _remember(self, db: sqlite3.Connection, uid: UniqueId, compiled_code: str) -> str:
+        """Fingerprint compiled SQL, cache it under the node's manifest version; return the code version."""
+        from dbtassets.fingerprint import fingerprint
+
+        node = self.graph.assets[uid]
+        found = fingerprint(compiled_code, self.dialect, node.config_version, node.code_version)
+        self.store.save_fingerprint(db, uid, node.code_version, found.value, found.semantic, found.normalized_sql,
+                                    found.note)
+        return found.value
+
+    def _classify(self, uid: UniqueId, last: Materialization, entry: CachedFingerprint | None) -> CodeChange:
+        node = self.graph.assets[uid]
+        old = self._sql_of(uid, last.manifest_version) if last.manifest_version else None
+        new = self.store.compiled_sql(entry.sql_hash) if entry and entry.sql_hash else None
+        if old is None or new is None or node.resource_type != "model":
+            return CodeChange(True)
+        from dbtassets.fingerprint import classify, combine
+
+        if combine(old, node.config_version) != last.code_version:
+            return CodeChange(True, description="breaking: its configuration changed")
+        change = classify(old, new, self.dialect)
+        return CodeChange(change.breaking, frozenset(change.added_columns), change.describe())
+
+    def _sql_of(self, uid: UniqueId, manifest_version: str) -> str | None:
+        entry = self.store.fingerprints([(uid, manifest_version)]).get(uid)
+        return self.store.compiled_sql(entry.sql_hash) if entry and entry.sql_hash else None
+
+    def reads(self, child: UniqueId, parent: UniqueId, columns: frozenset[str]) -> bool:
+        """Whether ``child``'s SQL (as last compiled) may read any of ``columns``; True when unknown."""
+        from dbtassets.fingerprint import columns_read
+
+        node = self.graph.assets[child]
+        sql = self._sql_of(child, node.code_version) if node.resource_type == "model" else None
+        return sql is None or columns_read(sql, self.dialect).any_of(columns)
 
     def now(self) -> str:
         return timestamp(self.clock.now())
@@ -249,8 +353,10 @@ class Project:
             errors = [f"source {self.graph.assets[o.unique_id].display_name}: {o.error}"
                       for o in self.observe(queries=queries) if o.error]
         observable = {uid for uid, d in self.settings.sources.items() if d.observable}
-        statuses = compute_statuses(self.graph, self.code_versions(), self.store.view(), observable)
-        return StatusReport(statuses, selected, [*self.settings.warnings, *errors])
+        view = self.store.view()
+        code = self.code_versions(view)
+        statuses = compute_statuses(self.graph, code.versions, view, observable, code.changes, self.reads)
+        return StatusReport(statuses, selected, [*self.settings.warnings, *errors], code.notes)
 
     def why(self, name: str, *, observe: bool = True) -> Explanation:
         uid = self.graph.resolve(name)
@@ -320,31 +426,41 @@ class Project:
         own: dict[UniqueId, str] = {}
         failed: dict[UniqueId, str] = {}
         durations: dict[UniqueId, tuple[float, int | None]] = {}
-        for node in result.results:
-            if node.unique_id in self.graph:
-                own[node.unique_id] = node.status
-                durations[node.unique_id] = (node.execution_time, node.rows_affected)
-                if node.status in _FAILED:
-                    failed[node.unique_id] = node.message or node.status
-            elif node.status in _FAILED and node.unique_id in self.manifest.test_parents:
-                test = self.manifest.test_names.get(node.unique_id, node.unique_id)
-                for parent in self.manifest.test_parents[node.unique_id]:
-                    failed.setdefault(parent, f"data test {test} failed: {node.message}")
+        for outcome in result.results:
+            if outcome.unique_id in self.graph:
+                own[outcome.unique_id] = outcome.status
+                durations[outcome.unique_id] = (outcome.execution_time, outcome.rows_affected)
+                if outcome.status in _FAILED:
+                    failed[outcome.unique_id] = outcome.message or outcome.status
+            elif outcome.status in _FAILED and outcome.unique_id in self.manifest.test_parents:
+                test = self.manifest.test_names.get(outcome.unique_id, outcome.unique_id)
+                for parent in self.manifest.test_parents[outcome.unique_id]:
+                    failed.setdefault(parent, f"data test {test} failed: {outcome.message}")
         versions: dict[UniqueId, Version] = {
             uid: s.data_version for uid, s in plan.statuses.items() if s.data_version is not None}
-        code_versions = self.code_versions()
+        compiled = {r.unique_id: r.compiled_code for r in result.results if r.compiled_code}
         built, skipped = [], []
         at = self.now()
         with self.store.transaction() as db:
             for uid in self.graph.topological_order(own):
+                node = self.graph.assets[uid]
                 status = "error" if uid in failed else "success" if own[uid] == "success" else "skipped"
                 inputs = {p: versions[p] for p in self.graph.parents(uid) if p in versions}
                 duration, rows = durations[uid]
+                code_version = node.code_version
+                if uid in compiled and node.resource_type != "seed":
+                    code_version = self._remember(db, uid, compiled[uid])
+                # A rebuild whose only change was new columns keeps the version of the old ones.
+                before = plan.statuses.get(uid)
+                base, added = None, frozenset[str]()
+                if status == "success" and before is not None and before.impact and before.data_version:
+                    base, added = before.data_version.base_value, before.data_version.added | before.impact
                 new_id = self.store.insert_outcome(
-                    db, uid=uid, run_id=run_id, status=status, finished_at=at, code_version=code_versions[uid],
-                    inputs=inputs, duration=duration, rows_affected=rows, message=failed.get(uid))
+                    db, uid=uid, run_id=run_id, status=status, finished_at=at, code_version=code_version,
+                    inputs=inputs, duration=duration, rows_affected=rows, message=failed.get(uid),
+                    manifest_version=node.code_version, base_version=base, added_columns=added)
                 if status == "success":
-                    versions[uid] = Version(f"m{new_id}", at)
+                    versions[uid] = Version(f"m{new_id}", at, base or "", added)
                     built.append(uid)
                 elif status == "skipped":
                     skipped.append(uid)

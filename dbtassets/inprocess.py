@@ -59,6 +59,17 @@ class InProcessRunner:
         nodes = tuple(_node_result(r) for r in run.results)
         return BuildResult(display(args), 0 if result.success else 1, nodes, log)
 
+    def compile(self, selectors: Sequence[str]) -> dict[UniqueId, str]:
+        """The compiled SQL of the selected nodes; nodes that fail to compile are left out."""
+        if self._manifest is None:
+            self.parse()
+        result = self._invoke(["compile", "--select", *selectors], with_manifest=True)
+        run = result.result
+        if run is None or not hasattr(run, "results"):
+            return {}
+        return {UniqueId(r.node.unique_id): r.node.compiled_code for r in run.results
+                if str(r.status) == "success" and getattr(r.node, "compiled_code", None)}
+
     def query(self, sql: str) -> list[list[Any]]:
         result = self._invoke(["show", "--inline", sql, "--limit", "-1"], with_manifest=True)
         if not result.success or result.result is None:
@@ -99,7 +110,8 @@ def _node_result(result: Any) -> NodeResult:
     rows = (result.adapter_response or {}).get("rows_affected")
     completed = timing[-1].completed_at.isoformat() if timing else None
     return NodeResult(UniqueId(result.node.unique_id), str(result.status), str(result.message or ""),
-                      float(result.execution_time or 0.0), rows, completed)
+                      float(result.execution_time or 0.0), rows, completed,
+                      getattr(result.node, "compiled_code", None))
 
 
 def _reset_compilation(manifest: Any) -> None:

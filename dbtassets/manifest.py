@@ -28,7 +28,7 @@ UniqueId = NewType("UniqueId", str)
 
 SUPPORTED_SCHEMAS = range(10, 13)  # v10 (dbt 1.6) to v12 (dbt 1.8 - 1.11)
 ASSET_TYPES = ("model", "seed", "snapshot", "source")
-_CACHE_FORMAT = 3
+_CACHE_FORMAT = 4
 _CACHE_NAME = "dbtassets-manifest.cache"
 
 # Configuration that changes the object dbt builds (not docs, tags or meta).
@@ -57,6 +57,7 @@ class Node:
     depends_on: tuple[UniqueId, ...]
     code_version: str
     checks: tuple[str, ...] = ()
+    config_version: str = ""
     source_name: str = ""
     loaded_at_field: str = ""
     relation_name: str = ""
@@ -214,12 +215,9 @@ def _compact_nodes(
         if uid in code_versions:
             return code_versions[uid]
         node = nodes[uid]
-        config = node.get("config") or {}
         digest = hashlib.sha256()
         digest.update(node["checksum"]["checksum"].encode())
-        build_config = {k: config[k] for k in _BUILD_CONFIG_KEYS if config.get(k) not in (None, [], {})}
-        digest.update(json.dumps(build_config, sort_keys=True, default=str).encode())
-        digest.update(str(node.get("relation_name") or "").encode())
+        digest.update(config_version(node).encode())
         for macro in sorted(macros.closure(node["depends_on"].get("macros", ()))):
             digest.update(macros.versions[macro].encode())
         for parent in node["depends_on"].get("nodes", ()):
@@ -229,6 +227,13 @@ def _compact_nodes(
         code_versions[uid] = digest.hexdigest()[:16]
         return code_versions[uid]
 
+    def config_version(node: Mapping[str, Any]) -> str:
+        """The configuration that changes the built object, and where it is built."""
+        config = node.get("config") or {}
+        build_config = {k: config[k] for k in _BUILD_CONFIG_KEYS if config.get(k) not in (None, [], {})}
+        text = json.dumps([build_config, node.get("relation_name")], sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
     compact: list[tuple[Any, ...]] = []
     for uid, node in nodes.items():
         config = node.get("config") or {}
@@ -237,7 +242,7 @@ def _compact_nodes(
             node["original_file_path"], tuple(node.get("tags") or ()), str(config.get("materialized") or ""),
             tuple(p for p in node["depends_on"].get("nodes", ()) if p in nodes or p in sources),
             code_version(uid), "", "", str(node.get("relation_name") or ""), {},
-            _plain_config(config),
+            _plain_config(config), config_version(node),
         ))
     for uid, source in sources.items():
         config = source.get("config") or {}
@@ -246,7 +251,7 @@ def _compact_nodes(
             uid, source["name"], "source", source["package_name"], tuple(source["fqn"]),
             source["original_file_path"], tuple(source.get("tags") or ()), "", (), "",
             source["source_name"], str(source.get("loaded_at_field") or config.get("loaded_at_field") or ""),
-            str(source.get("relation_name") or ""), _plain(meta), _plain_config(config),
+            str(source.get("relation_name") or ""), _plain(meta), _plain_config(config), "",
         ))
     return tuple(compact)
 
@@ -306,7 +311,7 @@ def _from_compact(path: Path, compact: tuple[Any, ...]) -> Manifest:
     built = {
         UniqueId(row[0]): Node(
             UniqueId(row[0]), row[1], row[2], row[3], row[4], row[5], row[6], row[7],
-            tuple(UniqueId(p) for p in row[8]), row[9], tuple(sorted(checks.get(row[0], ()))),
+            tuple(UniqueId(p) for p in row[8]), row[9], tuple(sorted(checks.get(row[0], ()))), row[15],
             row[10], row[11], row[12], row[13], row[14],
         )
         for row in nodes

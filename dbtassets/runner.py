@@ -51,6 +51,7 @@ class NodeResult:
     execution_time: float
     rows_affected: int | None = None
     completed_at: str | None = None
+    compiled_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,8 @@ class Runner(Protocol):
     def build(self, selectors: Sequence[str], extra_args: Sequence[str] = ()) -> BuildResult: ...
 
     def parse(self) -> None: ...
+
+    def compile(self, selectors: Sequence[str]) -> dict[UniqueId, str]: ...
 
     def query(self, sql: str) -> list[list[Any]]: ...
 
@@ -117,6 +120,16 @@ class SubprocessRunner:
                 f"`dbt parse` failed with exit code {returncode} in {self.target.project.directory}: {tail}; "
                 f"see {self.target.project.dbt_log}"
             )
+
+    def compile(self, selectors: Sequence[str]) -> dict[UniqueId, str]:
+        """The compiled SQL of the selected nodes (``dbt compile``); nodes that fail to compile are left out."""
+        results_path = self.target.project.run_results_path
+        before = _mtime(results_path)
+        self._invoke(["compile", "--select", *selectors])
+        if _mtime(results_path) == before:
+            return {}
+        return {r.unique_id: r.compiled_code for r in read_run_results(results_path)
+                if r.compiled_code is not None and r.status == "success"}
 
     def query(self, sql: str) -> list[list[Any]]:
         """The rows ``sql`` returns, run by ``dbt show`` through the project's profile."""
@@ -170,6 +183,7 @@ def read_run_results(path: Path) -> tuple[NodeResult, ...]:
                 float(r.get("execution_time") or 0.0),
                 (r.get("adapter_response") or {}).get("rows_affected"),
                 next((t.get("completed_at") for t in reversed(r.get("timing") or []) if t.get("completed_at")), None),
+                r.get("compiled_code"),
             )
             for r in raw["results"]
         )

@@ -319,6 +319,13 @@ def dbt_selectors(graph: AssetGraph, nodes: Collection[UniqueId]) -> list[str]:
     return selectors
 
 
+def exact_selectors(graph: AssetGraph, nodes: Collection[UniqueId]) -> list[str]:
+    """One dbt selector per buildable asset in ``nodes``, none reaching further (for ``dbt compile``)."""
+    keys = _name_keys(graph)
+    return [_dbt_name(graph.assets[uid], keys) for uid in graph.topological_order(nodes)
+            if graph.assets[uid].resource_type in BUILDABLE]
+
+
 def _name_keys(graph: AssetGraph) -> Counter[str]:
     """How many buildable assets each wildcard-free fqn selector (name, dotted fqn prefix) selects."""
     counts: Counter[str] = Counter()

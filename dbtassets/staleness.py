@@ -5,6 +5,11 @@ The rules are DESIGN.md's. An asset is *missing* with no successful materializat
 asset is itself stale or missing, or its last build failed; otherwise it is *fresh*. Every
 rule that holds becomes a :class:`Reason`, so ``why`` can follow the chain to the source
 that moved.
+
+Non-breaking changes narrow this. A model whose only change is new output columns has an
+*impact* of just those columns, and so does a rebuild of it that changed nothing else (its
+data version keeps its *base*). A downstream asset that reads none of those columns is not
+made stale by it.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Protocol
 
 from dbtassets.graph import AssetGraph
 from dbtassets.manifest import UniqueId
@@ -37,10 +43,20 @@ class ReasonCode(str, Enum):
 
 @dataclass(frozen=True)
 class Version:
-    """A data version and when it came to be (observed, or materialized)."""
+    """A data version and when it came to be (observed, or materialized).
+
+    ``base`` is the version of the columns that existed before ``added`` were appended by
+    non-breaking rebuilds; it is ``value`` itself for any other build.
+    """
 
     value: str
     at: str
+    base: str = ""
+    added: frozenset[str] = frozenset()
+
+    @property
+    def base_value(self) -> str:
+        return self.base or self.value
 
 
 @dataclass(frozen=True)
@@ -52,10 +68,13 @@ class Materialization:
     finished_at: str
     code_version: str
     inputs: Mapping[UniqueId, Version]
+    manifest_version: str | None = None
+    base: str = ""
+    added: frozenset[str] = frozenset()
 
     @property
     def data_version(self) -> Version:
-        return Version(f"m{self.id}", self.finished_at)
+        return Version(f"m{self.id}", self.finished_at, self.base, self.added)
 
 
 @dataclass(frozen=True)
@@ -90,11 +109,31 @@ class Reason:
 
 
 @dataclass(frozen=True)
+class CodeChange:
+    """How an asset's code changed since its last build (from :func:`dbtassets.fingerprint.classify`)."""
+
+    breaking: bool
+    added_columns: frozenset[str] = frozenset()
+    description: str = ""
+
+
+class ColumnReads(Protocol):
+    """Whether ``child`` may read any of ``columns`` from its upstream ``parent``."""
+
+    def __call__(self, child: UniqueId, parent: UniqueId, columns: frozenset[str]) -> bool: ...
+
+
+def _reads_everything(child: UniqueId, parent: UniqueId, columns: frozenset[str]) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
 class AssetStatus:
     unique_id: UniqueId
     status: Status
     reasons: tuple[Reason, ...]
     data_version: Version | None
+    impact: frozenset[str] | None = None  # columns a rebuild would change; None: any
 
     @property
     def needs_build(self) -> bool:
@@ -106,6 +145,8 @@ def compute_statuses(
     code_versions: Mapping[UniqueId, str],
     state: StateView,
     observable: frozenset[UniqueId] | set[UniqueId] = frozenset(),
+    changes: Mapping[UniqueId, CodeChange] | None = None,
+    reads: ColumnReads = _reads_everything,
 ) -> dict[UniqueId, AssetStatus]:
     """The status of every asset in ``graph``, upstream first.
 
@@ -115,14 +156,17 @@ def compute_statuses(
         state: the last successful materializations, failures and source observations.
         observable: the sources that have some way to be observed; the others carry an
             ``unobserved`` reason so they are never silently taken as fresh.
+        changes: for assets whose code changed, whether the change was breaking.
+        reads: whether a child may read some columns of a parent (default: assume it does).
     """
+    rules = _Rules(graph, state, changes or {}, reads)
     statuses: dict[UniqueId, AssetStatus] = {}
     for uid in graph.topological_order():
         node = graph.assets[uid]
         if node.resource_type == "source":
             statuses[uid] = _source_status(uid, state, uid in observable)
         else:
-            statuses[uid] = _built_status(uid, graph, code_versions[uid], state, statuses)
+            statuses[uid] = rules.built_status(uid, code_versions[uid], statuses)
     return statuses
 
 
@@ -136,45 +180,74 @@ def _source_status(uid: UniqueId, state: StateView, observable: bool) -> AssetSt
     return AssetStatus(uid, Status.FRESH, reasons, version)
 
 
-def _built_status(
-    uid: UniqueId,
-    graph: AssetGraph,
-    code_version: str,
-    state: StateView,
-    statuses: Mapping[UniqueId, AssetStatus],
-) -> AssetStatus:
-    last = state.last_success.get(uid)
-    reasons: list[Reason] = []
-    if last is None:
-        reasons.append(Reason(ReasonCode.NEVER_MATERIALIZED, "never materialized"))
-    else:
-        if last.code_version != code_version:
-            reasons.append(Reason(
-                ReasonCode.CODE_CHANGED,
-                f"code changed since the build at {last.finished_at} "
-                f"(code version {last.code_version[:8]} → {code_version[:8]})",
-            ))
+@dataclass(frozen=True)
+class _Rules:
+    graph: AssetGraph
+    state: StateView
+    changes: Mapping[UniqueId, CodeChange]
+    reads: ColumnReads
+
+    def built_status(self, uid: UniqueId, code_version: str,
+                     statuses: Mapping[UniqueId, AssetStatus]) -> AssetStatus:
+        graph, state = self.graph, self.state
+        last = state.last_success.get(uid)
+        reasons: list[Reason] = []
+        narrow: list[frozenset[str]] = []  # impacts of the reasons that only add columns
+        if last is None:
+            reasons.append(Reason(ReasonCode.NEVER_MATERIALIZED, "never materialized"))
+        else:
+            if last.code_version != code_version:
+                reasons.append(self._code_changed(uid, last, code_version))
+                change = self.changes.get(uid)
+                if change is not None and not change.breaking:
+                    narrow.append(change.added_columns)
+            for parent in graph.parents(uid):
+                reason = self._upstream_updated(uid, parent, last.inputs.get(parent), statuses[parent].data_version)
+                if reason is not None:
+                    reasons.append(reason)
         for parent in graph.parents(uid):
-            current = statuses[parent].data_version
-            built_from = last.inputs.get(parent)
-            if current is not None and (built_from is None or built_from.value != current.value):
-                name = graph.assets[parent].display_name
-                if graph.assets[parent].resource_type == "source":
-                    what = f"upstream {name} updated: new data observed at {current.at}"
-                else:
-                    what = f"upstream {name} updated: rebuilt at {current.at}"
-                since = f"built from the version of {built_from.at}" if built_from else "a new input"
-                reasons.append(Reason(ReasonCode.UPSTREAM_UPDATED, f"{what} ({since})", parent))
-    for parent in graph.parents(uid):
-        parent_status = statuses[parent].status
-        name = graph.assets[parent].display_name
-        if parent_status is Status.STALE:
-            reasons.append(Reason(ReasonCode.UPSTREAM_STALE, f"upstream {name} is stale", parent))
-        elif parent_status is Status.MISSING:
-            reasons.append(Reason(ReasonCode.UPSTREAM_MISSING, f"upstream {name} was never materialized", parent))
-    failure = state.last_failure.get(uid)
-    if failure is not None and (last is None or failure.id > last.id):
-        reasons.append(Reason(ReasonCode.LAST_BUILD_FAILED,
-                              f"last build failed at {failure.finished_at}: {failure.message}"))
-    status = Status.MISSING if last is None else Status.STALE if reasons else Status.FRESH
-    return AssetStatus(uid, status, tuple(reasons), last.data_version if last else None)
+            parent_status = statuses[parent]
+            name = graph.assets[parent].display_name
+            if parent_status.status is Status.MISSING:
+                reasons.append(Reason(ReasonCode.UPSTREAM_MISSING, f"upstream {name} was never materialized", parent))
+            elif parent_status.status is Status.STALE and self._affects(uid, parent, parent_status.impact):
+                reasons.append(Reason(ReasonCode.UPSTREAM_STALE, f"upstream {name} is stale", parent))
+        failure = state.last_failure.get(uid)
+        if failure is not None and (last is None or failure.id > last.id):
+            reasons.append(Reason(ReasonCode.LAST_BUILD_FAILED,
+                                  f"last build failed at {failure.finished_at}: {failure.message}"))
+        status = Status.MISSING if last is None else Status.STALE if reasons else Status.FRESH
+        impact = frozenset().union(*narrow) if narrow and len(narrow) == len(reasons) else None
+        return AssetStatus(uid, status, tuple(reasons), last.data_version if last else None, impact)
+
+    def _code_changed(self, uid: UniqueId, last: Materialization, code_version: str) -> Reason:
+        change = self.changes.get(uid)
+        detail = f" ({change.description})" if change is not None and change.description else ""
+        if change is not None and not change.breaking:
+            unaffected = [self.graph.assets[c].display_name for c in self.graph.children(uid)
+                          if not self._affects(c, uid, change.added_columns)]
+            if unaffected:
+                verb = "does" if len(unaffected) == 1 else "do"
+                detail = f" ({change.description}; {', '.join(unaffected)} {verb} not read it)"
+        return Reason(ReasonCode.CODE_CHANGED,
+                      f"code changed since the build at {last.finished_at}{detail} "
+                      f"(code version {last.code_version[:8]} → {code_version[:8]})")
+
+    def _upstream_updated(self, uid: UniqueId, parent: UniqueId, built_from: Version | None,
+                          current: Version | None) -> Reason | None:
+        if current is None or (built_from is not None and built_from.value == current.value):
+            return None
+        if (built_from is not None and built_from.base_value == current.base_value
+                and not self._affects(uid, parent, current.added - built_from.added)):
+            return None  # only columns this asset does not read were added upstream
+        node = self.graph.assets[parent]
+        if node.resource_type == "source":
+            what = f"upstream {node.display_name} updated: new data observed at {current.at}"
+        else:
+            what = f"upstream {node.display_name} updated: rebuilt at {current.at}"
+        since = f"built from the version of {built_from.at}" if built_from else "a new input"
+        return Reason(ReasonCode.UPSTREAM_UPDATED, f"{what} ({since})", parent)
+
+    def _affects(self, child: UniqueId, parent: UniqueId, impact: frozenset[str] | None) -> bool:
+        """Whether a change of ``impact`` (None: any column) in ``parent`` reaches ``child``."""
+        return impact is None or (bool(impact) and self.reads(child, parent, impact))

@@ -9,10 +9,11 @@ reported and never replaced.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,24 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         );
         CREATE INDEX observations_by_asset ON observations (unique_id, id);
     """),
+    ("0002_semantic_versions", """
+        ALTER TABLE materializations ADD COLUMN manifest_version TEXT;
+        ALTER TABLE materializations ADD COLUMN base_version TEXT;
+        ALTER TABLE materializations ADD COLUMN added_columns TEXT NOT NULL DEFAULT '[]';
+        CREATE TABLE compiled_sql (
+            sql_hash TEXT PRIMARY KEY,
+            normalized_sql TEXT NOT NULL
+        );
+        CREATE TABLE fingerprints (
+            unique_id TEXT NOT NULL,
+            manifest_version TEXT NOT NULL,
+            code_version TEXT NOT NULL,
+            semantic INTEGER NOT NULL,
+            sql_hash TEXT REFERENCES compiled_sql (sql_hash),
+            note TEXT,
+            PRIMARY KEY (unique_id, manifest_version)
+        );
+    """),
 )
 
 
@@ -82,6 +101,16 @@ class HistoryEntry:
             "message": self.message,
             "inputs": {uid: {"data_version": v.value, "at": v.at} for uid, v in self.inputs.items()},
         }
+
+
+@dataclass(frozen=True)
+class CachedFingerprint:
+    """A semantic code version remembered for one manifest version of an asset."""
+
+    code_version: str
+    semantic: bool
+    sql_hash: str | None
+    note: str
 
 
 @dataclass(frozen=True)
@@ -200,9 +229,11 @@ class StateStore:
     def view(self) -> StateView:
         """Everything the staleness rules need, in three indexed queries."""
         successes = {
-            UniqueId(uid): Materialization(mid, run_id, finished_at, code_version, _versions(inputs))
-            for mid, uid, run_id, finished_at, code_version, inputs in self._query(
-                "SELECT m.id, m.unique_id, m.run_id, m.finished_at, m.code_version, m.inputs "
+            UniqueId(uid): Materialization(mid, run_id, finished_at, code_version, _versions(inputs), manifest_version,
+                                           base or "", frozenset(json.loads(added)) if added != "[]" else frozenset())
+            for mid, uid, run_id, finished_at, code_version, inputs, manifest_version, base, added in self._query(
+                "SELECT m.id, m.unique_id, m.run_id, m.finished_at, m.code_version, m.inputs, m.manifest_version, "
+                "m.base_version, m.added_columns "
                 "FROM materializations m JOIN (SELECT MAX(id) AS id FROM materializations "
                 "WHERE status = 'success' GROUP BY unique_id) USING (id)"
             )
@@ -296,16 +327,45 @@ class StateStore:
     @staticmethod
     def insert_outcome(db: sqlite3.Connection, *, uid: UniqueId, run_id: int, status: str, finished_at: str,
                        code_version: str, inputs: Mapping[UniqueId, Version], duration: float | None,
-                       rows_affected: int | None, message: str | None) -> int:
+                       rows_affected: int | None, message: str | None, manifest_version: str | None = None,
+                       base_version: str | None = None, added_columns: Iterable[str] = ()) -> int:
         """Inside a :meth:`transaction`: one build outcome; returns its id (the new data version)."""
         cursor = db.execute(
             "INSERT INTO materializations (unique_id, run_id, status, finished_at, code_version, inputs, duration, "
-            "rows_affected, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "rows_affected, message, manifest_version, base_version, added_columns) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (uid, run_id, status, finished_at, code_version,
-             json.dumps({p: [v.value, v.at] for p, v in inputs.items()}, sort_keys=True),
-             duration, rows_affected, message),
+             json.dumps({p: _version_json(v) for p, v in inputs.items()}, sort_keys=True),
+             duration, rows_affected, message, manifest_version, base_version, json.dumps(sorted(added_columns))),
         )
         return int(cursor.lastrowid or 0)
+
+    # -- the fingerprint cache -----------------------------------------------------------
+
+    def fingerprints(self, keys: Iterable[tuple[UniqueId, str]]) -> dict[UniqueId, CachedFingerprint]:
+        """Cached semantic versions for (asset, manifest version) pairs; missing pairs are left out."""
+        found = {}
+        for uid, manifest_version in keys:
+            rows = self._query("SELECT code_version, semantic, sql_hash, note FROM fingerprints "
+                               "WHERE unique_id = ? AND manifest_version = ?", (uid, manifest_version))
+            if rows:
+                code_version, semantic, sql_hash, note = rows[0]
+                found[uid] = CachedFingerprint(code_version, bool(semantic), sql_hash, note or "")
+        return found
+
+    def save_fingerprint(self, db: sqlite3.Connection, uid: UniqueId, manifest_version: str, code_version: str,
+                         semantic: bool, normalized_sql: str, note: str) -> None:
+        """Inside a :meth:`transaction`: remember a fingerprint (and its SQL, stored once per text)."""
+        sql_hash = None
+        if normalized_sql:
+            sql_hash = hashlib.sha256(normalized_sql.encode()).hexdigest()[:24]
+            db.execute("INSERT OR IGNORE INTO compiled_sql VALUES (?, ?)", (sql_hash, normalized_sql))
+        db.execute("INSERT OR REPLACE INTO fingerprints VALUES (?, ?, ?, ?, ?, ?)",
+                   (uid, manifest_version, code_version, int(semantic), sql_hash, note or None))
+
+    def compiled_sql(self, sql_hash: str) -> str | None:
+        rows = self._query("SELECT normalized_sql FROM compiled_sql WHERE sql_hash = ?", (sql_hash,))
+        return str(rows[0][0]) if rows else None
 
     def interrupt_dead_runs(self, at: str) -> list[int]:
         """Mark runs left 'running' by a process that no longer exists as interrupted."""
@@ -318,8 +378,18 @@ class StateStore:
         return dead
 
 
+def _version_json(version: Version) -> list[Any]:
+    if version.base or version.added:
+        return [version.value, version.at, version.base, sorted(version.added)]
+    return [version.value, version.at]
+
+
 def _versions(inputs: str) -> dict[UniqueId, Version]:
-    return {UniqueId(uid): Version(value, at) for uid, (value, at) in json.loads(inputs).items()}
+    out = {}
+    for uid, stored in json.loads(inputs).items():
+        value, at, *rest = stored
+        out[UniqueId(uid)] = Version(value, at, rest[0], frozenset(rest[1])) if rest else Version(value, at)
+    return out
 
 
 def _alive(pid: int) -> bool:

@@ -119,6 +119,10 @@ class FakeRunner:
     def parse(self) -> None:
         raise AssertionError("FakeRunner.parse: the test project should already be parsed")
 
+    def compile(self, selectors: Sequence[str]) -> dict[UniqueId, str]:
+        """Compiles nothing, so code versions fall back to the manifest's checksums."""
+        return {}
+
     def query(self, sql: str) -> list[list[Any]]:
         return self.query_rows
 

@@ -1,0 +1,187 @@
+"""Semantic code versions with sqlglot: what SQL means, not how it is written.
+
+A fingerprint hashes the compiled SQL as sqlglot parses and regenerates it (no comments, one
+keyword case, one layout, unquoted identifiers lower-cased), so reformatting never moves it
+and a change of meaning always does. On top of that:
+
+- :func:`classify` tells a *non-breaking* change (only new output columns; the existing columns
+  and the row set untouched) from a breaking one;
+- :func:`columns_read` says which columns a model's SQL may read (conservatively: every column
+  name it mentions, or "all" when it selects ``*``), so a downstream model that does not read
+  the new columns can stay fresh;
+- :func:`undeclared_reads` finds tables and files the SQL reads that no ``ref``/``source`` declared.
+
+sqlglot costs ~80 ms to import, so this module is only imported when something must be parsed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection
+from dataclasses import dataclass, field
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+
+_DIALECTS = {"duckdb", "postgres", "redshift", "snowflake", "bigquery", "databricks", "spark", "trino", "presto",
+             "athena", "clickhouse", "mysql", "oracle", "sqlite", "tsql", "teradata", "doris", "starrocks"}
+_FILE_READERS = {"read_csv", "read_csv_auto", "read_parquet", "read_json", "read_json_auto", "read_ndjson",
+                 "parquet_scan", "read_text", "read_blob", "iceberg_scan", "delta_scan"}
+
+
+def dialect_of(adapter_type: str) -> str | None:
+    """The sqlglot dialect for a dbt adapter (``None``: sqlglot's generic SQL)."""
+    name = {"sqlserver": "tsql", "fabric": "tsql", "spark": "spark", "glue": "spark"}.get(adapter_type, adapter_type)
+    return name if name in _DIALECTS else None
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """A semantic code version, or a checksum fallback with the reason in ``note``."""
+
+    value: str
+    semantic: bool
+    normalized_sql: str = ""
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Change:
+    """How a model's code changed: breaking, or only adding output columns."""
+
+    breaking: bool
+    added_columns: tuple[str, ...] = ()
+    detail: str = ""
+
+    def describe(self) -> str:
+        if self.breaking:
+            return f"breaking{': ' + self.detail if self.detail else ''}"
+        names = ", ".join(f"`{c}`" for c in self.added_columns)
+        return f"non-breaking: added column{'s' if len(self.added_columns) > 1 else ''} {names}"
+
+
+@dataclass(frozen=True)
+class Reads:
+    """The columns a model's SQL may read: ``everything`` when it selects ``*``."""
+
+    columns: frozenset[str] = field(default_factory=frozenset)
+    everything: bool = False
+
+    def any_of(self, columns: Collection[str]) -> bool:
+        return self.everything or bool(self.columns & {c.lower() for c in columns})
+
+
+def parse(sql: str, dialect: str | None) -> exp.Expr:
+    """The single statement in ``sql``; raises SqlglotError (or ValueError) when it is not one."""
+    statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
+    if len(statements) != 1:
+        raise ValueError(f"expected one SQL statement, found {len(statements)}")
+    return statements[0]
+
+
+def normalize(sql: str, dialect: str | None) -> str:
+    """``sql`` regenerated canonically: no comments, fixed case and layout, identifiers lower-cased."""
+    return parse(sql, dialect).sql(dialect=dialect, normalize=True, comments=False)
+
+
+def fingerprint(sql: str, dialect: str | None, config_version: str, fallback: str) -> Fingerprint:
+    """The semantic fingerprint of compiled ``sql`` plus the build config; ``fallback`` if sqlglot cannot."""
+    try:
+        canonical = normalize(sql, dialect)
+    except (SqlglotError, ValueError, RecursionError) as exc:
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        return Fingerprint(fallback, False, note=f"sqlglot cannot parse the compiled SQL ({reason}); "
+                                                 "using the file checksum")
+    return Fingerprint(combine(canonical, config_version), True, canonical)
+
+
+def combine(canonical_sql: str, config_version: str) -> str:
+    """The code version of canonical SQL built with a given configuration."""
+    return hashlib.sha256(f"{canonical_sql}\0{config_version}".encode()).hexdigest()[:16]
+
+
+def classify(old_sql: str, new_sql: str, dialect: str | None) -> Change:
+    """Breaking unless the new query only appends output columns to an otherwise identical query."""
+    try:
+        old, new = parse(old_sql, dialect), parse(new_sql, dialect)
+    except (SqlglotError, ValueError, RecursionError):
+        return Change(True, detail="cannot compare the SQL")
+    if not isinstance(old, exp.Select) or not isinstance(new, exp.Select):
+        return Change(True)
+    old_columns, new_columns = _projections(old, dialect), _projections(new, dialect)
+    if old_columns is None or new_columns is None:
+        return Change(True, detail="a `*` projection")
+    if new_columns[: len(old_columns)] != old_columns:
+        return Change(True, detail="existing columns changed")
+    if _without_projections(old, dialect) != _without_projections(new, dialect):
+        return Change(True, detail="the rows it selects changed")
+    added = tuple(name for name, _ in new_columns[len(old_columns):])
+    return Change(False, added) if added else Change(True)
+
+
+def _projections(select: exp.Select, dialect: str | None) -> list[tuple[str, str]] | None:
+    out = []
+    for projection in select.expressions:
+        if isinstance(projection, exp.Star) or (isinstance(projection, exp.Column) and projection.is_star):
+            return None
+        out.append((projection.alias_or_name.lower(), projection.sql(dialect=dialect, normalize=True,
+                                                                     comments=False)))
+    return out
+
+
+def _without_projections(select: exp.Select, dialect: str | None) -> str:
+    copy = select.copy()
+    copy.set("expressions", [exp.Star()])
+    return copy.sql(dialect=dialect, normalize=True, comments=False)
+
+
+def columns_read(sql: str, dialect: str | None) -> Reads:
+    """Every column name ``sql`` mentions (a safe over-estimate), or everything if it selects ``*``."""
+    try:
+        tree = parse(sql, dialect)
+    except (SqlglotError, ValueError, RecursionError):
+        return Reads(everything=True)
+    for star in tree.find_all(exp.Star):
+        if not isinstance(star.parent, exp.Count | exp.Func):  # count(*) reads no column
+            return Reads(everything=True)
+    if any(column.is_star for column in tree.find_all(exp.Column)):
+        return Reads(everything=True)
+    return Reads(frozenset(column.name.lower() for column in tree.find_all(exp.Column)))
+
+
+def undeclared_reads(sql: str, dialect: str | None, declared: Collection[str]) -> list[str]:
+    """Tables and files ``sql`` reads that are not among ``declared`` relation names.
+
+    Args:
+        declared: rendered relation names of the model's refs and sources (``"db"."schema"."t"``,
+            or a dbt-duckdb ``read_csv('…')`` external location), compared case-insensitively
+            without quotes.
+    """
+    try:
+        tree = parse(sql, dialect)
+    except (SqlglotError, ValueError, RecursionError):
+        return []
+    known = {_plain(name) for name in declared}
+    ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+    found: list[str] = []
+    for table in tree.find_all(exp.Table):
+        if isinstance(table.this, exp.Func):
+            continue  # a table function: handled with the file readers below
+        parts = [p for p in (table.catalog, table.db, table.name) if p]
+        name = ".".join(parts)
+        if not table.name or (len(parts) == 1 and table.name.lower() in ctes):
+            continue
+        if not any(_plain(name) == k or k.endswith("." + _plain(name)) for k in known):
+            found.append(name)
+    for function in tree.find_all(exp.Func):
+        name = (function.sql_name() if not isinstance(function, exp.Anonymous) else function.name).lower()
+        if name in _FILE_READERS or isinstance(function, exp.ReadCSV):
+            rendered = function.sql(dialect=dialect)
+            if not any(_plain(rendered) in k or k in _plain(rendered) for k in known):
+                found.append(rendered)
+    return sorted(set(found))
+
+
+def _plain(name: str) -> str:
+    return name.replace('"', "").replace("`", "").replace(" ", "").lower()

@@ -1,0 +1,116 @@
+"""Semantic change detection with real dbt: only changes that can affect data make anything stale."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+STG_ORDERS = "models/staging/stg_orders.sql"
+
+
+def dbtassets(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_cli("--project-dir", str(project), *args)
+
+
+def stale(project: Path) -> dict[str, list[str]]:
+    result = dbtassets(project, "status", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    return {a["name"]: [r["message"] for r in a["reasons"]] for a in json.loads(result.stdout)["assets"]}
+
+
+@pytest.fixture
+def built(project_dir: Path) -> Path:
+    result = dbtassets(project_dir, "sync")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return project_dir
+
+
+def edit(project: Path, path: str, old: str, new: str) -> None:
+    file = project / path
+    text = file.read_text()
+    assert old in text, (path, old)
+    file.write_text(text.replace(old, new))
+
+
+def test_reformatting_comments_and_keyword_case_change_nothing(built: Path) -> None:
+    (built / STG_ORDERS).write_text(
+        "-- typed order lines\n"
+        "SELECT CAST(order_id AS INTEGER)   AS   order_id,\n"
+        "       CAST(customer_id AS INTEGER) AS customer_id, /* who */\n"
+        "       CAST(ordered_at AS TIMESTAMP) AS ordered_at,\n"
+        "       CAST(product AS VARCHAR) AS product,\n"
+        "       CAST(quantity AS INTEGER) AS quantity,\n"
+        "       CAST(unit_price AS DECIMAL(10, 2)) AS unit_price\n"
+        "  FROM {{ source('raw', 'orders') }}\n"
+    )
+    edit(built, "macros/line_amount.sql", "cast({{ quantity }} * {{ unit_price }} as decimal(12, 2))",
+         "CAST( {{ quantity }}*{{ unit_price }}  AS DECIMAL(12,2) )")
+    result = dbtassets(built, "status")
+    assert "compiling 2 changed models" in result.stderr  # only what may have changed is compiled
+    assert stale(built) == {}
+    assert "compiling" not in dbtassets(built, "status").stderr  # and the result is cached
+
+
+def test_a_changed_expression_makes_the_model_and_its_dependents_stale(built: Path) -> None:
+    edit(built, STG_ORDERS, "cast(quantity as integer) as quantity", "cast(quantity as integer) * 2 as quantity")
+    reasons = stale(built)
+    assert set(reasons) == {"stg_orders", "fact_sales", "dim_customer"}
+    assert "(breaking: existing columns changed)" in reasons["stg_orders"][0]
+
+
+def test_an_added_column_nobody_reads_rebuilds_only_the_model(built: Path) -> None:
+    edit(built, STG_ORDERS, "as unit_price\n", "as unit_price,\n    cast(0 as decimal(10, 2)) as discount\n")
+    reasons = stale(built)
+    assert set(reasons) == {"stg_orders"}
+    assert ("(non-breaking: added column `discount`; fact_sales, dim_customer do not read it)"
+            in reasons["stg_orders"][0])
+    synced = dbtassets(built, "sync")
+    assert "Built 1 of 1 assets with: dbt build --select stg_orders\n" in synced.stdout
+    assert stale(built) == {}  # fact_sales and dim_customer stay fresh after the rebuild too
+
+
+def test_an_added_column_read_downstream_rebuilds_the_model_and_that_reader(built: Path) -> None:
+    edit(built, STG_ORDERS, "as unit_price\n", "as unit_price,\n    cast(0 as decimal(10, 2)) as discount\n")
+    edit(built, "models/marts/dim_customer.sql", "max(ordered_at) as last_ordered_at",
+         "max(ordered_at) as last_ordered_at,\n        sum(discount) as discounts")
+    reasons = stale(built)
+    assert set(reasons) == {"stg_orders", "dim_customer"}
+    assert "fact_sales does not read it" in reasons["stg_orders"][0]
+    assert any("upstream stg_orders is stale" in r for r in reasons["dim_customer"])
+    assert dbtassets(built, "sync").returncode == 0
+    assert stale(built) == {}
+
+
+def test_select_star_downstream_counts_as_reading_the_new_column(built: Path) -> None:
+    (built / "models/marts/orders_all.sql").write_text("select * from {{ ref('stg_orders') }}\n")
+    assert dbtassets(built, "sync").returncode == 0
+    edit(built, STG_ORDERS, "as unit_price\n", "as unit_price,\n    cast(0 as decimal(10, 2)) as discount\n")
+    assert set(stale(built)) == {"stg_orders", "orders_all"}
+
+
+def test_a_macro_change_reaches_the_models_whose_compiled_sql_it_changes(built: Path) -> None:
+    edit(built, "macros/line_amount.sql", "decimal(12, 2)", "decimal(14, 2)")
+    reasons = stale(built)
+    assert set(reasons) == {"fact_sales"}  # through the ephemeral int_order_lines that calls it
+    assert "code changed" in reasons["fact_sales"][0]
+
+
+def test_a_seed_content_change_makes_the_seed_and_its_dependents_stale(built: Path) -> None:
+    seed = built / "seeds/country_codes.csv"
+    seed.write_text(seed.read_text() + "IT,Italy\n")
+    assert set(stale(built)) == {"country_codes", "stg_customers", "dim_customer", "customers_snapshot"}
+
+
+def test_why_explains_a_non_breaking_change(built: Path) -> None:
+    edit(built, STG_ORDERS, "as unit_price\n", "as unit_price,\n    cast(0 as decimal(10, 2)) as discount\n")
+    why = dbtassets(built, "why", "stg_orders")
+    assert why.returncode == 0
+    assert "code changed since the build at" in why.stdout
+    assert "(non-breaking: added column `discount`; fact_sales, dim_customer do not read it)" in why.stdout
