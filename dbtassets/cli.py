@@ -16,7 +16,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from dbtassets import render
-from dbtassets.engine import STATE_ENV, Options, Project, unobserved
+from dbtassets.engine import STATE_ENV, Options, Project, StatusReport, unobserved
 from dbtassets.errors import DbtAssetsError
 from dbtassets.runner import Runner
 
@@ -171,32 +171,100 @@ def lineage(ctx: click.Context, asset: str, direction: str | None, fmt: str) -> 
     click.echo(render.lineage(graph, root, fmt))
 
 
-@cli.command()
-@selection_options
-@click.option("--no-observe", is_flag=True, help="Use the last recorded observations; read no source.")
-@format_option("text", "json", "github")
-@click.pass_context
-def check(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...], no_observe: bool,
-          fmt: str) -> None:
-    """Exit 1 if any selected asset is stale or missing (a CI gate); 0 if all are fresh."""
-    project = project_of(ctx)
-    try:
-        report = project.status(select, exclude, observe=not no_observe)
-    except DbtAssetsError as exc:
-        fail(exc)
-    warn(report.warnings)
-    failing = project.needs_attention(report)
+def against_option(func: F) -> F:
+    return click.option("--against", type=click.Path(path_type=Path), default=None, metavar="MANIFEST",
+                        help="Compare with another manifest.json (e.g. production's) instead of the state: "
+                             "what would deploying this project make stale?")(func)
+
+
+def render_report(project: Project, report: StatusReport, fmt: str, ok: bool) -> None:
+    """Stale and missing assets as text, JSON or GitHub annotations (status, check and plan)."""
     if fmt == "json":
         click.echo(render.to_json({
-            "ok": not failing, "summary": render.summary(report),
+            "ok": ok, "summary": render.summary(report),
             "assets": [render.asset_json(project.graph.assets[u], report.statuses[u])
                        for u in report.selected if report.statuses[u].needs_build],
-            "unobserved": unobserved(report), "warnings": list(report.warnings)}))
+            "unobserved": unobserved(report), "warnings": list(report.warnings),
+            "notes": {project.graph.assets[u].display_name: n for u, n in report.notes.items()}}))
     elif fmt == "github":
         click.echo(render.github_annotations(project.graph, report))
     else:
         click.echo(render.status_text(project.graph, report, show_all=False))
+        for uid, note in report.notes.items():
+            click.echo(f"note: {project.graph.assets[uid].display_name}: {note}")
+
+
+@cli.command()
+@selection_options
+@click.option("--no-observe", is_flag=True, help="Use the last recorded observations; read no source.")
+@against_option
+@format_option("text", "json", "github")
+@click.pass_context
+def check(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...], no_observe: bool,
+          against: Path | None, fmt: str) -> None:
+    """Exit 1 if any selected asset is stale or missing (a CI gate); 0 if all are fresh.
+
+    With --against MANIFEST, exit 1 if deploying the project over that manifest would make
+    anything stale (see `dbtassets plan`).
+    """
+    project = project_of(ctx)
+    try:
+        if against is not None:
+            report = project.plan_against(against, select, exclude)
+        else:
+            report = project.status(select, exclude, observe=not no_observe)
+    except DbtAssetsError as exc:
+        fail(exc)
+    warn(report.warnings)
+    failing = project.needs_attention(report)
+    render_report(project, report, fmt, not failing)
     ctx.exit(1 if failing else 0)
+
+
+@cli.command()
+@selection_options
+@click.option("--against", type=click.Path(path_type=Path), required=True, metavar="MANIFEST",
+              help="The manifest.json of what is deployed now (e.g. production's, from `dbt build`/`compile`).")
+@format_option("text", "json", "github")
+@click.pass_context
+def plan(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...], against: Path, fmt: str) -> None:
+    """List what deploying this project over another manifest would make stale, and why.
+
+    Semantic: reformatting changes nothing, and a change that only adds columns reaches only the
+    models that read them. Compare with dbt's `state:modified+`.
+    """
+    project = project_of(ctx)
+    try:
+        report = project.plan_against(against, select, exclude)
+    except DbtAssetsError as exc:
+        fail(exc)
+    render_report(project, report, fmt, not project.needs_attention(report))
+
+
+@cli.command()
+@selection_options
+@format_option("text", "json")
+@click.pass_context
+def lint(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...], fmt: str) -> None:
+    """Find tables and files that models read without a ref() or source(): lineage that would be missing.
+
+    Exits 1 if any is found.
+    """
+    project = project_of(ctx)
+    try:
+        findings = project.lint(select, exclude)
+    except DbtAssetsError as exc:
+        fail(exc)
+    named = {project.graph.assets[u].display_name: reads for u, reads in findings.items()}
+    if fmt == "json":
+        click.echo(render.to_json({"undeclared": [{"unique_id": u, "name": project.graph.assets[u].display_name,
+                                                    "reads": r} for u, r in findings.items()]}))
+    elif not named:
+        click.echo("Every table and file the models read is declared with ref() or source().")
+    else:
+        for name, reads in named.items():
+            click.echo(f"{name} reads {', '.join(reads)}, which no ref() or source() declares")
+    ctx.exit(1 if findings else 0)
 
 
 @cli.command()

@@ -19,7 +19,7 @@ from dbtassets.clock import Clock, SystemClock, timestamp
 from dbtassets.errors import ManifestError, ObservationError, SelectionError
 from dbtassets.graph import BUILDABLE, AssetGraph
 from dbtassets.lock import BuildLock
-from dbtassets.manifest import Manifest, Node, UniqueId, load_manifest
+from dbtassets.manifest import Manifest, Node, UniqueId, compiled_sql, load_manifest
 from dbtassets.project import DbtProject, load_project
 from dbtassets.runner import BuildResult, DbtTarget, Runner, SubprocessRunner, build_command, display
 from dbtassets.selection import dbt_selectors, exact_selectors, select_assets
@@ -80,6 +80,7 @@ class Explanation:
     status: AssetStatus
     causes: Mapping[UniqueId, Explanation]
     observed: Mapping[str, Any] | None = None
+    notes: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
@@ -361,21 +362,32 @@ class Project:
     def why(self, name: str, *, observe: bool = True) -> Explanation:
         uid = self.graph.resolve(name)
         report = self.status(observe=observe)
-        return self._explain(uid, report.statuses, set())
+        return self._explain(uid, report, set())
 
-    def _explain(self, uid: UniqueId, statuses: Mapping[UniqueId, AssetStatus], seen: set[UniqueId]) -> Explanation:
+    def _explain(self, uid: UniqueId, report: StatusReport, seen: set[UniqueId]) -> Explanation:
         seen.add(uid)
+        statuses = report.statuses
         causes = {}
         for reason in statuses[uid].reasons:
             if reason.upstream is not None and reason.upstream not in seen:
-                causes[reason.upstream] = self._explain(reason.upstream, statuses, seen)
+                causes[reason.upstream] = self._explain(reason.upstream, report, seen)
+        notes = [report.notes[uid]] if uid in report.notes else []
+        node = self.graph.assets[uid]
+        sql = self._sql_of(uid, node.code_version) if node.resource_type == "model" else None
+        if sql is not None:
+            from dbtassets.fingerprint import undeclared_reads
+
+            hidden = undeclared_reads(sql, self.dialect, self._declared_relations(uid))
+            if hidden:
+                notes.append(f"it also reads {', '.join(hidden)}, which no ref() or source() declares: "
+                             "changes there are not seen (`dbtassets lint`)")
         observed = None
         if self.graph.assets[uid].resource_type == "source":
             latest = self.store.observation_history(uid, 1)
             if latest:
                 at, version, kind, detail = latest[0]
                 observed = {"at": at, "data_version": version, "kind": kind, **detail}
-        return Explanation(statuses[uid], causes, observed)
+        return Explanation(statuses[uid], causes, observed, notes)
 
     def lineage(self, name: str, *, upstream: bool = True, downstream: bool = True) -> tuple[UniqueId, AssetGraph]:
         uid = self.graph.resolve(name)
@@ -470,6 +482,105 @@ class Project:
                                   result.crashed)
         return SyncResult(plan, run_id, built, {u: m for u, m in failed.items() if u in own}, skipped, not_run,
                           result)
+
+    def plan_against(self, other_path: Path, select: Sequence[str] = (),
+                     exclude: Sequence[str] = ()) -> StatusReport:
+        """What deploying this project over the one ``other_path`` describes would make stale, and why.
+
+        The other manifest plays the part of the state: every asset it has counts as built from its
+        code, so the same rules (and the same non-breaking classification) say what a deploy changes.
+        Only assets whose manifest version differs are compiled and compared semantically.
+        """
+        from dbtassets.fingerprint import classify, fingerprint
+
+        other = load_manifest(other_path.resolve())
+        other_sql = compiled_sql(other_path.resolve())
+        selected = self.select(select, exclude)
+        candidates = [uid for uid, node in self.graph.assets.items() if node.resource_type in ("model", "snapshot")
+                      and uid in other.nodes and other.nodes[uid].code_version != node.code_version]
+        current_sql = self.runner.compile(exact_selectors(self.graph, candidates)) if candidates else {}
+        when = f"{other.generated_at or other_path} (the other manifest)"
+        # The other manifest's assets, numbered as if each had been built once from the other's inputs.
+        deployed = [uid for uid, node in self.graph.assets.items()
+                    if node.resource_type in BUILDABLE and uid in other.nodes]
+        ids = {uid: -number - 1 for number, uid in enumerate(deployed)}
+
+        def input_version(parent: UniqueId) -> Version:
+            return Version(f"m{ids[parent]}", when) if parent in ids else Version(f"o:{parent}", when)
+
+        versions: dict[UniqueId, str] = {}
+        changes: dict[UniqueId, CodeChange] = {}
+        notes: dict[UniqueId, str] = {}
+        successes: dict[UniqueId, Materialization] = {}
+        for uid in deployed:
+            node = self.graph.assets[uid]
+            before = other.nodes[uid]
+            versions[uid] = node.code_version
+            recorded = before.code_version
+            if uid in candidates:
+                old, new = other_sql.get(uid), current_sql.get(uid)
+                if old is None or new is None:
+                    notes[uid] = ("the other manifest has no compiled SQL for it (make it with `dbt compile`)"
+                                  if old is None else "could not compile it") + "; comparing file checksums"
+                else:
+                    old_print = fingerprint(old, self.dialect, before.config_version, before.code_version)
+                    new_print = fingerprint(new, self.dialect, node.config_version, node.code_version)
+                    versions[uid], recorded = new_print.value, old_print.value
+                    if recorded != versions[uid]:
+                        if before.config_version != node.config_version:
+                            changes[uid] = CodeChange(True, description="breaking: its configuration changed")
+                        else:
+                            change = classify(old, new, self.dialect)
+                            changes[uid] = CodeChange(change.breaking, frozenset(change.added_columns),
+                                                      change.describe())
+            inputs = {p: input_version(p) for p in self.graph.parents(uid)}
+            successes[uid] = Materialization(ids[uid], 0, when, recorded, inputs, before.code_version)
+        observations = {uid: Version(f"o:{uid}", when) for uid, n in self.graph.assets.items()
+                        if n.resource_type == "source"}
+        view = StateView(successes, {}, observations)
+
+        def reads(child: UniqueId, parent: UniqueId, columns: frozenset[str]) -> bool:
+            from dbtassets.fingerprint import columns_read
+
+            sql = current_sql.get(child) or other_sql.get(child)
+            return sql is None or columns_read(sql, self.dialect).any_of(columns)
+
+        for uid, node in self.graph.assets.items():
+            if node.resource_type in BUILDABLE and uid not in versions:
+                versions[uid] = node.code_version  # new in this project: missing from the other
+        statuses = compute_statuses(self.graph, versions, view, set(observations), changes, reads)
+        # Successes here are the other manifest's "builds": they are versions of it, not of this project.
+        planned = {uid: AssetStatus(uid, s.status, s.reasons, None, s.impact) for uid, s in statuses.items()}
+        return StatusReport(planned, selected, [], notes)
+
+    def lint(self, select: Sequence[str] = (), exclude: Sequence[str] = ()) -> dict[UniqueId, list[str]]:
+        """Tables and files each selected model reads without a ``ref`` or ``source`` declaring them."""
+        from dbtassets.fingerprint import undeclared_reads
+
+        models = [uid for uid in self.select(select, exclude) if self.graph.assets[uid].resource_type == "model"]
+        compiled = self.runner.compile(exact_selectors(self.graph, models)) if models else {}
+        findings = {}
+        for uid in models:
+            if uid in compiled:
+                found = undeclared_reads(compiled[uid], self.dialect, self._declared_relations(uid))
+                if found:
+                    findings[uid] = found
+        return findings
+
+    def _declared_relations(self, uid: UniqueId) -> list[str]:
+        """Relation names a model may read: its refs and sources, and those of ephemeral models it inlines."""
+        nodes = self.manifest.nodes
+        declared, stack, seen = [], list(nodes[uid].depends_on), set()
+        while stack:
+            dep = stack.pop()
+            if dep in seen or dep not in nodes:
+                continue
+            seen.add(dep)
+            if nodes[dep].is_ephemeral:
+                stack.extend(nodes[dep].depends_on)
+            elif nodes[dep].relation_name:
+                declared.append(nodes[dep].relation_name)
+        return declared
 
     def needs_attention(self, report: StatusReport) -> bool:
         """True when ``check`` should fail: anything selected is stale or missing."""

@@ -115,7 +115,7 @@ def classify(old_sql: str, new_sql: str, dialect: str | None) -> Change:
     if new_columns[: len(old_columns)] != old_columns:
         return Change(True, detail="existing columns changed")
     if _without_projections(old, dialect) != _without_projections(new, dialect):
-        return Change(True, detail="the rows it selects changed")
+        return Change(True, detail="more than new output columns changed")
     added = tuple(name for name, _ in new_columns[len(old_columns):])
     return Change(False, added) if added else Change(True)
 

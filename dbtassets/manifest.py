@@ -118,6 +118,20 @@ def load_manifest(path: Path, *, use_cache: bool = True) -> Manifest:
     return _from_compact(path, compact)
 
 
+def compiled_sql(path: Path) -> dict[UniqueId, str]:
+    """The compiled SQL a manifest holds (after ``dbt compile``/``build``), by node; not cached.
+
+    Raises:
+        ManifestError: as :func:`load_manifest`.
+    """
+    raw = _read_json(path, path.stat().st_size if path.exists() else 0)
+    nodes = raw.get("nodes") if isinstance(raw, dict) else None
+    if not isinstance(nodes, dict):
+        raise ManifestError(f"{path}: not a dbt manifest (key 'nodes' is missing or not an object)")
+    return {UniqueId(uid): node["compiled_code"] for uid, node in nodes.items()
+            if isinstance(node, dict) and isinstance(node.get("compiled_code"), str)}
+
+
 def _read_json(path: Path, size: int) -> Any:
     if size == 0:
         raise ManifestError(f"{path}: the manifest is empty; re-run `dbt parse` to write it again")

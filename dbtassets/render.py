@@ -134,6 +134,7 @@ def _why_lines(graph: AssetGraph, explanation: Explanation, indent: str, lines: 
             extra = f"{observed['kind']}{': ' + observed['note'] if observed.get('note') else ''}"
         head += f": last new data observed at {observed['at']} ({extra})"
     lines.append(head)
+    lines.extend(f"{indent}  note: {note}" for note in explanation.notes)
     for reason in status.reasons:
         lines.append(f"{indent}  ← {reason.message}")
         if reason.upstream is not None and reason.upstream in explanation.causes:
@@ -144,6 +145,8 @@ def why_json(graph: AssetGraph, explanation: Explanation) -> dict[str, Any]:
     out = asset_json(graph.assets[explanation.status.unique_id], explanation.status)
     if explanation.observed:
         out["observed"] = dict(explanation.observed)
+    if explanation.notes:
+        out["notes"] = list(explanation.notes)
     for reason in out["reasons"]:
         cause = explanation.causes.get(reason.get("upstream"))
         if cause is not None:

@@ -114,3 +114,38 @@ def test_why_explains_a_non_breaking_change(built: Path) -> None:
     assert why.returncode == 0
     assert "code changed since the build at" in why.stdout
     assert "(non-breaking: added column `discount`; fact_sales, dim_customer do not read it)" in why.stdout
+
+
+def test_plan_against_another_manifest_is_semantic_and_check_gates_on_it(built: Path, tmp_path: Path) -> None:
+    production = tmp_path / "production" / "manifest.json"
+    production.parent.mkdir()
+    production.write_bytes((built / "target/manifest.json").read_bytes())  # written by the build: compiled SQL
+    edit(built, STG_ORDERS, "as unit_price\n", "as unit_price,\n    cast(0 as decimal(10, 2)) as discount\n")
+    edit(built, "models/staging/stg_customers.sql", "cc.country_name", "cc.country_name  -- shown to users")
+    edit(built, "macros/line_amount.sql", "decimal(12, 2)", "decimal(14, 2)")
+
+    plan = dbtassets(built, "plan", "--against", str(production), "--format", "json")
+    assert plan.returncode == 0, plan.stderr
+    assets = {a["name"]: a["reasons"] for a in json.loads(plan.stdout)["assets"]}
+    assert set(assets) == {"stg_orders", "fact_sales"}  # the comment-only edit of stg_customers is nothing
+    assert "non-breaking: added column `discount`" in assets["stg_orders"][0]["message"]
+    assert assets["fact_sales"][0]["code"] == "code_changed"
+
+    gate = dbtassets(built, "check", "--against", str(production), "--format", "github")
+    assert gate.returncode == 1
+    assert gate.stdout.count("::error ") == 2
+    same = dbtassets(built, "check", "--against", str(built / "target/manifest.json"))
+    assert same.returncode == 0, same.stdout  # against its own manifest: nothing to deploy
+
+
+def test_lint_and_why_report_reads_no_ref_or_source_declares(built: Path) -> None:
+    assert dbtassets(built, "lint").returncode == 0
+    edit(built, "models/marts/dim_customer.sql", "from {{ ref('stg_orders') }}",
+         "from {{ ref('stg_orders') }}\n    where customer_id in (select customer_id from main.customers_snapshot)")
+    lint = dbtassets(built, "lint", "--format", "json")
+    assert lint.returncode == 1
+    (finding,) = json.loads(lint.stdout)["undeclared"]
+    assert finding["name"] == "dim_customer" and finding["reads"] == ["main.customers_snapshot"]
+    assert dbtassets(built, "sync").returncode == 0
+    why = dbtassets(built, "why", "dim_customer").stdout
+    assert "note: it also reads main.customers_snapshot, which no ref() or source() declares" in why

@@ -1,0 +1,107 @@
+"""The sqlglot fingerprint: formatting never moves it, meaning always does; change classification."""
+
+from __future__ import annotations
+
+import random
+import re
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dbtassets.fingerprint import Reads, classify, columns_read, fingerprint, undeclared_reads
+
+D = "duckdb"
+COLUMNS = ["order_id", "customer_id", "amount", "quantity", "product"]
+KEYWORDS = re.compile(r"\b(select|from|where|as|and|or|cast|integer|group|by|order|join|on|left|sum|count)\b")
+
+
+@st.composite
+def queries(draw: st.DrawFn) -> str:
+    """Small but varied SELECTs: projections with expressions, a filter, sometimes a join and grouping."""
+    picked = draw(st.lists(st.sampled_from(COLUMNS), min_size=1, max_size=4, unique=True))
+    projections = []
+    for column in picked:
+        form = draw(st.integers(0, 3))
+        number = draw(st.integers(1, 99))
+        projections.append([f"{column}", f"{column} * {number} as {column}_x", f"cast({column} as integer) as "
+                            f"{column}_i", f"{column} + {number} as {column}_p"][form])
+    sql = f"select {', '.join(projections)} from raw_orders o"
+    if draw(st.booleans()):
+        sql += " left join customers c on c.customer_id = o.customer_id"
+    if draw(st.booleans()):
+        sql += f" where {draw(st.sampled_from(COLUMNS))} > {draw(st.integers(0, 500))}"
+    return sql
+
+
+def reformat(sql: str, rnd: random.Random) -> str:
+    """The same query, written differently: case, whitespace, comments."""
+    sql = KEYWORDS.sub(lambda m: m.group(0).upper() if rnd.random() < 0.5 else m.group(0), sql)
+    tokens = sql.split(" ")
+    out = []
+    for token in tokens:
+        out.append(token)
+        out.append(rnd.choice([" ", "  ", "\n", "\n    ", " /* note */ ", " -- note\n"]))
+    return "-- a model\n" + "".join(out).strip() + "\n"
+
+
+@settings(max_examples=200, deadline=None)
+@given(queries(), st.integers(0, 2**32))
+def test_reformatting_never_moves_the_fingerprint(sql: str, seed: int) -> None:
+    original = fingerprint(sql, D, "cfg", "fallback")
+    assert original.semantic
+    assert fingerprint(reformat(sql, random.Random(seed)), D, "cfg", "fallback").value == original.value
+
+
+@settings(max_examples=200, deadline=None)
+@given(queries(), st.integers(1, 98), st.sampled_from(["number", "operator", "column", "filter"]))
+def test_a_change_of_meaning_always_moves_it(sql: str, delta: int, mutation: str) -> None:
+    if mutation == "number" and re.search(r"\b\d+\b", sql):
+        mutated = re.sub(r"\b(\d+)\b", lambda m: str(int(m.group(1)) + delta), sql, count=1)
+    elif mutation == "operator" and "*" in sql:
+        mutated = sql.replace(" * ", " / ", 1)
+    elif mutation == "column":
+        mutated = sql.replace("select ", "select order_id + 1 as extra_col, ", 1)
+    else:
+        mutated = sql + (" and" if " where " in sql else " where") + " quantity <> 0"
+    assert fingerprint(mutated, D, "cfg", "f").value != fingerprint(sql, D, "cfg", "f").value
+
+
+def test_config_is_part_of_the_fingerprint() -> None:
+    assert fingerprint("select 1", D, "table", "f").value != fingerprint("select 1", D, "view", "f").value
+
+
+def test_unparseable_sql_falls_back_with_a_note() -> None:
+    found = fingerprint("select {{ broken", D, "cfg", "checksum123")
+    assert not found.semantic and found.value == "checksum123"
+    assert found.note.startswith("sqlglot cannot parse the compiled SQL")
+
+
+def test_classification() -> None:
+    base = "select a, b as c from t where x > 1"
+    added = classify(base, "select a, b as c, d * 2 as discount, e from t where x > 1", D)
+    assert not added.breaking and added.added_columns == ("discount", "e")
+    assert added.describe() == "non-breaking: added columns `discount`, `e`"
+    assert classify(base, "select a, b + 1 as c from t where x > 1", D).describe() == \
+        "breaking: existing columns changed"
+    assert classify(base, "select a, b as c, d from t where x > 2", D).breaking  # the row set changed
+    assert classify(base, "select b as c, a from t where x > 1", D).breaking  # reordered
+    assert classify("select * from t", "select *, 1 as one from t", D).breaking
+    assert classify(base, base, D).breaking  # nothing added: not a column-only change
+
+
+def test_columns_read() -> None:
+    assert columns_read("select o.order_id, sum(amount) from x o group by 1", D) == \
+        Reads(frozenset({"order_id", "amount"}))
+    assert columns_read("select count(*) from x", D) == Reads(frozenset())
+    assert columns_read("select * from x", D).everything
+    assert columns_read("select x.* from x", D).everything
+    assert columns_read("not sql at all (", D).everything  # unknown: assume it reads everything
+
+
+def test_undeclared_reads() -> None:
+    sql = ('with __dbt__cte__lines as (select * from "db"."main"."stg_orders") '
+           "select * from __dbt__cte__lines l join main.customers c using (id) "
+           "join read_csv('data/x.csv') f using (id)")
+    assert undeclared_reads(sql, D, ['"db"."main"."stg_orders"']) == ["READ_CSV('data/x.csv')", "main.customers"]
+    assert undeclared_reads(sql, D, ['"db"."main"."stg_orders"', '"db"."main"."customers"',
+                                     "read_csv('data/x.csv')"]) == []
