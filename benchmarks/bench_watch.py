@@ -210,10 +210,10 @@ class Received:
 class WatchProcess:
     """``dbtassets watch --format json`` as a subprocess; a thread collects its events as they come."""
 
-    def __init__(self, project: Path, runner: str, stderr_path: Path) -> None:
+    def __init__(self, project: Path, runner: str, stderr_path: Path, extra: Sequence[str] = ()) -> None:
         self.project = project
         self.argv = [sys.executable, "-m", "dbtassets", "--project-dir", str(project), "watch", "--format", "json",
-                     "--runner", runner]
+                     "--runner", runner, *extra]
         self._stderr_file: TextIO = stderr_path.open("w")
         self.stderr_path = stderr_path
         self.started = time.time()
@@ -301,8 +301,8 @@ class WatchProcess:
 
 
 @contextlib.contextmanager
-def watching(project: Path, runner: str, stderr_path: Path) -> Iterator[WatchProcess]:
-    watcher = WatchProcess(project, runner, stderr_path)
+def watching(project: Path, runner: str, stderr_path: Path, extra: Sequence[str] = ()) -> Iterator[WatchProcess]:
+    watcher = WatchProcess(project, runner, stderr_path, extra)
     try:
         yield watcher
     finally:
@@ -337,6 +337,7 @@ class Landing:
 class WatchRun:
     runner: str
     runner_class: str = ""
+    settle: float = 0.0
     startup_to_watching: float = 0.0
     initial_build_seconds: float = 0.0
     startup_to_fresh: float = 0.0
@@ -351,6 +352,7 @@ def start_and_wait(watcher: WatchProcess, run: WatchRun) -> None:
     """Wait for ``watching`` and the initial build (which must build fact_sales)."""
     watching_event = watcher.wait_for(0, "watching", timeout=120)
     run.runner_class = str(watching_event.event.get("runner", ""))
+    run.settle = float(watching_event.event.get("settle", 0.0))
     run.startup_to_watching = watching_event.at - watcher.started
     finished = watcher.wait_for(0, "build_finished", timeout=300)
     if finished.event.get("failed") or finished.event.get("error") or FACT_NAME not in finished.event["built"]:
@@ -469,7 +471,8 @@ def run_watcher(project: Path, runner: str, landings: int, args: argparse.Namesp
                 idle: float) -> WatchRun:
     run = WatchRun(runner)
     loader = OrderLoader(project, args.rows, args.seed)
-    with watching(project, runner, scratch / f"watch-{runner}.stderr") as watcher:
+    extra = ["--settle", str(args.settle)] if args.settle is not None else []
+    with watching(project, runner, scratch / f"watch-{runner}.stderr", extra) as watcher:
         print(f"[{runner}] starting: {shlex.join(watcher.argv)}", flush=True)
         start_and_wait(watcher, run)
         print(f"[{runner}] initial build done after {run.startup_to_fresh:.1f}s; landing {landings} batches",
@@ -547,7 +550,8 @@ def report(command: str, main: WatchRun, other: WatchRun | None, dbt_full: float
         "",
         "| measurement | median | min | max | p90 | n |",
         "|---|---|---|---|---|---|",
-        summary_row(f"landing → fact_sales recorded, `watch --runner {main.runner}` (build_finished `at`)",
+        summary_row(f"landing → fact_sales recorded, `watch --runner {main.runner}` (settle {main.settle:g} s; "
+                    "build_finished `at`)",
                     [x.latency for x in main.landings]),
         summary_row("  same, the state row's `finished_at`", [x.latency_db for x in main.landings]),
         summary_row(f"  same, first seen by the {poll * 1000:.0f} ms read-only DB poller",
@@ -618,10 +622,13 @@ def breakdown(run: WatchRun) -> str:
             return max(nodes) if nodes else landing.stages.get("build_started")
         return landing.stages.get(parent)
 
+    per_node = any(k.startswith("node:") for x in run.landings for k in x.stages)
     for stage, (parent, covers) in STAGES.items():
         values = [x.stages[stage] for x in run.landings if stage in x.stages]
         if not values:
             continue
+        if parent == LAST_MODEL and not per_node:  # this runner reports no node_finished events
+            parent, covers = "build_started", "the whole dbt build, recording"
         steps = [x.stages[stage] - begin for x in run.landings
                  if stage in x.stages and (begin := start(x, parent)) is not None]
         model = stage.removeprefix("node:")
@@ -661,6 +668,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--idle", type=float, default=10.0, metavar="SECONDS", help="idle measurement (default 10)")
     parser.add_argument("--gap", type=float, default=1.5, metavar="SECONDS",
                         help="pause after each build before the next landing (default 1.5)")
+    parser.add_argument("--settle", type=float, metavar="SECONDS",
+                        help="pass --settle to the watchers (default: not passed, so the project's setting, 0.2)")
     parser.add_argument("--poll", type=float, default=0.01, metavar="SECONDS", help="DB poll interval (default 0.01)")
     parser.add_argument("--rows", type=int, default=5, help="order lines per batch (default 5)")
     parser.add_argument("--seed", type=int, default=0, help="random seed for the batches (default 0)")
