@@ -73,7 +73,7 @@ def load_project(directory: Path) -> DbtProject:
             "or pass --project-dir (or set DBT_PROJECT_DIR)"
         )
     try:
-        config: Any = yaml.load(config_path.read_text(encoding="utf-8"), Loader=_Loader)
+        config: Any = load_yaml(config_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ProjectError(f"{config_path}: cannot read it: {str(exc).splitlines()[0]}") from None
     if not isinstance(config, dict) or not isinstance(config.get("name"), str):
@@ -113,4 +113,9 @@ def _newest_under(root: str) -> tuple[float, str]:
     return newest
 
 
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C loader when PyYAML has it
+
+
+def load_yaml(text: str) -> Any:
+    """Safe YAML parsing, fast where the C extension is available."""
+    return yaml.load(text, Loader=_Loader)

@@ -33,6 +33,7 @@ import yaml
 
 from dbtassets.errors import ConfigError
 from dbtassets.manifest import Node, UniqueId
+from dbtassets.project import load_yaml
 
 CONFIG_FILE = "dbtassets.yml"
 DEFAULT_QUERY_EVERY = 60.0
@@ -113,7 +114,7 @@ def load_settings(project_dir: Path, sources: Sequence[Node]) -> Settings:
     raw: Any = {}
     if path.exists():
         try:
-            raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader) or {}
+            raw = load_yaml(path.read_text(encoding="utf-8")) or {}
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
             raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
     config = _Config(path, raw)
@@ -292,5 +293,3 @@ def _stat_matches(project_dir: Path, globs: Sequence[str]) -> dict[str, tuple[in
                 found[os.path.relpath(match, project_dir)] = (stat.st_size, stat.st_mtime_ns)
     return found
 
-
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

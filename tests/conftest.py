@@ -138,6 +138,11 @@ def fake_project(project_dir: Path) -> Iterator[tuple[Project, FakeRunner, FakeC
     project.close()
 
 
+def dbtassets(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``dbtassets --project-dir PROJECT ARGS`` in its own process."""
+    return run_cli("--project-dir", str(project), *args)
+
+
 def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
             timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run ``python -m dbtassets ARGS`` as a user would, in its own process."""

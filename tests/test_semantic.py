@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import dbtassets
 
 pytestmark = pytest.mark.slow
 
 STG_ORDERS = "models/staging/stg_orders.sql"
-
-
-def dbtassets(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return run_cli("--project-dir", str(project), *args)
 
 
 def stale(project: Path) -> dict[str, list[str]]:

@@ -10,15 +10,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import dbtassets
 
 pytestmark = pytest.mark.slow
 
 ORDERS_DOWNSTREAM = {"stg_orders", "fact_sales", "dim_customer"}
-
-
-def dbtassets(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return run_cli("--project-dir", str(project), *args)
 
 
 def stale_names(project: Path) -> dict[str, list[str]]:
