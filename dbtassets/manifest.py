@@ -28,7 +28,7 @@ UniqueId = NewType("UniqueId", str)
 
 SUPPORTED_SCHEMAS = range(10, 13)  # v10 (dbt 1.6) to v12 (dbt 1.8 - 1.11)
 ASSET_TYPES = ("model", "seed", "snapshot", "source")
-_CACHE_FORMAT = 4
+_CACHE_FORMAT = 5
 _CACHE_NAME = "dbtassets-manifest.cache"
 
 # Configuration that changes the object dbt builds (not docs, tags or meta).
@@ -178,12 +178,13 @@ def _extract(path: Path, raw: Any) -> tuple[Any, ...]:
         if not isinstance(raw.get(key), dict):
             raise ManifestError(f"{path}: not a dbt manifest (key {key!r} is missing or not an object)")
     metadata = raw["metadata"]
-    current = "metadata"
+    where = ["metadata"]  # the part being read, for the error message
     try:
         macros = _Macros.from_manifest(raw["macros"])
         nodes: dict[str, dict[str, Any]] = {}
         tests: list[tuple[str, str, tuple[str, ...]]] = []
-        for current, node in raw["nodes"].items():
+        for uid, node in raw["nodes"].items():
+            where[0] = uid
             config = node.get("config") or {}
             if config.get("enabled", True) is False:
                 continue
@@ -191,13 +192,12 @@ def _extract(path: Path, raw: Any) -> tuple[Any, ...]:
             if rtype == "test":
                 attached = node.get("attached_node")
                 parents = (attached,) if attached else tuple(node["depends_on"]["nodes"])
-                tests.append((current, node["name"], parents))
+                tests.append((uid, _text(node["name"]), _texts(parents)))
             elif rtype in ASSET_TYPES:
-                nodes[current] = node
+                nodes[uid] = node
         sources = {uid: s for uid, s in raw["sources"].items() if (s.get("config") or {}).get("enabled", True)}
-        current = "metadata"
-        compact_nodes = _compact_nodes(nodes, sources, macros)
-        current = "tests"
+        compact_nodes = _compact_nodes(nodes, sources, macros, where)
+        where[0] = "tests"
         compact_tests = tuple((uid, name, tuple(p for p in parents if p in nodes)) for uid, name, parents in tests)
         return (
             str(metadata.get("project_name") or ""),
@@ -213,7 +213,7 @@ def _extract(path: Path, raw: Any) -> tuple[Any, ...]:
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         detail = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
         raise ManifestError(
-            f"{path}: unexpected manifest shape at {current} ({detail}); re-run `dbt parse` to write it again"
+            f"{path}: unexpected manifest shape at {where[0]} ({detail}); re-run `dbt parse` to write it again"
         ) from None
 
 
@@ -221,6 +221,7 @@ def _compact_nodes(
     nodes: Mapping[str, Mapping[str, Any]],
     sources: Mapping[str, Mapping[str, Any]],
     macros: _Macros,
+    where: list[str],
 ) -> tuple[tuple[Any, ...], ...]:
     code_versions: dict[str, str] = {}
 
@@ -250,21 +251,23 @@ def _compact_nodes(
 
     compact: list[tuple[Any, ...]] = []
     for uid, node in nodes.items():
+        where[0] = uid
         config = node.get("config") or {}
         compact.append((
-            uid, node["name"], node["resource_type"], node["package_name"], tuple(node["fqn"]),
-            node["original_file_path"], tuple(node.get("tags") or ()), str(config.get("materialized") or ""),
-            tuple(p for p in node["depends_on"].get("nodes", ()) if p in nodes or p in sources),
+            uid, _text(node["name"]), _text(node["resource_type"]), _text(node["package_name"]), _texts(node["fqn"]),
+            _text(node["original_file_path"]), _texts(node.get("tags") or ()), str(config.get("materialized") or ""),
+            tuple(p for p in _texts(node["depends_on"].get("nodes", ())) if p in nodes or p in sources),
             code_version(uid), "", "", str(node.get("relation_name") or ""), {},
             _plain_config(config), config_version(node),
         ))
     for uid, source in sources.items():
+        where[0] = uid
         config = source.get("config") or {}
         meta = {**(source.get("source_meta") or {}), **(source.get("meta") or {}), **(config.get("meta") or {})}
         compact.append((
-            uid, source["name"], "source", source["package_name"], tuple(source["fqn"]),
-            source["original_file_path"], tuple(source.get("tags") or ()), "", (), "",
-            source["source_name"], str(source.get("loaded_at_field") or config.get("loaded_at_field") or ""),
+            uid, _text(source["name"]), "source", _text(source["package_name"]), _texts(source["fqn"]),
+            _text(source["original_file_path"]), _texts(source.get("tags") or ()), "", (), "",
+            _text(source["source_name"]), str(source.get("loaded_at_field") or config.get("loaded_at_field") or ""),
             str(source.get("relation_name") or ""), _plain(meta), _plain_config(config), "",
         ))
     return tuple(compact)
@@ -294,6 +297,19 @@ class _Macros:
                 seen.add(macro)
                 stack.extend(m for m in self.calls.get(macro, ()) if m not in seen)
         return seen
+
+
+def _text(value: Any) -> str:
+    """A manifest field that must be text (a ValueError names what it was instead)."""
+    if not isinstance(value, str):
+        raise ValueError(f"expected text, found {type(value).__name__} {value!r:.40}")
+    return value
+
+
+def _texts(values: Any) -> tuple[str, ...]:
+    if not isinstance(values, list | tuple):
+        raise ValueError(f"expected a list of text, found {type(values).__name__}")
+    return tuple(_text(v) for v in values)
 
 
 def _plain(value: Any) -> Any:
