@@ -8,7 +8,6 @@ is passed in, so tests can replace it.
 from __future__ import annotations
 
 import os
-import sqlite3
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -19,22 +18,20 @@ from dbtassets.clock import Clock, SystemClock, timestamp
 from dbtassets.errors import ManifestError, ObservationError, SelectionError
 from dbtassets.graph import BUILDABLE, AssetGraph
 from dbtassets.lock import BuildLock
-from dbtassets.manifest import Manifest, Node, UniqueId, compiled_sql, load_manifest
+from dbtassets.manifest import Manifest, Node, UniqueId, load_manifest
 from dbtassets.project import DbtProject, load_project
 from dbtassets.runner import BuildResult, DbtTarget, Runner, SubprocessRunner, build_command, display
-from dbtassets.selection import dbt_selectors, exact_selectors, select_assets
+from dbtassets.selection import dbt_selectors, select_assets
 from dbtassets.sources import Observation, ObserverKind, Settings, load_settings, observe_files
 from dbtassets.staleness import (
     AssetStatus,
-    CodeChange,
-    Materialization,
     ReasonCode,
-    StateView,
     Status,
     Version,
     compute_statuses,
 )
-from dbtassets.state import CachedFingerprint, HistoryEntry, StateStore
+from dbtassets.state import HistoryEntry, StateStore
+from dbtassets.versions import CodeVersioner
 
 STATE_ENV = "DBTASSETS_STATE"
 _FAILED = frozenset({"error", "fail", "runtime error"})
@@ -92,15 +89,6 @@ class SyncPlan:
 
 
 @dataclass(frozen=True)
-class CodeVersions:
-    """The current code version of every buildable asset, and how the changed ones changed."""
-
-    versions: Mapping[UniqueId, str]
-    changes: Mapping[UniqueId, CodeChange] = field(default_factory=dict)
-    notes: Mapping[UniqueId, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
 class SyncResult:
     plan: SyncPlan
     run_id: int | None = None
@@ -145,6 +133,7 @@ class Project:
         self.close()
 
     def close(self) -> None:
+        self.__dict__.pop("versions", None)  # it holds the store
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -182,7 +171,7 @@ class Project:
 
     def reload(self) -> None:
         """Forget the loaded manifest, graph and settings (after a re-parse or an edit of dbtassets.yml)."""
-        for name in ("manifest", "graph", "settings"):
+        for name in ("manifest", "graph", "settings", "versions"):
             self.__dict__.pop(name, None)
 
     @property
@@ -191,92 +180,9 @@ class Project:
             self._store = StateStore.open(self.state_path)
         return self._store
 
-    @property
-    def dialect(self) -> str | None:
-        from dbtassets.fingerprint import dialect_of
-
-        return dialect_of(self.manifest.adapter_type)
-
-    def code_versions(self, state: StateView) -> CodeVersions:
-        """Semantic code versions, compiling only the models whose manifest version moved since their build.
-
-        A model whose file checksum, config, macros and inlined ephemeral models are as at its last
-        build keeps that build's semantic version, so a large project is not compiled at all. The
-        others are looked up in the fingerprint cache, and only the ones not there are compiled
-        (one ``dbt compile`` for all of them) and fingerprinted.
-        """
-        versions: dict[UniqueId, str] = {}
-        moved: list[UniqueId] = []
-        for uid, node in self.graph.assets.items():
-            if node.resource_type not in BUILDABLE:
-                continue
-            last = state.last_success.get(uid)
-            if node.resource_type == "seed" or last is None:
-                versions[uid] = node.code_version  # seeds: their content checksum; missing: irrelevant
-            elif last.manifest_version == node.code_version:
-                versions[uid] = last.code_version
-            else:
-                moved.append(uid)
-        if not moved:
-            return CodeVersions(versions)
-        cached = self.store.fingerprints((uid, self.graph.assets[uid].code_version) for uid in moved)
-        uncached = [uid for uid in moved if uid not in cached]
-        if uncached:
-            self.log(f"compiling {len(uncached)} changed model{'s' if len(uncached) > 1 else ''} to compare their SQL")
-            compiled = self.runner.compile(exact_selectors(self.graph, uncached))
-            with self.store.transaction() as db:
-                for uid in uncached:
-                    if uid in compiled:
-                        self._remember(db, uid, compiled[uid])
-            cached = self.store.fingerprints((uid, self.graph.assets[uid].code_version) for uid in moved)
-        changes: dict[UniqueId, CodeChange] = {}
-        notes: dict[UniqueId, str] = {}
-        for uid in moved:
-            node, last = self.graph.assets[uid], state.last_success[uid]
-            entry = cached.get(uid)
-            versions[uid] = entry.code_version if entry else node.code_version
-            if entry is None:
-                notes[uid] = "could not compile it to compare its SQL; using the file checksum"
-            elif entry.note:
-                notes[uid] = entry.note
-            if versions[uid] != last.code_version:
-                changes[uid] = self._classify(uid, last, entry)
-        return CodeVersions(versions, changes, notes)
-
-    def _remember(self, db: sqlite3.Connection, uid: UniqueId, compiled_code: str) -> str:
-        """Fingerprint compiled SQL, cache it under the node's manifest version; return the code version."""
-        from dbtassets.fingerprint import fingerprint
-
-        node = self.graph.assets[uid]
-        found = fingerprint(compiled_code, self.dialect, node.config_version, node.code_version)
-        self.store.save_fingerprint(db, uid, node.code_version, found.value, found.semantic, found.normalized_sql,
-                                    found.note)
-        return found.value
-
-    def _classify(self, uid: UniqueId, last: Materialization, entry: CachedFingerprint | None) -> CodeChange:
-        node = self.graph.assets[uid]
-        old = self._sql_of(uid, last.manifest_version) if last.manifest_version else None
-        new = self.store.compiled_sql(entry.sql_hash) if entry and entry.sql_hash else None
-        if old is None or new is None or node.resource_type != "model":
-            return CodeChange(True)
-        from dbtassets.fingerprint import classify, combine
-
-        if combine(old, node.config_version) != last.code_version:
-            return CodeChange(True, description="breaking: its configuration changed")
-        change = classify(old, new, self.dialect)
-        return CodeChange(change.breaking, frozenset(change.added_columns), change.describe())
-
-    def _sql_of(self, uid: UniqueId, manifest_version: str) -> str | None:
-        entry = self.store.fingerprints([(uid, manifest_version)]).get(uid)
-        return self.store.compiled_sql(entry.sql_hash) if entry and entry.sql_hash else None
-
-    def reads(self, child: UniqueId, parent: UniqueId, columns: frozenset[str]) -> bool:
-        """Whether ``child``'s SQL (as last compiled) may read any of ``columns``; True when unknown."""
-        from dbtassets.fingerprint import columns_read
-
-        node = self.graph.assets[child]
-        sql = self._sql_of(child, node.code_version) if node.resource_type == "model" else None
-        return sql is None or columns_read(sql, self.dialect).any_of(columns)
+    @cached_property
+    def versions(self) -> CodeVersioner:
+        return CodeVersioner(self.graph, self.manifest, self.store, self.runner, self.log)
 
     def now(self) -> str:
         return timestamp(self.clock.now())
@@ -355,8 +261,9 @@ class Project:
                       for o in self.observe(queries=queries) if o.error]
         observable = {uid for uid, d in self.settings.sources.items() if d.observable}
         view = self.store.view()
-        code = self.code_versions(view)
-        statuses = compute_statuses(self.graph, code.versions, view, observable, code.changes, self.reads)
+        code = self.versions.current(view)
+        statuses = compute_statuses(self.graph, code.versions, view, observable, code.changes,
+                                    self.versions.reads)
         return StatusReport(statuses, selected, [*self.settings.warnings, *errors], code.notes)
 
     def why(self, name: str, *, observe: bool = True) -> Explanation:
@@ -373,11 +280,11 @@ class Project:
                 causes[reason.upstream] = self._explain(reason.upstream, report, seen)
         notes = [report.notes[uid]] if uid in report.notes else []
         node = self.graph.assets[uid]
-        sql = self._sql_of(uid, node.code_version) if node.resource_type == "model" else None
+        sql = self.versions.sql_of(uid, node.code_version) if node.resource_type == "model" else None
         if sql is not None:
             from dbtassets.fingerprint import undeclared_reads
 
-            hidden = undeclared_reads(sql, self.dialect, self._declared_relations(uid))
+            hidden = undeclared_reads(sql, self.versions.dialect, self.versions.declared_relations(uid))
             if hidden:
                 notes.append(f"it also reads {', '.join(hidden)}, which no ref() or source() declares: "
                              "changes there are not seen (`dbtassets lint`)")
@@ -461,7 +368,7 @@ class Project:
                 duration, rows = durations[uid]
                 code_version = node.code_version
                 if uid in compiled and node.resource_type != "seed":
-                    code_version = self._remember(db, uid, compiled[uid])
+                    code_version = self.versions.remember(db, uid, compiled[uid])
                 # A rebuild whose only change was new columns keeps the version of the old ones.
                 before = plan.statuses.get(uid)
                 base, added = None, frozenset[str]()
@@ -485,102 +392,13 @@ class Project:
 
     def plan_against(self, other_path: Path, select: Sequence[str] = (),
                      exclude: Sequence[str] = ()) -> StatusReport:
-        """What deploying this project over the one ``other_path`` describes would make stale, and why.
-
-        The other manifest plays the part of the state: every asset it has counts as built from its
-        code, so the same rules (and the same non-breaking classification) say what a deploy changes.
-        Only assets whose manifest version differs are compiled and compared semantically.
-        """
-        from dbtassets.fingerprint import classify, fingerprint
-
-        other = load_manifest(other_path.resolve())
-        other_sql = compiled_sql(other_path.resolve())
-        selected = self.select(select, exclude)
-        candidates = [uid for uid, node in self.graph.assets.items() if node.resource_type in ("model", "snapshot")
-                      and uid in other.nodes and other.nodes[uid].code_version != node.code_version]
-        current_sql = self.runner.compile(exact_selectors(self.graph, candidates)) if candidates else {}
-        when = f"{other.generated_at or other_path} (the other manifest)"
-        # The other manifest's assets, numbered as if each had been built once from the other's inputs.
-        deployed = [uid for uid, node in self.graph.assets.items()
-                    if node.resource_type in BUILDABLE and uid in other.nodes]
-        ids = {uid: -number - 1 for number, uid in enumerate(deployed)}
-
-        def input_version(parent: UniqueId) -> Version:
-            return Version(f"m{ids[parent]}", when) if parent in ids else Version(f"o:{parent}", when)
-
-        versions: dict[UniqueId, str] = {}
-        changes: dict[UniqueId, CodeChange] = {}
-        notes: dict[UniqueId, str] = {}
-        successes: dict[UniqueId, Materialization] = {}
-        for uid in deployed:
-            node = self.graph.assets[uid]
-            before = other.nodes[uid]
-            versions[uid] = node.code_version
-            recorded = before.code_version
-            if uid in candidates:
-                old, new = other_sql.get(uid), current_sql.get(uid)
-                if old is None or new is None:
-                    notes[uid] = ("the other manifest has no compiled SQL for it (make it with `dbt compile`)"
-                                  if old is None else "could not compile it") + "; comparing file checksums"
-                else:
-                    old_print = fingerprint(old, self.dialect, before.config_version, before.code_version)
-                    new_print = fingerprint(new, self.dialect, node.config_version, node.code_version)
-                    versions[uid], recorded = new_print.value, old_print.value
-                    if recorded != versions[uid]:
-                        if before.config_version != node.config_version:
-                            changes[uid] = CodeChange(True, description="breaking: its configuration changed")
-                        else:
-                            change = classify(old, new, self.dialect)
-                            changes[uid] = CodeChange(change.breaking, frozenset(change.added_columns),
-                                                      change.describe())
-            inputs = {p: input_version(p) for p in self.graph.parents(uid)}
-            successes[uid] = Materialization(ids[uid], 0, when, recorded, inputs, before.code_version)
-        observations = {uid: Version(f"o:{uid}", when) for uid, n in self.graph.assets.items()
-                        if n.resource_type == "source"}
-        view = StateView(successes, {}, observations)
-
-        def reads(child: UniqueId, parent: UniqueId, columns: frozenset[str]) -> bool:
-            from dbtassets.fingerprint import columns_read
-
-            sql = current_sql.get(child) or other_sql.get(child)
-            return sql is None or columns_read(sql, self.dialect).any_of(columns)
-
-        for uid, node in self.graph.assets.items():
-            if node.resource_type in BUILDABLE and uid not in versions:
-                versions[uid] = node.code_version  # new in this project: missing from the other
-        statuses = compute_statuses(self.graph, versions, view, set(observations), changes, reads)
-        # Successes here are the other manifest's "builds": they are versions of it, not of this project.
-        planned = {uid: AssetStatus(uid, s.status, s.reasons, None, s.impact) for uid, s in statuses.items()}
-        return StatusReport(planned, selected, [], notes)
+        """What deploying this project over the one ``other_path`` describes would make stale, and why."""
+        impact = self.versions.plan_against(other_path)
+        return StatusReport(impact.statuses, self.select(select, exclude), [], impact.notes)
 
     def lint(self, select: Sequence[str] = (), exclude: Sequence[str] = ()) -> dict[UniqueId, list[str]]:
         """Tables and files each selected model reads without a ``ref`` or ``source`` declaring them."""
-        from dbtassets.fingerprint import undeclared_reads
-
-        models = [uid for uid in self.select(select, exclude) if self.graph.assets[uid].resource_type == "model"]
-        compiled = self.runner.compile(exact_selectors(self.graph, models)) if models else {}
-        findings = {}
-        for uid in models:
-            if uid in compiled:
-                found = undeclared_reads(compiled[uid], self.dialect, self._declared_relations(uid))
-                if found:
-                    findings[uid] = found
-        return findings
-
-    def _declared_relations(self, uid: UniqueId) -> list[str]:
-        """Relation names a model may read: its refs and sources, and those of ephemeral models it inlines."""
-        nodes = self.manifest.nodes
-        declared, stack, seen = [], list(nodes[uid].depends_on), set()
-        while stack:
-            dep = stack.pop()
-            if dep in seen or dep not in nodes:
-                continue
-            seen.add(dep)
-            if nodes[dep].is_ephemeral:
-                stack.extend(nodes[dep].depends_on)
-            elif nodes[dep].relation_name:
-                declared.append(nodes[dep].relation_name)
-        return declared
+        return self.versions.lint(self.select(select, exclude))
 
     def needs_attention(self, report: StatusReport) -> bool:
         """True when ``check`` should fail: anything selected is stale or missing."""
