@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -61,8 +62,35 @@ def test_the_public_surface_is_explicit() -> None:
 
 
 def test_json_assets_carry_the_documented_fields(project_dir: Path) -> None:
-    import json
 
     document = json.loads(run_cli("--project-dir", str(project_dir), "assets", "--format", "json").stdout)
     for entry in document["assets"]:
         assert {"unique_id", "name", "resource_type", "status", "reasons"} <= set(entry)
+
+
+def test_lineage_formats(project_dir: Path) -> None:
+    def lineage(*args: str) -> str:
+        result = run_cli("--project-dir", str(project_dir), "lineage", "stg_orders", *args)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    assert lineage().splitlines() == ["stg_orders", "  upstream:", "    └ raw.orders (source)", "  downstream:",
+                                      "    └ dim_customer (model)", "    └ fact_sales (model)"]
+    assert lineage("--downstream").splitlines()[:2] == ["stg_orders", "  downstream:"]
+    dot = lineage("--format", "dot")
+    assert '"stg_orders" [penwidth=3];' in dot and '"raw.orders" -> "stg_orders";' in dot
+    document = json.loads(lineage("--format", "json"))
+    assert document["root"] == "model.shopflow.stg_orders"
+    assert {a["name"]: a["parents"] for a in document["assets"]}["fact_sales"] == ["model.shopflow.stg_orders"]
+
+
+def test_assets_and_observe_text(project_dir: Path) -> None:
+    assets = run_cli("--project-dir", str(project_dir), "assets").stdout.splitlines()
+    assert assets[0].split() == ["ASSET", "TYPE", "BUILT", "AS", "/", "OBSERVED", "BY", "STATUS", "UPSTREAM"]
+    rows = {line.split()[0]: line.split()[1:] for line in assets[1:]}
+    assert rows["raw.orders"] == ["source", "files", "data/raw/orders/*.csv", "fresh", "-"]
+    assert rows["fact_sales"] == ["model", "table,", "3", "checks", "missing", "stg_orders"]
+    observed = run_cli("--project-dir", str(project_dir), "observe").stdout.splitlines()
+    assert observed[1].split()[:3] == ["raw.orders", "files", "new"]
+    again = run_cli("--project-dir", str(project_dir), "observe").stdout.splitlines()
+    assert again[1].split()[:3] == ["raw.orders", "files", "unchanged"]
