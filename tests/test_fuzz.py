@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from pathlib import Path
@@ -108,7 +109,5 @@ def test_arbitrary_bytes_as_dbtassets_yml(parsed_example: Path, tmp_path: Path, 
     manifest = load_manifest(parsed_example / "target/manifest.json")
     sources = [n for n in manifest.nodes.values() if n.resource_type == "source"]
     (tmp_path / "dbtassets.yml").write_bytes(content)
-    try:
+    with contextlib.suppress(ConfigError):  # our own error is a fine answer; any other exception fails
         load_settings(tmp_path, sources)
-    except ConfigError:
-        pass
