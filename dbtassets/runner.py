@@ -5,12 +5,16 @@ starts ``python -m dbtassets._dbt`` in the project directory (dbt resolves relat
 profiles and ``external_location`` against the working directory), passes dbt's arguments in
 a request file, streams dbt's log lines to a callback, and reads ``run_results.json``. A
 process that ends gives back every file lock it held, so the warehouse is free between builds.
+On Linux the child is killed with its parent: a dbt build outliving a ``kill -9``-ed watcher
+or ``sync`` would run alongside the next one, which takes the build lock the dead one released.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -153,7 +157,7 @@ class SubprocessRunner:
             process = subprocess.Popen(
                 [sys.executable, "-m", "dbtassets._dbt", request.name],
                 cwd=self.target.project.directory, env=env, stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, text=True, errors="replace",
+                stderr=subprocess.STDOUT, text=True, errors="replace", preexec_fn=_die_with_parent(),
             )
         except OSError as exc:
             os.unlink(request.name)
@@ -171,6 +175,31 @@ class SubprocessRunner:
                 process.terminate()
                 process.wait()
             os.unlink(request.name)
+
+
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` making the kernel SIGKILL the child when this process dies (Linux only).
+
+    It only calls a function resolved here, in the parent, so nothing is loaded or imported
+    between fork and exec.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent, kill = os.getpid(), int(signal.SIGKILL)
+
+    def request_death_signal() -> None:
+        prctl(_PR_SET_PDEATHSIG, kill)
+        if os.getppid() != parent:  # the parent died before the request took effect
+            os.kill(os.getpid(), kill)
+
+    return request_death_signal
 
 
 def read_run_results(path: Path) -> tuple[NodeResult, ...]:
