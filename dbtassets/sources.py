@@ -4,8 +4,9 @@ A source is observed by one of three kinds of observer:
 
 - ``files``: one or more globs under the project; the data version fingerprints the matching
   files (path, size, modification time). Hidden and temporary files (``.x.csv.tmp``,
-  ``*.part``) never count, and a file modified within the last ``settle`` seconds is looked
-  at twice so that one still being written is left out until it is complete.
+  ``*.part``) never count, and a file modified within the last ``settle`` seconds (or with an
+  mtime ahead of the clock) is looked at twice so that one still being written is left out
+  until it is complete.
 - ``query``: SQL that returns a watermark, run through the project's own dbt profile; the
   default for a source with ``loaded_at_field`` is ``select max(<field>) from <source>``.
 - ``reported``: a loader says "I loaded it" (``dbtassets report``); each report is a new version.
@@ -259,7 +260,8 @@ def observe_files(
         writing = sorted(p for p in first if p in in_progress)
         first = {p: s for p, s in first.items() if p not in in_progress}
     else:
-        recent = {p for p, (_, mtime_ns) in first.items() if 0 <= now - mtime_ns / 1e9 < settle}
+        # An mtime ahead of this clock (the writer's clock is ahead: NFS, a VM) may be a write just now.
+        recent = {p for p, (_, mtime_ns) in first.items() if now - mtime_ns / 1e9 < settle}
         writing = []
     if recent:
         sleep(settle)
