@@ -14,7 +14,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -209,14 +209,23 @@ class StateStore:
             raise StateError(_describe(self.path, exc)) from None
         try:
             yield db
+        except sqlite3.DatabaseError as exc:  # e.g. the disk filled up in the middle of the transaction
+            self._rollback()
+            raise StateError(_describe(self.path, exc)) from None
         except BaseException:
-            db.execute("ROLLBACK")
+            self._rollback()
             raise
         try:
             db.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
-            db.execute("ROLLBACK")
+            self._rollback()
             raise StateError(_describe(self.path, exc)) from None
+
+    def _rollback(self) -> None:
+        """Undo the open transaction, unless SQLite already has (it does on SQLITE_FULL and some I/O errors)."""
+        if self._db.in_transaction:
+            with suppress(sqlite3.Error):  # the error being raised says more than a failed rollback
+                self._db.execute("ROLLBACK")
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         try:
@@ -392,6 +401,23 @@ def _versions(inputs: str) -> dict[UniqueId, Version]:
     return out
 
 
+_NEARLY_FULL = 256 * 1024  # bytes: less than SQLite may need to grow its WAL and WAL index
+
+
+def _file_system_problem(directory: Path) -> str | None:
+    """Why nothing can be written in ``directory``, if its file system is read-only or (nearly) full."""
+    try:
+        stats = os.statvfs(directory)
+    except OSError:
+        return None
+    if stats.f_flag & os.ST_RDONLY:
+        return f"the file system of {directory} is read-only; remount it read-write or pass another --state"
+    free = stats.f_bavail * stats.f_frsize
+    if free < _NEARLY_FULL:
+        return f"the disk is full ({free // 1024} KiB free in {directory}); free some space and run the command again"
+    return None
+
+
 def _alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
@@ -411,6 +437,11 @@ def _describe(path: Path, exc: sqlite3.DatabaseError) -> str:
     if "malformed" in text or "corrupt" in text:
         return (f"{path}: the state store is corrupt ({text}); dbtassets will not replace it: inspect it with "
                 f"`sqlite3 {path} 'PRAGMA integrity_check'`, or move it away to start afresh")
+    # A full disk shows as "disk I/O error" when SQLite cannot grow its WAL index: look at the file system.
+    problem = _file_system_problem(path.parent) if any(
+        word in text for word in ("disk", "readonly", "read-only", "unable to open")) else None
+    if problem is not None:
+        return f"{path}: cannot write the state store ({text}): {problem}"
     if "readonly" in text or "read-only" in text or "unable to open" in text:
         return f"{path}: cannot write the state store ({text}); check the permissions of {path.parent}"
     if "disk" in text and "full" in text:
