@@ -48,10 +48,13 @@ class InProcessRunner:
 
     def build(self, selectors: Sequence[str], extra_args: Sequence[str] = ()) -> BuildResult:
         args = build_command(selectors, extra_args)
-        if self._manifest is None:
-            self.parse()
-        result = self._invoke(args, with_manifest=True)
         log = self.target.project.dbt_log
+        if self._manifest is None:
+            try:
+                self.parse()
+            except RunnerError as exc:  # like a dbt subprocess that cannot parse: a crashed build, recorded
+                return BuildResult(display(args), 2, (), log, crashed=str(exc))
+        result = self._invoke(args, with_manifest=True)
         run = result.result
         if run is None or not hasattr(run, "results"):
             reason = result.exception or "no results"
