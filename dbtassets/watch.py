@@ -7,10 +7,15 @@ there is never more than one build, events that arrive during a build wait in th
 the next one, and a burst of events becomes one build.
 
 A file is *being written* from its first ``created``/``modified`` event until its ``closed``
-(inotify's IN_CLOSE_WRITE) or the rename that lands it; observations leave such files out.
+(inotify's IN_CLOSE_WRITE) or the rename that lands it; observations leave such files out, and
+the source's downstream assets are not built meanwhile: dbt reads a source's files by its own
+glob, half-written ones included.
 
 A failed asset is retried with exponential backoff; a change of its code or of an input's data
-version retries it at once.
+version retries it at once. A retry falls due only once its failing ancestors' retries do, so
+a held asset never wakes the loop. A pass that fails as a whole (the state store cannot be
+written, the project does not parse) keeps its work and is retried with the same backoff, or
+at once when a new event arrives.
 """
 
 from __future__ import annotations
@@ -32,9 +37,10 @@ from dbtassets.errors import DbtAssetsError, LockError
 from dbtassets.lock import BuildLock
 from dbtassets.manifest import UniqueId
 from dbtassets.runner import NodeResult
-from dbtassets.sources import ObserverKind
+from dbtassets.sources import ObserverKind, WatchSettings
 from dbtassets.staleness import AssetStatus, Status
 
+_SIBLINGS_PER_WATCH = 8  # more source directories than this under one parent: watch the parent
 REPORT_POLL = 0.25  # seconds between looks for `dbtassets report` observations
 _IGNORED_DIRS = ("target", "logs", "dbt_packages", ".dbtassets", ".git")
 
@@ -60,10 +66,11 @@ class _Pending:
 
     sources: set[UniqueId] = field(default_factory=set)
     project: bool = False
+    everything: bool = False  # observe every source (a failed first pass owes that)
     last_event: float = 0.0
 
     def __bool__(self) -> bool:
-        return bool(self.sources) or self.project
+        return bool(self.sources) or self.project or self.everything
 
 
 class Watcher:
@@ -92,6 +99,8 @@ class Watcher:
         self._next_query: dict[UniqueId, float] = {}
         self._last_report = 0
         self._stop = threading.Event()
+        self._failed_passes = 0
+        self._pass_retry_at: float | None = None  # set while a failed pass waits out its backoff
 
     def stop(self) -> None:
         """Ask the loop to finish: the build in flight completes and is recorded first. Thread- and signal-safe."""
@@ -128,9 +137,12 @@ class Watcher:
     def _wait(self) -> None:
         """Block until an event arrives or something falls due, then drain the inbox."""
         now = self._monotonic()
-        deadlines = [now + REPORT_POLL, *self._next_query.values(), *(b.retry_at for b in self._backoff.values())]
-        if self._pending:
-            deadlines.append(self._pending.last_event + self.settle)
+        if self._pass_retry_at is not None:
+            deadlines = [self._pass_retry_at]
+        else:
+            deadlines = [now + REPORT_POLL, *self._next_query.values(), *self._retry_times()]
+            if self._pending:
+                deadlines.append(self._pending.last_event + self.settle)
         timeout = max(0.0, min(deadlines) - now)
         try:
             item = self._inbox.get(timeout=timeout)
@@ -146,6 +158,8 @@ class Watcher:
 
     def _due(self) -> bool:
         now = self._monotonic()
+        if self._pass_retry_at is not None:
+            return now >= self._pass_retry_at
         if now >= self._pending.last_event + self.settle and self._pending:
             return True
         for uid, due in self._next_query.items():
@@ -156,27 +170,43 @@ class Watcher:
             self._last_report = latest
             self.emit(WatchEvent("reported", {}))
             return True
-        if any(now >= b.retry_at for b in self._backoff.values()):
+        if any(now >= retry_at for retry_at in self._retry_times()):
             return True
         return any(now >= due for due in self._next_query.values())
+
+    def _retry_times(self) -> list[float]:
+        """When each failed asset can be retried: not before its failing ancestors can."""
+        graph = self.project.graph
+        return [max([b.retry_at, *(self._backoff[a].retry_at for a in graph.ancestors(uid) if a in self._backoff)])
+                for uid, b in self._backoff.items() if uid in graph]
 
     def _pass(self, *, observe_all: bool) -> bool:
         """Observe what changed, then build what is stale. Never raises a DbtAssetsError."""
         pending, self._pending = self._pending, _Pending()
+        self._pass_retry_at = None
         try:
             if pending.project:
                 self._reparse()
-            self._observe(None if observe_all else pending.sources)
+            self._observe(None if observe_all or pending.everything else pending.sources)
             plan = self.project.plan(self.select, self.exclude, observe=False)
-            to_build, held = self._apply_backoff(plan)
-            if not to_build:
-                if not held:
-                    self.emit(WatchEvent("fresh", {"assets": len(plan.statuses)}))
-                return True
-            return self._build(plan, to_build)
+            to_build = self._buildable(plan)
+            ok = self._build(plan, to_build) if to_build else True
         except DbtAssetsError as exc:
-            self.emit(WatchEvent("error", {"message": str(exc)}))
+            # Keep the work (events already drained would be lost) and retry it after a backoff.
+            self._pending.sources |= pending.sources
+            self._pending.project |= pending.project
+            self._pending.everything |= observe_all or pending.everything
+            self._failed_passes += 1
+            try:
+                watch = self.project.settings.watch
+            except DbtAssetsError:  # dbtassets.yml itself is what fails
+                watch = WatchSettings()
+            delay = min(watch.backoff_initial * 2 ** (self._failed_passes - 1), watch.backoff_max)
+            self._pass_retry_at = self._monotonic() + delay
+            self.emit(WatchEvent("error", {"message": str(exc), "retry_in": delay}))
             return False
+        self._failed_passes = 0
+        return ok
 
     def _reparse(self) -> None:
         self.emit(WatchEvent("parsing", {}))
@@ -207,9 +237,19 @@ class Watcher:
         for uid in due:
             self._next_query[uid] = now + declarations[uid].every
 
+    def _buildable(self, plan: SyncPlan) -> list[UniqueId]:
+        """The plan's assets that can be built now (says "fresh" when there are none and none wait)."""
+        to_build, held = self._apply_backoff(plan)
+        to_build, unfinished = self._hold_for_open_files(to_build)
+        if not to_build and not held and not unfinished:
+            self.emit(WatchEvent("fresh", {"assets": len(plan.statuses)}))
+        return to_build
+
     def _apply_backoff(self, plan: SyncPlan) -> tuple[list[UniqueId], list[UniqueId]]:
         """The plan's assets minus those (and their descendants) still waiting out a backoff."""
         now = self._monotonic()
+        for uid in [u for u in self._backoff if u not in plan.to_build]:
+            del self._backoff[uid]  # built by someone else, no longer selected, or gone: nothing to retry
         held: set[UniqueId] = set()
         for uid in plan.to_build:
             backoff = self._backoff.get(uid)
@@ -227,17 +267,47 @@ class Watcher:
                                                  "retry_in": waits}))
         return to_build, sorted(held)
 
+    def _hold_for_open_files(self, to_build: list[UniqueId]) -> tuple[list[UniqueId], list[UniqueId]]:
+        """``to_build`` minus what reads a source with a file still being written (its close brings a pass)."""
+        root = self.project.dbt.directory
+        writing = sorted(os.path.relpath(p, root) for p in self._writing)
+        held: set[UniqueId] = set()
+        files: set[str] = set()
+        for uid, declaration in self.project.settings.sources.items():
+            open_files = [p for p in writing if any(fnmatch.fnmatch(p, g) for g in declaration.globs)]
+            if open_files:
+                held |= self.project.graph.descendants(uid)
+                files.update(open_files)
+        waiting = [uid for uid in to_build if uid in held]
+        if waiting:
+            names = ", ".join(self._name(u) for u in waiting)
+            self.emit(WatchEvent("waiting", {
+                "message": f"{names} will be built once {', '.join(sorted(files))} is complete (still being written)",
+                "assets": [self._name(u) for u in waiting], "files": sorted(files)}))
+        return [uid for uid in to_build if uid not in held], waiting
+
     def _build(self, plan: SyncPlan, to_build: list[UniqueId]) -> bool:
-        if to_build != list(plan.to_build):
-            plan = self.project.plan_for(to_build, plan.statuses)
-        self.emit(WatchEvent("stale", {"assets": [
-            {"name": self._name(u), "status": plan.statuses[u].status.value,
-             "reasons": [r.message for r in plan.statuses[u].reasons]} for u in to_build]}))
-        started = self._monotonic()
-        with self._build_lock():
+        acquired = self._acquire_build_lock()
+        if acquired is None:
+            return True  # asked to stop while waiting for the lock
+        lock, waited = acquired
+        try:
+            if waited:  # another process was building: plan again, now that nobody else can
+                plan = self.project.plan(self.select, self.exclude, observe=False)
+                to_build = self._buildable(plan)
+                if not to_build:
+                    return True
+            if to_build != list(plan.to_build):
+                plan = self.project.plan_for(to_build, plan.statuses)
+            self.emit(WatchEvent("stale", {"assets": [
+                {"name": self._name(u), "status": plan.statuses[u].status.value,
+                 "reasons": [r.message for r in plan.statuses[u].reasons]} for u in to_build]}))
+            started = self._monotonic()
             self.emit(WatchEvent("build_started", {"count": len(to_build), "command": plan.command}))
             with self._node_events():
                 result = self.project.build(plan)
+        finally:
+            lock.release()
         self._after_build(plan, result, self._monotonic() - started)
         return result.ok
 
@@ -252,14 +322,16 @@ class Watcher:
         for uid in failed:
             attempts = self._backoff[uid].attempts + 1 if uid in self._backoff else 1
             delay = min(initial * 2 ** (attempts - 1), ceiling)
-            self._backoff[uid] = _Backoff(attempts, now + delay, self._signature(after, uid))
+            self._backoff[uid] = _Backoff(attempts, now + delay, ())
         for uid in result.built:
             self._backoff.pop(uid, None)
+        for uid in failed:  # signatures name the failing ancestors: only once all of them are in
+            self._backoff[uid].signature = self._signature(after, uid)
         self.emit(WatchEvent("build_finished", {
             "built": [self._name(u) for u in result.built],
             "failed": {self._name(u): m for u, m in result.failed.items()},
             "skipped": [self._name(u) for u in result.skipped], "seconds": round(seconds, 2),
-            "error": result.build.crashed if result.build else None,
+            "command": plan.command, "error": result.build.crashed if result.build else None,
             "log_path": str(result.build.log_path) if result.build else None,
             "retry_in": {self._name(u): round(self._backoff[u].retry_at - now, 1) for u in failed},
         }))
@@ -273,24 +345,23 @@ class Watcher:
 
     # -- helpers -------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _build_lock(self) -> Iterator[None]:
-        """The per-build lock a CLI ``sync`` also takes; wait for it rather than fail."""
+    def _acquire_build_lock(self) -> tuple[BuildLock, bool] | None:
+        """The per-build lock a CLI ``sync`` also takes, and whether it had to wait for it.
+
+        Waits rather than fails; None if :meth:`stop` is called meanwhile.
+        """
         lock = BuildLock(self.project.dbt.directory / ".dbtassets" / "build.lock", "watch build")
-        announced = False
+        waited = False
         while True:
             try:
                 lock.acquire()
-                break
+                return lock, waited
             except LockError as exc:
-                if not announced:
+                if not waited:
                     self.emit(WatchEvent("waiting", {"message": str(exc)}))
-                    announced = True
-                time.sleep(0.5)
-        try:
-            yield
-        finally:
-            lock.release()
+                    waited = True
+                if self._stop.wait(0.5):
+                    return None
 
     @contextlib.contextmanager
     def _node_events(self) -> Iterator[None]:
@@ -373,14 +444,18 @@ class Watcher:
         for directory in self.project.dbt.source_dirs:
             if directory.is_dir():
                 wanted[directory] = True
-        for declaration in self.project.settings.sources.values():
-            for pattern in declaration.globs:
-                base = _glob_base(root, pattern)
-                wanted[base] = True
-        # A recursive watch on an ancestor covers its descendants.
-        recursive = [d for d, r in wanted.items() if r]
-        return [(d, r) for d, r in wanted.items()
-                if not any(d != a and d.is_relative_to(a) for a in recursive)]
+        bases = {_glob_base(root, pattern) for d in self.project.settings.sources.values() for pattern in d.globs}
+        # watchdog runs a thread per watch: many sibling source directories (data/raw/<table>) share
+        # one recursive watch on their parent instead; _on_file filters events by glob anyway.
+        siblings: dict[Path, int] = {}
+        for base in bases:
+            siblings[base.parent] = siblings.get(base.parent, 0) + 1
+        for base in bases:
+            crowded = siblings[base.parent] > _SIBLINGS_PER_WATCH and base.parent.is_relative_to(root)
+            wanted[base.parent if crowded else base] = True
+        # A recursive watch on an ancestor covers its descendants (a set lookup per ancestor, not a scan).
+        recursive = {d for d, r in wanted.items() if r}
+        return [(d, r) for d, r in wanted.items() if not any(a in recursive for a in d.parents)]
 
     def _on_file(self, what: str, path: str) -> None:
         relative = os.path.relpath(path, self.project.dbt.directory)
@@ -401,6 +476,7 @@ class Watcher:
                 touched = True
         if touched:
             self._pending.last_event = self._monotonic()
+            self._pass_retry_at = None  # news: a failed pass is retried at once (after settle)
 
     def _is_project_file(self, path: Path) -> bool:
         dbt = self.project.dbt
