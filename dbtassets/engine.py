@@ -7,6 +7,7 @@ is passed in, so tests can replace it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from dbtassets.clock import Clock, SystemClock, timestamp
-from dbtassets.errors import ManifestError, ObservationError, SelectionError
+from dbtassets.errors import DbtAssetsError, ManifestError, ObservationError, SelectionError
 from dbtassets.graph import BUILDABLE, AssetGraph
 from dbtassets.lock import BuildLock
 from dbtassets.manifest import Manifest, Node, UniqueId, load_manifest
@@ -31,7 +32,7 @@ from dbtassets.staleness import (
     compute_statuses,
 )
 from dbtassets.state import HistoryEntry, StateStore
-from dbtassets.versions import CodeVersioner
+from dbtassets.versions import UNSETTLED, CodeVersioner
 
 STATE_ENV = "DBTASSETS_STATE"
 _FAILED = frozenset({"error", "fail", "runtime error"})
@@ -125,6 +126,7 @@ class Project:
         self.state_path = (options.state_path or (Path(env_state) if env_state else None)
                            or self.dbt.directory / ".dbtassets" / "state.db")
         self._store: StateStore | None = None
+        self._files_at_load: tuple[float, Path | None] | None = None  # the newest project file, for build()
 
     def __enter__(self) -> Project:
         return self
@@ -147,7 +149,7 @@ class Project:
             manifest = load_manifest(self.options.manifest_path.resolve())
         else:
             path = self.dbt.manifest_path
-            newest_mtime, newest = self.dbt.newest_file()
+            newest_mtime, newest = self._files_at_load = self.dbt.newest_file()
             manifest_mtime = path.stat().st_mtime if path.exists() else None
             if manifest_mtime is None or newest_mtime > manifest_mtime:
                 why = "missing" if manifest_mtime is None else f"older than {newest}"
@@ -338,10 +340,46 @@ class Project:
     def build(self, plan: SyncPlan, extra_args: Sequence[str] = ()) -> SyncResult:
         """Run the plan's dbt build and record each asset's outcome. The caller holds the build lock."""
         run_id = self.store.start_run(plan.command, plan.to_build, self.now())
-        result = self.runner.build(plan.selectors, extra_args)
-        return self._record_build(plan, run_id, result)
+        try:
+            result = self.runner.build(plan.selectors, extra_args)
+            return self._record_build(plan, run_id, result, unsettled=self._edited_since_load(result))
+        except DbtAssetsError as exc:  # no outcome recorded: close the run rather than leave it 'running'
+            with contextlib.suppress(DbtAssetsError), self.store.transaction() as db:
+                self.store.finish_run(db, run_id, "error", self.now(), None, f"nothing recorded: {exc}")
+            raise
 
-    def _record_build(self, plan: SyncPlan, run_id: int, result: BuildResult) -> SyncResult:
+    def _edited_since_load(self, result: BuildResult) -> frozenset[UniqueId]:
+        """The built assets whose code may have changed after the loaded manifest was made (say, mid-build).
+
+        dbt may have built either version of their code, so what they were built from is unknown.
+        An edited model, seed or snapshot file concerns that node (and, if ephemeral, the assets
+        that inline it); any other edited file (YAML, a macro, dbt_project.yml) may concern them all.
+        """
+        if self._files_at_load is None or "manifest" not in self.__dict__:
+            return frozenset()  # a --manifest given by the caller: the caller vouches for it
+        changed = self.dbt.files_changed_since(self._files_at_load[0])
+        if not changed:
+            return frozenset()
+        built = {r.unique_id for r in result.results if r.unique_id in self.graph}
+        nodes = self.manifest.nodes
+        by_path = {self.dbt.directory / n.path: uid for uid, n in nodes.items() if n.resource_type != "source"}
+        if not all(path in by_path for path in changed):
+            edited = set(built)
+        else:
+            edited = {by_path[path] for path in changed}
+            inlined = {uid for uid in edited if nodes[uid].is_ephemeral}
+            while inlined:  # the assets (and ephemeral models) that select from an edited ephemeral model
+                inlined = {uid for uid, n in nodes.items() if uid not in edited and inlined.intersection(n.depends_on)}
+                edited |= inlined
+        unsettled = frozenset(edited & built)
+        if unsettled:
+            names = ", ".join(sorted(str(p.relative_to(self.dbt.directory)) for p in changed))
+            self.log(f"{names} changed during the build: {len(unsettled)} asset(s) will be built again to be sure")
+        return unsettled
+
+    def _record_build(self, plan: SyncPlan, run_id: int, result: BuildResult, *,
+                      unsettled: Collection[UniqueId] = ()) -> SyncResult:
+        """Record the build's outcomes; ``unsettled`` ones were built from code that changed meanwhile."""
         own: dict[UniqueId, str] = {}
         failed: dict[UniqueId, str] = {}
         durations: dict[UniqueId, tuple[float, int | None]] = {}
@@ -366,8 +404,11 @@ class Project:
                 status = "error" if uid in failed else "success" if own[uid] == "success" else "skipped"
                 inputs = {p: versions[p] for p in self.graph.parents(uid) if p in versions}
                 duration, rows = durations[uid]
-                code_version = node.code_version
-                if uid in compiled and node.resource_type != "seed":
+                code_version: str = node.code_version
+                manifest_version: str | None = node.code_version
+                if uid in unsettled:  # the next status sees a code change whatever dbt read: a rebuild, to be sure
+                    code_version, manifest_version = UNSETTLED, None
+                elif uid in compiled and node.resource_type != "seed":
                     code_version = self.versions.remember(db, uid, compiled[uid])
                 # A rebuild whose only change was new columns keeps the version of the old ones.
                 before = plan.statuses.get(uid)
@@ -377,7 +418,7 @@ class Project:
                 new_id = self.store.insert_outcome(
                     db, uid=uid, run_id=run_id, status=status, finished_at=at, code_version=code_version,
                     inputs=inputs, duration=duration, rows_affected=rows, message=failed.get(uid),
-                    manifest_version=node.code_version, base_version=base, added_columns=added)
+                    manifest_version=manifest_version, base_version=base, added_columns=added)
                 if status == "success":
                     versions[uid] = Version(f"m{new_id}", at, base or "", added)
                     built.append(uid)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,17 @@ class DbtProject:
                 newest = (mtime, Path(found))
         return newest
 
+    def files_changed_since(self, mtime: float) -> list[Path]:
+        """The files dbt parses that were modified after ``mtime``."""
+        changed = []
+        for name in _TOP_FILES:
+            with contextlib.suppress(OSError):
+                if (self.directory / name).stat().st_mtime > mtime:
+                    changed.append(self.directory / name)
+        for root in self.source_dirs:
+            changed.extend(Path(path) for modified, path in _files_under(str(root)) if modified > mtime)
+        return changed
+
 
 def load_project(directory: Path) -> DbtProject:
     """Read ``directory/dbt_project.yml``.
@@ -93,7 +106,11 @@ def _newest_under(root: str) -> tuple[float, str]:
 
     Plain strings and scandir keep this cheap: it runs before every command on every project file.
     """
-    newest = (0.0, "")
+    return max(_files_under(root), default=(0.0, ""), key=lambda item: item[0])
+
+
+def _files_under(root: str) -> Iterator[tuple[float, str]]:
+    """(mtime, path) of every file under ``root``, hidden entries left out."""
     stack = [root]
     while stack:
         try:
@@ -106,11 +123,10 @@ def _newest_under(root: str) -> tuple[float, str]:
             try:
                 if entry.is_dir(follow_symlinks=False):
                     stack.append(entry.path)
-                elif (mtime := entry.stat().st_mtime) > newest[0]:
-                    newest = (mtime, entry.path)
+                else:
+                    yield entry.stat().st_mtime, entry.path
             except OSError:
                 continue
-    return newest
 
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C loader when PyYAML has it

@@ -28,6 +28,10 @@ from dbtassets.staleness import (
 )
 from dbtassets.state import CachedFingerprint, StateStore
 
+UNSETTLED = "?"  # the code version of a build during which the project changed: dbt may have read either
+_UNSETTLED_CHANGE = CodeChange(True, description="the project was edited during that build, so which code it "
+                                                 "ran is unknown: rebuilding to be sure")
+
 
 @dataclass(frozen=True)
 class CodeVersions:
@@ -72,19 +76,22 @@ class CodeVersioner:
         (one ``dbt compile`` for all of them) and fingerprinted.
         """
         versions: dict[UniqueId, str] = {}
+        unsettled: dict[UniqueId, CodeChange] = {}
         moved: list[UniqueId] = []
         for uid, node in self.graph.assets.items():
             if node.resource_type not in BUILDABLE:
                 continue
             last = state.last_success.get(uid)
-            if node.resource_type == "seed" or last is None:
+            if last is not None and last.code_version == UNSETTLED:
+                versions[uid], unsettled[uid] = node.code_version, _UNSETTLED_CHANGE
+            elif node.resource_type == "seed" or last is None:
                 versions[uid] = node.code_version  # seeds: their content checksum; missing: irrelevant
             elif last.manifest_version == node.code_version:
                 versions[uid] = last.code_version
             else:
                 moved.append(uid)
         if not moved:
-            return CodeVersions(versions)
+            return CodeVersions(versions, unsettled)
         cached = self.store.fingerprints((uid, self.graph.assets[uid].code_version) for uid in moved)
         uncached = [uid for uid in moved if uid not in cached]
         if uncached:
@@ -95,7 +102,7 @@ class CodeVersioner:
                     if uid in compiled:
                         self.remember(db, uid, compiled[uid])
             cached = self.store.fingerprints((uid, self.graph.assets[uid].code_version) for uid in moved)
-        changes: dict[UniqueId, CodeChange] = {}
+        changes: dict[UniqueId, CodeChange] = dict(unsettled)
         notes: dict[UniqueId, str] = {}
         for uid in moved:
             node, last = self.graph.assets[uid], state.last_success[uid]

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -88,6 +88,7 @@ class FakeRunner:
     crash: bool = False
     calls: list[list[str]] = field(default_factory=list)
     query_rows: list[list[Any]] = field(default_factory=list)
+    during_build: Callable[[], None] | None = None  # called as the build starts, e.g. to edit the project
 
     def build(self, selectors: Sequence[str], extra_args: Sequence[str] = ()) -> BuildResult:
         from dbtassets.selection import select_assets
@@ -95,6 +96,8 @@ class FakeRunner:
         assert self.project is not None
         args = build_command(selectors, extra_args)
         self.calls.append(args)
+        if self.during_build is not None:
+            self.during_build()
         log = self.project.dbt.dbt_log
         if self.crash:
             return BuildResult(display(args), 2, (), log, crashed="dbt exited with code 2 without writing run results")

@@ -114,3 +114,42 @@ def test_a_selection_longer_than_any_command_line_still_builds(project_dir: Path
     assert result.crashed is None and result.returncode == 0
     assert [r.unique_id for r in result.results if r.unique_id.startswith("model.")] == [STG_ORDERS]
     assert result.command.endswith("(120002 arguments)")
+
+
+def _code_changed(project: Project) -> dict[str, str]:
+    """Each asset that status says changed code, with the reason's message."""
+    return {project.graph.assets[uid].name: reason.message for uid, s in project.status().statuses.items()
+            for reason in s.reasons if reason.code is ReasonCode.CODE_CHANGED}
+
+
+def _edit(path: Path) -> None:
+    path.write_text(path.read_text() + "\n-- edited\n")
+
+
+@pytest.mark.parametrize(("edited", "unsettled"), [
+    # dbt may have read the edited file before or after the edit: that model is rebuilt to be sure.
+    ("models/staging/stg_customers.sql", {"stg_customers"}),
+    # An ephemeral model's code is inlined: the assets selecting from it are rebuilt.
+    ("models/intermediate/int_order_lines.sql", {"fact_sales"}),
+    # YAML may configure anything: everything the build ran.
+    ("models/marts/_marts.yml", {"country_codes", "stg_customers", "stg_orders", "customers_snapshot",
+                                 "fact_sales", "dim_customer"}),
+])
+def test_a_file_edited_during_a_build_makes_what_it_concerns_unsettled(
+        fake_project: Setup, edited: str, unsettled: set[str]) -> None:
+    project, runner, _ = fake_project
+    runner.during_build = lambda: _edit(project.dbt.directory / edited)
+    assert project.sync().ok
+    changed = _code_changed(project)
+    assert set(changed) == unsettled
+    assert all("edited during that build" in message for message in changed.values())
+    (entry,) = project.store.history(project.graph.resolve(sorted(unsettled)[0]), 1)
+    assert entry.code_version == "?"
+
+
+def test_a_build_with_no_edit_meanwhile_records_its_code_versions(fake_project: Setup) -> None:
+    project, _, _ = fake_project
+    assert project.sync().ok
+    assert _code_changed(project) == {}
+    assert all(e.code_version != "?" for uid in project.graph.assets
+               for e in project.store.history(uid, 1))
