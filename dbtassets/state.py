@@ -353,14 +353,14 @@ class StateStore:
 
     def fingerprints(self, keys: Iterable[tuple[UniqueId, str]]) -> dict[UniqueId, CachedFingerprint]:
         """Cached semantic versions for (asset, manifest version) pairs; missing pairs are left out."""
-        found = {}
-        for uid, manifest_version in keys:
-            rows = self._query("SELECT code_version, semantic, sql_hash, note FROM fingerprints "
-                               "WHERE unique_id = ? AND manifest_version = ?", (uid, manifest_version))
-            if rows:
-                code_version, semantic, sql_hash, note = rows[0]
-                found[uid] = CachedFingerprint(code_version, bool(semantic), sql_hash, note or "")
-        return found
+        # One query for all of them: a status after a branch switch may look up thousands.
+        rows = self._query(
+            "SELECT f.unique_id, f.code_version, f.semantic, f.sql_hash, f.note FROM json_each(?) AS k "
+            "JOIN fingerprints AS f ON f.unique_id = json_extract(k.value, '$[0]') "
+            "AND f.manifest_version = json_extract(k.value, '$[1]')",
+            (json.dumps([list(key) for key in keys]),))
+        return {UniqueId(uid): CachedFingerprint(code_version, bool(semantic), sql_hash, note or "")
+                for uid, code_version, semantic, sql_hash, note in rows}
 
     def save_fingerprint(self, db: sqlite3.Connection, uid: UniqueId, manifest_version: str, code_version: str,
                          semantic: bool, normalized_sql: str, note: str) -> None:
