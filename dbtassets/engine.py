@@ -360,6 +360,10 @@ class Project:
         changed = self.dbt.files_changed_since(self._files_at_load[0])
         if not changed:
             return frozenset()
+        # dbt may have rewritten target/manifest.json from code read before the edit: make it look
+        # older than the edit, so that the next command parses again rather than trusting it.
+        with contextlib.suppress(OSError):
+            os.utime(self.dbt.manifest_path, (self._files_at_load[0], self._files_at_load[0]))
         built = {r.unique_id for r in result.results if r.unique_id in self.graph}
         nodes = self.manifest.nodes
         by_path = {self.dbt.directory / n.path: uid for uid, n in nodes.items() if n.resource_type != "source"}

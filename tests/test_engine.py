@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -138,13 +139,20 @@ def _edit(path: Path) -> None:
 def test_a_file_edited_during_a_build_makes_what_it_concerns_unsettled(
         fake_project: Setup, edited: str, unsettled: set[str]) -> None:
     project, runner, _ = fake_project
-    runner.during_build = lambda: _edit(project.dbt.directory / edited)
+
+    def edit_then_write_the_manifest() -> None:  # as dbt does: a manifest parsed before the edit, written after it
+        _edit(project.dbt.directory / edited)
+        os.utime(project.dbt.manifest_path)
+
+    runner.during_build = edit_then_write_the_manifest
     assert project.sync().ok
     changed = _code_changed(project)
     assert set(changed) == unsettled
     assert all("edited during that build" in message for message in changed.values())
     (entry,) = project.store.history(project.graph.resolve(sorted(unsettled)[0]), 1)
     assert entry.code_version == "?"
+    # The next command parses again: a manifest written during the build may predate the edit.
+    assert project.dbt.manifest_path.stat().st_mtime < (project.dbt.directory / edited).stat().st_mtime
 
 
 def test_a_build_with_no_edit_meanwhile_records_its_code_versions(fake_project: Setup) -> None:
