@@ -96,6 +96,7 @@ class Watcher:
         self._writing: set[str] = set()
         self._pending = _Pending()
         self._backoff: dict[UniqueId, _Backoff] = {}
+        self._retry_times: list[float] = []  # derived from _backoff by _backoff_changed, read every loop turn
         self._next_query: dict[UniqueId, float] = {}
         self._last_report = 0
         self._stop = threading.Event()
@@ -140,7 +141,7 @@ class Watcher:
         if self._pass_retry_at is not None:
             deadlines = [self._pass_retry_at]
         else:
-            deadlines = [now + REPORT_POLL, *self._next_query.values(), *self._retry_times()]
+            deadlines = [now + REPORT_POLL, *self._next_query.values(), *self._retry_times]
             if self._pending:
                 deadlines.append(self._pending.last_event + self.settle)
         timeout = max(0.0, min(deadlines) - now)
@@ -170,15 +171,20 @@ class Watcher:
             self._last_report = latest
             self.emit(WatchEvent("reported", {}))
             return True
-        if any(now >= retry_at for retry_at in self._retry_times()):
+        if any(now >= retry_at for retry_at in self._retry_times):
             return True
         return any(now >= due for due in self._next_query.values())
 
-    def _retry_times(self) -> list[float]:
-        """When each failed asset can be retried: not before its failing ancestors can."""
+    def _backoff_changed(self) -> None:
+        """Recompute when each failed asset can be retried: not before its failing ancestors can.
+
+        Done once per change rather than on every turn of the loop: with a whole large project
+        failing (a warehouse down), walking every failed asset's ancestors is not free.
+        """
         graph = self.project.graph
-        return [max([b.retry_at, *(self._backoff[a].retry_at for a in graph.ancestors(uid) if a in self._backoff)])
-                for uid, b in self._backoff.items() if uid in graph]
+        self._retry_times = [
+            max([b.retry_at, *(self._backoff[a].retry_at for a in graph.ancestors(uid) if a in self._backoff)])
+            for uid, b in self._backoff.items() if uid in graph]
 
     def _pass(self, *, observe_all: bool) -> bool:
         """Observe what changed, then build what is stale. Never raises a DbtAssetsError."""
@@ -260,6 +266,7 @@ class Watcher:
             elif now < backoff.retry_at:
                 held.add(uid)
                 held |= self.project.graph.descendants(uid)
+        self._backoff_changed()
         to_build = [uid for uid in plan.to_build if uid not in held]
         if held:
             waits = {self._name(u): round(b.retry_at - now, 1) for u, b in self._backoff.items() if u in held}
@@ -327,6 +334,7 @@ class Watcher:
             self._backoff.pop(uid, None)
         for uid in failed:  # signatures name the failing ancestors: only once all of them are in
             self._backoff[uid].signature = self._signature(after, uid)
+        self._backoff_changed()
         self.emit(WatchEvent("build_finished", {
             "built": [self._name(u) for u in result.built],
             "failed": {self._name(u): m for u, m in result.failed.items()},
