@@ -7,7 +7,7 @@ stripped by ``click.echo`` when the output is not a terminal.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -316,15 +316,17 @@ def watch_text(event: WatchEvent) -> str:
         if problems:
             return click.style(f"{line}; {'; '.join(problems)}; dbt log: {d['log_path']}", fg="red")
         return click.style(line, fg="green")
-    messages = {
-        "fresh": f"everything is fresh ({d.get('assets', 0)} assets)",
-        "reported": "a loader reported new data",
-        "parsing": "project files changed: re-parsing",
-        "parsed": f"re-parsed in {d.get('seconds', 0)}s ({d.get('assets', 0)} assets)",
-        "backing_off": f"holding {', '.join(d.get('assets', []))} after failures (retry in {d.get('retry_in')})",
-        "waiting": f"waiting: {d.get('message')}",
-        "error": click.style(f"error: {d.get('message')}", fg="red"),
-        "observe_failed": click.style(f"cannot observe {d.get('source')}: {d.get('message')}", fg="red"),
-        "stopped": "stopped",
+    # Lazily: each kind's payload has its own keys (the `fresh` and `parsed` events carry counts).
+    messages: dict[str, Callable[[], str]] = {
+        "fresh": lambda: f"everything is fresh ({d.get('assets', 0)} assets)",
+        "reported": lambda: "a loader reported new data",
+        "parsing": lambda: "project files changed: re-parsing",
+        "parsed": lambda: f"re-parsed in {d.get('seconds', 0)}s ({d.get('assets', 0)} assets)",
+        "backing_off": lambda: f"holding {', '.join(d['assets'])} after failures (retry in {d['retry_in']})",
+        "waiting": lambda: f"waiting: {d.get('message')}",
+        "error": lambda: click.style(f"error: {d.get('message')}", fg="red"),
+        "observe_failed": lambda: click.style(f"cannot observe {d.get('source')}: {d.get('message')}", fg="red"),
+        "stopped": lambda: "stopped",
     }
-    return messages.get(kind, kind)
+    render = messages.get(kind)
+    return render() if render is not None else kind

@@ -164,3 +164,27 @@ def test_once_does_one_pass_and_exits(project_dir: Path) -> None:
     events = [json.loads(line) for line in result.stdout.splitlines()]
     assert [e["event"] for e in events if e["event"] == "build_finished"] == ["build_finished"]
     assert set(events[-1]["built"]) == EVERYTHING
+
+
+def test_once_on_an_up_to_date_project_finds_nothing_to_build_and_exits_0_in_text_mode(project_dir: Path) -> None:
+    assert run_cli("--project-dir", str(project_dir), "sync").returncode == 0
+    result = run_cli("--project-dir", str(project_dir), "watch", "--once")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "everything is fresh (8 assets)" in result.stdout
+
+
+def test_text_mode_after_a_sync_answers_a_comment_edit_and_a_landing_and_stops_on_sigterm(project_dir: Path) -> None:
+    assert run_cli("--project-dir", str(project_dir), "sync").returncode == 0
+    with WatchProcess(project_dir, fmt="text") as watcher:
+        watcher.wait_for("line", lambda e: "everything is fresh" in e["text"])
+        model = project_dir / "models/marts/fact_sales.sql"
+        model.write_text("-- a comment changes nothing that is built\n" + model.read_text())
+        watcher.wait_for("line", lambda e: "re-parsed in" in e["text"])
+        watcher.wait_for("line", lambda e: "everything is fresh" in e["text"])
+        land(project_dir, "orders_text.csv", 700)
+        watcher.wait_for("line", lambda e: "building 3 assets: dbt build --select stg_orders+" in e["text"])
+        watcher.wait_for("line", lambda e: "built 3 assets" in e["text"])
+        assert watcher.stop(signal.SIGTERM) == 0
+        assert "Traceback" not in watcher.process.stderr.read()  # type: ignore[union-attr]
+    assert watcher.events[-1]["text"].endswith("stopped")

@@ -1,4 +1,8 @@
-"""A real ``dbtassets watch --format json`` process, driven by tests through its event stream."""
+"""A real ``dbtassets watch`` process, driven by tests through its output.
+
+With ``--format json`` (the default here) each line is an event; in text mode (``fmt="text"``) each
+line the watcher prints becomes an event ``{"event": "line", "text": LINE}``.
+"""
 
 from __future__ import annotations
 
@@ -20,10 +24,11 @@ Event = dict[str, Any]
 class WatchProcess:
     """Starts the watcher; :meth:`wait_for` blocks until a matching event arrives or times out."""
 
-    def __init__(self, project: Path, *args: str) -> None:
+    def __init__(self, project: Path, *args: str, fmt: str = "json") -> None:
         self.project = project
+        self.fmt = fmt
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "dbtassets", "--project-dir", str(project), "watch", "--format", "json", *args],
+            [sys.executable, "-m", "dbtassets", "--project-dir", str(project), "watch", "--format", fmt, *args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"},
         )
@@ -36,7 +41,9 @@ class WatchProcess:
     def _read(self) -> None:
         assert self.process.stdout is not None
         for line in self.process.stdout:
-            if line.startswith("{"):
+            if self.fmt == "text":
+                self._queue.put({"event": "line", "text": line.rstrip("\n")})
+            elif line.startswith("{"):
                 self._queue.put(json.loads(line))
         self._queue.put(None)
 
