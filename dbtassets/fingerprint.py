@@ -17,7 +17,7 @@ sqlglot costs ~80 ms to import, so this module is only imported when something m
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 
 import sqlglot
@@ -102,13 +102,19 @@ def combine(canonical_sql: str, config_version: str) -> str:
 
 
 def classify(old_sql: str, new_sql: str, dialect: str | None) -> Change:
-    """Breaking unless the new query only appends output columns to an otherwise identical query."""
+    """Non-breaking only where the new query provably keeps the old columns and rows and appends columns.
+
+    Proof here is syntactic and conservative: the new query is the old one with output columns
+    appended, and nothing about the query lets an appended column change which rows come out
+    (DISTINCT, GROUP BY ALL, an aggregate or a set-returning function in it, a LIMIT or sample,
+    a clause that may bind the new name, an unknown function). Anything unproven is breaking.
+    """
     try:
         old, new = parse(old_sql, dialect), parse(new_sql, dialect)
     except (SqlglotError, ValueError, RecursionError):
         return Change(True, detail="cannot compare the SQL")
     if not isinstance(old, exp.Select) or not isinstance(new, exp.Select):
-        return Change(True)
+        return Change(True, detail="not a single SELECT (a set operation, or another statement)")
     old_columns, new_columns = _projections(old, dialect), _projections(new, dialect)
     if old_columns is None or new_columns is None:
         return Change(True, detail="a `*` projection")
@@ -117,7 +123,83 @@ def classify(old_sql: str, new_sql: str, dialect: str | None) -> Change:
     if _without_projections(old, dialect) != _without_projections(new, dialect):
         return Change(True, detail="more than new output columns changed")
     added = tuple(name for name, _ in new_columns[len(old_columns):])
-    return Change(False, added) if added else Change(True)
+    if not added:
+        return Change(True)
+    risk = _row_set_risk(new, len(old_columns), dialect)
+    return Change(True, detail=risk) if risk else Change(False, added)
+
+
+_ROW_CLAUSES = ("joins", "where", "group", "having", "qualify", "order", "distinct", "laterals", "windows")
+
+
+def _row_set_risk(select: exp.Select, kept: int, dialect: str | None) -> str:
+    """Why appending ``select``'s projections after the first ``kept`` may change its rows ("" if it cannot)."""
+    if select.args.get("distinct"):
+        return "DISTINCT: a new column changes which rows are distinct"
+    group = select.args.get("group")
+    if group is not None and group.args.get("all"):
+        return "GROUP BY ALL: a new column changes the grouping"
+    for key, what in (("limit", "LIMIT"), ("offset", "OFFSET"), ("sample", "a sample"), ("fetch", "FETCH")):
+        if select.args.get(key):
+            return f"{what}: which rows are kept may change"
+    if select.find(exp.Columns) is not None:
+        return "a COLUMNS(...) expression"
+    projections = select.expressions
+    existing = {p.alias_or_name.lower() for p in projections[:kept]}
+    names: set[str] = set()
+    shadowing: set[str] = set()  # new names that mean something else than the column of that name
+    for projection in projections[kept:]:
+        name = projection.alias_or_name.lower()
+        if not name:
+            return f"the new column `{projection.sql()}` has no name"
+        if name in existing or name in names:
+            return f"the new column `{name}` repeats a column name"
+        names.add(name)
+        if _bare_column(projection) == name:
+            shadowing.discard(name)  # binding `b` to the new column `b` is binding it to the same column
+        else:
+            shadowing.add(name)
+        risk = _expression_risk(projection, dialect, grouped=group is not None)
+        if risk:
+            return f"the new column `{name}` {risk}"
+    binders = [select.args.get(key) for key in _ROW_CLAUSES] + list(projections[:kept])
+    for clause in binders:
+        for node in _nodes(clause):
+            if isinstance(node, exp.Column) and not node.table and node.name.lower() in shadowing:
+                return f"`{node.name}` is also used elsewhere in the query, where it may now mean the new column"
+    return ""
+
+
+def _bare_column(projection: exp.Expr) -> str:
+    """The name of the column a projection passes through unchanged (``b``, ``x.b``, ``b as b``), else ""."""
+    inner = projection.this if isinstance(projection, exp.Alias) else projection
+    if isinstance(inner, exp.Column) and not inner.is_star and inner.name.lower() == projection.alias_or_name.lower():
+        return inner.name.lower()
+    return ""
+
+
+def _expression_risk(expression: exp.Expr, dialect: str | None, *, grouped: bool) -> str:
+    """Why one new output column may change the row set ("" when it cannot), ignoring nested queries."""
+    stack = [(expression, False)]
+    while stack:
+        node, in_window = stack.pop()
+        if isinstance(node, exp.Query | exp.Subquery):
+            continue  # a scalar subquery yields one value per row (or fails the build), never more rows
+        if isinstance(node, exp.UDTF | exp.GenerateSeries):
+            return f"calls a set-returning function ({node.sql(dialect=dialect)[:60]}), which may multiply rows"
+        if isinstance(node, exp.AggFunc) and not in_window and not grouped:
+            return f"aggregates ({node.sql(dialect=dialect)[:60]}) in a query without GROUP BY"
+        if isinstance(node, exp.Anonymous):
+            return f"calls {node.name}, a function whose effect on rows is not known"
+        inside = in_window or isinstance(node, exp.Window)
+        stack.extend((child, inside) for child in node.iter_expressions())
+    return ""
+
+
+def _nodes(clause: object) -> Iterator[exp.Expr]:
+    for item in clause if isinstance(clause, list) else [clause]:
+        if isinstance(item, exp.Expr):
+            yield from item.walk()
 
 
 def _projections(select: exp.Select, dialect: str | None) -> list[tuple[str, str]] | None:
