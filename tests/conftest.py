@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -76,11 +78,68 @@ class FakeClock:
         self.moment += timedelta(seconds=seconds)
 
 
+# What dbt-duckdb 1.11 compiles example_project's models to (from `dbt compile`), so that fast tests
+# take the semantic path: fingerprints, non-breaking changes and column reads.
+SHOPFLOW_SQL = {
+    "stg_orders": """select
+    cast(order_id as integer) as order_id,
+    cast(customer_id as integer) as customer_id,
+    cast(ordered_at as timestamp) as ordered_at,
+    cast(product as varchar) as product,
+    cast(quantity as integer) as quantity,
+    cast(unit_price as decimal(10, 2)) as unit_price
+from read_csv('data/raw/orders/*.csv', header = true, union_by_name = true)""",
+    "stg_customers": """select
+    cast(c.customer_id as integer) as customer_id,
+    cast(c.name as varchar) as customer_name,
+    cast(c.country_code as varchar) as country_code,
+    cc.country_name
+from read_csv('data/raw/customers/*.csv', header = true, union_by_name = true) as c
+left join "shopflow"."main"."country_codes" as cc
+    on cc.country_code = c.country_code""",
+    "fact_sales": """with __dbt__cte__int_order_lines as (
+select
+    order_id, customer_id, ordered_at, product, quantity, unit_price,
+    cast(quantity * unit_price as decimal(12, 2)) as amount
+from "shopflow"."main"."stg_orders"
+) select
+    order_id,
+    customer_id,
+    cast(ordered_at as date) as order_date,
+    product,
+    quantity,
+    amount
+from __dbt__cte__int_order_lines""",
+    "dim_customer": """with orders as (
+    select
+        customer_id,
+        count(*) as order_count,
+        sum(quantity * unit_price) as lifetime_value,
+        max(ordered_at) as last_ordered_at
+    from "shopflow"."main"."stg_orders"
+    group by customer_id
+)
+select
+    c.customer_id,
+    c.customer_name,
+    c.country_name,
+    coalesce(o.order_count, 0) as order_count,
+    coalesce(o.lifetime_value, 0) as lifetime_value,
+    o.last_ordered_at
+from "shopflow"."main"."stg_customers" as c
+left join orders as o
+    on o.customer_id = c.customer_id""",
+    "customers_snapshot": 'select customer_id, customer_name, country_code from "shopflow"."main"."stg_customers"',
+}
+
+
 @dataclass
 class FakeRunner:
     """A dbt runner that builds nothing: every selected model succeeds unless told otherwise.
 
     It resolves selectors against the project graph exactly as dbt would for names and ``+``.
+    With ``compiled`` (model name → SQL) it compiles those models to that SQL, in ``compile`` and
+    in its build results, as dbt does; without, code versions fall back to the manifest's checksums.
     """
 
     project: Project | None = None
@@ -89,6 +148,8 @@ class FakeRunner:
     calls: list[list[str]] = field(default_factory=list)
     query_rows: list[list[Any]] = field(default_factory=list)
     during_build: Callable[[], None] | None = None  # called as the build starts, e.g. to edit the project
+    compiled: dict[str, str] = field(default_factory=dict)
+    compiles: list[list[str]] = field(default_factory=list)  # the selectors of each compile call
 
     def build(self, selectors: Sequence[str], extra_args: Sequence[str] = ()) -> BuildResult:
         from dbtassets.selection import select_assets
@@ -116,15 +177,37 @@ class FakeRunner:
                 results.append(NodeResult(uid, "error", f"Runtime Error in model {node.name}", 0.1))
                 broken.add(uid)
             else:
-                results.append(NodeResult(uid, "success", "OK", 0.1, 3))
+                results.append(NodeResult(uid, "success", "OK", 0.1, 3, compiled_code=self.compiled.get(node.name)))
         return BuildResult(display(args), 1 if broken else 0, tuple(results), log)
 
     def parse(self) -> None:
         raise AssertionError("FakeRunner.parse: the test project should already be parsed")
 
     def compile(self, selectors: Sequence[str]) -> dict[UniqueId, str]:
-        """Compiles nothing, so code versions fall back to the manifest's checksums."""
-        return {}
+        """The ``compiled`` SQL of the selected models that have some."""
+        from dbtassets.selection import select_assets
+
+        assert self.project is not None
+        self.compiles.append(list(selectors))
+        graph = self.project.graph
+        return {uid: self.compiled[graph.assets[uid].name] for uid in select_assets(graph, selectors)
+                if graph.assets[uid].name in self.compiled}
+
+    def edit(self, name: str, sql: str) -> None:
+        """The user edits model ``name`` so that it compiles to ``sql``: what ``dbt parse`` changes, done here.
+
+        The node's file checksum moves in target/manifest.json (which stays newer than the project's
+        files, so nothing parses again) and ``compile`` returns ``sql`` from now on.
+        """
+        assert self.project is not None
+        path = self.project.dbt.manifest_path
+        manifest = json.loads(path.read_text())
+        (node,) = [n for n in manifest["nodes"].values()
+                   if n["name"] == name and n["resource_type"] in ("model", "snapshot", "seed")]
+        node["checksum"]["checksum"] = hashlib.sha256(sql.encode()).hexdigest()
+        path.write_text(json.dumps(manifest))
+        self.compiled[name] = sql
+        self.project.reload()
 
     def query(self, sql: str) -> list[list[Any]]:
         return self.query_rows
@@ -139,6 +222,13 @@ def fake_project(project_dir: Path) -> Iterator[tuple[Project, FakeRunner, FakeC
     runner.project = project
     yield project, runner, clock
     project.close()
+
+
+@pytest.fixture
+def semantic_project(fake_project: tuple[Project, FakeRunner, FakeClock]) -> tuple[Project, FakeRunner, FakeClock]:
+    """``fake_project`` whose runner compiles every model to the SQL dbt would."""
+    fake_project[1].compiled.update(SHOPFLOW_SQL)
+    return fake_project
 
 
 def dbtassets(project: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -105,3 +105,9 @@ def test_undeclared_reads() -> None:
     assert undeclared_reads(sql, D, ['"db"."main"."stg_orders"']) == ["READ_CSV('data/x.csv')", "main.customers"]
     assert undeclared_reads(sql, D, ['"db"."main"."stg_orders"', '"db"."main"."customers"',
                                      "read_csv('data/x.csv')"]) == []
+
+
+def test_a_qualified_star_is_never_a_column_only_change() -> None:
+    # `t.*` may itself gain or lose columns: what follows it can shift, so no change behind it is additive.
+    assert classify("select t.* from t", "select t.*, 1 as one from t", D).describe() == "breaking: a `*` projection"
+    assert classify("select a from t", "select a, t.* from t", D).describe() == "breaking: a `*` projection"

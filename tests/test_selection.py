@@ -312,3 +312,15 @@ def test_selectors_select_exactly_the_given_set(graph: AssetGraph, data: st.Data
         return
     selected = {uid for uid in select_assets(graph, selectors) if graph.assets[uid].resource_type in BUILDABLE}
     assert selected == wanted
+
+
+def test_an_asset_named_by_digits_is_never_written_as_a_depth() -> None:
+    # `2023+` would mean "2023 levels of parents of +": dbt refuses it. The fqn names it instead.
+    graph = make_graph({
+        "model.shop.2023": ("model", [], {}),
+        "model.shop.report": ("model", ["model.shop.2023"], {}),
+    })
+    selectors = dbt_selectors(graph, set(graph.assets))
+    assert selectors == ["shop.2023+"]
+    assert names(select_assets(graph, selectors)) == {"2023", "report"}
+    assert dbt_selectors(graph, {UniqueId("model.shop.2023")}) == ["shop.2023"]

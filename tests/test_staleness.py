@@ -8,6 +8,7 @@ from dbtassets.graph import AssetGraph
 from dbtassets.manifest import Manifest, Node, UniqueId
 from dbtassets.staleness import (
     AssetStatus,
+    CodeChange,
     Failure,
     Materialization,
     ReasonCode,
@@ -125,3 +126,35 @@ def test_unobservable_source_is_flagged_not_silently_fresh() -> None:
     assert codes(statuses, SRC) == [ReasonCode.UNOBSERVED.value]
     observable = compute_statuses(graph(), CODE, StateView(observations={}), {SRC})
     assert codes(observable, SRC) == []
+
+
+DISCOUNT = frozenset({"discount"})
+
+
+def reads_nothing_new(child: UniqueId, parent: UniqueId, columns: frozenset[str]) -> bool:
+    return False
+
+
+def test_a_non_breaking_change_nobody_reads_leaves_the_readers_fresh() -> None:
+    statuses = compute_statuses(graph(), {**CODE, STG: "c-stg-2"}, fresh_state(), {SRC},
+                                {STG: CodeChange(False, DISCOUNT, "non-breaking")}, reads_nothing_new)
+    assert codes(statuses, STG) == ["code_changed"]
+    assert statuses[STG].impact == DISCOUNT
+    assert statuses[FACT].status is Status.FRESH and statuses[DIM].status is Status.FRESH
+
+
+def test_new_data_does_not_hide_behind_a_non_breaking_change() -> None:
+    state = fresh_state()
+    moved = StateView(state.last_success, {}, {SRC: Version("f2", "t2")})
+    statuses = compute_statuses(graph(), {**CODE, STG: "c-stg-2"}, moved, {SRC},
+                                {STG: CodeChange(False, DISCOUNT, "non-breaking")}, reads_nothing_new)
+    assert codes(statuses, STG) == ["code_changed", "upstream_updated"]
+    assert statuses[STG].impact is None  # a rebuild changes every column: the new rows are in all of them
+    assert codes(statuses, FACT) == ["upstream_stale"] and codes(statuses, DIM) == ["upstream_stale"]
+
+
+def test_a_breaking_change_reaches_readers_whatever_columns_they_read() -> None:
+    statuses = compute_statuses(graph(), {**CODE, STG: "c-stg-2"}, fresh_state(), {SRC},
+                                {STG: CodeChange(True, DISCOUNT, "breaking")}, reads_nothing_new)
+    assert statuses[STG].impact is None
+    assert codes(statuses, FACT) == ["upstream_stale"] and codes(statuses, DIM) == ["upstream_stale"]

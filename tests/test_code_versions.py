@@ -1,0 +1,119 @@
+"""Semantic code versions through the engine, fast: a fake runner that compiles models as dbt would.
+
+The slow twins in test_semantic.py run real dbt; these state the same rules with the dbt boundary
+faked (FakeRunner.edit changes what ``dbt parse`` and ``dbt compile`` would), so that each rule has
+a test that runs in a second and that mutation testing can use.
+"""
+
+from __future__ import annotations
+
+from dbtassets.engine import Project
+from dbtassets.staleness import Status
+from tests.conftest import SHOPFLOW_SQL, FakeClock, FakeRunner
+
+Setup = tuple[Project, FakeRunner, FakeClock]
+
+STG_ORDERS = SHOPFLOW_SQL["stg_orders"]
+WITH_DISCOUNT = STG_ORDERS.replace(" as unit_price\n", " as unit_price,\n    cast(0 as decimal(10, 2)) as discount\n")
+WITH_SEGMENT = SHOPFLOW_SQL["stg_customers"].replace("    cc.country_name\n",
+                                                     "    cc.country_name,\n    'retail' as segment\n")
+
+
+def stale(project: Project) -> dict[str, list[str]]:
+    """Each asset that is not fresh, with its reasons' messages."""
+    return {project.graph.assets[uid].name: [r.message for r in s.reasons]
+            for uid, s in project.status().statuses.items() if s.status is not Status.FRESH}
+
+
+def built_and_edited(setup: Setup, name: str, sql: str) -> tuple[Project, FakeRunner]:
+    project, runner, _ = setup
+    assert project.sync().ok and stale(project) == {}
+    runner.edit(name, sql)
+    return project, runner
+
+
+def land_orders(project: Project) -> None:
+    (project.dbt.directory / "data/raw/orders/orders_new.csv").write_text(
+        "order_id,customer_id,ordered_at,product,quantity,unit_price\n900,1,2026-11-20 10:00:00,ink,1,7.25\n")
+
+
+def test_an_unchanged_project_is_not_compiled_to_tell_its_status(semantic_project: Setup) -> None:
+    project, runner, _ = semantic_project
+    assert project.sync().ok
+    assert stale(project) == {}
+    assert runner.compiles == []  # the code versions recorded at the build are reused as they are
+
+
+def test_reformatting_a_model_changes_nothing_and_is_compiled_once(semantic_project: Setup) -> None:
+    reformatted = "-- typed order lines\n" + STG_ORDERS.upper().replace("'DATA/RAW/ORDERS/*.CSV'",
+                                                                         "'data/raw/orders/*.csv'")
+    project, runner = built_and_edited(semantic_project, "stg_orders", reformatted)
+    assert stale(project) == {}
+    assert runner.compiles == [["stg_orders"]]  # only the model whose file moved
+    assert stale(project) == {}
+    assert runner.compiles == [["stg_orders"]]  # and its fingerprint is cached
+
+
+def test_a_changed_expression_is_breaking_for_the_model_and_everything_downstream(semantic_project: Setup) -> None:
+    doubled = STG_ORDERS.replace("cast(quantity as integer) as quantity", "cast(quantity as integer) * 2 as quantity")
+    project, _ = built_and_edited(semantic_project, "stg_orders", doubled)
+    reasons = stale(project)
+    assert set(reasons) == {"stg_orders", "fact_sales", "dim_customer"}
+    assert "(breaking: existing columns changed)" in reasons["stg_orders"][0]
+
+
+def test_an_added_column_nobody_reads_rebuilds_only_the_model_then_nothing(semantic_project: Setup) -> None:
+    project, runner = built_and_edited(semantic_project, "stg_orders", WITH_DISCOUNT)
+    reasons = stale(project)
+    assert set(reasons) == {"stg_orders"}
+    assert reasons["stg_orders"][0].startswith("code changed since the build at ")
+    assert ("(non-breaking: added column `discount`; fact_sales, dim_customer do not read it)"
+            in reasons["stg_orders"][0])
+    assert project.sync().ok
+    assert runner.calls[-1] == ["build", "--select", "stg_orders"]
+    assert stale(project) == {}  # the rebuild added a column its readers do not read
+
+
+def test_new_data_does_not_hide_behind_a_non_breaking_change(semantic_project: Setup) -> None:
+    project, runner = built_and_edited(semantic_project, "stg_orders", WITH_DISCOUNT)
+    land_orders(project)
+    reasons = stale(project)
+    assert set(reasons) == {"stg_orders", "fact_sales", "dim_customer"}  # new rows reach every reader
+    assert reasons["fact_sales"] == ["upstream stg_orders is stale"]
+    assert project.sync().ok
+    assert runner.calls[-1] == ["build", "--select", "stg_orders+"]
+    assert stale(project) == {}
+
+
+def test_after_a_non_breaking_rebuild_new_data_still_rebuilds_the_readers(semantic_project: Setup) -> None:
+    project, _ = built_and_edited(semantic_project, "stg_orders", WITH_DISCOUNT)
+    assert project.sync().ok and stale(project) == {}
+    land_orders(project)
+    assert set(stale(project)) == {"stg_orders", "fact_sales", "dim_customer"}
+
+
+def test_an_added_column_read_downstream_rebuilds_the_model_and_that_reader(semantic_project: Setup) -> None:
+    project, runner = built_and_edited(semantic_project, "stg_orders", WITH_DISCOUNT)
+    runner.edit("dim_customer", SHOPFLOW_SQL["dim_customer"].replace(
+        "max(ordered_at) as last_ordered_at", "max(ordered_at) as last_ordered_at, sum(discount) as discounts"))
+    reasons = stale(project)
+    assert set(reasons) == {"stg_orders", "dim_customer"}
+    assert "fact_sales does not read it" in reasons["stg_orders"][0]
+    assert "upstream stg_orders is stale" in reasons["dim_customer"]
+    assert project.sync().ok and stale(project) == {}
+
+
+def test_a_snapshot_counts_as_reading_every_new_column_of_its_upstream(semantic_project: Setup) -> None:
+    project, _ = built_and_edited(semantic_project, "stg_customers", WITH_SEGMENT)
+    reasons = stale(project)
+    assert set(reasons) == {"stg_customers", "customers_snapshot"}  # dim_customer names its columns
+    assert "dim_customer does not read it" in reasons["stg_customers"][0]
+    assert reasons["customers_snapshot"] == ["upstream stg_customers is stale"]
+
+
+def test_a_select_star_reader_counts_as_reading_the_new_column(semantic_project: Setup) -> None:
+    star = 'select * from "shopflow"."main"."stg_orders"'
+    project, runner = built_and_edited(semantic_project, "fact_sales", star)
+    assert project.sync().ok and stale(project) == {}
+    runner.edit("stg_orders", WITH_DISCOUNT)
+    assert set(stale(project)) == {"stg_orders", "fact_sales"}
