@@ -374,6 +374,10 @@ def watch(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...],
 
     gc.enable()  # a long-running process
     probe = project_of(ctx)  # validates the project before dbt is imported
+    try:
+        probe.select(select, exclude)  # a selection that matches nothing is bad usage, not a failed pass
+    except DbtAssetsError as exc:
+        fail(exc)
     runner: Runner | None = None
     if runner_kind == "in-process":
         try:

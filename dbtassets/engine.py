@@ -22,7 +22,7 @@ from dbtassets.lock import BuildLock
 from dbtassets.manifest import Manifest, Node, UniqueId, load_manifest
 from dbtassets.project import DbtProject, load_project
 from dbtassets.runner import BuildResult, DbtTarget, Runner, SubprocessRunner, build_command, display
-from dbtassets.selection import dbt_selectors, select_assets
+from dbtassets.selection import dbt_selectors, resolve_selection
 from dbtassets.sources import Observation, ObserverKind, Settings, load_settings, observe_files
 from dbtassets.staleness import (
     AssetStatus,
@@ -126,6 +126,7 @@ class Project:
         self.state_path = (options.state_path or (Path(env_state) if env_state else None)
                            or self.dbt.directory / ".dbtassets" / "state.db")
         self._store: StateStore | None = None
+        self._warned: set[str] = set()
         self._files_at_load: tuple[float, Path | None] | None = None  # the newest project file, for build()
 
     def __enter__(self) -> Project:
@@ -192,8 +193,13 @@ class Project:
     # -- commands ------------------------------------------------------------------------
 
     def select(self, select: Sequence[str] = (), exclude: Sequence[str] = ()) -> list[UniqueId]:
-        """The selected assets, upstream first."""
-        return self.graph.topological_order(select_assets(self.graph, select, exclude))
+        """The selected assets, upstream first; a warning about each --exclude that leaves nothing out, once."""
+        selection = resolve_selection(self.graph, select, exclude)
+        for warning in selection.warnings:
+            if warning not in self._warned:
+                self._warned.add(warning)
+                self.log(f"warning: {warning}")
+        return self.graph.topological_order(selection.assets)
 
     def observe(self, sources: Iterable[UniqueId] | None = None, *, queries: bool = True,
                 in_progress: Collection[str] | None = None) -> list[ObserveOutcome]:

@@ -1,9 +1,10 @@
 """dbt's node selection syntax, evaluated over the asset graph and written back out.
 
-:func:`select_assets` answers ``--select``/``--exclude`` as ``dbt ls`` would, but over assets
-only (ephemeral models are already collapsed out of :class:`~dbtassets.graph.AssetGraph`), and
-it refuses what dbt merely warns about: unknown methods, malformed selectors and bare names that
-match nothing. :func:`dbt_selectors` goes the other way, from a set of assets to short
+:func:`resolve_selection` answers ``--select``/``--exclude`` as ``dbt ls`` would, but over
+assets only (ephemeral models are already collapsed out of :class:`~dbtassets.graph.AssetGraph`),
+and it refuses what dbt merely warns about: unknown methods, malformed selectors and selectors
+that match nothing, each with the closest tag, path, package, config value, source or name that
+exists. :func:`dbt_selectors` goes the other way, from a set of assets to short
 ``dbt build --select`` arguments.
 """
 
@@ -162,9 +163,11 @@ class _Atom:
     """One selector between commas: a method match plus graph operators."""
 
     raw: str
+    method: Method
+    argument: str  # the KEY of config.KEY
     value: str
     matches: Predicate
-    bare_name: bool  # no method, no wildcard: matching nothing is a typo
+    bare: bool  # no method given: a name
     parents: int | None  # None: no "+" prefix; else how many edges up
     children: int | None
     childrens_parents: bool
@@ -194,8 +197,8 @@ def _parse_atom(raw: str) -> _Atom:
     bare_name = method is None and kind is Method.FQN
     matches = (_bare_name if bare_name else _STRATEGIES[kind])(value, argument)
     return _Atom(
-        raw, value, matches,
-        bare_name=bare_name and not _WILDCARDS & set(value),
+        raw, kind, argument, value, matches,
+        bare=method is None,
         parents=None if up is None else int(up) if up else _UNLIMITED,
         children=None if down is None else int(down) if down else _UNLIMITED,
         childrens_parents=bool(at),
@@ -232,13 +235,9 @@ def _reach(
     return seen
 
 
-def _evaluate(graph: AssetGraph, atom: _Atom, problems: list[str]) -> set[UniqueId]:
+def _evaluate(graph: AssetGraph, atom: _Atom) -> tuple[set[UniqueId], set[UniqueId]]:
+    """(what the method matches, what the selector selects once its graph operators are applied)."""
     found = {uid for uid, node in graph.assets.items() if atom.matches(node)}
-    if not found and atom.bare_name:
-        known = sorted({node.display_name for node in graph.assets.values()})
-        close = difflib.get_close_matches(atom.value, known, n=3)
-        hint = f"did you mean {' or '.join(close)}?" if close else "`dbtassets assets` lists them"
-        problems.append(f"no asset is named {atom.value!r} (in selector {atom.raw!r}); {hint}")
     result = set(found)
     if atom.childrens_parents:
         below = found | _reach(graph.children, found, _UNLIMITED)
@@ -247,38 +246,135 @@ def _evaluate(graph: AssetGraph, atom: _Atom, problems: list[str]) -> set[Unique
         result |= _reach(graph.parents, found, atom.parents)
     if atom.children is not None:
         result |= _reach(graph.children, found, atom.children)
-    return result
+    return found, result
 
 
-def select_assets(
-    graph: AssetGraph, select: Sequence[str] = (), exclude: Sequence[str] = ()
-) -> set[UniqueId]:
+def _paths(node: Node) -> Iterable[str]:
+    parts = node.path.replace("\\", "/").split("/")
+    return ("/".join(parts[:k]) for k in range(1, len(parts) + 1))
+
+
+def _file_names(node: Node) -> Iterable[str]:
+    return (PurePosixPath(node.path.replace("\\", "/")).name,)
+
+
+def _file_stems(node: Node) -> Iterable[str]:
+    return (PurePosixPath(node.path.replace("\\", "/")).stem,)
+
+
+def _sources(node: Node) -> Iterable[str]:
+    return (node.source_name, node.display_name) if node.resource_type == "source" else ()
+
+
+def _config_values(key: str) -> Callable[[Node], Iterable[str]]:
+    return lambda node: (str(node.config[key]),) if key in node.config else ()
+
+
+# For each method: what a value could have been (to suggest one), and how to say that nothing matched.
+_VOCABULARY: dict[Method, tuple[Callable[[Node], Iterable[str]], str]] = {
+    Method.FQN: (lambda n: (n.display_name,), "no asset is named {value!r}"),
+    Method.TAG: (lambda n: n.tags, "no asset has tag {value!r}"),
+    Method.PATH: (_paths, "no asset is under path {value!r}"),
+    Method.FILE: (_file_stems, "no asset is in a file named {value!r}"),
+    Method.SOURCE: (_sources, "no source matches {value!r}"),
+    Method.RESOURCE_TYPE: (lambda n: (n.resource_type,), "the project has no {value}"),
+    Method.PACKAGE: (lambda n: (n.package_name,), "no asset is in package {value!r}"),
+    Method.CONFIG: (lambda n: (), "no asset has config {argument} {value!r}"),
+    Method.UNIQUE_ID: (lambda n: (n.unique_id,), "no asset has unique_id {value!r}"),
+}
+
+
+def _nothing_matches(graph: AssetGraph, atom: _Atom) -> tuple[str, str]:
+    """(that ``atom`` matches no asset, a hint naming the closest values that exist or "")."""
+    values, text = _VOCABULARY[atom.method]
+    prefix = "" if atom.bare else f"{atom.method.value}{'.' + atom.argument if atom.argument else ''}:"
+    if atom.method is Method.CONFIG:
+        keys = {key for node in graph.assets.values() for key in node.config}
+        if atom.argument not in keys:
+            close = difflib.get_close_matches(atom.argument, sorted(keys), n=3)
+            hint = f"did you mean {' or '.join(f'config.{k}:{atom.value}' for k in close)}?" if close else ""
+            return f"no asset has a config key {atom.argument!r}", hint
+        values = _config_values(atom.argument)
+    elif atom.method is Method.FILE and atom.value.lower().endswith(_FILE_SUFFIXES):
+        values = _file_names
+    known = sorted({value for node in graph.assets.values() for value in values(node) if value})
+    close = difflib.get_close_matches(atom.value, known, n=3)
+    if close:
+        hint = f"did you mean {' or '.join(prefix + c for c in close)}?"
+    elif atom.method in (Method.FQN, Method.UNIQUE_ID, Method.PATH, Method.FILE):
+        hint = "`dbtassets assets` lists them"
+    else:
+        hint = f"the project has {', '.join(prefix + k for k in known[:8])}{', ...' if len(known) > 8 else ''}" \
+            if known else ""
+    return text.format(value=atom.value, argument=atom.argument), hint
+
+
+def _unmatched(graph: AssetGraph, atom: _Atom, excluding: bool) -> str:
+    what, hint = _nothing_matches(graph, atom)
+    hint = f"; {hint}" if hint else ""
+    if excluding:
+        return f"--exclude {atom.raw!r} leaves nothing out: {what}{hint}"
+    return f"{what} (in selector {atom.raw!r}){hint}"
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What ``--select``/``--exclude`` picked, and what the user should hear about it."""
+
+    assets: frozenset[UniqueId]
+    warnings: tuple[str, ...] = ()  # --exclude selectors that left nothing out
+
+
+def resolve_selection(graph: AssetGraph, select: Sequence[str] = (), exclude: Sequence[str] = ()) -> Selection:
     """The assets that ``--select select --exclude exclude`` picks, with dbt's syntax.
 
     Each string may hold several space-separated selectors (a union); a selector with commas is
-    the intersection of its parts. No selector at all selects every asset.
+    the intersection of its parts. No selector at all selects every asset. Unlike dbt, which only
+    warns, a ``--select`` selector that matches nothing is an error: a gate fed a typo would pass.
+    An ``--exclude`` one that matches nothing is only a warning (scripts exclude defensively).
+    A project without assets accepts any well-formed selection.
 
     Raises:
-        SelectionError: naming every unknown method, malformed selector and bare name that
-            matches no asset, in one line.
+        SelectionError: naming every unknown method, malformed selector and selector that matches
+            no asset (with the closest values that exist), in one line.
     """
     syntax: list[str] = []
     selected, excluded = _parse(select, syntax), _parse(exclude, syntax)
     if syntax:
         raise SelectionError(f"{'; '.join(syntax)}; {_USAGE}")
-    names: list[str] = []
+    check = bool(graph.assets)
 
-    def union(terms: list[list[_Atom]]) -> set[UniqueId]:
+    def union(terms: list[list[_Atom]], problems: list[str], excluding: bool) -> set[UniqueId]:
         result: set[UniqueId] = set()
         for intersection in terms:
-            result |= set.intersection(*(_evaluate(graph, atom, names) for atom in intersection))
+            parts = [_evaluate(graph, atom) for atom in intersection]
+            empty = [atom for atom, (found, _) in zip(intersection, parts, strict=True) if not found]
+            problems.extend(_unmatched(graph, atom, excluding) for atom in empty if check)
+            both = set.intersection(*(reached for _, reached in parts))
+            if check and not both and not empty:
+                raw = ",".join(atom.raw for atom in intersection)
+                flag = "--exclude" if excluding else "--select"
+                problems.append(f"{flag} {raw!r} matches no asset: no asset is selected by all of its parts")
+            result |= both
         return result
 
-    chosen = union(selected) if selected else set(graph.assets)
-    dropped = union(excluded)
-    if names:
-        raise SelectionError("; ".join(names))
-    return chosen - dropped
+    errors: list[str] = []
+    warnings: list[str] = []
+    chosen = union(selected, errors, excluding=False) if selected else set(graph.assets)
+    dropped = union(excluded, warnings, excluding=True)
+    if errors:
+        raise SelectionError("; ".join(errors))
+    if check and chosen and not chosen - dropped:
+        picked = f"--select {' '.join(select)!r} picks" if select else "of the project"
+        raise SelectionError(f"--exclude {' '.join(exclude)!r} leaves out every asset {picked}; nothing is selected")
+    return Selection(frozenset(chosen - dropped), tuple(warnings))
+
+
+def select_assets(
+    graph: AssetGraph, select: Sequence[str] = (), exclude: Sequence[str] = ()
+) -> set[UniqueId]:
+    """:func:`resolve_selection`'s assets, its warnings dropped (for selectors a program wrote)."""
+    return set(resolve_selection(graph, select, exclude).assets)
 
 
 def dbt_selectors(graph: AssetGraph, nodes: Collection[UniqueId]) -> list[str]:

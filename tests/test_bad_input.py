@@ -132,6 +132,44 @@ def test_bad_cli_input(args: list[str], needle: str, project_dir: Path, built_st
     assert digest(built_state) == before
 
 
+TYPOS = {
+    "tag:stagin": "no asset has tag 'stagin' (in selector 'tag:stagin'); did you mean tag:staging?",
+    "path:model/marts": "no asset is under path 'model/marts' (in selector 'path:model/marts'); did you mean "
+                        "path:models/marts",
+    "config.materialized:tabel": "no asset has config materialized 'tabel' (in selector 'config.materialized:tabel'); "
+                                 "did you mean config.materialized:table?",
+    "source:rawx.orders": "no source matches 'rawx.orders' (in selector 'source:rawx.orders'); did you mean "
+                          "source:raw.orders",
+    "fact_salez": "no asset is named 'fact_salez' (in selector 'fact_salez'); did you mean fact_sales?",
+}
+
+
+@pytest.mark.parametrize("command", ["check", "status", "sync"])
+@pytest.mark.parametrize("selector", sorted(TYPOS))
+def test_a_selector_that_matches_nothing_fails_the_gate(command: str, selector: str, project_dir: Path,
+                                                        built_state: Path) -> None:
+    before = digest(built_state)
+    assert_clean_error(run_cli("--project-dir", str(project_dir), command, "-s", selector), TYPOS[selector])
+    assert digest(built_state) == before
+
+
+@pytest.mark.parametrize("args", [["assets"], ["lint"], ["observe"], ["plan", "--against", "target/manifest.json"],
+                                  ["check", "--against", "target/manifest.json"], ["watch", "--once"]])
+def test_every_command_with_select_refuses_a_selector_that_matches_nothing(args: list[str], project_dir: Path,
+                                                                          built_state: Path) -> None:
+    before = digest(built_state)
+    result = run_cli("--project-dir", str(project_dir), *args, "-s", "tag:stagin", cwd=project_dir)
+    assert_clean_error(result, TYPOS["tag:stagin"])
+    assert digest(built_state) == before
+
+
+def test_an_exclude_that_matches_nothing_is_one_warning(project_dir: Path, built_state: Path) -> None:
+    result = run_cli("--project-dir", str(project_dir), "check", "--no-observe", "--exclude", "tag:stagin")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ("dbtassets: warning: --exclude 'tag:stagin' leaves nothing out: no asset has tag "
+                             "'stagin'; did you mean tag:staging?\n")
+
+
 def test_not_a_dbt_project(tmp_path: Path) -> None:
     assert_clean_error(run_cli("--project-dir", str(tmp_path), "status"), "not a dbt project (no dbt_project.yml)")
 

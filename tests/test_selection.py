@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from dbtassets.errors import SelectionError
 from dbtassets.graph import BUILDABLE, AssetGraph
 from dbtassets.manifest import Manifest, Node, UniqueId
-from dbtassets.selection import dbt_selectors, select_assets
+from dbtassets.selection import dbt_selectors, resolve_selection, select_assets
 
 Spec = tuple[str, Sequence[str], Mapping[str, Any]]
 _FOLDERS = {"model": "models", "seed": "seeds", "snapshot": "snapshots", "source": "models"}
@@ -113,7 +113,6 @@ def test_graph_operators(shop: AssetGraph, select: str, expected: set[str]) -> N
     ("path:models/marts/fct_orders.sql", {"fct_orders"}),
     ("path:models/marts/*.sql", {"fct_orders", "dim_customers"}),
     ("path:models/**/rpt_*.sql", {"rpt_daily"}),
-    ("path:models/intermediate", set()),
     ("models/marts", {"fct_orders", "dim_customers", "rpt_daily"}),
     ("./seeds/country_codes.csv", {"country_codes"}),
     ("file:calendar.sql", {"calendar"}),
@@ -124,7 +123,6 @@ def test_graph_operators(shop: AssetGraph, select: str, expected: set[str]) -> N
     ("source:raw.orders", {"raw.orders"}),
     ("source:*.c*", {"raw.customers", "events.clicks"}),
     ("source:shop.events.clicks", {"events.clicks"}),
-    ("source:util.events.clicks", set()),
     ("resource_type:seed", {"country_codes"}),
     ("resource_type:snapshot", {"customers_snapshot"}),
     ("resource_type:source", {"raw.orders", "raw.customers", "events.clicks"}),
@@ -136,7 +134,6 @@ def test_graph_operators(shop: AssetGraph, select: str, expected: set[str]) -> N
     ("config.materialized:incremental", {"rpt_daily"}),
     ("config.full_refresh:false", {"rpt_daily"}),
     ("config.enabled:TRUE", {"stg_orders"}),
-    ("config.no_such_key:x", set()),
     ("unique_id:model.util.calendar", {"calendar"}),
     ("unique_id:seed.*", {"country_codes"}),
 ])
@@ -178,8 +175,61 @@ def test_no_select_means_everything(shop: AssetGraph) -> None:
     assert names(select_assets(shop, exclude=["resource_type:source", "package:shop"])) == {"calendar"}
 
 
-def test_a_method_that_matches_nothing_is_fine(shop: AssetGraph) -> None:
-    assert select_assets(shop, ["tag:nope", "path:nowhere", "stg_nothing_*"]) == set()
+@pytest.mark.parametrize(("select", "message"), [
+    ("tag:stagin", "no asset has tag 'stagin' (in selector 'tag:stagin'); did you mean tag:staging?"),
+    ("tag:zzz", "no asset has tag 'zzz' (in selector 'tag:zzz'); the project has tag:nightly, tag:pii, tag:staging"),
+    ("path:model/marts", "no asset is under path 'model/marts' (in selector 'path:model/marts'); "
+                         "did you mean path:models/marts or"),
+    ("path:models/intermediate", "no asset is under path 'models/intermediate'"),  # only an ephemeral model
+    ("models/mart", "no asset is under path 'models/mart' (in selector 'models/mart'); did you mean models/marts or"),
+    ("file:stg_ordrs.sql", "no asset is in a file named 'stg_ordrs.sql' (in selector 'file:stg_ordrs.sql'); "
+                           "did you mean file:stg_orders.sql or"),
+    ("package:shp", "no asset is in package 'shp' (in selector 'package:shp'); did you mean package:shop?"),
+    ("config.materialized:tabel", "no asset has config materialized 'tabel' (in selector "
+                                  "'config.materialized:tabel'); did you mean config.materialized:table?"),
+    ("config.materialised:view", "no asset has a config key 'materialised' (in selector "
+                                 "'config.materialised:view'); did you mean config.materialized:view?"),
+    ("source:rawx.orders", "no source matches 'rawx.orders' (in selector 'source:rawx.orders'); "
+                           "did you mean source:raw.orders or source:raw.customers?"),
+    ("source:util.events.clicks", "no source matches 'util.events.clicks'"),  # in package shop, not util
+    ("config.no_such_key:x", "no asset has a config key 'no_such_key' (in selector 'config.no_such_key:x')"),
+    ("fct_ordrs+", "no asset is named 'fct_ordrs' (in selector 'fct_ordrs+'); did you mean fct_orders or stg_orders?"),
+    ("stg_nothing_*", "no asset is named 'stg_nothing_*' (in selector 'stg_nothing_*'); "
+                      "`dbtassets assets` lists them"),
+    ("unique_id:model.shop.fct_order", "no asset has unique_id 'model.shop.fct_order' (in selector "
+                                       "'unique_id:model.shop.fct_order'); did you mean "
+                                       "unique_id:model.shop.fct_orders"),
+])
+def test_a_selector_that_matches_nothing_is_an_error_with_the_closest_values(
+        shop: AssetGraph, select: str, message: str) -> None:
+    with pytest.raises(SelectionError) as caught:
+        select_assets(shop, ["stg_orders", select])  # the other selector matching does not hide the typo
+    assert str(caught.value).startswith(message)
+
+
+def test_a_selector_whose_parts_never_meet_matches_nothing(shop: AssetGraph) -> None:
+    with pytest.raises(SelectionError, match=r"^--select 'tag:pii,tag:nightly' matches no asset: no asset is "
+                                             r"selected by all of its parts$"):
+        select_assets(shop, ["tag:pii,tag:nightly"])
+
+
+def test_an_exclude_that_matches_nothing_is_a_warning(shop: AssetGraph) -> None:
+    selection = resolve_selection(shop, ["stg_orders+"], ["tag:stagin", "rpt_daily"])
+    assert names(set(selection.assets)) == {"stg_orders", "fct_orders"}
+    assert selection.warnings == ("--exclude 'tag:stagin' leaves nothing out: no asset has tag 'stagin'; "
+                                  "did you mean tag:staging?",)
+
+
+def test_an_exclude_that_leaves_nothing_is_an_error(shop: AssetGraph) -> None:
+    with pytest.raises(SelectionError, match=r"^--exclude 'fct_orders\+' leaves out every asset --select "
+                                             r"'fct_orders' picks; nothing is selected$"):
+        select_assets(shop, ["fct_orders"], ["fct_orders+"])
+
+
+def test_an_empty_project_accepts_any_selection() -> None:
+    empty = make_graph({})
+    assert select_assets(empty, ["tag:anything", "nothing_here+"], ["path:nowhere"]) == set()
+    assert resolve_selection(empty, exclude=["x"]).warnings == ()
 
 
 def test_ephemeral_models_are_collapsed(shop: AssetGraph) -> None:
@@ -227,8 +277,8 @@ def test_unknown_name_suggests_close_ones(shop: AssetGraph) -> None:
         select_assets(shop, ["+stg_ordrs"])
     assert str(caught.value) == ("no asset is named 'stg_ordrs' (in selector '+stg_ordrs'); "
                                  "did you mean stg_orders or fct_orders or stg_customers?")
-    with pytest.raises(SelectionError, match=r"'xyzzy'.*`dbtassets assets` lists them$"):
-        select_assets(shop, exclude=["xyzzy"])  # a typo in --exclude would build too much
+    assert resolve_selection(shop, exclude=["xyzzy"]).warnings == (
+        "--exclude 'xyzzy' leaves nothing out: no asset is named 'xyzzy'; `dbtassets assets` lists them",)
     with pytest.raises(SelectionError, match=r"^no asset is named 'stg_ordrs' .*; no asset is named 'dim'"):
         select_assets(shop, ["stg_ordrs,tag:staging", "dim"])
 
