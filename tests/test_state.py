@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import shutil
 import sqlite3
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -90,23 +95,40 @@ def test_concurrent_writers_in_separate_processes_lose_nothing(tmp_path: Path) -
 
 
 def test_a_read_only_directory_is_a_clear_error(tmp_path: Path) -> None:
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o500)
+    # Root writes anywhere, and CI runs as root: then the store is opened by `nobody`, in a directory
+    # `nobody` owns with mode r-x, so that only the permission bits stand in the way.
+    as_nobody = os.geteuid() == 0
+    if as_nobody and shutil.which("setpriv") is None:
+        reason = "running as root and setpriv (util-linux) is missing: cannot drop to an unprivileged user"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; CI must run this test (install util-linux)")
+        pytest.skip(reason)
+    base = Path(tempfile.mkdtemp(prefix="dbtassets-ro-"))  # not under tmp_path: /tmp/pytest-of-root is 0700
     try:
-        if _can_write(locked):
-            pytest.skip("running as a user who can write anywhere (root): permissions are not enforced")
-        with pytest.raises(StateError, match="state"):
-            StateStore.open(locked / "state.db")
+        base.chmod(0o755)
+        locked = base / "locked"
+        locked.mkdir(mode=0o500)
+        if as_nobody:
+            os.chown(locked, 65534, 65534)
+        wrapper = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"] if as_nobody else []
+        child = subprocess.run(
+            [*wrapper, sys.executable, "-c", _OPEN_STORE, str(locked / "state.db")], capture_output=True, text=True,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}, timeout=60)
+        assert child.returncode == 1, (child.stdout, child.stderr)  # sys.exit(message)
+        assert child.stderr == (f"{locked}/state.db: cannot open the state store: unable to open database file; "
+                                "check the path and its permissions\n")
+        assert list(locked.iterdir()) == []  # nothing was created
     finally:
-        locked.chmod(0o700)
+        shutil.rmtree(base)
 
 
-def _can_write(directory: Path) -> bool:
-    probe = directory / ".probe"
-    try:
-        probe.write_text("x")
-    except OSError:
-        return False
-    probe.unlink()
-    return True
+_OPEN_STORE = """
+import sys
+from pathlib import Path
+from dbtassets.errors import StateError
+from dbtassets.state import StateStore
+try:
+    StateStore.open(Path(sys.argv[1])).close()
+except StateError as exc:
+    sys.exit(str(exc))
+"""
