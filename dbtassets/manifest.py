@@ -28,7 +28,7 @@ UniqueId = NewType("UniqueId", str)
 
 SUPPORTED_SCHEMAS = range(10, 13)  # v10 (dbt 1.6) to v12 (dbt 1.8 - 1.11)
 ASSET_TYPES = ("model", "seed", "snapshot", "source")
-_CACHE_FORMAT = 5
+_CACHE_FORMAT = 6
 _CACHE_NAME = "dbtassets-manifest.cache"
 
 # Configuration that changes the object dbt builds (not docs, tags or meta).
@@ -40,6 +40,25 @@ _BUILD_CONFIG_KEYS = (
     "merge_update_columns", "merge_exclude_columns", "batch_size", "lookback", "begin", "event_time",
 )
 _SCHEMA_VERSION = re.compile(r"/manifest/v(\d+)\.json$")
+
+
+Period = tuple[int, str]  # (count, "minute" | "hour" | "day") as dbt writes it
+
+
+@dataclass(frozen=True, slots=True)
+class FreshnessConfig:
+    """dbt's own ``freshness`` config, as parsed into the manifest (dbt resolves its precedence).
+
+    Models carry ``build_after`` (``config.freshness.build_after``: ``count``/``period`` may be
+    absent, since dbt 1.11 allows ``updates_on`` alone); sources carry ``warn_after``/``error_after``
+    and may name a ``loaded_at_query``. Interpreting it is :mod:`dbtassets.policies`' job.
+    """
+
+    build_after: Period | None = None
+    updates_on: str = ""  # "" when the model has no build_after at all
+    warn_after: Period | None = None
+    error_after: Period | None = None
+    loaded_at_query: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +82,7 @@ class Node:
     relation_name: str = ""
     meta: Mapping[str, Any] = field(default_factory=dict)
     config: Mapping[str, Any] = field(default_factory=dict)
+    freshness: FreshnessConfig | None = None
 
     @property
     def is_ephemeral(self) -> bool:
@@ -258,7 +278,7 @@ def _compact_nodes(
             _text(node["original_file_path"]), _texts(node.get("tags") or ()), str(config.get("materialized") or ""),
             tuple(p for p in _texts(node["depends_on"].get("nodes", ())) if p in nodes or p in sources),
             code_version(uid), "", "", str(node.get("relation_name") or ""), {},
-            _plain_config(config), config_version(node),
+            _plain_config(config), config_version(node), _model_freshness(config.get("freshness")),
         ))
     for uid, source in sources.items():
         where[0] = uid
@@ -269,8 +289,36 @@ def _compact_nodes(
             _text(source["original_file_path"]), _texts(source.get("tags") or ()), "", (), "",
             _text(source["source_name"]), str(source.get("loaded_at_field") or config.get("loaded_at_field") or ""),
             str(source.get("relation_name") or ""), _plain(meta), _plain_config(config), "",
+            _source_freshness(source.get("freshness") or config.get("freshness"),
+                              source.get("loaded_at_query") or config.get("loaded_at_query")),
         ))
     return tuple(compact)
+
+
+def _period(value: Any) -> tuple[int, str] | None:
+    """``{count: 1, period: hour}`` as ``(1, "hour")``; None when either part is missing."""
+    if not isinstance(value, dict) or value.get("count") is None or value.get("period") is None:
+        return None
+    count, period = value["count"], value["period"]
+    if isinstance(count, bool) or not isinstance(count, int) or not isinstance(period, str):
+        raise ValueError(f"freshness period {{count: {count!r}, period: {period!r}}} is not a count and a period")
+    return count, period
+
+
+def _model_freshness(freshness: Any) -> tuple[Any, ...] | None:
+    build_after = freshness.get("build_after") if isinstance(freshness, dict) else None
+    if not isinstance(build_after, dict):
+        return None
+    return (_period(build_after), str(build_after.get("updates_on") or "any"), None, None, "")
+
+
+def _source_freshness(freshness: Any, loaded_at_query: Any) -> tuple[Any, ...] | None:
+    freshness = freshness if isinstance(freshness, dict) else {}
+    warn, error = _period(freshness.get("warn_after")), _period(freshness.get("error_after"))
+    query = loaded_at_query if isinstance(loaded_at_query, str) else ""
+    if warn is None and error is None and not query:
+        return None
+    return (None, "", warn, error, query)
 
 
 @dataclass(frozen=True)
@@ -343,6 +391,7 @@ def _from_compact(path: Path, compact: tuple[Any, ...]) -> Manifest:
             UniqueId(row[0]), row[1], row[2], row[3], row[4], row[5], row[6], row[7],
             tuple(UniqueId(p) for p in row[8]), row[9], tuple(sorted(checks.get(row[0], ()))), row[15],
             row[10], row[11], row[12], row[13], row[14],
+            FreshnessConfig(*row[16]) if row[16] is not None else None,
         )
         for row in nodes
     }

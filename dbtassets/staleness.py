@@ -39,6 +39,11 @@ class ReasonCode(str, Enum):
     UPSTREAM_MISSING = "upstream_missing"
     LAST_BUILD_FAILED = "last_build_failed"
     UNOBSERVED = "unobserved"
+    # Freshness policies (dbtassets.policies): not reasons to be stale, but why a stale asset waits,
+    # and why a source is late.
+    NOT_DUE = "not_due"
+    LATE_WARN = "late_warn"
+    LATE_ERROR = "late_error"
 
 
 @dataclass(frozen=True)
