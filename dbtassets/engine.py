@@ -11,6 +11,7 @@ import contextlib
 import os
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from dbtassets.lock import BuildLock
 from dbtassets.manifest import Manifest, Node, UniqueId, load_manifest
 from dbtassets.project import DbtProject, load_project
 from dbtassets.runner import BuildResult, DbtTarget, Runner, SubprocessRunner, build_command, display
+from dbtassets.savings import Savings
+from dbtassets.savings import compute as compute_savings
 from dbtassets.selection import dbt_selectors, resolve_selection
 from dbtassets.sources import Observation, ObserverKind, Settings, load_settings, observe_files
 from dbtassets.staleness import (
@@ -450,6 +453,11 @@ class Project:
     def lint(self, select: Sequence[str] = (), exclude: Sequence[str] = ()) -> dict[UniqueId, list[str]]:
         """Tables and files each selected model reads without a ``ref`` or ``source`` declaring them."""
         return self.versions.lint(self.select(select, exclude))
+
+    def savings(self, since: datetime) -> Savings:
+        """What building only the stale set saved since ``since``, against a full ``dbt build`` at every run."""
+        return compute_savings(self.graph, self.store.outcomes_since(timestamp(since)), self.store.build_durations(),
+                               since, self.clock.now())
 
     def needs_attention(self, report: StatusReport) -> bool:
         """True when ``check`` should fail: anything selected is stale or missing."""

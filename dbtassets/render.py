@@ -16,6 +16,7 @@ import click
 from dbtassets.engine import Explanation, ObserveOutcome, StatusReport, SyncResult
 from dbtassets.graph import AssetGraph
 from dbtassets.manifest import Node, UniqueId
+from dbtassets.savings import Savings
 from dbtassets.sources import SourceDeclaration
 from dbtassets.staleness import AssetStatus, Status
 from dbtassets.state import HistoryEntry
@@ -238,6 +239,34 @@ def sync_text(graph: AssetGraph, result: SyncResult, dry_run: bool) -> str:
     if not result.ok and result.build is not None:
         lines.append(f"dbt log: {result.build.log_path}")
     return "\n".join(lines)
+
+
+def savings_text(savings: Savings, limit: int = 20) -> str:
+    """The runs, the builds done against a full build each time, the seconds, and the assumptions."""
+    since = savings.since.strftime("%Y-%m-%d %H:%M")
+    if not savings.runs:
+        return f"dbtassets ran no build since {since} UTC: nothing to compare."
+    share = f" ({savings.avoided / savings.full_estimate:.0%})" if savings.full_estimate else ""
+    lines = [f"Since {since} UTC: {savings.runs} runs built {savings.builds} assets; a full `dbt build` at each run "
+             f"would have built {savings.full_builds}.", ""]
+    rows = [[a.name, str(a.builds), str(savings.runs), _seconds(a.median), _seconds(a.spent), _seconds(a.avoided)]
+            for a in savings.assets[:limit]]
+    if len(savings.assets) > limit:
+        rest = savings.assets[limit:]
+        rows.append([f"({len(rest)} more)", str(sum(a.builds for a in rest)), str(savings.runs * len(rest)), "",
+                     _seconds(sum(a.spent for a in rest)), _seconds(sum(a.avoided for a in rest))])
+    rows.append(["total", str(savings.builds), str(savings.full_builds), "", _seconds(savings.spent),
+                 _seconds(savings.avoided)])
+    lines.append(table(rows, ["ASSET", "BUILT", "FULL BUILD", "MEDIAN", "SPENT", "AVOIDED (EST.)"]))
+    lines += ["", f"Warehouse time: {_seconds(savings.spent)} spent; a full build each run ≈ "
+                  f"{_seconds(savings.full_estimate)}; avoided ≈ {_seconds(savings.avoided)}{share}.",
+              "Assumptions:"]
+    lines += [f"  - {note}" for note in savings.assumptions()]
+    return "\n".join(lines)
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}s"
 
 
 def sync_json(graph: AssetGraph, result: SyncResult, dry_run: bool) -> dict[str, Any]:

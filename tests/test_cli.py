@@ -19,8 +19,8 @@ README = (REPO / "README.md").read_text()
 def test_every_command_has_help_and_is_documented_in_the_readme() -> None:
     assert isinstance(cli, click.Group)
     commands = sorted(cli.commands)
-    assert commands == ["assets", "check", "history", "lineage", "lint", "observe", "plan", "report", "status",
-                        "sync", "watch", "why"]
+    assert commands == ["assets", "check", "history", "lineage", "lint", "observe", "plan", "report", "savings",
+                        "status", "sync", "watch", "why"]
     runner = CliRunner()
     for name in commands:
         command = cli.commands[name]
