@@ -354,19 +354,22 @@ def savings(ctx: click.Context, since: str, fmt: str) -> None:
 @cli.command(context_settings={"ignore_unknown_options": True})
 @selection_options
 @click.option("--dry-run", is_flag=True, help="Print the dbt command that would run; build nothing.")
+@click.option("--all-stale", is_flag=True,
+              help="Build every stale asset now, including those a freshness policy (build_after) holds back.")
 @format_option("text", "json")
 @click.argument("dbt_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
-def sync(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...], dry_run: bool, fmt: str,
-         dbt_args: tuple[str, ...]) -> None:
-    """Build the stale and missing assets once with one `dbt build --select ...`.
+def sync(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...], dry_run: bool, all_stale: bool,
+         fmt: str, dbt_args: tuple[str, ...]) -> None:
+    """Build the stale and missing assets that are due once with one `dbt build --select ...`.
 
+    An asset whose freshness.build_after has not yet elapsed waits (see `dbtassets status`).
     Extra dbt flags go after `--`, e.g. `dbtassets sync -- --threads 8`.
     Exits 1 if a model or test failed.
     """
     project = project_of(ctx)
     try:
-        result = project.sync(select, exclude, dbt_args, dry_run=dry_run)
+        result = project.sync(select, exclude, dbt_args, dry_run=dry_run, all_stale=all_stale)
     except DbtAssetsError as exc:
         fail(exc)
     if fmt == "json":

@@ -21,6 +21,8 @@ from dbtassets.errors import DbtAssetsError, ManifestError, ObservationError, Se
 from dbtassets.graph import BUILDABLE, AssetGraph
 from dbtassets.lock import BuildLock
 from dbtassets.manifest import Manifest, Node, UniqueId, load_manifest
+from dbtassets.policies import Policies, Verdict
+from dbtassets.policies import apply as apply_policies
 from dbtassets.project import DbtProject, load_project
 from dbtassets.runner import BuildResult, DbtTarget, Runner, SubprocessRunner, build_command, display
 from dbtassets.savings import Savings
@@ -30,7 +32,6 @@ from dbtassets.sources import Observation, ObserverKind, Settings, load_settings
 from dbtassets.staleness import (
     AssetStatus,
     ReasonCode,
-    Status,
     Version,
     compute_statuses,
 )
@@ -69,9 +70,18 @@ class StatusReport:
     selected: Sequence[UniqueId]
     warnings: Sequence[str]
     notes: Mapping[UniqueId, str] = field(default_factory=dict)
+    verdict: Verdict | None = None  # the freshness policies' (None when they were not applied)
 
-    def needing_build(self) -> list[UniqueId]:
-        return [uid for uid in self.selected if self.statuses[uid].needs_build]
+    def needing_build(self, *, all_stale: bool = False) -> list[UniqueId]:
+        """The selected stale and missing assets that are due (all of them with ``all_stale``)."""
+        due = self.verdict.schedule.is_due if self.verdict is not None and not all_stale else None
+        return [uid for uid in self.selected if self.statuses[uid].needs_build and (due is None or due(uid))]
+
+    def failing(self, uid: UniqueId) -> bool:
+        """Whether ``check`` fails on ``uid``: stale or missing and due (overdue), or a source late past error_after."""
+        if self.verdict is not None:
+            return self.verdict.failing(uid)
+        return self.statuses[uid].needs_build
 
 
 @dataclass(frozen=True)
@@ -90,6 +100,7 @@ class SyncPlan:
     selectors: Sequence[str]
     command: str
     statuses: Mapping[UniqueId, AssetStatus]
+    verdict: Verdict | None = None  # what waits (and until when), and which sources are late
 
 
 @dataclass(frozen=True)
@@ -172,12 +183,17 @@ class Project:
         return AssetGraph.from_manifest(self.manifest)
 
     @cached_property
+    def policies(self) -> Policies:
+        """Every model's build_after and every source's warn_after/error_after, from the manifest."""
+        return Policies.from_graph(self.graph)
+
+    @cached_property
     def settings(self) -> Settings:
         return load_settings(self.dbt.directory, [n for n in self.graph.assets.values() if n.resource_type == "source"])
 
     def reload(self) -> None:
         """Forget the loaded manifest, graph and settings (after a re-parse or an edit of dbtassets.yml)."""
-        for name in ("manifest", "graph", "settings", "versions"):
+        for name in ("manifest", "graph", "policies", "settings", "versions"):
             self.__dict__.pop(name, None)
 
     @property
@@ -275,7 +291,8 @@ class Project:
         code = self.versions.current(view)
         statuses = compute_statuses(self.graph, code.versions, view, observable, code.changes,
                                     self.versions.reads)
-        return StatusReport(statuses, selected, [*self.settings.warnings, *errors], code.notes)
+        verdict = apply_policies(self.graph, statuses, self.policies, self.clock.now())
+        return StatusReport(verdict.statuses, selected, [*self.settings.warnings, *errors], code.notes, verdict)
 
     def why(self, name: str, *, observe: bool = True) -> Explanation:
         uid = self.graph.resolve(name)
@@ -290,6 +307,10 @@ class Project:
             if reason.upstream is not None and reason.upstream not in seen:
                 causes[reason.upstream] = self._explain(reason.upstream, report, seen)
         notes = [report.notes[uid]] if uid in report.notes else []
+        if uid in self.policies.build_after:
+            notes.append(f"freshness policy: {self.policies.build_after[uid].describe()} (dbt's freshness.build_after)")
+        if uid in self.policies.slas:
+            notes.append(f"freshness policy: {self.policies.slas[uid].describe()}")
         node = self.graph.assets[uid]
         sql = self.versions.sql_of(uid, node.code_version) if node.resource_type == "model" else None
         if sql is not None:
@@ -321,27 +342,29 @@ class Project:
         return self.graph.assets[uid], self.store.history(uid, limit)
 
     def plan(self, select: Sequence[str] = (), exclude: Sequence[str] = (), extra_args: Sequence[str] = (),
-             *, observe: bool = True) -> SyncPlan:
-        """What ``sync`` would build: the stale and missing selected assets, and the dbt command."""
+             *, observe: bool = True, all_stale: bool = False) -> SyncPlan:
+        """What ``sync`` would build: the selected stale and missing assets that are due (all with
+        ``all_stale``, whatever their freshness policies say), and the dbt command."""
         report = self.status(select, exclude, observe=observe)
-        to_build = [uid for uid in report.needing_build() if self.graph.assets[uid].resource_type in BUILDABLE]
-        return self.plan_for(to_build, report.statuses, extra_args)
+        to_build = [uid for uid in report.needing_build(all_stale=all_stale)
+                    if self.graph.assets[uid].resource_type in BUILDABLE]
+        return self.plan_for(to_build, report.statuses, extra_args, report.verdict)
 
     def plan_for(self, to_build: Sequence[UniqueId], statuses: Mapping[UniqueId, AssetStatus],
-                 extra_args: Sequence[str] = ()) -> SyncPlan:
+                 extra_args: Sequence[str] = (), verdict: Verdict | None = None) -> SyncPlan:
         """The plan that builds exactly ``to_build`` (upstream first)."""
         selectors = dbt_selectors(self.graph, to_build)
         command = display(build_command(selectors, extra_args)) if to_build else ""
-        return SyncPlan(list(to_build), selectors, command, statuses)
+        return SyncPlan(list(to_build), selectors, command, statuses, verdict)
 
     def sync(self, select: Sequence[str] = (), exclude: Sequence[str] = (), extra_args: Sequence[str] = (),
-             *, dry_run: bool = False) -> SyncResult:
-        """Build the stale set once with one ``dbt build`` and record what it did."""
+             *, dry_run: bool = False, all_stale: bool = False) -> SyncResult:
+        """Build the due stale set (every stale asset with ``all_stale``) once with one ``dbt build``."""
         if dry_run:
-            return SyncResult(self.plan(select, exclude, extra_args))
+            return SyncResult(self.plan(select, exclude, extra_args, all_stale=all_stale))
         with BuildLock(self.dbt.directory / ".dbtassets" / "build.lock", "sync"):
             self.store.interrupt_dead_runs(self.now())
-            plan = self.plan(select, exclude, extra_args)
+            plan = self.plan(select, exclude, extra_args, all_stale=all_stale)
             if not plan.to_build:
                 return SyncResult(plan)
             return self.build(plan, extra_args)
@@ -460,8 +483,9 @@ class Project:
                                since, self.clock.now())
 
     def needs_attention(self, report: StatusReport) -> bool:
-        """True when ``check`` should fail: anything selected is stale or missing."""
-        return any(report.statuses[uid].status is not Status.FRESH for uid in report.selected)
+        """True when ``check`` should fail: anything selected is stale or missing and due (so overdue, for an
+        asset with a freshness policy), or a selected source is late past its error_after."""
+        return any(report.failing(uid) for uid in report.selected)
 
 
 def unobserved(report: StatusReport) -> list[UniqueId]:

@@ -25,7 +25,7 @@ last new data was observed (the latest observation that changed its data version
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from enum import Enum
 
@@ -107,6 +107,11 @@ class SourceSla:
             return Severity.WARN, self.warn_after
         return None
 
+    def describe(self) -> str:
+        parts = [f"{name} {i.label}" for name, i in (("warn_after", self.warn_after), ("error_after", self.error_after))
+                 if i is not None]
+        return ", ".join(parts) + " (dbt's source freshness)"
+
     def thresholds(self) -> list[float]:
         return [i.seconds for i in (self.warn_after, self.error_after) if i is not None]
 
@@ -186,6 +191,48 @@ class Schedule:
         """The earliest time a waiting asset falls due (None when none waits on a time)."""
         times = [d.due_at for d in self.decisions.values() if not d.due and d.due_at is not None]
         return min(times, default=None)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Statuses with the policies applied (``not_due`` and ``late_*`` reasons, ``due_at``), and why."""
+
+    statuses: Mapping[UniqueId, AssetStatus]
+    schedule: Schedule
+    late: Mapping[UniqueId, Lateness]
+
+    def failing(self, uid: UniqueId) -> bool:
+        """Whether ``check`` fails on ``uid``: stale or missing and due (so overdue), or late past error_after."""
+        status = self.statuses[uid]
+        if status.status is not Status.FRESH:
+            return self.schedule.is_due(uid)
+        late = self.late.get(uid)
+        return late is not None and late.severity is Severity.ERROR
+
+
+def apply(graph: AssetGraph, statuses: Mapping[UniqueId, AssetStatus], policies: Policies,
+          now: datetime) -> Verdict:
+    """The policies' verdict at ``now``: which stale assets wait (and until when), which sources are late."""
+    plan = schedule(graph, statuses, policies, now)
+    late = lateness(policies, statuses, now)
+    if not plan.decisions and not late:
+        return Verdict(statuses, plan, late)
+    annotated = dict(statuses)
+    for uid, decision in plan.decisions.items():
+        due_at = decision.due_at
+        shown = due_at is not None and (not decision.due or uid in policies.build_after)
+        if decision.reason is not None or shown:
+            status = annotated[uid]
+            annotated[uid] = replace(status, reasons=status.reasons + ((decision.reason,) if decision.reason else ()),
+                                     due_at=_stamp(due_at) if shown and due_at is not None else None)
+    for uid, lateness_ in late.items():
+        status = annotated[uid]
+        annotated[uid] = replace(status, reasons=(*status.reasons, lateness_.reason))
+    return Verdict(annotated, plan, late)
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def parse_time(text: str) -> datetime:

@@ -16,6 +16,7 @@ import click
 from dbtassets.engine import Explanation, ObserveOutcome, StatusReport, SyncResult
 from dbtassets.graph import AssetGraph
 from dbtassets.manifest import Node, UniqueId
+from dbtassets.policies import parse_time
 from dbtassets.savings import Savings
 from dbtassets.sources import SourceDeclaration
 from dbtassets.staleness import AssetStatus, Status
@@ -39,6 +40,8 @@ def asset_json(node: Node, status: AssetStatus | None) -> dict[str, Any]:
     }
     if status is not None and status.data_version is not None:
         out["data_version"] = {"value": status.data_version.value, "at": status.data_version.at}
+    if status is not None and status.due_at is not None:
+        out["due_at"] = status.due_at
     return out
 
 
@@ -61,19 +64,45 @@ def summary(report: StatusReport) -> str:
     counts = {s: 0 for s in Status}
     for uid in report.selected:
         counts[report.statuses[uid].status] += 1
-    return (f"{counts[Status.STALE]} stale, {counts[Status.MISSING]} missing, "
+    text = (f"{counts[Status.STALE]} stale, {counts[Status.MISSING]} missing, "
             f"{counts[Status.FRESH]} fresh ({len(report.selected)} assets)")
+    verdict = report.verdict
+    if verdict is not None:
+        waiting = sum(1 for uid in report.selected if not verdict.schedule.is_due(uid))
+        late = sum(1 for uid in report.selected if uid in verdict.late)
+        extra = [f"{waiting} not due yet"] * bool(waiting) + [f"{late} source(s) late"] * bool(late)
+        text += f"; {', '.join(extra)}" if extra else ""
+    return text
+
+
+def _status_cell(report: StatusReport, uid: UniqueId) -> str:
+    """``stale``, ``stale (due 14:05 UTC)``, ``stale (overdue since 14:05 UTC)``, ``late (error)``…"""
+    status = report.statuses[uid]
+    verdict = report.verdict
+    if verdict is None:
+        return styled_status(status.status)
+    late = verdict.late.get(uid)
+    if late is not None:
+        return click.style(f"late ({late.severity.value})", fg="red" if late.severity.value == "error" else "yellow")
+    decision = verdict.schedule.decisions.get(uid)
+    if decision is None or status.due_at is None:
+        return styled_status(status.status) + ("" if decision is None or decision.due else " (waiting)")
+    due_at = parse_time(status.due_at)
+    now = verdict.schedule.now
+    when = due_at.strftime("%H:%M UTC" if due_at.date() == now.date() else "%Y-%m-%d %H:%M UTC")
+    return styled_status(status.status) + (f" (due {when})" if not decision.due else f" (overdue since {when})")
 
 
 def status_text(graph: AssetGraph, report: StatusReport, show_all: bool) -> str:
     rows = []
+    late = report.verdict.late if report.verdict is not None else {}
     for uid in report.selected:
         status = report.statuses[uid]
-        if not show_all and not status.needs_build:
+        if not show_all and not status.needs_build and uid not in late:
             continue
         node = graph.assets[uid]
         reasons = [r.message for r in status.reasons] or ["-"]
-        rows.append([node.display_name, node.resource_type, styled_status(status.status), reasons[0]])
+        rows.append([node.display_name, node.resource_type, _status_cell(report, uid), reasons[0]])
         rows.extend(["", "", "", more] for more in reasons[1:])
     if not rows:
         return f"Everything selected is fresh: {summary(report)}."
@@ -95,16 +124,19 @@ def assets_text(graph: AssetGraph, report: StatusReport, sources: Mapping[Unique
 
 
 def github_annotations(graph: AssetGraph, report: StatusReport) -> str:
-    """One ``::error`` workflow command per stale or missing asset, on the asset's file."""
+    """One ``::error`` workflow command per asset that fails the check (``::notice`` for one not due yet)."""
     lines = []
+    late = report.verdict.late if report.verdict is not None else {}
     for uid in report.selected:
         status = report.statuses[uid]
-        if not status.needs_build:
+        if not status.needs_build and uid not in late:
             continue
         node = graph.assets[uid]
         message = _escape("\n".join(r.message for r in status.reasons))
-        title = _escape(f"{node.display_name} is {status.status.value}", prop=True)
-        lines.append(f"::error file={_escape(node.path, prop=True)},title={title}::{message}")
+        what = f"late ({late[uid].severity.value})" if uid in late else status.status.value
+        title = _escape(f"{node.display_name} is {what}", prop=True)
+        level = "error" if report.failing(uid) else "notice"
+        lines.append(f"::{level} file={_escape(node.path, prop=True)},title={title}::{message}")
     lines.append(f"::notice title=dbtassets::{summary(report)}")
     return "\n".join(lines)
 
@@ -220,14 +252,29 @@ def history_text(node: Node, entries: Sequence[HistoryEntry], graph: AssetGraph)
     return table(rows, ["FINISHED", "RUN", "STATUS", "CODE", "DURATION", "ROWS", "INPUTS"])
 
 
+def _waiting(graph: AssetGraph, result: SyncResult) -> list[str]:
+    """A line naming the stale assets a freshness policy holds back, if any."""
+    verdict = result.plan.verdict
+    waiting = verdict.schedule.waiting() if verdict is not None else []
+    if not waiting or verdict is None:
+        return []
+    names = ", ".join(graph.assets[u].display_name for u in waiting[:5]) + (", …" if len(waiting) > 5 else "")
+    due = verdict.schedule.next_due_at
+    when = f"; the next falls due at {due.strftime('%Y-%m-%d %H:%M:%S UTC')}" if due is not None else ""
+    return [f"{len(waiting)} stale asset(s) not due yet ({names}){when}; `dbtassets sync --all-stale` builds them now"]
+
+
 def sync_text(graph: AssetGraph, result: SyncResult, dry_run: bool) -> str:
     plan = result.plan
     if not plan.to_build:
-        return "Nothing to build: every selected asset is fresh."
+        waiting = _waiting(graph, result)
+        return "\n".join(["Nothing due to build.", *waiting]) if waiting else \
+            "Nothing to build: every selected asset is fresh."
     names = ", ".join(graph.assets[u].display_name for u in plan.to_build)
     if dry_run:
-        return f"Would build {len(plan.to_build)} assets ({names}) with:\n{plan.command}"
-    lines = [f"Built {len(result.built)} of {len(plan.to_build)} assets with: {plan.command}"]
+        return "\n".join([f"Would build {len(plan.to_build)} assets ({names}) with:\n{plan.command}",
+                          *_waiting(graph, result)])
+    lines = [f"Built {len(result.built)} of {len(plan.to_build)} assets with: {plan.command}", *_waiting(graph, result)]
     for uid, message in result.failed.items():
         lines.append(click.style(f"  failed  {graph.assets[uid].display_name}: {message}", fg="red"))
     for uid in result.skipped:
@@ -278,6 +325,8 @@ def sync_json(graph: AssetGraph, result: SyncResult, dry_run: bool) -> dict[str,
                     "outcome": _outcome(u, result, dry_run)} for u in plan.to_build],
         "log_path": str(result.build.log_path) if result.build else None,
         "error": result.build.crashed if result.build else None,
+        "not_due": [asset_json(graph.assets[u], plan.statuses[u])
+                    for u in (plan.verdict.schedule.waiting() if plan.verdict is not None else [])],
     }
 
 

@@ -139,6 +139,7 @@ class AssetStatus:
     reasons: tuple[Reason, ...]
     data_version: Version | None
     impact: frozenset[str] | None = None  # columns a rebuild would change; None: any
+    due_at: str | None = None  # set by dbtassets.policies on a stale asset that has or waits on a freshness policy
 
     @property
     def needs_build(self) -> bool:

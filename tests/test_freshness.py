@@ -1,0 +1,176 @@
+"""Freshness policies through the engine and the CLI, fast: a fake dbt runner and a fake clock.
+
+The project is example_project with dbt's own freshness configs added (parsed once per session):
+``fact_sales`` has ``build_after: {count: 1, period: hour}``, ``dim_customer`` has
+``build_after: {updates_on: all}`` and the source ``raw.orders`` has ``error_after: {count: 1, period: hour}``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from dbtassets.cli import cli
+from dbtassets.engine import Options, Project
+from dbtassets.manifest import UniqueId
+from dbtassets.staleness import ReasonCode, Status
+from tests.conftest import _SKIP, EXAMPLE, FakeClock, FakeRunner
+
+FACT, DIM, STG_ORDERS = (UniqueId(f"model.shopflow.{n}") for n in ("fact_sales", "dim_customer", "stg_orders"))
+ORDERS = UniqueId("source.shopflow.raw.orders")
+Setup = tuple[Project, FakeRunner, FakeClock]
+
+
+def add_policies(project: Path) -> None:
+    """dbt's freshness configs, the way a dbt user writes them (properties YAML)."""
+    marts = project / "models/marts/_marts.yml"
+    text = marts.read_text()
+    text = text.replace("  - name: fact_sales\n", "  - name: fact_sales\n    config:\n      freshness:\n"
+                        "        build_after: {count: 1, period: hour}\n")
+    text = text.replace("  - name: dim_customer\n", "  - name: dim_customer\n    config:\n      freshness:\n"
+                        "        build_after: {updates_on: all}\n")
+    marts.write_text(text)
+    sources = project / "models/staging/_sources.yml"
+    sources.write_text(sources.read_text().replace(
+        "      - name: orders\n",
+        "      - name: orders\n        config:\n          freshness:\n"
+        "            error_after: {count: 1, period: hour}\n"))
+
+
+@pytest.fixture(scope="session")
+def policy_example(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    template = tmp_path_factory.mktemp("policies") / "shopflow"
+    shutil.copytree(EXAMPLE, template, ignore=_SKIP)
+    add_policies(template)
+    subprocess.run([sys.executable, "-m", "dbt.cli.main", "parse", "--profiles-dir", str(template),
+                    "--project-dir", str(template)], cwd=template, check=True, capture_output=True)
+    return template
+
+
+@pytest.fixture
+def policy_project(policy_example: Path, tmp_path: Path) -> Iterator[Setup]:
+    directory = tmp_path / "shopflow"
+    shutil.copytree(policy_example, directory, symlinks=True)
+    runner, clock = FakeRunner(), FakeClock()
+    with Project(Options(directory), runner=runner, clock=clock) as project:
+        runner.project = project
+        assert project.sync().ok  # 09:00: everything built
+        yield project, runner, clock
+
+
+def land(project: Project, name: str, source: str = "orders") -> None:
+    header, row = {"orders": ("order_id,customer_id,ordered_at,product,quantity,unit_price",
+                              "900,1,2026-11-20 10:00:00,ink,1,7.25"),
+                   "customers": ("customer_id,name,country_code", "90,Grace Hopper,US")}[source]
+    (project.dbt.directory / "data/raw" / source / name).write_text(f"{header}\n{row}\n")
+
+
+def names(project: Project, uids: object) -> set[str]:
+    return {project.graph.assets[u].name for u in uids}  # type: ignore[attr-defined]
+
+
+def test_the_manifest_policies_are_dbts_own_configs(policy_project: Setup) -> None:
+    project, _, _ = policy_project
+    policies = project.policies
+    assert policies.build_after[FACT].describe() == "build_after 1h"
+    assert policies.build_after[DIM].describe() == "updates_on: all"
+    assert STG_ORDERS not in policies.build_after
+    assert policies.slas[ORDERS].describe() == "error_after 1h (dbt's source freshness)"
+
+
+def test_sync_builds_what_is_due_and_leaves_a_model_waiting_on_build_after(policy_project: Setup) -> None:
+    project, _, clock = policy_project
+    clock.advance(600)
+    land(project, "orders_a.csv")
+    result = project.sync()
+    assert names(project, result.built) == {"stg_orders"}  # dim_customer waits for stg_customers too
+    report = project.status(observe=False)
+    fact = report.statuses[FACT]
+    assert fact.status is Status.STALE and fact.due_at == "2026-11-25T10:00:00.006Z"
+    assert fact.reasons[-1].code is ReasonCode.NOT_DUE
+    assert not project.needs_attention(report)  # waiting is not failing
+    why = project.why("fact_sales", observe=False)
+    assert "freshness policy: build_after 1h (dbt's freshness.build_after)" in why.notes
+    assert project.sync().plan.to_build == []
+
+    clock.advance(3000)  # 10:00: fact_sales is due, and overdue until built
+    report = project.status(observe=False)
+    assert project.needs_attention(report)
+    assert names(project, project.sync().built) == {"fact_sales"}
+
+
+def test_sync_all_stale_builds_what_policies_hold_back(policy_project: Setup) -> None:
+    project, _, clock = policy_project
+    clock.advance(600)
+    land(project, "orders_a.csv")
+    assert names(project, project.sync(all_stale=True).built) == {"stg_orders", "fact_sales", "dim_customer"}
+
+
+def test_status_and_check_say_when_a_waiting_asset_falls_due(policy_project: Setup) -> None:
+    project, _, clock = policy_project
+    clock.advance(600)
+    land(project, "orders_a.csv")
+    project.sync()
+    directory = str(project.dbt.directory)
+    project.close()
+    # The CLI runs on the system clock, long after the fake 09:00: the 1 h has passed, so check fails.
+    out = CliRunner().invoke(cli, ["--project-dir", directory, "check", "--no-observe", "--format", "json"])
+    assert out.exit_code == 1
+    document = json.loads(out.output)
+    fact = next(a for a in document["assets"] if a["name"] == "fact_sales")
+    assert fact["due_at"] == "2026-11-25T10:00:00.006Z"
+    assert [r["code"] for r in fact["reasons"]] == ["upstream_updated"]
+    dim = next(a for a in document["assets"] if a["name"] == "dim_customer")
+    assert dim["reasons"][-1] == {"code": "not_due",
+                                  "message": "waiting for new data from stg_customers (updates_on: all)"}
+    text = CliRunner().invoke(cli, ["--project-dir", directory, "status", "--no-observe"])
+    assert "stale (overdue since " in text.output and "10:00 UTC)" in text.output  # the date shows on other days
+    assert re.search(r"dim_customer +model +stale \(waiting\) ", text.output)
+
+
+def test_a_text_status_shows_the_due_time(policy_project: Setup) -> None:
+    from dbtassets import render
+
+    project, _, clock = policy_project
+    clock.advance(600)
+    land(project, "orders_a.csv")
+    project.sync()
+    clock.advance(60)
+    text = click.unstyle(render.status_text(project.graph, project.status(observe=False), show_all=False))
+    assert re.search(r"\nfact_sales +model +stale \(due 10:00 UTC\) +upstream stg_orders updated", text)
+    assert "not due until 2026-11-25T10:00:00Z (build_after 1h; last built at 2026-11-25T09:00:00.006Z)" in text
+    assert text.endswith("2 stale, 0 missing, 6 fresh (8 assets); 2 not due yet")
+
+
+def test_updates_on_all_builds_once_every_parent_has_new_data(policy_project: Setup) -> None:
+    project, _, clock = policy_project
+    clock.advance(60)
+    land(project, "orders_a.csv")
+    assert names(project, project.sync().built) == {"stg_orders"}
+    clock.advance(60)
+    land(project, "customers_b.csv", "customers")
+    assert names(project, project.sync().built) == {"stg_customers", "customers_snapshot", "dim_customer"}
+
+
+def test_a_source_past_error_after_fails_check_until_new_data_lands(policy_project: Setup) -> None:
+    project, _, clock = policy_project
+    clock.advance(3500)
+    assert not project.needs_attention(project.status())
+    clock.advance(200)
+    report = project.status()
+    assert project.needs_attention(report)
+    assert report.statuses[ORDERS].reasons[-1].code is ReasonCode.LATE_ERROR
+    assert report.statuses[ORDERS].reasons[-1].message.startswith("late: no new data for 1h 01m (error_after 1h)")
+    land(project, "orders_a.csv")
+    report = project.status()
+    assert ORDERS not in report.verdict.late if report.verdict else False
+    assert not any(report.failing(u) for u in report.selected if project.graph.assets[u].resource_type == "source")
