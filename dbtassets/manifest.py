@@ -7,11 +7,17 @@ it is current. The extract holds plain tuples, so building it once costs one JSO
 
 Code versions computed here are the manifest-based ones: the file checksum, the configuration
 that changes the built object, the macros a node calls (transitively) and the code versions of
-the ephemeral models it inlines.
+the ephemeral models it inlines. A Python model's is its code as ``ast`` parses it (comments and
+layout left out) and its configuration: the macros dbt lists for it differ between a manifest from
+``dbt parse`` and one from ``dbt build`` (``py_script_postfix``), so they must not count. A model whose
+Jinja (or a macro it calls) looks at the dbt command renders differently under ``dbt compile`` than
+under ``dbt build``, so its compiled SQL cannot be compared across the two: its version is its Jinja
+source and its macros' as the Jinja lexer reads them (layout inside tags left out).
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import marshal
@@ -28,7 +34,7 @@ UniqueId = NewType("UniqueId", str)
 
 SUPPORTED_SCHEMAS = range(10, 13)  # v10 (dbt 1.6) to v12 (dbt 1.8 - 1.11)
 ASSET_TYPES = ("model", "seed", "snapshot", "source")
-_CACHE_FORMAT = 6
+_CACHE_FORMAT = 7
 _CACHE_NAME = "dbtassets-manifest.cache"
 
 # Configuration that changes the object dbt builds (not docs, tags or meta).
@@ -40,6 +46,8 @@ _BUILD_CONFIG_KEYS = (
     "merge_update_columns", "merge_exclude_columns", "batch_size", "lookback", "begin", "event_time",
 )
 _SCHEMA_VERSION = re.compile(r"/manifest/v(\d+)\.json$")
+# Jinja that renders differently under `dbt compile` than under `dbt build` (a real package's macros do).
+_READS_COMMAND = re.compile(r"flags\s*\.\s*which|invocation_args_dict|\binvocation_command\b", re.IGNORECASE)
 
 
 Period = tuple[int, str]  # (count, "minute" | "hour" | "day") as dbt writes it
@@ -83,6 +91,13 @@ class Node:
     meta: Mapping[str, Any] = field(default_factory=dict)
     config: Mapping[str, Any] = field(default_factory=dict)
     freshness: FreshnessConfig | None = None
+    language: str = "sql"
+    varies_by_command: bool = False  # its SQL (or a macro it calls) looks at which dbt command runs
+
+    @property
+    def compiled_compares(self) -> bool:
+        """Whether its compiled SQL, from ``dbt compile`` or ``dbt build`` alike, says what it computes."""
+        return self.language == "sql" and not self.varies_by_command
 
     @property
     def is_ephemeral(self) -> bool:
@@ -245,16 +260,28 @@ def _compact_nodes(
 ) -> tuple[tuple[Any, ...], ...]:
     code_versions: dict[str, str] = {}
 
+    def varies_by_command(node: Mapping[str, Any]) -> bool:
+        if _READS_COMMAND.search(str(node.get("raw_code") or "")):
+            return True
+        return any(macros.reads_command[m] for m in macros.closure(node["depends_on"].get("macros", ())))
+
     def code_version(uid: str) -> str:
         """Checksum + build config + macros + the code of inlined ephemeral parents."""
         if uid in code_versions:
             return code_versions[uid]
         node = nodes[uid]
         digest = hashlib.sha256()
-        digest.update(node["checksum"]["checksum"].encode())
+        if node.get("language") == "python":
+            digest.update(_python_code(node).encode())
+            digest.update(config_version(node).encode())
+            code_versions[uid] = digest.hexdigest()[:16]
+            return code_versions[uid]
+        varies = varies_by_command(node)
+        code = jinja_text(str(node.get("raw_code") or "")) if varies else node["checksum"]["checksum"]
+        digest.update(code.encode())
         digest.update(config_version(node).encode())
         for macro in sorted(macros.closure(node["depends_on"].get("macros", ()))):
-            digest.update(macros.versions[macro].encode())
+            digest.update(macros.jinja_version(macro).encode() if varies else macros.versions[macro].encode())
         for parent in node["depends_on"].get("nodes", ()):
             parent_node = nodes.get(parent)
             if parent_node is not None and (parent_node.get("config") or {}).get("materialized") == "ephemeral":
@@ -279,6 +306,7 @@ def _compact_nodes(
             tuple(p for p in _texts(node["depends_on"].get("nodes", ())) if p in nodes or p in sources),
             code_version(uid), "", "", str(node.get("relation_name") or ""), {},
             _plain_config(config), config_version(node), _model_freshness(config.get("freshness")),
+            str(node.get("language") or "sql"), varies_by_command(node),
         ))
     for uid, source in sources.items():
         where[0] = uid
@@ -291,6 +319,7 @@ def _compact_nodes(
             str(source.get("relation_name") or ""), _plain(meta), _plain_config(config), "",
             _source_freshness(source.get("freshness") or config.get("freshness"),
                               source.get("loaded_at_query") or config.get("loaded_at_query")),
+            "sql", False,
         ))
     return tuple(compact)
 
@@ -323,17 +352,28 @@ def _source_freshness(freshness: Any, loaded_at_query: Any) -> tuple[Any, ...] |
 
 @dataclass(frozen=True)
 class _Macros:
-    """Each macro's SQL fingerprint and the macros it calls."""
+    """Each macro's SQL fingerprint, the macros it calls, and whether it looks at the dbt command."""
 
     versions: Mapping[str, str]
     calls: Mapping[str, tuple[str, ...]]
+    reads_command: Mapping[str, bool]
+    sql: Mapping[str, str]
+    _jinja: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_manifest(cls, macros: Mapping[str, Mapping[str, Any]]) -> _Macros:
         return cls(
             {uid: hashlib.sha256((m.get("macro_sql") or "").encode()).hexdigest()[:16] for uid, m in macros.items()},
             {uid: tuple(m.get("depends_on", {}).get("macros", ())) for uid, m in macros.items()},
+            {uid: bool(_READS_COMMAND.search(m.get("macro_sql") or "")) for uid, m in macros.items()},
+            {uid: str(m.get("macro_sql") or "") for uid, m in macros.items()},
         )
+
+    def jinja_version(self, uid: str) -> str:
+        """The macro's fingerprint as the Jinja lexer reads it: layout inside its tags does not count."""
+        if uid not in self._jinja:
+            self._jinja[uid] = hashlib.sha256(jinja_text(self.sql[uid]).encode()).hexdigest()[:16]
+        return self._jinja[uid]
 
     def closure(self, roots: Iterable[str]) -> set[str]:
         """The macros in ``roots`` and every macro they call, transitively."""
@@ -345,6 +385,38 @@ class _Macros:
                 seen.add(macro)
                 stack.extend(m for m in self.calls.get(macro, ()) if m not in seen)
         return seen
+
+
+_QUOTED_OR_SPACE = re.compile(r"'(?:[^']|'')*'|\s+")
+
+
+def jinja_text(source: str) -> str:
+    """A Jinja template's tokens, without whitespace inside tags or comments; runs of spaces in its text are one.
+
+    Text inside single quotes keeps its spaces (it may be a SQL string). Unlexable Jinja is kept as is.
+    """
+    from jinja2 import Environment, TemplateSyntaxError
+
+    try:
+        tokens = list(Environment().lex(source))
+    except TemplateSyntaxError:
+        return source
+    kept = []
+    for _, kind, value in tokens:
+        if kind in ("whitespace", "comment_begin", "comment", "comment_end"):
+            continue
+        if kind == "data":
+            value = _QUOTED_OR_SPACE.sub(lambda m: m.group(0) if m.group(0).startswith("'") else " ", value)
+        kept.append(f"{kind}:{value}")
+    return "\n".join(kept)
+
+
+def _python_code(node: Mapping[str, Any]) -> str:
+    """A Python model's code as ``ast`` sees it (no comments, no layout); its checksum if it does not parse."""
+    try:
+        return ast.dump(ast.parse(str(node.get("raw_code") or "")))
+    except (SyntaxError, ValueError, RecursionError):
+        return str(node["checksum"]["checksum"])
 
 
 def _text(value: Any) -> str:
@@ -391,7 +463,7 @@ def _from_compact(path: Path, compact: tuple[Any, ...]) -> Manifest:
             UniqueId(row[0]), row[1], row[2], row[3], row[4], row[5], row[6], row[7],
             tuple(UniqueId(p) for p in row[8]), row[9], tuple(sorted(checks.get(row[0], ()))), row[15],
             row[10], row[11], row[12], row[13], row[14],
-            FreshnessConfig(*row[16]) if row[16] is not None else None,
+            FreshnessConfig(*row[16]) if row[16] is not None else None, row[17], row[18],
         )
         for row in nodes
     }

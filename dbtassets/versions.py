@@ -84,8 +84,10 @@ class CodeVersioner:
             last = state.last_success.get(uid)
             if last is not None and last.code_version == UNSETTLED:
                 versions[uid], unsettled[uid] = node.code_version, _UNSETTLED_CHANGE
-            elif node.resource_type == "seed" or last is None:
-                versions[uid] = node.code_version  # seeds: their content checksum; missing: irrelevant
+            elif node.resource_type == "seed" or not node.compiled_compares or last is None:
+                # seeds: their content checksum; Python and command-dependent models: their code as written,
+                # normalized (see dbtassets.manifest); missing: irrelevant
+                versions[uid] = node.code_version
             elif last.manifest_version == node.code_version:
                 versions[uid] = last.code_version
             else:
@@ -121,6 +123,8 @@ class CodeVersioner:
         from dbtassets.fingerprint import fingerprint
 
         node = self.graph.assets[uid]
+        if not node.compiled_compares:
+            return node.code_version
         found = fingerprint(compiled_code, self.dialect, node.config_version, node.code_version)
         self.store.save_fingerprint(db, uid, node.code_version, found.value, found.semantic, found.normalized_sql,
                                     found.note)
