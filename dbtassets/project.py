@@ -1,4 +1,9 @@
-"""The dbt project on disk: where it is, what dbt_project.yml says, and whether the manifest is current."""
+"""The dbt project on disk: where it is, what dbt_project.yml says, and whether the manifest is current.
+
+The files dbt parses include those of installed packages (``dbt_packages/``, where a local package is a
+link to its directory, perhaps outside the project): an edit of a package macro must be seen like an
+edit of the project's own.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +34,12 @@ class DbtProject:
     source_dirs: tuple[Path, ...]
     target_path: Path
     log_path: Path
+    package_dirs: tuple[Path, ...] = ()  # the model/macro/... directories of installed packages, resolved
+
+    @property
+    def parsed_dirs(self) -> tuple[Path, ...]:
+        """Every directory whose files dbt parses: the project's and its packages'."""
+        return self.source_dirs + self.package_dirs
 
     @property
     def manifest_path(self) -> Path:
@@ -52,7 +63,7 @@ class DbtProject:
             except OSError:
                 continue
             newest = max(newest, (mtime, path), key=lambda item: item[0])
-        for root in self.source_dirs:
+        for root in self.parsed_dirs:
             mtime, found = _newest_under(str(root))
             if mtime > newest[0]:
                 newest = (mtime, Path(found))
@@ -65,7 +76,7 @@ class DbtProject:
             with contextlib.suppress(OSError):
                 if (self.directory / name).stat().st_mtime > mtime:
                     changed.append(self.directory / name)
-        for root in self.source_dirs:
+        for root in self.parsed_dirs:
             changed.extend(Path(path) for modified, path in _files_under(str(root)) if modified > mtime)
         return changed
 
@@ -91,14 +102,48 @@ def load_project(directory: Path) -> DbtProject:
         raise ProjectError(f"{config_path}: cannot read it: {str(exc).splitlines()[0]}") from None
     if not isinstance(config, dict) or not isinstance(config.get("name"), str):
         raise ProjectError(f"{config_path}: not a valid dbt_project.yml (it needs a `name:`)")
-    source_dirs: list[Path] = []
+    target = os.environ.get("DBT_TARGET_PATH") or str(config.get("target-path") or "target")
+    logs = os.environ.get("DBT_LOG_PATH") or str(config.get("log-path") or "logs")
+    return DbtProject(directory, config["name"], _paths(directory, config), directory / target, directory / logs,
+                      _package_dirs(directory, config))
+
+
+def _paths(directory: Path, config: dict[str, Any]) -> tuple[Path, ...]:
+    """The directories a dbt_project.yml says dbt parses (models, macros, seeds, ...)."""
+    found: list[Path] = []
     for key, default in _PATH_KEYS.items():
         values = config.get(key, default)
         if isinstance(values, list):
-            source_dirs.extend(directory / str(v) for v in values)
-    target = os.environ.get("DBT_TARGET_PATH") or str(config.get("target-path") or "target")
-    logs = os.environ.get("DBT_LOG_PATH") or str(config.get("log-path") or "logs")
-    return DbtProject(directory, config["name"], tuple(source_dirs), directory / target, directory / logs)
+            found.extend(directory / str(v) for v in values)
+    return tuple(found)
+
+
+def _package_dirs(directory: Path, config: dict[str, Any]) -> tuple[Path, ...]:
+    """The parsed directories of every installed package (links resolved), and of local packages.
+
+    A package that cannot be read is left out: dbt itself reports it at the next parse.
+    """
+    install = os.environ.get("DBT_PACKAGES_INSTALL_PATH") or str(config.get("packages-install-path") or "dbt_packages")
+    roots: list[Path] = []
+    with contextlib.suppress(OSError):
+        roots.extend(entry for entry in (directory / install).iterdir() if not entry.name.startswith("."))
+    for name in ("packages.yml", "dependencies.yml"):
+        with contextlib.suppress(OSError, UnicodeDecodeError, yaml.YAMLError):
+            listed = load_yaml((directory / name).read_text(encoding="utf-8"))
+            packages = listed.get("packages") if isinstance(listed, dict) else None
+            for package in packages if isinstance(packages, list) else ():
+                if isinstance(package, dict) and isinstance(package.get("local"), str):
+                    roots.append(directory / package["local"])
+    found: dict[Path, None] = {}
+    for root in roots:
+        try:
+            resolved = root.resolve()
+            package_config = load_yaml((resolved / "dbt_project.yml").read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue
+        if isinstance(package_config, dict):
+            found.update(dict.fromkeys(_paths(resolved, package_config)))
+    return tuple(found)
 
 
 def _newest_under(root: str) -> tuple[float, str]:
