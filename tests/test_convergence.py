@@ -1,0 +1,123 @@
+"""Real dbt projects of the kinds that broke the staleness answers (issue 9), built once per module.
+
+The project lives in ``transform/`` beside its raw data (``../data``) and a local package
+(``../helpers``), as many real projects do, and has a Python model, DISTINCT and GROUP BY ALL
+models, a package macro, and a macro whose SQL depends on the dbt command. After a ``sync`` it
+must stay fresh across ``dbt parse``, ``dbt compile`` and a second ``sync`` that builds nothing,
+and each kind of edit must be judged on what it changes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import dbtassets
+
+pytestmark = pytest.mark.slow
+
+FILES = {
+    "data/orders.csv": "order_id,customer_id,amount\n1,1,10\n2,1,20\n3,2,5\n",
+    "helpers/dbt_project.yml": 'name: helpers\nversion: "1.0.0"\nconfig-version: 2\nmacro-paths: ["macros"]\n',
+    "helpers/macros/double.sql": "{% macro double(column) %}({{ column }} * 2){% endmacro %}\n",
+    "transform/dbt_project.yml": 'name: conv\nversion: "1.0.0"\nconfig-version: 2\nprofile: conv\n'
+                                 "models:\n  conv:\n    +materialized: table\n",
+    "transform/profiles.yml": "conv:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n"
+                              "      path: conv.duckdb\n      threads: 1\n",
+    "transform/packages.yml": "packages:\n  - local: ../helpers\n",
+    "transform/models/_sources.yml": "sources:\n  - name: raw\n    tables:\n      - name: orders\n        meta:\n"
+                                     "          external_location: \"read_csv('../data/orders.csv')\"\n",
+    "transform/macros/only_when_building.sql":
+        "{% macro only_when_building() %}{% if flags.WHICH != 'compile' %}where order_id is not null"
+        "{% endif %}{% endmacro %}\n",
+    "transform/models/stg_orders.sql": "select order_id, customer_id, amount from {{ source('raw', 'orders') }}\n",
+    "transform/models/customers.sql": "select distinct customer_id from {{ ref('stg_orders') }}\n",
+    "transform/models/customer_count.sql": "select count(*) as customers from {{ ref('customers') }}\n",
+    "transform/models/by_customer.sql":
+        "select customer_id, sum(amount) as total from {{ ref('stg_orders') }} group by all\n",
+    "transform/models/by_customer_count.sql": "select count(*) as groups from {{ ref('by_customer') }}\n",
+    "transform/models/py_orders.py":
+        'def model(dbt, session):\n    return dbt.ref("stg_orders").filter("amount > 0")\n',
+    "transform/models/doubled.sql":
+        "select order_id, {{ helpers.double('amount') }} as amount2 from {{ ref('stg_orders') }}\n",
+    "transform/models/building.sql": "select order_id from {{ ref('stg_orders') }} {{ only_when_building() }}\n",
+}
+
+
+def dbt(project: Path, *args: str) -> None:
+    subprocess.run([sys.executable, "-m", "dbt.cli.main", *args, "--profiles-dir", str(project),
+                    "--project-dir", str(project)], cwd=project, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def built_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project, synced once: ``sync`` from nothing builds every model."""
+    root = tmp_path_factory.mktemp("convergence")
+    for name, text in FILES.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    (root / "transform/dbt_packages").mkdir()
+    os.symlink("../../helpers", root / "transform/dbt_packages/helpers")  # what `dbt deps` makes, relative
+    synced = dbtassets(root / "transform", "sync")
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    assert "Built 8 of 8 assets" in synced.stdout, synced.stdout
+    return root
+
+
+@pytest.fixture
+def built(built_template: Path, tmp_path: Path) -> Path:
+    """A private copy of the synced project (its warehouse and state included); returns ``transform/``."""
+    shutil.copytree(built_template, tmp_path / "root", symlinks=True)
+    return tmp_path / "root" / "transform"
+
+
+def stale(project: Path) -> dict[str, list[str]]:
+    result = dbtassets(project, "status", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    return {a["name"]: [r["message"] for r in a["reasons"]] for a in json.loads(result.stdout)["assets"]
+            if a["status"] != "fresh"}
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, (path, old)
+    path.write_text(text.replace(old, new))
+
+
+def test_after_sync_everything_stays_fresh_across_parse_compile_and_a_second_sync(built: Path) -> None:
+    assert stale(built) == {}
+    dbt(built, "parse")
+    assert stale(built) == {}
+    dbt(built, "compile")
+    assert stale(built) == {}
+    again = dbtassets(built, "sync")
+    assert again.returncode == 0 and "Nothing to build" in again.stdout, again.stdout + again.stderr
+    assert stale(built) == {}
+
+
+def test_each_edit_is_judged_on_what_it_changes(built: Path) -> None:
+    # Layout only: a Python model's comments and spacing, spacing inside a Jinja tag of a macro that reads
+    # the dbt command (its SQL differs between `dbt compile` and `dbt build`).
+    (built / "models/py_orders.py").write_text(
+        '# paid orders\ndef model(dbt,   session):\n\n    return dbt.ref( "stg_orders" ).filter("amount > 0")\n')
+    edit(built / "macros/only_when_building.sql", "{% if flags.WHICH", "{%   if   flags.WHICH")
+    # Meaning: a local package's macro (outside the project), and a column added to a DISTINCT model and
+    # to a GROUP BY ALL model, which changes the rows their downstream count(*) models count.
+    edit(built / "../helpers/macros/double.sql", "* 2", "* 3")
+    edit(built / "models/customers.sql", "customer_id", "customer_id, order_id")
+    edit(built / "models/by_customer.sql", "as total", "as total, order_id")
+    reasons = stale(built)
+    assert set(reasons) == {"doubled", "customers", "customer_count", "by_customer", "by_customer_count"}
+    assert "breaking: existing columns changed" in reasons["doubled"][0]
+    assert "breaking: DISTINCT" in reasons["customers"][0]
+    assert "breaking: GROUP BY ALL" in reasons["by_customer"][0]
+
+    edit(built / "models/py_orders.py", "amount > 0", "amount > 5")
+    edit(built / "macros/only_when_building.sql", "is not null", "> 1")  # in the branch only `dbt build` renders
+    assert {"py_orders", "building"} <= set(stale(built))
