@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from dbtassets.clock import Clock, SystemClock, timestamp
-from dbtassets.errors import DbtAssetsError, ManifestError, ObservationError, SelectionError
+from dbtassets.errors import DbtAssetsError, ManifestError, ObservationError, ProjectError, SelectionError
 from dbtassets.graph import BUILDABLE, AssetGraph
 from dbtassets.lock import BuildLock
 from dbtassets.manifest import Manifest, Node, UniqueId, load_manifest
@@ -36,6 +36,7 @@ from dbtassets.staleness import (
     compute_statuses,
 )
 from dbtassets.state import HistoryEntry, StateStore
+from dbtassets.targets import Targets, manifest_is_for, resolve_targets
 from dbtassets.versions import UNSETTLED, CodeVersioner
 
 STATE_ENV = "DBTASSETS_STATE"
@@ -132,7 +133,14 @@ class Project:
     ) -> None:
         self.options = options
         self.dbt: DbtProject = load_project(options.project_dir)
-        self.target = DbtTarget(self.dbt, options.profiles_dir, options.target)
+        # Resolved now, reported when needed: `lineage` on a parsed project needs no profile.
+        self._targets: Targets | ProjectError
+        try:
+            self._targets = resolve_targets(self.dbt, options.profiles_dir, options.target)
+        except ProjectError as exc:
+            self._targets = exc
+        warehouse = self._targets.selected.key if isinstance(self._targets, Targets) else ""
+        self.target = DbtTarget(self.dbt, options.profiles_dir, options.target, warehouse)
         self.runner: Runner = runner or SubprocessRunner(self.target)
         self.clock: Clock = clock or SystemClock()
         self.log = log or (lambda message: None)
@@ -166,8 +174,15 @@ class Project:
             path = self.dbt.manifest_path
             newest_mtime, newest = self._files_at_load = self.dbt.newest_file()
             manifest_mtime = path.stat().st_mtime if path.exists() else None
-            if manifest_mtime is None or newest_mtime > manifest_mtime:
-                why = "missing" if manifest_mtime is None else f"older than {newest}"
+            why = None
+            if manifest_mtime is None:
+                why = "missing"
+            elif newest_mtime > manifest_mtime:
+                why = f"older than {newest}"
+            elif isinstance(self._targets, Targets) and not manifest_is_for(self.dbt, self._targets):
+                why = f"made for another target than {self._targets.selected.target!r}"
+            if why is not None:
+                _ = self.targets  # dbt cannot parse without a profile: say where it was looked for, not dbt
                 self.log(f"{path} is {why}: running dbt parse")
                 self.runner.parse()
             manifest = load_manifest(path)
@@ -197,9 +212,21 @@ class Project:
             self.__dict__.pop(name, None)
 
     @property
+    def targets(self) -> Targets:
+        """The selected target's warehouse (whose records the store shows) and the default one.
+
+        Raises:
+            ProjectError: profiles.yml, the profile or the target cannot be found.
+        """
+        if isinstance(self._targets, ProjectError):
+            raise self._targets
+        return self._targets
+
+    @property
     def store(self) -> StateStore:
         if self._store is None:
-            self._store = StateStore.open(self.state_path)
+            self._store = StateStore.open(self.state_path, target=self.targets.selected.key,
+                                          default_target=self.targets.default.key)
         return self._store
 
     @cached_property

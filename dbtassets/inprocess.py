@@ -98,6 +98,7 @@ class InProcessRunner:
                 return runner.invoke([*args, *quiet, *self.target.common_args()])
             finally:
                 release_connections()
+                self.target.invoked()
 
     def _on_event(self, message: Any) -> None:
         if self.on_node is None or message.info.name != "NodeFinished":

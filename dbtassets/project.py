@@ -35,6 +35,7 @@ class DbtProject:
     target_path: Path
     log_path: Path
     package_dirs: tuple[Path, ...] = ()  # the model/macro/... directories of installed packages, resolved
+    profile: str = ""  # dbt_project.yml's `profile:` (dbt's default: the project's name)
 
     @property
     def parsed_dirs(self) -> tuple[Path, ...]:
@@ -105,7 +106,7 @@ def load_project(directory: Path) -> DbtProject:
     target = os.environ.get("DBT_TARGET_PATH") or str(config.get("target-path") or "target")
     logs = os.environ.get("DBT_LOG_PATH") or str(config.get("log-path") or "logs")
     return DbtProject(directory, config["name"], _paths(directory, config), directory / target, directory / logs,
-                      _package_dirs(directory, config))
+                      _package_dirs(directory, config), str(config.get("profile") or config["name"]))
 
 
 def _paths(directory: Path, config: dict[str, Any]) -> tuple[Path, ...]:

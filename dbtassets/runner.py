@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from dbtassets.errors import ObservationError, RunnerError
 from dbtassets.manifest import UniqueId
 from dbtassets.project import DbtProject
+from dbtassets.targets import note_manifest
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,12 @@ class DbtTarget:
     project: DbtProject
     profiles_dir: Path | None = None
     target: str | None = None
+    warehouse: str = ""  # the target's warehouse key (see dbtassets.targets); "" when unknown
+
+    def invoked(self) -> None:
+        """After any dbt command: target/manifest.json is now the one for this target."""
+        if self.warehouse:
+            note_manifest(self.project, self.warehouse)
 
     def common_args(self) -> list[str]:
         args = ["--project-dir", str(self.project.directory)]
@@ -175,6 +182,7 @@ class SubprocessRunner:
                 process.terminate()
                 process.wait()
             os.unlink(request.name)
+            self.target.invoked()
 
 
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>

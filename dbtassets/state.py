@@ -5,6 +5,11 @@ transaction, so concurrent writers queue (up to ``busy_timeout``) instead of fai
 process killed mid-write leaves the last committed state. Schema changes are named migrations
 recorded in the ``migrations`` table. A file that is not a dbtassets store, or is corrupt, is
 reported and never replaced.
+
+A store is opened for one target (see :mod:`dbtassets.targets`): it files every run,
+materialization and observation under that target's warehouse key and reads back only those, so
+no answer mixes two warehouses. File observations are the exception: they read the project's
+files, the same whichever warehouse is built, and are shared (filed under ``*``).
 """
 
 from __future__ import annotations
@@ -77,7 +82,20 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
             PRIMARY KEY (unique_id, manifest_version)
         );
     """),
+    # Records made before this are NULL until OLD_RECORDS_TO_DEFAULT_TARGET files them.
+    ("0003_targets", """
+        ALTER TABLE runs ADD COLUMN target TEXT;
+        ALTER TABLE materializations ADD COLUMN target TEXT;
+        ALTER TABLE observations ADD COLUMN target TEXT;
+        CREATE INDEX materializations_by_target ON materializations (target, status, unique_id, id);
+        CREATE INDEX observations_by_target ON observations (target, unique_id, id);
+    """),
 )
+# Needs the profile's default target, known only when a project opens the store: records made
+# before targets existed were built for the target dbt used by default.
+OLD_RECORDS_TO_DEFAULT_TARGET = "0004_old_records_to_default_target"
+SHARED = "*"  # the target of observations every target shares
+SHARED_KINDS = frozenset({"files"})  # observers reading the project's files, not a warehouse
 
 
 @dataclass(frozen=True)
@@ -126,13 +144,20 @@ class RunRecord:
 class StateStore:
     """An open state store. Use :meth:`open`; close it (or use ``with``) when done."""
 
-    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
+    def __init__(self, path: Path, connection: sqlite3.Connection, target: str = "") -> None:
         self.path = path
+        self.target = target
         self._db = connection
 
     @classmethod
-    def open(cls, path: Path, *, busy_timeout: float = 30.0) -> StateStore:
-        """Open (creating and migrating if needed) the store at ``path``.
+    def open(cls, path: Path, *, target: str = "", default_target: str | None = None,
+             busy_timeout: float = 30.0) -> StateStore:
+        """Open (creating and migrating if needed) the store at ``path``, for the records of ``target``.
+
+        Args:
+            target: the warehouse key of the target whose records to read and write.
+            default_target: the profile's default target's key, which owns records made before
+                the store knew targets; without it they stay unfiled (and unseen) for now.
 
         Raises:
             StateError: ``path`` is a directory, not an SQLite file, another program's database,
@@ -147,9 +172,9 @@ class StateStore:
         except (OSError, sqlite3.Error) as exc:
             raise StateError(f"{path}: cannot open the state store: {exc}; "
                              "check the path and its permissions") from None
-        store = cls(path, db)
+        store = cls(path, db, target)
         try:
-            store._prepare()
+            store._prepare(default_target)
         except sqlite3.DatabaseError as exc:
             db.close()
             raise StateError(_describe(path, exc)) from None
@@ -158,7 +183,7 @@ class StateStore:
             raise
         return store
 
-    def _prepare(self) -> None:
+    def _prepare(self, default_target: str | None) -> None:
         db = self._db
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if tables and "migrations" not in tables:
@@ -173,7 +198,7 @@ class StateStore:
             with self.transaction():
                 db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
         applied = {row[0] for row in db.execute("SELECT name FROM migrations")}
-        known = {name for name, _ in MIGRATIONS}
+        known = {name for name, _ in MIGRATIONS} | {OLD_RECORDS_TO_DEFAULT_TARGET}
         if applied - known:
             raise StateError(
                 f"{self.path}: was written by a newer dbtassets (migrations {', '.join(sorted(applied - known))}); "
@@ -189,6 +214,20 @@ class StateStore:
                     if statement.strip():
                         db.execute(statement)
                 db.execute("INSERT INTO migrations VALUES (?, datetime('now'))", (name,))
+        if default_target is not None and OLD_RECORDS_TO_DEFAULT_TARGET not in applied:
+            self._file_old_records(default_target)
+
+    def _file_old_records(self, default_target: str) -> None:
+        """The named migration that files records made before targets under the default target."""
+        with self.transaction() as db:
+            if db.execute("SELECT 1 FROM migrations WHERE name = ?", (OLD_RECORDS_TO_DEFAULT_TARGET,)).fetchone():
+                return  # another process filed them while we waited for the lock
+            db.execute("UPDATE runs SET target = ? WHERE target IS NULL", (default_target,))
+            db.execute("UPDATE materializations SET target = ? WHERE target IS NULL", (default_target,))
+            db.execute("UPDATE observations SET target = CASE WHEN kind IN (SELECT value FROM json_each(?)) "
+                       "THEN ? ELSE ? END WHERE target IS NULL", (json.dumps(sorted(SHARED_KINDS)), SHARED,
+                                                                  default_target))
+            db.execute("INSERT INTO migrations VALUES (?, datetime('now'))", (OLD_RECORDS_TO_DEFAULT_TARGET,))
 
     def close(self) -> None:
         self._db.close()
@@ -244,7 +283,7 @@ class StateStore:
                 "SELECT m.id, m.unique_id, m.run_id, m.finished_at, m.code_version, m.inputs, m.manifest_version, "
                 "m.base_version, m.added_columns "
                 "FROM materializations m JOIN (SELECT MAX(id) AS id FROM materializations "
-                "WHERE status = 'success' GROUP BY unique_id) USING (id)"
+                "WHERE target = ? AND status = 'success' GROUP BY unique_id) USING (id)", (self.target,)
             )
         }
         failures = {
@@ -252,7 +291,7 @@ class StateStore:
             for fid, uid, finished_at, message in self._query(
                 "SELECT m.id, m.unique_id, m.finished_at, m.message "
                 "FROM materializations m JOIN (SELECT MAX(id) AS id FROM materializations "
-                "WHERE status = 'error' GROUP BY unique_id) USING (id)"
+                "WHERE target = ? AND status = 'error' GROUP BY unique_id) USING (id)", (self.target,)
             )
         }
         return StateView(successes, failures, self.latest_observations())
@@ -262,20 +301,26 @@ class StateStore:
             UniqueId(uid): Version(version, at)
             for uid, version, at in self._query(
                 "SELECT o.unique_id, o.data_version, o.observed_at FROM observations o "
-                "JOIN (SELECT MAX(id) AS id FROM observations GROUP BY unique_id) USING (id)"
-            )
+                "JOIN (SELECT MAX(id) AS id FROM observations WHERE target IN (?, ?) GROUP BY unique_id) USING (id)",
+                (SHARED, self.target))
         }
 
     def latest_observation_id(self, kind: str) -> int:
         """The id of the newest observation of ``kind`` (0 if none): a cheap "anything new?" probe."""
-        return int(self._query("SELECT COALESCE(MAX(id), 0) FROM observations WHERE kind = ?", (kind,))[0][0])
+        return int(self._query("SELECT COALESCE(MAX(id), 0) FROM observations WHERE kind = ? AND target = ?",
+                               (kind, self._scope(kind)))[0][0])
+
+    def _scope(self, kind: str) -> str:
+        """The target an observation of ``kind`` is filed under: shared, or this store's."""
+        return SHARED if kind in SHARED_KINDS else self.target
 
     def history(self, uid: UniqueId, limit: int = 20) -> list[HistoryEntry]:
         return [
             HistoryEntry(mid, run_id, status, finished_at, code_version, _versions(inputs), duration, rows, message)
             for mid, run_id, status, finished_at, code_version, inputs, duration, rows, message in self._query(
                 "SELECT id, run_id, status, finished_at, code_version, inputs, duration, rows_affected, message "
-                "FROM materializations WHERE unique_id = ? ORDER BY id DESC LIMIT ?", (uid, limit)
+                "FROM materializations WHERE unique_id = ? AND target = ? ORDER BY id DESC LIMIT ?",
+                (uid, self.target, limit)
             )
         ]
 
@@ -285,14 +330,15 @@ class StateStore:
             (at, version, kind, json.loads(detail))
             for at, version, kind, detail in self._query(
                 "SELECT observed_at, data_version, kind, detail FROM observations "
-                "WHERE unique_id = ? ORDER BY id DESC LIMIT ?", (uid, limit)
+                "WHERE unique_id = ? AND target IN (?, ?) ORDER BY id DESC LIMIT ?", (uid, SHARED, self.target, limit)
             )
         ]
 
     def runs(self, status: str | None = None) -> list[RunRecord]:
-        where, params = ("WHERE status = ?", (status,)) if status else ("", ())
+        where, params = ("AND status = ?", (self.target, status)) if status else ("", (self.target,))
         return [RunRecord(*row) for row in self._query(
-            f"SELECT id, command, status, started_at, finished_at, pid FROM runs {where} ORDER BY id", params)]
+            f"SELECT id, command, status, started_at, finished_at, pid FROM runs WHERE target = ? {where} ORDER BY id",
+            params)]
 
     def outcomes_since(self, since: str) -> list[tuple[int, str | None, str | None, float | None]]:
         """(run id, asset, outcome status, dbt execution seconds) for every finished run started at or
@@ -326,20 +372,23 @@ class StateStore:
         Comparing within a kind lets observers mix: after a loader's report, the file observer
         seeing the same files as before is no news, and must not hide the report.
         """
+        scope = self._scope(kind)
         with self.transaction() as db:
-            row = db.execute("SELECT data_version FROM observations WHERE unique_id = ? AND kind = ? "
-                             "ORDER BY id DESC LIMIT 1", (uid, kind)).fetchone()
+            row = db.execute("SELECT data_version FROM observations WHERE unique_id = ? AND kind = ? AND target = ? "
+                             "ORDER BY id DESC LIMIT 1", (uid, kind, scope)).fetchone()
             if row is not None and row[0] == version:
                 return False
-            db.execute("INSERT INTO observations (unique_id, observed_at, data_version, kind, detail) "
-                       "VALUES (?, ?, ?, ?, ?)", (uid, at, version, kind, json.dumps(detail or {}, sort_keys=True)))
+            db.execute("INSERT INTO observations (unique_id, observed_at, data_version, kind, detail, target) "
+                       "VALUES (?, ?, ?, ?, ?, ?)",
+                       (uid, at, version, kind, json.dumps(detail or {}, sort_keys=True), scope))
             return True
 
     def start_run(self, command: str, selected: Sequence[str], at: str) -> int:
         with self.transaction() as db:
             cursor = db.execute(
-                "INSERT INTO runs (command, selected, status, started_at, pid) VALUES (?, ?, 'running', ?, ?)",
-                (command, json.dumps(list(selected)), at, os.getpid()),
+                "INSERT INTO runs (command, selected, status, started_at, pid, target) "
+                "VALUES (?, ?, 'running', ?, ?, ?)",
+                (command, json.dumps(list(selected)), at, os.getpid(), self.target),
             )
             return int(cursor.lastrowid or 0)
 
@@ -349,19 +398,19 @@ class StateStore:
         db.execute("UPDATE runs SET status = ?, finished_at = ?, log_path = ?, message = ? WHERE id = ?",
                    (status, at, log_path, message, run_id))
 
-    @staticmethod
-    def insert_outcome(db: sqlite3.Connection, *, uid: UniqueId, run_id: int, status: str, finished_at: str,
+    def insert_outcome(self, db: sqlite3.Connection, *, uid: UniqueId, run_id: int, status: str, finished_at: str,
                        code_version: str, inputs: Mapping[UniqueId, Version], duration: float | None,
                        rows_affected: int | None, message: str | None, manifest_version: str | None = None,
                        base_version: str | None = None, added_columns: Iterable[str] = ()) -> int:
         """Inside a :meth:`transaction`: one build outcome; returns its id (the new data version)."""
         cursor = db.execute(
             "INSERT INTO materializations (unique_id, run_id, status, finished_at, code_version, inputs, duration, "
-            "rows_affected, message, manifest_version, base_version, added_columns) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "rows_affected, message, manifest_version, base_version, added_columns, target) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (uid, run_id, status, finished_at, code_version,
              json.dumps({p: _version_json(v) for p, v in inputs.items()}, sort_keys=True),
-             duration, rows_affected, message, manifest_version, base_version, json.dumps(sorted(added_columns))),
+             duration, rows_affected, message, manifest_version, base_version, json.dumps(sorted(added_columns)),
+             self.target),
         )
         return int(cursor.lastrowid or 0)
 

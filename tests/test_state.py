@@ -132,3 +132,58 @@ try:
 except StateError as exc:
     sys.exit(str(exc))
 """
+
+
+DEV, PROD = "duckdb:dev.duckdb", "duckdb:prod.duckdb"
+S = UniqueId("source.p.s")
+
+
+def _build(store: StateStore, uid: UniqueId, at: str) -> None:
+    run_id = store.start_run("dbt build", [uid], at)
+    with store.transaction() as db:
+        store.insert_outcome(db, uid=uid, run_id=run_id, status="success", finished_at=at, code_version="c",
+                             inputs={}, duration=0.1, rows_affected=1, message=None)
+        store.finish_run(db, run_id, "success", at)
+
+
+def test_each_target_sees_only_its_own_records_but_shares_file_observations(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with StateStore.open(path, target=DEV, default_target=DEV) as dev:
+        _build(dev, A, "t1")
+        dev.record_observation(S, "f1", "files", "t1")
+        dev.record_observation(UniqueId("source.p.q"), "q1", "query", "t1")
+    with StateStore.open(path, target=PROD, default_target=DEV) as prod:
+        view = prod.view()
+        assert (view.last_success, view.last_failure, prod.history(A), prod.runs()) == ({}, {}, [], [])
+        assert prod.latest_observations() == {S: Version("f1", "t1")}  # the same files, whichever warehouse
+        assert not prod.record_observation(S, "f1", "files", "t2")  # no news for prod either
+        assert prod.record_observation(UniqueId("source.p.q"), "q1", "query", "t2")  # prod's own watermark
+        _build(prod, A, "t3")
+    with StateStore.open(path, target=DEV, default_target=DEV) as dev:
+        assert dev.view().last_success[A].finished_at == "t1"
+        assert [run.started_at for run in dev.runs()] == ["t1"]
+
+
+def test_records_made_before_targets_are_filed_under_the_default_target(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with sqlite3.connect(path) as db:  # a store as dbtassets wrote it before targets
+        db.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+        for name, sql in MIGRATIONS[:2]:
+            db.executescript(sql)
+            db.execute("INSERT INTO migrations VALUES (?, 'then')", (name,))
+        db.execute("INSERT INTO runs (command, status, started_at) VALUES ('dbt build', 'success', 't0')")
+        db.execute("INSERT INTO materializations (unique_id, run_id, status, finished_at, code_version) "
+                   "VALUES ('model.p.a', 1, 'success', 't0', 'c')")
+        db.execute("INSERT INTO observations (unique_id, observed_at, data_version, kind) "
+                   "VALUES ('source.p.s', 't0', 'f0', 'files'), ('source.p.q', 't0', 'q0', 'query')")
+    db.close()
+    with StateStore.open(path, target=PROD, default_target=DEV) as prod:  # first opened for another target
+        assert prod.view().last_success == {}
+        assert prod.latest_observations() == {S: Version("f0", "t0")}
+    with StateStore.open(path, target=DEV, default_target=DEV) as dev:
+        assert set(dev.view().last_success) == {A}
+        assert set(dev.latest_observations()) == {S, UniqueId("source.p.q")}
+    with sqlite3.connect(path) as db:
+        assert [r[0] for r in db.execute("select name from migrations order by name")][-2:] == [
+            "0003_targets", "0004_old_records_to_default_target"]
+    db.close()
