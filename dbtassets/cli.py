@@ -17,7 +17,7 @@ import click
 
 from dbtassets import render
 from dbtassets.engine import STATE_ENV, Options, Project, StatusReport, unobserved
-from dbtassets.errors import DbtAssetsError
+from dbtassets.errors import DbtAssetsError, Interrupted
 from dbtassets.runner import Runner
 from dbtassets.savings import window_start
 
@@ -433,13 +433,22 @@ def watch(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...],
     ctx.exit(0 if ok or not once else 1)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise Interrupted(signum)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point."""
     # One-shot commands allocate many small objects and exit: the cyclic collector only costs
     # time there (a fifth of `status` on large projects). `watch` turns it back on.
     gc.disable()
+    # Ctrl-C and SIGTERM stop the command where it is (a sync stops dbt and records the run as
+    # interrupted) and exit 128 + the signal's number. `watch` installs its own handlers: it exits 0.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         cli.main(args=list(argv) if argv is not None else None, prog_name="dbtassets")
-    except KeyboardInterrupt:
-        click.echo("dbtassets: interrupted", err=True)
-        sys.exit(130)
+    except Interrupted as stop:
+        recorded = f": dbt was stopped and run {stop.run_id} is recorded as interrupted" if stop.run_id else ""
+        click.echo(f"dbtassets: interrupted by {stop.signal_name}{recorded}", err=True)
+        sys.exit(128 + stop.signum)

@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from dbtassets.clock import Clock, SystemClock, timestamp
-from dbtassets.errors import DbtAssetsError, ManifestError, ObservationError, ProjectError, SelectionError
+from dbtassets.errors import (
+    DbtAssetsError,
+    Interrupted,
+    ManifestError,
+    ObservationError,
+    ProjectError,
+    SelectionError,
+)
 from dbtassets.graph import BUILDABLE, AssetGraph
 from dbtassets.lock import BuildLock
 from dbtassets.manifest import Manifest, Node, UniqueId, load_manifest
@@ -405,6 +412,12 @@ class Project:
         except DbtAssetsError as exc:  # no outcome recorded: close the run rather than leave it 'running'
             with contextlib.suppress(DbtAssetsError), self.store.transaction() as db:
                 self.store.finish_run(db, run_id, "error", self.now(), None, f"nothing recorded: {exc}")
+            raise
+        except Interrupted as stop:  # the runner has stopped dbt; say so now, not at the next command
+            with contextlib.suppress(DbtAssetsError), self.store.transaction() as db:
+                self.store.finish_run(db, run_id, "interrupted", self.now(), None,
+                                      f"stopped by {stop.signal_name}; nothing recorded")
+                stop.run_id = run_id
             raise
 
     def _edited_since_load(self, result: BuildResult) -> frozenset[UniqueId]:

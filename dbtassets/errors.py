@@ -12,6 +12,10 @@ it into one line on stderr and exit code 2. Anything else escaping is a bug.
     ├── ObservationError   a source could not be observed
     ├── RunnerError        dbt could not be run at all (not: a model failed)
     └── LockError          another dbtassets process is already building this project
+
+:class:`Interrupted` stands apart: not an error but SIGINT or SIGTERM asking the process to stop.
+It derives from BaseException, like KeyboardInterrupt, so that no ``except Exception`` swallows it,
+and the CLI exits with 128 + the signal's number (130, 143).
 """
 
 from __future__ import annotations
@@ -51,3 +55,18 @@ class RunnerError(DbtAssetsError):
 
 class LockError(DbtAssetsError):
     """Another dbtassets process holds the build lock of this project."""
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived; raised by the CLI's signal handler in the main thread."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.run_id: int | None = None  # the build run it stopped, once recorded as interrupted
+
+    @property
+    def signal_name(self) -> str:
+        import signal
+
+        return signal.Signals(self.signum).name

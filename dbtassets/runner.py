@@ -170,22 +170,28 @@ class SubprocessRunner:
             os.unlink(request.name)
             raise RunnerError(f"cannot start dbt ({sys.executable} -m dbtassets._dbt): {exc}") from None
         try:
-            with process:
-                assert process.stdout is not None
-                for line in process.stdout:
-                    output.append(line.rstrip("\n"))
-                    if self.on_line is not None:
-                        self.on_line(line.rstrip("\n"))
-                return process.wait(), output
+            with process:  # whose exit waits for dbt: stop it first when we are interrupted
+                try:
+                    assert process.stdout is not None
+                    for line in process.stdout:
+                        output.append(line.rstrip("\n"))
+                        if self.on_line is not None:
+                            self.on_line(line.rstrip("\n"))
+                    return process.wait(), output
+                finally:
+                    if process.poll() is None:
+                        process.terminate()
+                        try:
+                            process.wait(timeout=_GRACE)
+                        except subprocess.TimeoutExpired:
+                            process.kill()
         finally:
-            if process.poll() is None:
-                process.terminate()
-                process.wait()
             os.unlink(request.name)
             self.target.invoked()
 
 
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+_GRACE = 10.0  # seconds dbt gets to stop after SIGTERM before it is killed
 
 
 def _die_with_parent() -> Callable[[], None] | None:
