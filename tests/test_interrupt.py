@@ -24,10 +24,13 @@ def model(dbt, session):
 def _runs(state: Path) -> list[tuple[int, str, str | None]]:
     if not state.exists():
         return []
-    with sqlite3.connect(state) as db:
-        rows = db.execute("select id, status, message from runs order by id").fetchall()
-    db.close()
-    return rows
+    db = sqlite3.connect(state)
+    try:
+        return db.execute("select id, status, message from runs order by id").fetchall()
+    except sqlite3.OperationalError:  # the store is being created
+        return []
+    finally:
+        db.close()
 
 
 def _working_in(directory: Path) -> list[int]:
