@@ -136,9 +136,11 @@ def resolve_selectors(graph: AssetGraph, selectors: Sequence[str]) -> set[Unique
     return chosen
 
 
-def ensure_project(models: int, sources: int | None, seeds: int | None, snapshots: int | None) -> Path:
-    """benchmarks/.work/synth_<N>, generated and parsed if missing, re-parsed if its manifest is stale."""
-    project_dir = WORK / f"synth_{models}"
+def ensure_project(models: int, sources: int | None, seeds: int | None, snapshots: int | None,
+                   policies: bool = False) -> Path:
+    """benchmarks/.work/synth_<N> (synth_<N>_policies with freshness policies everywhere), generated and
+    parsed if missing, re-parsed if its manifest is stale."""
+    project_dir = WORK / (f"synth_{models}_policies" if policies else f"synth_{models}")
     manifest = project_dir / "target" / "manifest.json"
     if not (project_dir / "dbt_project.yml").is_file() or not manifest.is_file():
         # No manifest: never generated, or generation stopped part-way. generate() starts afresh
@@ -148,7 +150,7 @@ def ensure_project(models: int, sources: int | None, seeds: int | None, snapshot
         n_snapshots = snapshots if snapshots is not None else max(1, models // 500)
         print(f"generating {project_dir} ({models} models, {n_sources} sources, {n_seeds} seeds, "
               f"{n_snapshots} snapshots) ...", flush=True)
-        generate(project_dir, models, n_sources, n_seeds, n_snapshots)
+        generate(project_dir, models, n_sources, n_seeds, n_snapshots, policies=policies)
     elif sources is not None or seeds is not None or snapshots is not None:
         print(f"note: reusing {project_dir}; --sources/--seeds/--snapshots apply only when generating",
               flush=True)
@@ -240,6 +242,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, help="when generating: default max(1, N // 200)")
     parser.add_argument("--snapshots", type=int, help="when generating: default max(1, N // 500)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the numbers to PATH as JSON")
+    parser.add_argument("--policies", action="store_true",
+                        help="a project with dbt freshness policies on every model and source (synth_<N>_policies)")
     args = parser.parse_args(argv)
     if args.models < 1 or args.repeat < 1:
         parser.error("--models and --repeat must be at least 1")
@@ -247,7 +251,7 @@ def main(argv: list[str] | None = None) -> None:
     cli = Path(sys.executable).parent / "dbtassets"
     if not cli.is_file():
         raise SystemExit(f"{cli} not found: run this with the interpreter of the venv dbtassets is installed in")
-    project_dir = ensure_project(args.models, args.sources, args.seeds, args.snapshots)
+    project_dir = ensure_project(args.models, args.sources, args.seeds, args.snapshots, args.policies)
     manifest = project_dir / "target" / "manifest.json"
     cache = manifest.with_name(CACHE_NAME)
     env = {k: v for k, v in os.environ.items()

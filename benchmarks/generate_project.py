@@ -68,6 +68,18 @@ sources:
     tables:
 """
 
+# With --policies: dbt's own freshness configs on every model and every source (dbtassets acts on them).
+POLICIES_YML = f"""\
+    +freshness:
+      build_after: {{count: 1, period: hour}}
+
+sources:
+  {PROJECT_NAME}:
+    +freshness:
+      warn_after: {{count: 12, period: hour}}
+      error_after: {{count: 1, period: day}}
+"""
+
 DOUBLE_MACRO = "{% macro double(x) %}({{ x }} * 2){% endmacro %}\n"
 
 
@@ -227,9 +239,14 @@ def write(path: Path, text: str) -> None:
 
 
 def generate(
-    out_dir: Path, models: int, sources: int, seeds: int, snapshots: int, layers: int = 6, seed: int = 0
+    out_dir: Path, models: int, sources: int, seeds: int, snapshots: int, layers: int = 6, seed: int = 0,
+    policies: bool = False,
 ) -> Path:
-    """Generate the project into ``out_dir`` (replacing a previous one) and return its path."""
+    """Generate the project into ``out_dir`` (replacing a previous one) and return its path.
+
+    With ``policies``, every model gets ``freshness.build_after: {count: 1, period: hour}`` and every
+    source ``warn_after``/``error_after`` (in dbt_project.yml).
+    """
     if models < 1 or layers < 1 or sources < 1 or seeds < 0 or snapshots < 0:
         raise ValueError("need models, layers, sources >= 1 and seeds, snapshots >= 0")
     if sources > models:
@@ -238,7 +255,7 @@ def generate(
     out_dir = Path(out_dir)
     prepare_out_dir(out_dir)
 
-    write(out_dir / "dbt_project.yml", DBT_PROJECT_YML)
+    write(out_dir / "dbt_project.yml", DBT_PROJECT_YML + (POLICIES_YML if policies else ""))
     write(out_dir / "profiles.yml", PROFILES_YML)
     write(out_dir / "macros" / "double.sql", DOUBLE_MACRO)
 
@@ -304,6 +321,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--layers", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--parse", action="store_true", help="run dbt parse and report its time")
+    parser.add_argument("--policies", action="store_true",
+                        help="give every model a build_after and every source warn_after/error_after")
     args = parser.parse_args(argv)
 
     n = args.models
@@ -315,6 +334,7 @@ def main(argv: list[str] | None = None) -> None:
         snapshots=args.snapshots if args.snapshots is not None else max(1, n // 500),
         layers=args.layers,
         seed=args.seed,
+        policies=args.policies,
     )
     print(f"generated {project}")
     if args.parse:

@@ -8,7 +8,8 @@ A source is observed by one of three kinds of observer:
   mtime ahead of the clock) is looked at twice so that one still being written is left out
   until it is complete.
 - ``query``: SQL that returns a watermark, run through the project's own dbt profile; the
-  default for a source with ``loaded_at_field`` is ``select max(<field>) from <source>``.
+  default for a source with dbt's ``loaded_at_query`` is that query, and for one with
+  ``loaded_at_field`` ``select max(<field>) from <source>``.
 - ``reported``: a loader says "I loaded it" (``dbtassets report``); each report is a new version.
 
 Declarations come from ``dbtassets.yml`` beside ``dbt_project.yml``; without one, a dbt-duckdb
@@ -232,6 +233,10 @@ def _default(source: Node) -> SourceDeclaration:
         if match and "://" not in match.group(1):
             return SourceDeclaration(source.unique_id, source.display_name, ObserverKind.FILES,
                                      "external_location", globs=(match.group(1),))
+    loaded_at_query = source.freshness.loaded_at_query if source.freshness is not None else ""
+    if loaded_at_query.strip():  # dbt's own freshness query (dbt 1.10+), run through dbt like any query observer
+        return SourceDeclaration(source.unique_id, source.display_name, ObserverKind.QUERY, "loaded_at_query",
+                                 query=loaded_at_query.strip().rstrip(";"))
     if source.loaded_at_field and source.relation_name:
         query = f"select max({source.loaded_at_field}) from {source.relation_name}"
         return SourceDeclaration(source.unique_id, source.display_name, ObserverKind.QUERY, "loaded_at_field",

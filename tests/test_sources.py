@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dbtassets.manifest import Node, UniqueId
+from dbtassets.manifest import FreshnessConfig, Node, UniqueId
 from dbtassets.sources import ObserverKind, SourceDeclaration, load_settings, observe_files
 
 ORDERS = UniqueId("source.p.raw.orders")
@@ -34,6 +34,16 @@ def test_defaults_come_from_dbt_source_definitions(tmp_path: Path) -> None:
     assert by_name["raw.mystery"].kind is ObserverKind.NONE
     assert any("raw.mystery has no observer" in w for w in settings.warnings)
     assert any("raw.orders: no file matches data/orders/*.csv yet" in w for w in settings.warnings)
+
+
+def test_dbts_loaded_at_query_becomes_the_query_observer(tmp_path: Path) -> None:
+    freshness = FreshnessConfig(error_after=(1, "hour"), loaded_at_query="select max(loaded) from raw.events;\n")
+    events = Node(UniqueId("source.p.raw.events"), "events", "source", "p", ("p", "raw", "events"), "models/s.yml",
+                  (), "", (), "", source_name="raw", loaded_at_field="", relation_name='"db"."raw"."events"',
+                  freshness=freshness)
+    (declaration,) = load_settings(tmp_path, [events]).sources.values()
+    assert declaration.kind is ObserverKind.QUERY and declaration.origin == "loaded_at_query"
+    assert declaration.query == "select max(loaded) from raw.events"
 
 
 def test_dbtassets_yml_overrides_the_defaults(tmp_path: Path) -> None:
