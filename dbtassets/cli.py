@@ -387,17 +387,21 @@ def sync(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...], 
 @click.option("--runner", "runner_kind", type=click.Choice(["in-process", "subprocess"]), default="in-process",
               show_default=True, help="Keep dbt loaded and reuse its parsed manifest, or start dbt per build.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only failures and errors.")
+@click.option("--on-event", "on_event", default=None, metavar="COMMAND",
+              help="Run COMMAND (through the shell) for each source_late, source_recovered, build_finished and "
+                   "error event, with the event's JSON on stdin; e.g. 'curl --data @- https://hooks.example/x'.")
 @format_option("text", "json")
 @click.pass_context
 def watch(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...], once: bool, settle: float | None,
-          runner_kind: str, quiet: bool, fmt: str) -> None:
+          runner_kind: str, quiet: bool, on_event: str | None, fmt: str) -> None:
     """Keep the project fresh: rebuild exactly what becomes stale as data lands or code changes.
 
     Reacts to files landing (inotify), query watermarks (polled), `dbtassets report` from
     other processes and edits to models, macros, seeds, snapshots and YAML. Ctrl-C or SIGTERM
     lets the build in flight finish, records it, and exits 0.
     """
-    from dbtassets.watch import Watcher
+    from dbtassets.hooks import EventHook
+    from dbtassets.watch import Watcher, WatchEvent
 
     gc.enable()  # a long-running process
     probe = project_of(ctx)  # validates the project before dbt is imported
@@ -415,7 +419,16 @@ def watch(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...],
             warn([f"dbt cannot be loaded in this process ({exc}); running dbt as a subprocess instead"])
     project = project_of(ctx, runner) if runner is not None else probe
     printer = render.WatchPrinter(fmt, quiet)
-    watcher = Watcher(project, printer, select=select, exclude=exclude, settle=settle)
+    hook = EventHook(on_event, lambda message: warn([message])) if on_event else None
+
+    def emit(event: WatchEvent) -> None:
+        printer(event)
+        if hook is not None:
+            hook(event.kind, render.event_json(event))
+
+    if hook is not None:
+        ctx.call_on_close(hook.close)
+    watcher = Watcher(project, emit, select=select, exclude=exclude, settle=settle)
     stopping: list[int] = []
 
     def on_signal(signum: int, frame: object) -> None:

@@ -343,7 +343,8 @@ def _outcome(uid: UniqueId, result: SyncResult, dry_run: bool) -> str:
 class WatchPrinter:
     """The watcher's live log: one line per event (text), or one JSON object per line."""
 
-    _QUIET_KINDS = frozenset({"error", "observe_failed", "build_finished", "stopped"})
+    _QUIET_KINDS = frozenset({"error", "observe_failed", "build_finished", "stopped", "source_late",
+                              "source_recovered"})
 
     def __init__(self, fmt: str, quiet: bool) -> None:
         self.fmt = fmt
@@ -351,8 +352,7 @@ class WatchPrinter:
 
     def __call__(self, event: WatchEvent) -> None:
         if self.fmt == "json":
-            click.echo(json.dumps({"event": event.kind, "at": datetime.now().astimezone().isoformat(),
-                                   **event.data}))
+            click.echo(json.dumps(event_json(event)))
             return
         if self.quiet and (event.kind not in self._QUIET_KINDS or
                            (event.kind == "build_finished" and not event.data["failed"] and not event.data["error"])):
@@ -361,6 +361,11 @@ class WatchPrinter:
         if text:
             stamp = click.style(datetime.now().strftime("%H:%M:%S"), dim=True)
             click.echo("\n".join(f"{stamp} {line}" for line in text.splitlines()))
+
+
+def event_json(event: WatchEvent) -> dict[str, Any]:
+    """A watch event as ``watch --format json`` prints it (and ``--on-event`` hands it over)."""
+    return {"event": event.kind, "at": datetime.now().astimezone().isoformat(), **event.data}
 
 
 def watch_text(event: WatchEvent) -> str:
@@ -405,6 +410,12 @@ def watch_text(event: WatchEvent) -> str:
         "error": lambda: click.style(f"error: {d.get('message')}", fg="red"),
         "observe_failed": lambda: click.style(f"cannot observe {d.get('source')}: {d.get('message')}", fg="red"),
         "stopped": lambda: "stopped",
+        "not_due": lambda: (f"{len(d['assets'])} stale asset(s) not due yet ({', '.join(d['assets'][:5])}"
+                            f"{', …' if len(d['assets']) > 5 else ''}); next due at {d.get('next_due_at') or '-'}"),
+        "source_late": lambda: click.style(f"{d['source']} is late: {d['message']}",
+                                           fg="red" if d.get("severity") == "error" else "yellow"),
+        "source_recovered": lambda: click.style(f"{d['source']} recovered: new data observed at {d['last_data_at']}",
+                                                fg="green"),
     }
     render = messages.get(kind)
     return render() if render is not None else kind

@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from dbtassets.engine import Project, SyncPlan, SyncResult
 from dbtassets.errors import DbtAssetsError, LockError
 from dbtassets.lock import BuildLock
 from dbtassets.manifest import UniqueId
+from dbtassets.policies import Severity, next_lateness_change, show_time
 from dbtassets.runner import NodeResult
 from dbtassets.sources import ObserverKind, WatchSettings
 from dbtassets.staleness import AssetStatus, Status
@@ -102,6 +104,11 @@ class Watcher:
         self._stop = threading.Event()
         self._failed_passes = 0
         self._pass_retry_at: float | None = None  # set while a failed pass waits out its backoff
+        # Freshness policies: when the next asset falls due or a source crosses its SLA (wall clock),
+        # what was last said about waiting assets, and which sources were last said to be late.
+        self._policy_wake: datetime | None = None
+        self._waiting_said: tuple[Any, ...] = ()
+        self._late: dict[UniqueId, Severity] = {}
 
     def stop(self) -> None:
         """Ask the loop to finish: the build in flight completes and is recorded first. Thread- and signal-safe."""
@@ -142,6 +149,8 @@ class Watcher:
             deadlines = [self._pass_retry_at]
         else:
             deadlines = [now + REPORT_POLL, *self._next_query.values(), *self._retry_times]
+            if self._policy_wake is not None:  # a wall-clock time, as a monotonic deadline
+                deadlines.append(now + (self._policy_wake - self.project.clock.now()).total_seconds())
             if self._pending:
                 deadlines.append(self._pending.last_event + self.settle)
         timeout = max(0.0, min(deadlines) - now)
@@ -173,6 +182,8 @@ class Watcher:
             return True
         if any(now >= retry_at for retry_at in self._retry_times):
             return True
+        if self._policy_wake is not None and self.project.clock.now() >= self._policy_wake:
+            return True  # an asset fell due, or a source crossed its warn_after/error_after
         return any(now >= due for due in self._next_query.values())
 
     def _backoff_changed(self) -> None:
@@ -195,6 +206,7 @@ class Watcher:
                 self._reparse()
             self._observe(None if observe_all or pending.everything else pending.sources)
             plan = self.project.plan(self.select, self.exclude, observe=False)
+            self._policies(plan)
             to_build = self._buildable(plan)
             ok = self._build(plan, to_build) if to_build else True
         except DbtAssetsError as exc:
@@ -243,11 +255,42 @@ class Watcher:
         for uid in due:
             self._next_query[uid] = now + declarations[uid].every
 
+    def _policies(self, plan: SyncPlan) -> None:
+        """After planning: say which sources became late or recovered (once each), what waits on a
+        freshness policy and until when, and set the wake-up for the next due time or SLA crossing."""
+        verdict = plan.verdict
+        if verdict is None:
+            self._policy_wake = None
+            return
+        for uid, late in verdict.late.items():
+            if self._late.get(uid) is not late.severity:
+                self._late[uid] = late.severity
+                self.emit(WatchEvent("source_late", {
+                    "source": self._name(uid), "severity": late.severity.value, "message": late.reason.message,
+                    "last_data_at": late.last_data_at, "late_for": round(late.late_for, 1),
+                    "threshold": late.threshold.to_json()}))
+        for uid in [u for u in self._late if u not in verdict.late]:
+            del self._late[uid]
+            version = plan.statuses[uid].data_version if uid in plan.statuses else None
+            self.emit(WatchEvent("source_recovered", {"source": self._name(uid),
+                                                      "last_data_at": version.at if version else None}))
+        waiting = [u for u in verdict.schedule.waiting() if u in plan.statuses]
+        due = verdict.schedule.next_due_at
+        wakes = [t for t in (due, next_lateness_change(self.project.policies, plan.statuses, verdict.schedule.now))
+                 if t is not None]
+        self._policy_wake = min(wakes, default=None)
+        said = (tuple(waiting), due)
+        if waiting and said != self._waiting_said:
+            self.emit(WatchEvent("not_due", {"assets": [self._name(u) for u in waiting],
+                                             "next_due_at": show_time(due) if due is not None else None}))
+        self._waiting_said = said
+
     def _buildable(self, plan: SyncPlan) -> list[UniqueId]:
         """The plan's assets that can be built now (says "fresh" when there are none and none wait)."""
         to_build, held = self._apply_backoff(plan)
         to_build, unfinished = self._hold_for_open_files(to_build)
-        if not to_build and not held and not unfinished:
+        waiting = plan.verdict is not None and plan.verdict.schedule.waiting()
+        if not to_build and not held and not unfinished and not waiting:
             self.emit(WatchEvent("fresh", {"assets": len(plan.statuses)}))
         return to_build
 

@@ -12,6 +12,8 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,11 +21,14 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from dbtassets import render
 from dbtassets.cli import cli
 from dbtassets.engine import Options, Project
+from dbtassets.hooks import EventHook
 from dbtassets.manifest import UniqueId
 from dbtassets.staleness import ReasonCode, Status
-from tests.conftest import _SKIP, EXAMPLE, FakeClock, FakeRunner
+from dbtassets.watch import Watcher, WatchEvent
+from tests.conftest import _SKIP, EXAMPLE, FakeClock, FakeRunner, run_cli
 
 FACT, DIM, STG_ORDERS = (UniqueId(f"model.shopflow.{n}") for n in ("fact_sales", "dim_customer", "stg_orders"))
 ORDERS = UniqueId("source.shopflow.raw.orders")
@@ -68,9 +73,11 @@ def policy_project(policy_example: Path, tmp_path: Path) -> Iterator[Setup]:
 
 
 def land(project: Project, name: str, source: str = "orders") -> None:
+    """A new batch of one row, with a key of its own (dbt's unique tests run on every build)."""
+    key = 900 + sum(1 for _ in (project.dbt.directory / "data/raw" / source).glob("*.csv"))
     header, row = {"orders": ("order_id,customer_id,ordered_at,product,quantity,unit_price",
-                              "900,1,2026-11-20 10:00:00,ink,1,7.25"),
-                   "customers": ("customer_id,name,country_code", "90,Grace Hopper,US")}[source]
+                              f"{key},1,2026-11-20 10:00:00,ink,1,7.25"),
+                   "customers": ("customer_id,name,country_code", f"{key},Grace Hopper,US")}[source]
     (project.dbt.directory / "data/raw" / source / name).write_text(f"{header}\n{row}\n")
 
 
@@ -138,8 +145,6 @@ def test_status_and_check_say_when_a_waiting_asset_falls_due(policy_project: Set
 
 
 def test_a_text_status_shows_the_due_time(policy_project: Setup) -> None:
-    from dbtassets import render
-
     project, _, clock = policy_project
     clock.advance(600)
     land(project, "orders_a.csv")
@@ -174,3 +179,98 @@ def test_a_source_past_error_after_fails_check_until_new_data_lands(policy_proje
     report = project.status()
     assert ORDERS not in report.verdict.late if report.verdict else False
     assert not any(report.failing(u) for u in report.selected if project.graph.assets[u].resource_type == "source")
+
+
+# -- the watcher, with real dbt: builds at the due time, late/recovered events, --on-event ---------
+
+
+def wait_for(events: list[WatchEvent], kind: str, after: int, timeout: float = 120) -> tuple[WatchEvent, int]:
+    """The first event of ``kind`` at index ``after`` or later (and its index), waiting for it to come."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for index in range(after, len(events)):
+            if events[index].kind == kind:
+                return events[index], index + 1
+        time.sleep(0.05)
+    raise AssertionError(f"no {kind!r} event within {timeout}s; saw {[e.kind for e in events[after:]]}")
+
+
+@pytest.mark.slow
+def test_watch_builds_a_waiting_model_at_its_due_time_and_says_once_when_a_source_is_late_and_recovers(
+        policy_example: Path, tmp_path: Path) -> None:
+    directory = tmp_path / "shopflow"
+    shutil.copytree(policy_example, directory, symlinks=True)
+    events: list[WatchEvent] = []
+    problems: list[str] = []
+    hook_log = tmp_path / "hook.jsonl"
+    hook = EventHook(f"cat >> {hook_log}", problems.append)
+
+    def emit(event: WatchEvent) -> None:
+        events.append(event)
+        hook(event.kind, render.event_json(event))
+
+    clock = FakeClock()
+    with Project(Options(directory), clock=clock) as project:  # real dbt, as a subprocess per build
+        watcher = Watcher(project, emit, settle=0.05)
+        thread = threading.Thread(target=watcher.run, name="watcher", daemon=True)
+        thread.start()
+        try:
+            first, seen = wait_for(events, "build_finished", 0)
+            assert len(first.data["built"]) == 6  # 09:00: everything, missing until now
+            land(project, "orders_a.csv")  # 09:00 still: stg_orders at once; fact_sales waits until 10:00
+            event, seen = wait_for(events, "build_finished", seen)
+            assert event.data["built"] == ["stg_orders"]
+            clock.advance(1200)  # 09:20: a second landing within the hour
+            land(project, "orders_b.csv")
+            event, seen = wait_for(events, "build_finished", seen)
+            assert event.data["built"] == ["stg_orders"]
+            not_due = [e for e in events if e.kind == "not_due"][-1]
+            assert not_due.data["assets"] == ["fact_sales", "dim_customer"]
+            assert not_due.data["next_due_at"] == "2026-11-25T10:00:00Z"
+
+            clock.advance(2700)  # 10:05: nothing lands, but fact_sales is due: the watcher wakes for it
+            event, seen = wait_for(events, "build_finished", seen)
+            assert event.data["built"] == ["fact_sales"]
+
+            clock.advance(1800)  # 10:35: no new orders since 09:20, error_after 1h: late, said once
+            late, seen = wait_for(events, "source_late", seen)
+            assert late.data["source"] == "raw.orders" and late.data["severity"] == "error"
+            land(project, "customers_b.csv", "customers")  # another pass: raw.orders is still late
+            event, seen = wait_for(events, "build_finished", seen)
+            assert set(event.data["built"]) == {"stg_customers", "customers_snapshot", "dim_customer"}
+            land(project, "orders_c.csv")
+            recovered, seen = wait_for(events, "source_recovered", seen)
+            assert recovered.data["source"] == "raw.orders"
+            event, seen = wait_for(events, "build_finished", seen)
+            assert event.data["built"] == ["stg_orders"]  # fact_sales was built at 10:05: it waits until 11:05
+        finally:
+            watcher.stop()
+            thread.join(timeout=60)
+        hook.close()
+        builds = {name: len(project.store.history(UniqueId(f"model.shopflow.{name}")))
+                  for name in ("stg_orders", "fact_sales")}
+    assert builds == {"stg_orders": 4, "fact_sales": 2}  # the first build, then 3 landings; at 09:00, at 10:05
+    assert [e.kind for e in events].count("source_late") == 1
+    assert [e.kind for e in events].count("source_recovered") == 1
+    hooked = [json.loads(line) for line in hook_log.read_text().splitlines()]
+    assert [d["event"] for d in hooked if d["event"].startswith("source_")] == ["source_late", "source_recovered"]
+    assert sum(d["event"] == "build_finished" for d in hooked) == 6
+    assert problems == []
+
+
+@pytest.mark.slow
+def test_watch_on_event_runs_the_command_with_the_event_on_stdin(project_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "events.jsonl"
+    result = run_cli("--project-dir", str(project_dir), "watch", "--once", "--on-event", f"cat >> {out}")
+    assert result.returncode == 0, result.stderr
+    (document,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert document["event"] == "build_finished" and len(document["built"]) == 6
+
+
+def test_a_failing_on_event_command_is_reported_not_fatal() -> None:
+    problems: list[str] = []
+    hook = EventHook("cat > /dev/null; exit 3", problems.append)
+    hook("stopped", {"event": "stopped"})  # not one of the kinds a hook gets
+    hook("error", {"event": "error", "message": "boom"})
+    hook.close()
+    assert problems == ["--on-event 'cat > /dev/null; exit 3' exited with code 3 on a error event"]
