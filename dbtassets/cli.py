@@ -129,7 +129,7 @@ def status(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...]
         fail(exc)
     warn(report.warnings)
     if fmt == "json":
-        shown = [u for u in report.selected if show_all or report.statuses[u].needs_build]
+        shown = [u for u in report.selected if show_all or report.listed(u)]
         click.echo(render.to_json({
             "summary": render.summary(report),
             "assets": [render.asset_json(project.graph.assets[u], report.statuses[u]) for u in shown],
@@ -184,7 +184,7 @@ def render_report(project: Project, report: StatusReport, fmt: str, ok: bool) ->
         click.echo(render.to_json({
             "ok": ok, "summary": render.summary(report),
             "assets": [render.asset_json(project.graph.assets[u], report.statuses[u])
-                       for u in report.selected if report.statuses[u].needs_build],
+                       for u in report.selected if report.listed(u)],
             "unobserved": unobserved(report), "warnings": list(report.warnings),
             "notes": {project.graph.assets[u].display_name: n for u, n in report.notes.items()}}))
     elif fmt == "github":

@@ -85,6 +85,10 @@ class StatusReport:
         due = self.verdict.schedule.is_due if self.verdict is not None and not all_stale else None
         return [uid for uid in self.selected if self.statuses[uid].needs_build and (due is None or due(uid))]
 
+    def listed(self, uid: UniqueId) -> bool:
+        """Whether ``status`` and ``check`` list ``uid``: stale, missing, or a late source."""
+        return self.statuses[uid].needs_build or (self.verdict is not None and uid in self.verdict.late)
+
     def failing(self, uid: UniqueId) -> bool:
         """Whether ``check`` fails on ``uid``: stale or missing and due (overdue), or a source late past error_after."""
         if self.verdict is not None:

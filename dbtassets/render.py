@@ -95,10 +95,9 @@ def _status_cell(report: StatusReport, uid: UniqueId) -> str:
 
 def status_text(graph: AssetGraph, report: StatusReport, show_all: bool) -> str:
     rows = []
-    late = report.verdict.late if report.verdict is not None else {}
     for uid in report.selected:
         status = report.statuses[uid]
-        if not show_all and not status.needs_build and uid not in late:
+        if not show_all and not report.listed(uid):
             continue
         node = graph.assets[uid]
         reasons = [r.message for r in status.reasons] or ["-"]
@@ -129,7 +128,7 @@ def github_annotations(graph: AssetGraph, report: StatusReport) -> str:
     late = report.verdict.late if report.verdict is not None else {}
     for uid in report.selected:
         status = report.statuses[uid]
-        if not status.needs_build and uid not in late:
+        if not report.listed(uid):
             continue
         node = graph.assets[uid]
         message = _escape("\n".join(r.message for r in status.reasons))

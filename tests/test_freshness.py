@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import sqlite3
+import statistics
 import subprocess
 import sys
 import threading
@@ -274,3 +276,55 @@ def test_a_failing_on_event_command_is_reported_not_fatal() -> None:
     hook("error", {"event": "error", "message": "boom"})
     hook.close()
     assert problems == ["--on-event 'cat > /dev/null; exit 3' exited with code 3 on a error event"]
+
+
+@pytest.mark.slow
+def test_with_real_dbt_a_code_edit_skips_the_wait_check_fails_once_overdue_and_savings_match_the_runs(
+        policy_example: Path, tmp_path: Path) -> None:
+    directory = tmp_path / "shopflow"
+    shutil.copytree(policy_example, directory, symlinks=True)
+    clock = FakeClock()
+    with Project(Options(directory), clock=clock) as project:  # real dbt, as a subprocess per build
+        assert len(project.sync().built) == 6  # 09:00
+        clock.advance(600)
+        land(project, "orders_a.csv")
+        assert names(project, project.sync().built) == {"stg_orders"}
+        assert not project.needs_attention(project.status())  # fact_sales waits: not overdue
+        model = directory / "models/marts/fact_sales.sql"
+        edited = model.read_text().replace("    amount\n", "    amount,\n    quantity * 2 as double_quantity\n")
+        model.write_text(edited)
+        project.reload()
+        clock.advance(60)  # 09:11: edited, so built at once (and with the data that waited)
+        assert names(project, project.sync().built) == {"fact_sales"}
+        clock.advance(600)
+        land(project, "orders_b.csv")
+        assert names(project, project.sync().built) == {"stg_orders"}
+        clock.advance(3000)  # 10:11: fact_sales (built 09:11) is due at 10:11 and not built: overdue
+        report = project.status()
+        assert project.needs_attention(report)
+        assert [u for u in report.selected if report.failing(u)] == [FACT]
+    # The CLI's clock is the system's, hours after the fake 10:11: orders are late, fact_sales overdue.
+    out = run_cli("--project-dir", str(directory), "check", "--no-observe", "--format", "json")
+    assert out.returncode == 1
+    listed = {a["name"]: [r["code"] for r in a["reasons"]] for a in json.loads(out.stdout)["assets"]}
+    assert listed == {"raw.orders": ["late_error"], "fact_sales": ["upstream_updated"],
+                      "dim_customer": ["upstream_updated", "not_due"]}  # waiting (updates_on: all) is not failing
+
+    # savings, checked against the runs the state store recorded
+    out = run_cli("--project-dir", str(directory), "savings", "--since", "3650d", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    savings = json.loads(out.stdout)
+    with sqlite3.connect(directory / ".dbtassets/state.db") as db:
+        runs = db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+        rows = db.execute("SELECT unique_id, status, duration FROM materializations").fetchall()
+    assert runs == savings["runs"] == 4
+    attempted = [r for r in rows if r[1] in ("success", "error")]
+    assert savings["builds"] == {"done": len(attempted), "full_build": 4 * 6, "avoided": 4 * 6 - len(attempted)}
+    assert savings["seconds"]["spent"] == pytest.approx(sum(r[2] for r in attempted), abs=0.005)
+    by_asset = {a["unique_id"]: a for a in savings["assets"]}
+    for uid, entry in by_asset.items():
+        times = sorted(r[2] for r in rows if r[0] == uid and r[1] == "success")
+        assert entry["median_seconds"] == pytest.approx(statistics.median(times), abs=0.0005)
+        assert entry["avoided_seconds"] == pytest.approx((4 - entry["builds"]) * statistics.median(times), abs=0.005)
+    assert savings["seconds"]["avoided_estimate"] == pytest.approx(
+        sum(a["avoided_seconds"] for a in savings["assets"]), abs=0.01)
