@@ -341,18 +341,20 @@ class StateStore:
             params)]
 
     def outcomes_since(self, since: str) -> list[tuple[int, str | None, str | None, float | None]]:
-        """(run id, asset, outcome status, dbt execution seconds) for every finished run started at or
-        after ``since``; a run that recorded no outcome appears once with asset and status None."""
+        """(run id, asset, outcome status, dbt execution seconds) for every finished run of this target
+        started at or after ``since``; a run that recorded no outcome appears once with asset and status None."""
         return [(run_id, uid, status, duration) for run_id, uid, status, duration in self._query(
             "SELECT r.id, m.unique_id, m.status, m.duration FROM runs r "
             "LEFT JOIN materializations m ON m.run_id = r.id "
-            "WHERE r.started_at >= ? AND r.status != 'running' ORDER BY r.id, m.id", (since,))]
+            "WHERE r.target = ? AND r.started_at >= ? AND r.status != 'running' ORDER BY r.id, m.id",
+            (self.target, since))]
 
     def build_durations(self) -> dict[UniqueId, list[float]]:
-        """Every recorded dbt execution time of a successful build, by asset."""
+        """Every recorded dbt execution time of a successful build on this target, by asset."""
         durations: dict[UniqueId, list[float]] = {}
         for uid, duration in self._query("SELECT unique_id, duration FROM materializations "
-                                         "WHERE status = 'success' AND duration IS NOT NULL"):
+                                         "WHERE target = ? AND status = 'success' AND duration IS NOT NULL",
+                                         (self.target,)):
             durations.setdefault(UniqueId(uid), []).append(float(duration))
         return durations
 
