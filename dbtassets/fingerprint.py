@@ -202,6 +202,21 @@ def _nodes(clause: object) -> Iterator[exp.Expr]:
             yield from item.walk()
 
 
+def changed_ctes(old_sql: str, new_sql: str, dialect: str | None, prefix: str) -> list[str]:
+    """The CTEs named ``prefix…`` (dbt inlines ephemeral models as ``__dbt__cte__NAME``) that differ, by name."""
+    try:
+        old, new = parse(old_sql, dialect), parse(new_sql, dialect)
+    except (SqlglotError, ValueError, RecursionError):
+        return []
+
+    def bodies(tree: exp.Expr) -> dict[str, str]:
+        return {cte.alias_or_name.lower()[len(prefix):]: cte.this.sql(dialect=dialect, normalize=True, comments=False)
+                for cte in tree.find_all(exp.CTE) if cte.alias_or_name.lower().startswith(prefix)}
+
+    before, after = bodies(old), bodies(new)
+    return sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
+
+
 def _projections(select: exp.Select, dialect: str | None) -> list[tuple[str, str]] | None:
     out = []
     for projection in select.expressions:
@@ -266,4 +281,5 @@ def undeclared_reads(sql: str, dialect: str | None, declared: Collection[str]) -
 
 
 def _plain(name: str) -> str:
-    return name.replace('"', "").replace("`", "").replace(" ", "").lower()
+    """A relation name compared without quotes: dbt-duckdb renders a file source as ``'data/x.csv'``."""
+    return name.replace('"', "").replace("`", "").replace("'", "").replace(" ", "").lower()

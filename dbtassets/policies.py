@@ -204,7 +204,7 @@ class Verdict:
     def failing(self, uid: UniqueId) -> bool:
         """Whether ``check`` fails on ``uid``: stale or missing and due (so overdue), or late past error_after."""
         status = self.statuses[uid]
-        if status.status is not Status.FRESH:
+        if status.needs_build:
             return self.schedule.is_due(uid)
         late = self.late.get(uid)
         return late is not None and late.severity is Severity.ERROR

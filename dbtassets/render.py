@@ -25,7 +25,7 @@ from dbtassets.state import HistoryEntry
 if TYPE_CHECKING:
     from dbtassets.watch import WatchEvent
 
-_COLOURS = {Status.FRESH: "green", Status.STALE: "yellow", Status.MISSING: "red"}
+_COLOURS = {Status.FRESH: "green", Status.STALE: "yellow", Status.MISSING: "red", Status.UNOBSERVED: "magenta"}
 
 
 def to_json(document: Any) -> str:
@@ -43,6 +43,12 @@ def asset_json(node: Node, status: AssetStatus | None) -> dict[str, Any]:
     if status is not None and status.due_at is not None:
         out["due_at"] = status.due_at
     return out
+
+
+def one_line(message: str, limit: int = 300) -> str:
+    """A message on one line for a table or a log line (dbt errors span many), shortened past ``limit``."""
+    text = " ".join(message.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
@@ -65,7 +71,9 @@ def summary(report: StatusReport) -> str:
     for uid in report.selected:
         counts[report.statuses[uid].status] += 1
     text = (f"{counts[Status.STALE]} stale, {counts[Status.MISSING]} missing, "
-            f"{counts[Status.FRESH]} fresh ({len(report.selected)} assets)")
+            f"{counts[Status.FRESH]} fresh"
+            + (f", {counts[Status.UNOBSERVED]} unobserved" if counts[Status.UNOBSERVED] else "")
+            + f" ({len(report.selected)} assets)")
     verdict = report.verdict
     if verdict is not None:
         waiting = sum(1 for uid in report.selected if not verdict.schedule.is_due(uid))
@@ -100,7 +108,7 @@ def status_text(graph: AssetGraph, report: StatusReport, show_all: bool) -> str:
         if not show_all and not report.listed(uid):
             continue
         node = graph.assets[uid]
-        reasons = [r.message for r in status.reasons] or ["-"]
+        reasons = [one_line(r.message) for r in status.reasons] or ["-"]
         rows.append([node.display_name, node.resource_type, _status_cell(report, uid), reasons[0]])
         rows.extend(["", "", "", more] for more in reasons[1:])
     if not rows:
@@ -275,7 +283,7 @@ def sync_text(graph: AssetGraph, result: SyncResult, dry_run: bool) -> str:
                           *_waiting(graph, result)])
     lines = [f"Built {len(result.built)} of {len(plan.to_build)} assets with: {plan.command}", *_waiting(graph, result)]
     for uid, message in result.failed.items():
-        lines.append(click.style(f"  failed  {graph.assets[uid].display_name}: {message}", fg="red"))
+        lines.append(click.style(f"  failed  {graph.assets[uid].display_name}: {one_line(message)}", fg="red"))
     for uid in result.skipped:
         lines.append(click.style(f"  skipped {graph.assets[uid].display_name} (an upstream failed)", fg="yellow"))
     for uid in result.not_run:

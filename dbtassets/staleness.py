@@ -27,6 +27,7 @@ class Status(str, Enum):
     FRESH = "fresh"
     STALE = "stale"
     MISSING = "missing"
+    UNOBSERVED = "unobserved"  # a source nothing observes: whether it changed is unknowable, never "fresh"
 
 
 class ReasonCode(str, Enum):
@@ -143,7 +144,7 @@ class AssetStatus:
 
     @property
     def needs_build(self) -> bool:
-        return self.status is not Status.FRESH
+        return self.status in (Status.STALE, Status.MISSING)
 
 
 def compute_statuses(
@@ -160,8 +161,8 @@ def compute_statuses(
         graph: the assets and their edges.
         code_versions: the current code version of each buildable asset.
         state: the last successful materializations, failures and source observations.
-        observable: the sources that have some way to be observed; the others carry an
-            ``unobserved`` reason so they are never silently taken as fresh.
+        observable: the sources that have some way to be observed; the others are
+            ``unobserved`` (with a reason saying so), never taken as fresh.
         changes: for assets whose code changed, whether the change was breaking.
         reads: whether a child may read some columns of a parent (default: assume it does).
     """
@@ -178,12 +179,11 @@ def compute_statuses(
 
 def _source_status(uid: UniqueId, state: StateView, observable: bool) -> AssetStatus:
     version = state.observations.get(uid)
-    reasons: tuple[Reason, ...] = ()
-    if version is None and not observable:
-        reasons = (Reason(ReasonCode.UNOBSERVED,
-                          "no observer: declare files, query or reported in dbtassets.yml; "
-                          "changes to this source are not detected"),)
-    return AssetStatus(uid, Status.FRESH, reasons, version)
+    if observable:
+        return AssetStatus(uid, Status.FRESH, (), version)
+    reason = Reason(ReasonCode.UNOBSERVED, "no observer: declare files, query or reported in dbtassets.yml; "
+                                           "changes to this source are not detected")
+    return AssetStatus(uid, Status.UNOBSERVED, (reason,), version)
 
 
 @dataclass(frozen=True)
@@ -235,6 +235,10 @@ class _Rules:
             if unaffected:
                 verb = "does" if len(unaffected) == 1 else "do"
                 detail = f" ({change.description}; {', '.join(unaffected)} {verb} not read it)"
+        node = self.graph.assets[uid]
+        if node.resource_type == "seed":  # its code version is its file's checksum: its rows changed
+            return Reason(ReasonCode.CODE_CHANGED,
+                          f"content changed since the build at {last.finished_at}{detail or f' ({node.path})'}")
         return Reason(ReasonCode.CODE_CHANGED,
                       f"code changed since the build at {last.finished_at}{detail} "
                       f"(code version {last.code_version[:8]} → {code_version[:8]})")

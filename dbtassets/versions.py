@@ -28,6 +28,7 @@ from dbtassets.staleness import (
 )
 from dbtassets.state import CachedFingerprint, StateStore
 
+_EPHEMERAL_CTE = "__dbt__cte__"  # how dbt names an inlined ephemeral model
 UNSETTLED = "?"  # the code version of a build during which the project changed: dbt may have read either
 _UNSETTLED_CHANGE = CodeChange(True, description="the project was edited during that build, so which code it "
                                                  "ran is unknown: rebuilding to be sure")
@@ -136,12 +137,17 @@ class CodeVersioner:
         new = self.store.compiled_sql(entry.sql_hash) if entry and entry.sql_hash else None
         if old is None or new is None or node.resource_type != "model":
             return CodeChange(True)
-        from dbtassets.fingerprint import classify, combine
+        from dbtassets.fingerprint import changed_ctes, classify, combine
 
         if combine(old, node.config_version) != last.code_version:
             return CodeChange(True, description="breaking: its configuration changed")
         change = classify(old, new, self.dialect)
-        return CodeChange(change.breaking, frozenset(change.added_columns), change.describe())
+        description = change.describe()
+        inlined = changed_ctes(old, new, self.dialect, _EPHEMERAL_CTE)
+        if inlined:
+            names = ", ".join(inlined)
+            description += f"; in the ephemeral model{'s' if len(inlined) > 1 else ''} {names} it inlines"
+        return CodeChange(change.breaking, frozenset(change.added_columns), description)
 
     def sql_of(self, uid: UniqueId, manifest_version: str) -> str | None:
         entry = self.store.fingerprints([(uid, manifest_version)]).get(uid)

@@ -144,6 +144,7 @@ class FakeRunner:
 
     project: Project | None = None
     fail: set[str] = field(default_factory=set)
+    fail_message: str = "Runtime Error in model {name}"
     crash: bool = False
     calls: list[list[str]] = field(default_factory=list)
     query_rows: list[list[Any]] = field(default_factory=list)
@@ -174,7 +175,7 @@ class FakeRunner:
                 results.append(NodeResult(uid, "skipped", "skipped", 0.0))
                 broken.add(uid)
             elif node.name in self.fail:
-                results.append(NodeResult(uid, "error", f"Runtime Error in model {node.name}", 0.1))
+                results.append(NodeResult(uid, "error", self.fail_message.format(name=node.name), 0.1))
                 broken.add(uid)
             else:
                 results.append(NodeResult(uid, "success", "OK", 0.1, 3, compiled_code=self.compiled.get(node.name)))

@@ -70,6 +70,20 @@ def test_a_failure_is_recorded_and_its_descendants_are_skipped(fake_project: Set
     assert not project.status(observe=False).needing_build()
 
 
+def test_a_multi_line_dbt_error_keeps_the_status_table_one_row_per_reason(fake_project: Setup) -> None:
+    import click
+
+    from dbtassets import render
+
+    project, runner, _ = fake_project
+    runner.fail, runner.fail_message = {"stg_orders"}, "Runtime Error in model {name}\n  Conversion Error:\n    bad 'x'"
+    project.sync()
+    text = click.unstyle(render.status_text(project.graph, project.status(observe=False), show_all=False))
+    (row,) = [line for line in text.splitlines() if "Runtime Error" in line]
+    assert row.endswith("Runtime Error in model stg_orders Conversion Error: bad 'x'"), text
+    assert not any("Conversion Error" in line and line not in row for line in text.splitlines()), text
+
+
 def test_a_dbt_crash_leaves_everything_stale_and_the_run_marked(fake_project: Setup) -> None:
     project, runner, _ = fake_project
     runner.crash = True

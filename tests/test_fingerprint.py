@@ -8,7 +8,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dbtassets.fingerprint import Reads, classify, columns_read, fingerprint, undeclared_reads
+from dbtassets.fingerprint import Reads, changed_ctes, classify, columns_read, fingerprint, undeclared_reads
 
 D = "duckdb"
 COLUMNS = ["order_id", "customer_id", "amount", "quantity", "product"]
@@ -96,6 +96,20 @@ def test_columns_read() -> None:
     assert columns_read("select * from x", D).everything
     assert columns_read("select x.* from x", D).everything
     assert columns_read("not sql at all (", D).everything  # unknown: assume it reads everything
+
+
+def test_a_source_dbt_duckdb_renders_as_a_file_path_is_declared() -> None:
+    sql = "select order_id from '../data/orders.csv' o join read_parquet('data/x.parquet') x using (order_id)"
+    assert undeclared_reads(sql, D, ["'../data/orders.csv'", "read_parquet('data/x.parquet')"]) == []
+    assert undeclared_reads(sql, D, ["read_parquet('data/x.parquet')"]) == ["../data/orders.csv"]
+
+
+def test_the_inlined_ephemeral_models_that_changed_are_named() -> None:
+    old = ("with __dbt__cte__lines as (select a from t), __dbt__cte__other as (select b from u) "
+           "select * from __dbt__cte__lines join __dbt__cte__other using (a)")
+    new = old.replace("select a from t", "select a * 2 as a from t")
+    assert changed_ctes(old, new, D, "__dbt__cte__") == ["lines"]
+    assert changed_ctes(old, old.replace("select b", "SELECT  b"), D, "__dbt__cte__") == []
 
 
 def test_undeclared_reads() -> None:

@@ -95,6 +95,7 @@ def test_a_macro_change_reaches_the_models_whose_compiled_sql_it_changes(built: 
     reasons = stale(built)
     assert set(reasons) == {"fact_sales"}  # through the ephemeral int_order_lines that calls it
     assert "code changed" in reasons["fact_sales"][0]
+    assert "in the ephemeral model int_order_lines it inlines" in reasons["fact_sales"][0]
 
 
 def test_a_seed_content_change_makes_the_seed_and_its_dependents_stale(built: Path) -> None:

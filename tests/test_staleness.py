@@ -121,11 +121,21 @@ def test_every_reason_that_holds_is_listed() -> None:
     assert codes(statuses, STG) == ["code_changed", "upstream_updated", "last_build_failed"]
 
 
-def test_unobservable_source_is_flagged_not_silently_fresh() -> None:
-    statuses = compute_statuses(graph(), CODE, StateView(observations={}), set())
-    assert codes(statuses, SRC) == [ReasonCode.UNOBSERVED.value]
+def test_a_source_with_no_observer_is_unobserved_never_fresh() -> None:
+    for observations in ({}, {SRC: OBSERVED}):  # an observation from an observer since removed proves nothing
+        statuses = compute_statuses(graph(), CODE, fresh_state() if observations else StateView(), set())
+        assert statuses[SRC].status is Status.UNOBSERVED and not statuses[SRC].needs_build
+        assert codes(statuses, SRC) == [ReasonCode.UNOBSERVED.value]
     observable = compute_statuses(graph(), CODE, StateView(observations={}), {SRC})
-    assert codes(observable, SRC) == []
+    assert observable[SRC].status is Status.FRESH and codes(observable, SRC) == []
+
+
+def test_a_changed_seed_says_its_content_changed() -> None:
+    seed = UniqueId("seed.p.codes")
+    nodes = {seed: Node(seed, "codes", "seed", "p", ("p", "codes"), "seeds/codes.csv", (), "seed", (), "")}
+    seeds = AssetGraph.from_manifest(Manifest(Path("m.json"), "p", "1.11", 12, "duckdb", "", nodes, {}, {}))
+    statuses = compute_statuses(seeds, {seed: "new-checksum"}, StateView({seed: built(1, "old-checksum")}))
+    assert [r.message for r in statuses[seed].reasons] == ["content changed since the build at t1 (seeds/codes.csv)"]
 
 
 DISCOUNT = frozenset({"discount"})
