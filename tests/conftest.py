@@ -30,8 +30,16 @@ os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
 
 @pytest.fixture(scope="session")
 def parsed_example(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """example_project with target/manifest.json, parsed once for the whole session."""
+    """example_project with target/manifest.json, parsed once for the whole session.
+
+    ``DBTASSETS_TEST_PARSED_EXAMPLE`` names a copy parsed beforehand, for runners of many short
+    sessions (benchmarks/mutation.py runs one per mutant).
+    """
     template = tmp_path_factory.mktemp("template") / "shopflow"
+    prepared = os.environ.get("DBTASSETS_TEST_PARSED_EXAMPLE")
+    if prepared:
+        shutil.copytree(prepared, template, symlinks=True)
+        return template
     shutil.copytree(EXAMPLE, template, ignore=_SKIP)
     subprocess.run([sys.executable, "-m", "dbt.cli.main", "parse", "--profiles-dir", str(template),
                     "--project-dir", str(template)], cwd=template, check=True, capture_output=True)

@@ -1,0 +1,294 @@
+"""Run every benchmark whose figures the README and docs/ quote, and write those figures from this one run.
+
+One command reproduces every published number::
+
+    .venv/bin/python benchmarks/run_all.py
+
+It records the environment (git revision and whether the tree had uncommitted changes, dbt-core
+and dbt-duckdb versions, Python, core count, the load average before and after each step), runs
+each step below as its own process, keeps each one's output and JSON under
+``benchmarks/.work/run_all/<revision>-<time>/``, and then writes:
+
+- ``docs/performance.md``: every table, each under the command that produced it, as the scripts
+  printed them in this run;
+- the block between ``<!-- run_all:begin -->`` and ``<!-- run_all:end -->`` in ``README.md``: the
+  handful of headline figures, each taken from this run's JSON;
+- the block between the same markers in ``docs/reliability.md``: the figures the fault tests print.
+
+Steps (about 40 minutes on a quiet 2-core machine; the synthetic projects are generated and
+parsed first if ``benchmarks/.work`` does not have them yet):
+
+- ``status``: ``bench_status.py --models 5000 --repeat 5``
+- ``watch``: ``bench_watch.py --landings 15``
+- ``fingerprint``: ``bench_fingerprint.py --models 5000 --repeat 5``
+- ``scale``: ``bench_scale.py --sizes 1000,5000,20000,5000:2000 --repeat 5 --snapshot``
+- ``dagster``: ``bench_vs_dagster.py --models 5000 --repeat 5``
+- ``faults``: the two fault tests whose figures docs/reliability.md quotes, with their prints.
+
+``--only STEP ...`` runs some steps and renders from the latest results of the others;
+``--render`` only renders, from the latest results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+RESULTS = HERE / ".work" / "run_all"
+BEGIN, END = "<!-- run_all:begin -->", "<!-- run_all:end -->"
+FAULT_TESTS = ("test_kill_9_at_random_points", "test_an_event_storm_of_2000_files")
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    title: str
+    argv: tuple[str, ...]
+    about: str  # what it measures, in words: every figure comes from the script's own output
+
+    def command(self) -> list[str]:
+        if self.name == "faults":
+            return [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", "tests/test_faults.py",
+                    "-k", " or ".join(FAULT_TESTS)]
+        return [sys.executable, str(HERE / self.argv[0]), *self.argv[1:], "--json", "{json}"]
+
+
+STEPS = (
+    Step("dagster", "Side by side: Dagster + dagster-dbt, dbt, dbtassets",
+         ("bench_vs_dagster.py", "--models", "5000", "--repeat", "5"),
+         "On the same 5,000-model project with 1% of its sources updated since a production state: a process "
+         "that builds Dagster's asset graph with dagster-dbt (from a venv of its own), `dbt source freshness` "
+         "and `dbt ls --select state:modified+ source_status:fresher+ --state PROD` (dbt's own way to list what "
+         "to rebuild), `dbtassets status` and `dbtassets sync --dry-run`, paired and interleaved. Every process "
+         "is new; page cache, bytecode caches, dbt's partial parse file and dbtassets' manifest extract are warm."),
+    Step("status", "`status` at 5,000 models", ("bench_status.py", "--models", "5000", "--repeat", "5"),
+         "`dbtassets status` as a whole process on a generated 5,000-model project (every asset recorded as "
+         "built by a fake runner, so all are fresh), next to a process that only runs `json.load` on the same "
+         "manifest. *Warm*: dbtassets' compact manifest extract (`target/dbtassets-manifest.cache`) is present. "
+         "*Cache deleted*: it is deleted before each run, so the manifest JSON is parsed, which is what the "
+         "first command after every `dbt parse` pays. The OS page cache is warm in both."),
+    Step("watch", "Watch latency", ("bench_watch.py", "--landings", "15"),
+         "`dbtassets watch` on a fresh copy of `example_project`: order batches land one at a time (atomic "
+         "rename), and each is timed from the rename to `fact_sales` recorded as materialized; in the same run, "
+         "`dbt build --select stg_orders+` as a subprocess, a watcher with the other runner, and the idle watcher."),
+    Step("fingerprint", "Semantic versions: cost and effect",
+         ("bench_fingerprint.py", "--models", "5000", "--repeat", "5"),
+         "A real `dbt compile` of the 5,000-model project, every model's SQL fingerprinted in-process; then "
+         "`dbtassets status --no-observe` on three state stores, interleaved: (b) checksum code versions, (a) "
+         "semantic versions, (c) semantic versions with every model moved (each fingerprint looked up in the "
+         "cache); then six edits, each alone, listed by `dbt ls --select state:modified+` and by "
+         "`dbtassets plan --against`."),
+    Step("faults", "Fault tests", ("pytest",), "The figures that the fault tests print."),
+    Step("scale", "Scale", ("bench_scale.py", "--sizes", "1000,5000,20000,5000:2000", "--repeat", "5", "--snapshot"),
+         "`status`, `sync --dry-run` (after 1% of the sources got a new file) and a watcher as whole processes "
+         "on synthetic projects of 1,000 to 20,000 models, with wall time, CPU time and peak RSS. Its `status` "
+         "runs through a small intermediate process that measures the child's peak RSS, and imports the "
+         "committed code (`--snapshot`); the `status` table above runs the venv's console script directly, so "
+         "the two 5,000-model figures differ by that harness, not by the code."),
+)
+
+
+def git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout.strip()
+
+
+def environment() -> dict[str, Any]:
+    def version(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "?"
+
+    return {
+        "revision": git("rev-parse", "--short", "HEAD"),
+        "uncommitted": bool(git("status", "--porcelain", "--", "dbtassets", "benchmarks", "tests")),
+        "started": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "dbt-core": version("dbt-core"), "dbt-duckdb": version("dbt-duckdb"), "python": platform.python_version(),
+        "cores": os.cpu_count(), "platform": platform.platform(), "load_start": os.getloadavg()[0],
+    }
+
+
+def run_step(step: Step, out: Path) -> dict[str, Any]:
+    argv = [a.replace("{json}", str(out / f"{step.name}.json")) for a in step.command()]
+    load = os.getloadavg()[0]
+    started = time.monotonic()
+    print(f"[run_all] {step.name}: {shlex.join(argv)}", flush=True)
+    with (out / f"{step.name}.log").open("w") as log:
+        done = subprocess.run(argv, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, text=True,
+                              env={**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"})
+    record = {"command": shlex.join(["python", *argv[1:]]).replace(str(REPO) + "/", "").replace(str(out), "OUT"),
+              "exit_code": done.returncode, "minutes": (time.monotonic() - started) / 60, "load_before": load,
+              "load_after": os.getloadavg()[0]}
+    print(f"[run_all] {step.name}: exit {done.returncode} in {record['minutes']:.1f} min", flush=True)
+    return record
+
+
+def latest() -> Path:
+    runs = sorted(p for p in RESULTS.iterdir() if p.is_dir() and (p / "run.json").exists()) if RESULTS.exists() else []
+    if not runs:
+        raise SystemExit("no earlier run under benchmarks/.work/run_all: run without --render first")
+    return runs[-1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="+", choices=[s.name for s in STEPS], help="run only these steps")
+    parser.add_argument("--render", action="store_true", help="only write the docs, from the latest run")
+    args = parser.parse_args()
+    if args.render:
+        render(latest())
+        return
+    env = environment()
+    out = RESULTS / f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{env['revision']}"
+    out.mkdir(parents=True)
+    steps: dict[str, Any] = {}
+    if args.only:  # the other steps' results come from the latest full run, and say so
+        base = latest()
+        previous = json.loads((base / "run.json").read_text())
+        for name, record in previous["steps"].items():
+            if name not in args.only:
+                for suffix in (".json", ".log"):
+                    if (base / f"{name}{suffix}").exists():
+                        (out / f"{name}{suffix}").write_bytes((base / f"{name}{suffix}").read_bytes())
+                steps[name] = {**record, "from_run": record.get("from_run", base.name)}
+    for step in STEPS:
+        if args.only and step.name not in args.only:
+            continue
+        steps[step.name] = run_step(step, out)
+        (out / "run.json").write_text(json.dumps({"environment": env, "steps": steps}, indent=1))
+    env["load_end"] = os.getloadavg()[0]
+    (out / "run.json").write_text(json.dumps({"environment": env, "steps": steps}, indent=1))
+    failed = [name for name, record in steps.items() if record["exit_code"] != 0]
+    if failed:
+        raise SystemExit(f"[run_all] steps failed: {', '.join(failed)}; see their logs in {out}; docs not written")
+    render(out)
+
+
+# -- rendering ------------------------------------------------------------------------------
+
+
+def report_of(log: str, name: str) -> str:
+    """The part of a benchmark's output that is its report (headings and tables), without file paths."""
+    lines = log.splitlines()
+    starts = {"watch": "Command: `"}.get(name, "## ")
+    begin = next((i for i, line in enumerate(lines) if line.startswith(starts)), None)
+    if begin is None:
+        raise SystemExit(f"[run_all] no report found in the {name} log")
+    kept = []
+    for line in lines[begin:]:
+        if line.startswith(("wrote ", "raw samples written", "scratch directory")):
+            continue
+        if line.startswith("## "):
+            line = "#" + line  # one level down, under the section's own heading
+        kept.append(line)
+    return "\n".join(kept).strip()
+
+
+def render(run: Path) -> None:
+    meta = json.loads((run / "run.json").read_text())
+    env, steps = meta["environment"], meta["steps"]
+    summary = (f"revision `{env['revision']}`{' (with uncommitted changes)' if env['uncommitted'] else ''}, "
+               f"dbt-core {env['dbt-core']}, dbt-duckdb {env['dbt-duckdb']}, Python {env['python']}, "
+               f"{env['cores']} cores, started {env['started']}")
+    parts = [
+        "# Performance: the evidence",
+        "",
+        "Every figure on this page was written by one run of `benchmarks/run_all.py`, which runs each",
+        "benchmark below and pastes what it printed; nothing here is typed by hand. Rerun it to check",
+        "any figure. The machine is shared and noisy: the load average before and after each step is",
+        "given with it, and every timing is a median over interleaved rounds. Timed tests are not used.",
+        "",
+        f"This run: {summary}.",
+    ]
+    for name in ("status", "watch", "fingerprint", "scale", "dagster"):  # the page's order, not the run's
+        step = next(s for s in STEPS if s.name == name)
+        record = steps.get(name)
+        if record is None:
+            continue
+        origin = f" (from the earlier run {record['from_run']})" if "from_run" in record else ""
+        parts += ["", f"## {step.title}", "", step.about, "",
+                  f"`{record['command']}`: {record['minutes']:.1f} min, load {record['load_before']:.1f} before, "
+                  f"{record['load_after']:.1f} after{origin}.", "",
+                  report_of((run / f"{step.name}.log").read_text(), step.name)]
+    (REPO / "docs" / "performance.md").write_text("\n".join(parts) + "\n")
+    replace_block(REPO / "README.md", readme_block(run, summary))
+    if "faults" in steps:
+        replace_block(REPO / "docs" / "reliability.md", faults_block(run, summary))
+    print(f"[run_all] wrote docs/performance.md and the figures in README.md from {run}", flush=True)
+
+
+def replace_block(path: Path, block: str) -> None:
+    text = path.read_text()
+    if BEGIN not in text or END not in text:
+        raise SystemExit(f"[run_all] {path} has no {BEGIN} … {END} block to fill")
+    head, rest = text.split(BEGIN, 1)
+    path.write_text(f"{head}{BEGIN}\n{block}\n{END}{rest.split(END, 1)[1]}")
+
+
+def _load(run: Path, name: str) -> Any:
+    path = run / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def readme_block(run: Path, summary: str) -> str:
+    rows = []
+    watch = _load(run, "watch")
+    if watch:
+        latency = statistics.median(x["latency"] for x in watch["watch"]["landings"])
+        rows.append(("file landed → `fact_sales` rebuilt and recorded, `watch` on example_project (median)",
+                     f"{latency:.2f} s"))
+        idle = watch["watch"]["idle"]
+        rows.append(("idle watcher", f"{idle['cpu_percent']:.1f} % of one core, {idle['rss_mib']:.0f} MiB"))
+    status = _load(run, "status")
+    if status:
+        by_name = {r["variant"]: r["median"] for r in status["results"]}
+        warm = next(v for k, v in by_name.items() if k.startswith("dbtassets status (warm"))
+        alone = by_name["json.load"]
+        rows.append((f"`dbtassets status`, 5,000 models (json.load of the manifest alone: {alone:.2f} s)",
+                     f"{warm:.2f} s"))
+    scale = _load(run, "scale")
+    if scale:
+        for result in scale["results"]:
+            if result["models"] == 20000:
+                rows.append((f"`dbtassets status`, 20,000 models, {result['sources']:,} sources",
+                             f"{result['summary']['status_s']:.2f} s"))
+    dagster = _load(run, "dagster")
+    if dagster:
+        medians = {v["name"]: statistics.median(v["samples"]) for v in dagster["variants"]}
+        rows.append(("a process building Dagster's asset graph of the 5,000 models (dagster-dbt)",
+                     f"{medians['dagster: asset graph']:.2f} s"))
+        ls = next(v for k, v in medians.items() if k.startswith("dbt ls"))
+        rows.append(("`dbt ls --select state:modified+ source_status:fresher+` on them", f"{ls:.2f} s"))
+        rows.append(("`dbtassets status` on them, in the same interleaved rounds",
+                     f"{medians['dbtassets status']:.2f} s"))
+    lines = ["| measured | value |", "|---|---:|", *(f"| {a} | {b} |" for a, b in rows), "",
+             f"From one run of `benchmarks/run_all.py`: {summary}."]
+    return "\n".join(lines)
+
+
+def faults_block(run: Path, summary: str) -> str:
+    log = (run / "faults.log").read_text()
+    kills = re.search(r"^20 kills: .*$", log, re.M)
+    storm = re.search(r"^storm: .*$", log, re.M)
+    lines = [f"Figures printed by the fault tests in one run of `benchmarks/run_all.py` ({summary}):", ""]
+    lines += [f"- `{m.group(0).strip()}`" for m in (kills, storm) if m is not None]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
