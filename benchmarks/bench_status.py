@@ -244,6 +244,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the numbers to PATH as JSON")
     parser.add_argument("--policies", action="store_true",
                         help="a project with dbt freshness policies on every model and source (synth_<N>_policies)")
+    parser.add_argument("--with-policies", action="store_true",
+                        help="also time status on synth_<N>_policies (the same project with build_after on every "
+                             "model and warn/error_after on every source), interleaved with the rest")
     args = parser.parse_args(argv)
     if args.models < 1 or args.repeat < 1:
         parser.error("--models and --repeat must be at least 1")
@@ -262,6 +265,17 @@ def main(argv: list[str] | None = None) -> None:
         print(f"populating the state store {state} with a fake build (no dbt build runs) ...", flush=True)
         info = populate_state(project_dir, state)
         print(f"fake build of {info['built']} assets recorded in {info['seconds']:.1f}s", flush=True)
+        extra: list[Variant] = []
+        if args.with_policies and not args.policies:
+            policed = ensure_project(args.models, args.sources, args.seeds, args.snapshots, policies=True)
+            policed_state = Path(scratch) / "state-policies.db"
+            populate_state(policed, policed_state)
+            policed_status = [str(cli), "--project-dir", str(policed), "--state", str(policed_state), "status"]
+            extra = [Variant("dbtassets status (warm cache), policies on every model", policed_status),
+                     Variant("dbtassets status --no-observe (warm cache), policies on every model",
+                             [*policed_status, "--no-observe"])]
+            for variant in extra:
+                run_once(variant, policed / "target" / CACHE_NAME, env)  # writes that project's cache
 
         status = [str(cli), "--project-dir", str(project_dir), "--state", str(state), "status"]
         variants = [
@@ -269,6 +283,7 @@ def main(argv: list[str] | None = None) -> None:
             Variant("dbtassets status (warm cache)", status),
             Variant("dbtassets status (cold: cache deleted)", status, drop_cache=True),
             Variant("dbtassets status --no-observe (warm cache)", [*status, "--no-observe"]),
+            *extra,
             Variant("python -c pass", [sys.executable, "-c", "pass"]),
         ]
         check = subprocess.run(status, env=env, capture_output=True, text=True)

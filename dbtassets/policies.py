@@ -24,6 +24,7 @@ last new data was observed (the latest observation that changed its data version
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
@@ -31,7 +32,7 @@ from enum import Enum
 
 from dbtassets.errors import ManifestError
 from dbtassets.graph import AssetGraph
-from dbtassets.manifest import Period, UniqueId
+from dbtassets.manifest import FreshnessConfig, Period, UniqueId
 from dbtassets.staleness import AssetStatus, Reason, ReasonCode, Status
 
 _PERIOD_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
@@ -82,11 +83,16 @@ class BuildAfter:
     def seconds(self) -> float:
         return self.every.seconds if self.every is not None else 0.0
 
-    def describe(self) -> str:
+    @functools.cached_property
+    def text(self) -> str:
+        """``build_after 1h``, ``build_after 1h, updates_on: all``, ``updates_on: all``."""
         parts = [f"build_after {self.every.label}"] if self.every is not None else []
         if self.updates_on is UpdatesOn.ALL or not parts:
             parts.append(f"updates_on: {self.updates_on.value}")
         return ", ".join(parts)
+
+    def describe(self) -> str:
+        return self.text
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = self.every.to_json() if self.every is not None else {}
@@ -129,15 +135,22 @@ class Policies:
         build_after: dict[UniqueId, BuildAfter] = {}
         slas: dict[UniqueId, SourceSla] = {}
         problems: list[str] = []
+        # Most models share a few configs (set per project or folder): one value per distinct config.
+        models_seen: dict[FreshnessConfig, BuildAfter] = {}
+        sources_seen: dict[FreshnessConfig, SourceSla] = {}
         for uid, node in graph.assets.items():
             config = node.freshness
             if config is None:
                 continue
             try:
                 if node.resource_type == "model" and config.updates_on:
-                    build_after[uid] = BuildAfter(_interval(config.build_after), UpdatesOn(config.updates_on))
+                    if config not in models_seen:
+                        models_seen[config] = BuildAfter(_interval(config.build_after), UpdatesOn(config.updates_on))
+                    build_after[uid] = models_seen[config]
                 elif node.resource_type == "source" and (config.warn_after or config.error_after):
-                    slas[uid] = SourceSla(_interval(config.warn_after), _interval(config.error_after))
+                    if config not in sources_seen:
+                        sources_seen[config] = SourceSla(_interval(config.warn_after), _interval(config.error_after))
+                    slas[uid] = sources_seen[config]
             except ValueError as exc:
                 problems.append(f"{node.display_name} ({node.path}): {exc}")
         if problems:
@@ -231,15 +244,18 @@ def apply(graph: AssetGraph, statuses: Mapping[UniqueId, AssetStatus], policies:
     return Verdict(annotated, plan, late)
 
 
+@functools.lru_cache(maxsize=4096)
 def _stamp(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+@functools.lru_cache(maxsize=4096)  # a large project's builds share a few timestamps: parse each once
 def parse_time(text: str) -> datetime:
     """A state-store timestamp (``2026-11-25T09:10:03.123Z``) as an aware datetime."""
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+@functools.lru_cache(maxsize=4096)
 def show_time(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
