@@ -241,3 +241,13 @@ def test_a_source_past_error_after_is_late_and_recovers_when_data_lands() -> Non
     history.land(ORDERS, 126)
     assert lateness(policies, history.statuses(), at(127)) == {}
     assert statuses[ORDERS].status is Status.FRESH
+
+
+def test_a_code_change_in_a_waiting_child_releases_its_held_parent_so_both_build_with_the_new_data() -> None:
+    history = History(graph({FACT: hourly(), DIM: FreshnessConfig((4, "hour"), "any")}))
+    history.everything_built(0)
+    history.land(ORDERS, 10)
+    assert waiting(history.schedule(30)) == {"stg_orders", "fact_sales", "dim_customer"}
+    plan = history.schedule(30, code={FACT: "edited"})
+    assert due(plan) == {"stg_orders", "fact_sales"}  # not fact_sales from 09:00's orders alone
+    assert plan.decisions[DIM].due_at == at(240)
