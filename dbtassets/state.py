@@ -90,6 +90,10 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX materializations_by_target ON materializations (target, status, unique_id, id);
         CREATE INDEX observations_by_target ON observations (target, unique_id, id);
     """),
+    # When an observer last read the source, even if it saw the same data version (a query's `every:`).
+    ("0005_observation_checked_at", """
+        ALTER TABLE observations ADD COLUMN checked_at TEXT;
+    """),
 )
 # Needs the profile's default target, known only when a project opens the store: records made
 # before targets existed were built for the target dbt used by default.
@@ -305,6 +309,15 @@ class StateStore:
                 (SHARED, self.target))
         }
 
+    def last_checked(self, kind: str) -> dict[UniqueId, str]:
+        """When each source was last read by an observer of ``kind`` (whether or not its data had moved)."""
+        return {
+            UniqueId(uid): at for uid, at in self._query(
+                "SELECT o.unique_id, COALESCE(o.checked_at, o.observed_at) FROM observations o "
+                "JOIN (SELECT MAX(id) AS id FROM observations WHERE kind = ? AND target = ? GROUP BY unique_id) "
+                "USING (id)", (kind, self._scope(kind)))
+        }
+
     def latest_observation_id(self, kind: str) -> int:
         """The id of the newest observation of ``kind`` (0 if none): a cheap "anything new?" probe."""
         return int(self._query("SELECT COALESCE(MAX(id), 0) FROM observations WHERE kind = ? AND target = ?",
@@ -376,9 +389,10 @@ class StateStore:
         """
         scope = self._scope(kind)
         with self.transaction() as db:
-            row = db.execute("SELECT data_version FROM observations WHERE unique_id = ? AND kind = ? AND target = ? "
-                             "ORDER BY id DESC LIMIT 1", (uid, kind, scope)).fetchone()
+            row = db.execute("SELECT data_version, id FROM observations WHERE unique_id = ? AND kind = ? "
+                             "AND target = ? ORDER BY id DESC LIMIT 1", (uid, kind, scope)).fetchone()
             if row is not None and row[0] == version:
+                db.execute("UPDATE observations SET checked_at = ? WHERE id = ?", (at, row[1]))
                 return False
             db.execute("INSERT INTO observations (unique_id, observed_at, data_version, kind, detail, target) "
                        "VALUES (?, ?, ?, ?, ?, ?)",

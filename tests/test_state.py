@@ -184,6 +184,16 @@ def test_records_made_before_targets_are_filed_under_the_default_target(tmp_path
         assert set(dev.view().last_success) == {A}
         assert set(dev.latest_observations()) == {S, UniqueId("source.p.q")}
     with sqlite3.connect(path) as db:
-        assert [r[0] for r in db.execute("select name from migrations order by name")][-2:] == [
-            "0003_targets", "0004_old_records_to_default_target"]
+        assert [r[0] for r in db.execute("select name from migrations order by name")][2:] == [
+            "0003_targets", "0004_old_records_to_default_target", "0005_observation_checked_at"]
     db.close()
+
+
+def test_an_unchanged_observation_records_when_it_was_checked(tmp_path: Path) -> None:
+    with StateStore.open(tmp_path / "state.db", target=DEV, default_target=DEV) as store:
+        q = UniqueId("source.p.q")
+        assert store.record_observation(q, "q1", "query", "t1")
+        assert not store.record_observation(q, "q1", "query", "t2")  # the same watermark: no new version...
+        assert store.latest_observations()[q] == Version("q1", "t1")
+        assert store.last_checked("query") == {q: "t2"}  # ...but a fresh look at it
+        assert store.last_checked("files") == {}
