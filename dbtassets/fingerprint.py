@@ -6,9 +6,8 @@ and a change of meaning always does. On top of that:
 
 - :func:`classify` tells a *non-breaking* change (only new output columns; the existing columns
   and the row set untouched) from a breaking one;
-- :func:`columns_read` says which columns a model's SQL may read (conservatively: every column
-  name it mentions, or "all" when it selects ``*``), so a downstream model that does not read
-  the new columns can stay fresh;
+- :mod:`dbtassets.lineage` says which columns a model's SQL may read, so a downstream model
+  that does not read the new columns can stay fresh;
 - :func:`undeclared_reads` finds tables and files the SQL reads that no ``ref``/``source`` declared.
 
 sqlglot costs ~80 ms to import, so this module is only imported when something must be parsed.
@@ -18,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import sqlglot
 from sqlglot import exp
@@ -59,17 +58,6 @@ class Change:
             return f"breaking{': ' + self.detail if self.detail else ''}"
         names = ", ".join(f"`{c}`" for c in self.added_columns)
         return f"non-breaking: added column{'s' if len(self.added_columns) > 1 else ''} {names}"
-
-
-@dataclass(frozen=True)
-class Reads:
-    """The columns a model's SQL may read: ``everything`` when it selects ``*``."""
-
-    columns: frozenset[str] = field(default_factory=frozenset)
-    everything: bool = False
-
-    def any_of(self, columns: Collection[str]) -> bool:
-        return self.everything or bool(self.columns & {c.lower() for c in columns})
 
 
 def parse(sql: str, dialect: str | None) -> exp.Expr:
@@ -231,20 +219,6 @@ def _without_projections(select: exp.Select, dialect: str | None) -> str:
     copy = select.copy()
     copy.set("expressions", [exp.Star()])
     return copy.sql(dialect=dialect, normalize=True, comments=False)
-
-
-def columns_read(sql: str, dialect: str | None) -> Reads:
-    """Every column name ``sql`` mentions (a safe over-estimate), or everything if it selects ``*``."""
-    try:
-        tree = parse(sql, dialect)
-    except (SqlglotError, ValueError, RecursionError):
-        return Reads(everything=True)
-    for star in tree.find_all(exp.Star):
-        if not isinstance(star.parent, exp.Count | exp.Func):  # count(*) reads no column
-            return Reads(everything=True)
-    if any(column.is_star for column in tree.find_all(exp.Column)):
-        return Reads(everything=True)
-    return Reads(frozenset(column.name.lower() for column in tree.find_all(exp.Column)))
 
 
 def undeclared_reads(sql: str, dialect: str | None, declared: Collection[str]) -> list[str]:

@@ -61,6 +61,7 @@ class CodeVersioner:
         self.store = store
         self.runner = runner
         self.log = log
+        self._outputs: dict[UniqueId, list[str] | None] = {}  # output_columns, for this load of the project
 
     @cached_property
     def dialect(self) -> str | None:
@@ -154,12 +155,45 @@ class CodeVersioner:
         return self.store.compiled_sql(entry.sql_hash) if entry and entry.sql_hash else None
 
     def reads(self, child: UniqueId, parent: UniqueId, columns: frozenset[str]) -> bool:
-        """Whether ``child``'s SQL (as last compiled) may read any of ``columns``; True when unknown."""
-        from dbtassets.fingerprint import columns_read
+        """Whether ``child``'s SQL (as last compiled) may read any of ``columns``; True when unknown.
+
+        Its stars are expanded over the output columns of the models it reads (see :mod:`dbtassets.lineage`).
+        """
+        from dbtassets.lineage import columns_read
 
         node = self.graph.assets[child]
         sql = self.sql_of(child, node.code_version) if node.resource_type == "model" else None
-        return sql is None or columns_read(sql, self.dialect).any_of(columns)
+        return sql is None or columns_read(sql, self.dialect, self._input_columns(child)).any_of(columns)
+
+    def output_columns(self, uid: UniqueId) -> list[str] | None:
+        """The columns a model outputs now, from its compiled SQL (stars expanded); None when unknown."""
+        if uid not in self._outputs:
+            from dbtassets.lineage import output_columns
+
+            self._outputs[uid] = None  # guards against a (dbt-invalid) cycle
+            node = self.manifest.nodes[uid]
+            sql = self.sql_of(uid, node.code_version) if node.resource_type in ("model", "snapshot") else None
+            if sql is not None:
+                self._outputs[uid] = output_columns(sql, self.dialect, self._input_columns(uid))
+        return self._outputs[uid]
+
+    def _input_columns(self, uid: UniqueId) -> dict[str, list[str]]:
+        """The relations a model reads (through the ephemeral models it inlines) and their known columns."""
+        nodes = self.manifest.nodes
+        schema: dict[str, list[str]] = {}
+        stack, seen = list(nodes[uid].depends_on), set()
+        while stack:
+            dep = stack.pop()
+            if dep in seen or dep not in nodes:
+                continue
+            seen.add(dep)
+            if nodes[dep].is_ephemeral:
+                stack.extend(nodes[dep].depends_on)
+            elif nodes[dep].relation_name:
+                columns = self.output_columns(dep)
+                if columns:
+                    schema[nodes[dep].relation_name] = columns
+        return schema
 
     def plan_against(self, other_path: Path) -> Impact:
         """What deploying this project over the one ``other_path`` describes would make stale, and why.
@@ -216,7 +250,7 @@ class CodeVersioner:
         view = StateView(successes, {}, observations)
 
         def reads(child: UniqueId, parent: UniqueId, columns: frozenset[str]) -> bool:
-            from dbtassets.fingerprint import columns_read
+            from dbtassets.lineage import columns_read
 
             sql = current_sql.get(child) or other_sql.get(child)
             return sql is None or columns_read(sql, self.dialect).any_of(columns)

@@ -153,3 +153,69 @@ def test_the_grammar_reaches_non_breaking_changes(old: str, new: str) -> None:
 def test_changes_that_may_move_rows_are_breaking(old: str, new: str, why: str) -> None:
     change = classify(old, new, D)
     assert change.breaking and why in change.detail, change.detail
+
+
+IMPORTS = ["*", "distinct *", "* exclude (b)", "*, a + 1 as a1"]
+MIDDLES = ["", "select * from src", "select id, a from src", "select * from src union select * from src",
+           "select * from src where a > 1", "select * from src group by all"]
+FINALS = ["*", "id, a", "count(*) as n_rows", "distinct a", "a, count(*) as c", "id, row_number() over "
+          "(partition by a order by id) as r"]
+
+
+@st.composite
+def readers(draw: st.DrawFn) -> str:
+    """A downstream model in dbt's idiom: an import CTE selecting `*` from {rel}, maybe another CTE, a final select."""
+    sql = f"with src as (select {draw(st.sampled_from(IMPORTS))} from {{rel}})"
+    middle = draw(st.sampled_from(MIDDLES))
+    last = "src"
+    if middle:
+        sql += f", mid as ({middle})"
+        last = "mid"
+    final = draw(st.sampled_from(FINALS))
+    sql += f" select {final} from {last}"
+    if "count(*) as c" in final:
+        sql += " group by a"
+    return sql
+
+
+PARENT_ROWS = st.lists(st.tuples(st.integers(0, 4), st.none() | st.integers(0, 2), st.integers(0, 2),
+                                 st.integers(0, 3)), max_size=8)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(readers(), PARENT_ROWS)
+def test_a_column_a_model_does_not_read_cannot_change_it(db: duckdb.DuckDBPyConnection, sql: str,
+                                                        rows: list[tuple[Any, ...]]) -> None:
+    """Whenever lineage says a model does not read the new column `n`, it gives the same result without it."""
+    from dbtassets.lineage import columns_read
+
+    reads = columns_read(sql.format(rel='"db"."main"."parent"'), D, {'"db"."main"."parent"': ["id", "a", "b", "n"]})
+    if reads.any_of({"n"}):
+        return
+    db.execute("create or replace table old_parent (id integer, a integer, b integer)")
+    db.execute("create or replace table new_parent (id integer, a integer, b integer, n integer)")
+    if rows:
+        db.executemany("insert into old_parent values (?, ?, ?)", [r[:3] for r in rows])
+        db.executemany("insert into new_parent values (?, ?, ?, ?)", rows)
+    try:
+        old = db.execute(sql.format(rel="old_parent"))
+        old_names, before = [d[0] for d in old.description], old.fetchall()
+        new = db.execute(sql.format(rel="new_parent"))
+        new_names, after = [d[0] for d in new.description], new.fetchall()
+    except duckdb.Error:
+        return
+    assert new_names == old_names and Counter(map(repr, before)) == Counter(map(repr, after)), sql
+
+
+@pytest.mark.parametrize(("sql", "reads_new"), [
+    ("with src as (select * from {rel}) select id, a from src", False),
+    ("with src as (select * from {rel}), final as (select id from src) select * from final", False),
+    ("with src as (select distinct * from {rel}) select id from src", True),
+    ("with src as (select * from {rel}) select * from src", True),
+    ("with src as (select * from unknown_table) select id from src", True),
+])
+def test_lineage_sees_through_import_ctes(sql: str, reads_new: bool) -> None:
+    from dbtassets.lineage import columns_read
+
+    relation = '"db"."main"."parent"'
+    assert columns_read(sql.format(rel=relation), D, {relation: ["id", "a", "n"]}).any_of({"n"}) is reads_new

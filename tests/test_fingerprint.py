@@ -8,7 +8,8 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dbtassets.fingerprint import Reads, changed_ctes, classify, columns_read, fingerprint, undeclared_reads
+from dbtassets.fingerprint import changed_ctes, classify, fingerprint, undeclared_reads
+from dbtassets.lineage import Reads, columns_read
 
 D = "duckdb"
 COLUMNS = ["order_id", "customer_id", "amount", "quantity", "product"]

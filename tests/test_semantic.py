@@ -83,11 +83,17 @@ def test_an_added_column_read_downstream_rebuilds_the_model_and_that_reader(buil
     assert stale(built) == {}
 
 
-def test_select_star_downstream_counts_as_reading_the_new_column(built: Path) -> None:
+def test_select_star_downstream_counts_as_reading_the_new_column_unless_an_import_cte_drops_it(built: Path) -> None:
     (built / "models/marts/orders_all.sql").write_text("select * from {{ ref('stg_orders') }}\n")
+    (built / "models/marts/orders_import.sql").write_text(
+        "with orders as (select * from {{ ref('stg_orders') }}),\n"
+        "final as (select order_id, quantity * unit_price as total from orders)\n"
+        "select * from final\n")
     assert dbtassets(built, "sync").returncode == 0
     edit(built, STG_ORDERS, "as unit_price\n", "as unit_price,\n    cast(0 as decimal(10, 2)) as discount\n")
-    assert set(stale(built)) == {"stg_orders", "orders_all"}
+    reasons = stale(built)
+    assert set(reasons) == {"stg_orders", "orders_all"}
+    assert "orders_import" in reasons["stg_orders"][0]  # named among the models that do not read it
 
 
 def test_a_macro_change_reaches_the_models_whose_compiled_sql_it_changes(built: Path) -> None:
