@@ -18,6 +18,7 @@ import click
 from dbtassets import render
 from dbtassets.engine import STATE_ENV, Options, Project, StatusReport, unobserved
 from dbtassets.errors import DbtAssetsError, Interrupted
+from dbtassets.project import repository_prefix
 from dbtassets.runner import Runner
 from dbtassets.savings import window_start
 
@@ -173,12 +174,19 @@ def lineage(ctx: click.Context, asset: str, direction: str | None, fmt: str) -> 
 
 
 def against_option(func: F) -> F:
-    return click.option("--against", type=click.Path(path_type=Path), default=None, metavar="MANIFEST",
-                        help="Compare with another manifest.json (e.g. production's) instead of the state: "
-                             "what would deploying this project make stale?")(func)
+    return click.option("--against", type=click.Path(path_type=Path), default=None, metavar="ARTIFACTS",
+                        help="Compare with what is deployed instead of the state: production's manifest.json, or "
+                             "the directory holding it, with compiled SQL (from `dbt compile` or `dbt build`). "
+                             "What would deploying this project make stale?")(func)
 
 
-def render_report(project: Project, report: StatusReport, fmt: str, ok: bool) -> None:
+def path_prefix_option(func: F) -> F:
+    return click.option("--path-prefix", default=None, metavar="PREFIX",
+                        help="Put before the project-relative file paths of --format github annotations "
+                             "(default: the project's directory relative to the git repository's top).")(func)
+
+
+def render_report(project: Project, report: StatusReport, fmt: str, ok: bool, path_prefix: str | None = None) -> None:
     """Stale and missing assets as text, JSON or GitHub annotations (status, check and plan)."""
     if fmt == "json":
         click.echo(render.to_json({
@@ -188,7 +196,8 @@ def render_report(project: Project, report: StatusReport, fmt: str, ok: bool) ->
             "unobserved": unobserved(report), "warnings": list(report.warnings),
             "notes": {project.graph.assets[u].display_name: n for u, n in report.notes.items()}}))
     elif fmt == "github":
-        click.echo(render.github_annotations(project.graph, report))
+        prefix = repository_prefix(project.dbt.directory) if path_prefix is None else path_prefix
+        click.echo(render.github_annotations(project.graph, report, prefix))
     else:
         click.echo(render.status_text(project.graph, report, show_all=False))
         for uid, note in report.notes.items():
@@ -200,9 +209,10 @@ def render_report(project: Project, report: StatusReport, fmt: str, ok: bool) ->
 @click.option("--no-observe", is_flag=True, help="Use the last recorded observations; read no source.")
 @against_option
 @format_option("text", "json", "github")
+@path_prefix_option
 @click.pass_context
 def check(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...], no_observe: bool,
-          against: Path | None, fmt: str) -> None:
+          against: Path | None, fmt: str, path_prefix: str | None) -> None:
     """Exit 1 if any selected asset is stale or missing (a CI gate); 0 if all are fresh.
 
     With --against MANIFEST, exit 1 if deploying the project over that manifest would make
@@ -218,17 +228,20 @@ def check(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...],
         fail(exc)
     warn(report.warnings)
     failing = project.needs_attention(report)
-    render_report(project, report, fmt, not failing)
+    render_report(project, report, fmt, not failing, path_prefix)
     ctx.exit(1 if failing else 0)
 
 
 @cli.command()
 @selection_options
-@click.option("--against", type=click.Path(path_type=Path), required=True, metavar="MANIFEST",
-              help="The manifest.json of what is deployed now (e.g. production's, from `dbt build`/`compile`).")
+@click.option("--against", type=click.Path(path_type=Path), required=True, metavar="ARTIFACTS",
+              help="What is deployed now: production's manifest.json with compiled SQL (from `dbt compile` or "
+                   "`dbt build`), or the directory holding it.")
 @format_option("text", "json", "github")
+@path_prefix_option
 @click.pass_context
-def plan(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...], against: Path, fmt: str) -> None:
+def plan(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...], against: Path, fmt: str,
+         path_prefix: str | None) -> None:
     """List what deploying this project over another manifest would make stale, and why.
 
     Semantic: reformatting changes nothing, and a change that only adds columns reaches only the
@@ -239,7 +252,7 @@ def plan(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...], 
         report = project.plan_against(against, select, exclude)
     except DbtAssetsError as exc:
         fail(exc)
-    render_report(project, report, fmt, not project.needs_attention(report))
+    render_report(project, report, fmt, not project.needs_attention(report), path_prefix)
 
 
 @cli.command()

@@ -82,6 +82,20 @@ class DbtProject:
         return changed
 
 
+def repository_prefix(directory: Path) -> str:
+    """``directory`` relative to the top of the git repository holding it (``transform/``), "" at or outside one.
+
+    Code review tools (GitHub annotations) name files from the repository's root, which is often
+    not the dbt project's directory. Found by looking for ``.git`` above, without running git.
+    """
+    directory = directory.resolve()
+    for top in (directory, *directory.parents):
+        if (top / ".git").exists():
+            relative = directory.relative_to(top).as_posix()
+            return "" if relative == "." else f"{relative}/"
+    return ""
+
+
 def load_project(directory: Path) -> DbtProject:
     """Read ``directory/dbt_project.yml``.
 

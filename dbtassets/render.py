@@ -130,8 +130,11 @@ def assets_text(graph: AssetGraph, report: StatusReport, sources: Mapping[Unique
     return table(rows, ["ASSET", "TYPE", "BUILT AS / OBSERVED BY", "STATUS", "UPSTREAM"])
 
 
-def github_annotations(graph: AssetGraph, report: StatusReport) -> str:
-    """One ``::error`` workflow command per asset that fails the check (``::notice`` for one not due yet)."""
+def github_annotations(graph: AssetGraph, report: StatusReport, prefix: str = "") -> str:
+    """One ``::error`` workflow command per asset that fails the check (``::notice`` for one not due yet).
+
+    ``prefix`` turns the project-relative paths dbt records into repository-relative ones.
+    """
     lines = []
     late = report.verdict.late if report.verdict is not None else {}
     for uid in report.selected:
@@ -143,7 +146,7 @@ def github_annotations(graph: AssetGraph, report: StatusReport) -> str:
         what = f"late ({late[uid].severity.value})" if uid in late else status.status.value
         title = _escape(f"{node.display_name} is {what}", prop=True)
         level = "error" if report.failing(uid) else "notice"
-        lines.append(f"::{level} file={_escape(node.path, prop=True)},title={title}::{message}")
+        lines.append(f"::{level} file={_escape(prefix + node.path, prop=True)},title={title}::{message}")
     lines.append(f"::notice title=dbtassets::{summary(report)}")
     return "\n".join(lines)
 

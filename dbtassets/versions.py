@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from dbtassets.errors import ManifestError
 from dbtassets.graph import BUILDABLE, AssetGraph
 from dbtassets.manifest import Manifest, UniqueId, compiled_sql, load_manifest
 from dbtassets.runner import Runner
@@ -204,10 +205,20 @@ class CodeVersioner:
         """
         from dbtassets.fingerprint import classify, fingerprint
 
+        if other_path.is_dir():  # a directory of artifacts, as `dbt compile --target-path DIR` writes it
+            other_path = other_path / "manifest.json"
         other = load_manifest(other_path.resolve())
         other_sql = compiled_sql(other_path.resolve())
         candidates = [uid for uid, node in self.graph.assets.items() if node.resource_type in ("model", "snapshot")
                       and uid in other.nodes and other.nodes[uid].code_version != node.code_version]
+        uncompiled = sorted(self.graph.assets[uid].display_name for uid in candidates if uid not in other_sql)
+        if uncompiled:
+            # Checksums would call a reformat a change: a gate that fails for nothing is soon ignored.
+            shown = ", ".join(uncompiled[:5]) + (f" and {len(uncompiled) - 5} more" if len(uncompiled) > 5 else "")
+            raise ManifestError(
+                f"{other_path}: has no compiled SQL for {shown}, which this project changes, so a reformat cannot "
+                "be told from a logic change; make that manifest with `dbt compile` (or keep the one `dbt build` "
+                "writes) on the deployed code and pass it, or its directory, to --against")
         current_sql = self.runner.compile(exact_selectors(self.graph, candidates)) if candidates else {}
         when = f"{other.generated_at or other_path} (the other manifest)"
         # The other manifest's assets, numbered as if each had been built once from the other's inputs.
@@ -230,8 +241,7 @@ class CodeVersioner:
             if uid in candidates:
                 old, new = other_sql.get(uid), current_sql.get(uid)
                 if old is None or new is None:
-                    notes[uid] = ("the other manifest has no compiled SQL for it (make it with `dbt compile`)"
-                                  if old is None else "could not compile it") + "; comparing file checksums"
+                    notes[uid] = "could not compile it; comparing file checksums"
                 else:
                     old_print = fingerprint(old, self.dialect, before.config_version, before.code_version)
                     new_print = fingerprint(new, self.dialect, node.config_version, node.code_version)
