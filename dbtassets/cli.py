@@ -16,6 +16,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from dbtassets import render
+from dbtassets.arguments import AnyOrderGroup
 from dbtassets.engine import STATE_ENV, Options, Project, StatusReport, unobserved
 from dbtassets.errors import DbtAssetsError, Interrupted
 from dbtassets.project import repository_prefix
@@ -51,7 +52,7 @@ def format_option(*choices: str, default: str = "text") -> Callable[[F], F]:
                         help="Output format.")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=AnyOrderGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="dbtassets")
 @click.option("--project-dir", type=click.Path(path_type=Path), envvar="DBT_PROJECT_DIR", default=".",
               show_default=True, help="The dbt project (env DBT_PROJECT_DIR).")
@@ -65,7 +66,20 @@ def format_option(*choices: str, default: str = "text") -> Callable[[F], F]:
 @click.pass_context
 def cli(ctx: click.Context, project_dir: Path, profiles_dir: Path | None, target: str | None,
         state_path: Path | None, manifest_path: Path | None) -> None:
-    """Keep a dbt project's data fresh: see what is stale and why, and rebuild exactly that."""
+    """Keep a dbt project's data fresh: see what is stale and why, and rebuild exactly that.
+
+    Options go before or after the command: `dbtassets status --target prod` works too.
+
+    \b
+    Exit codes:
+      0    success; for check: everything selected is fresh
+      1    check found stale or missing assets; sync (or watch --once) had a failed
+           model or test; lint found reads that no ref() or source() declares
+      2    bad usage, configuration, manifest or project, or a selector that
+           matches nothing (one line on stderr)
+      130  interrupted by Ctrl-C (SIGINT); a sync stops dbt and records its run
+      143  stopped by SIGTERM; watch exits 0 on either signal
+    """
     options = Options(project_dir, profiles_dir.resolve() if profiles_dir else None, target,
                       state_path.resolve() if state_path else None, manifest_path)
 
@@ -159,15 +173,16 @@ def why(ctx: click.Context, asset: str, no_observe: bool, fmt: str) -> None:
 
 @cli.command()
 @click.argument("asset")
-@click.option("--upstream", "direction", flag_value="upstream", help="Only what ASSET depends on.")
-@click.option("--downstream", "direction", flag_value="downstream", help="Only what depends on ASSET.")
+@click.option("--upstream", is_flag=True, help="What ASSET depends on (alone: only that; default: both ways).")
+@click.option("--downstream", is_flag=True, help="What depends on ASSET (alone: only that; default: both ways).")
 @format_option("tree", "mermaid", "dot", "json", default="tree")
 @click.pass_context
-def lineage(ctx: click.Context, asset: str, direction: str | None, fmt: str) -> None:
+def lineage(ctx: click.Context, asset: str, upstream: bool, downstream: bool, fmt: str) -> None:
     """Show an asset's upstream and downstream assets as a tree, Mermaid, Graphviz dot or JSON."""
     project = project_of(ctx)
     try:
-        root, graph = project.lineage(asset, upstream=direction != "downstream", downstream=direction != "upstream")
+        both = upstream == downstream  # neither flag, or both: both directions
+        root, graph = project.lineage(asset, upstream=upstream or both, downstream=downstream or both)
     except DbtAssetsError as exc:
         fail(exc)
     click.echo(render.lineage(graph, root, fmt))
@@ -457,6 +472,26 @@ def watch(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...],
     except DbtAssetsError as exc:
         fail(exc)
     ctx.exit(0 if ok or not once else 1)
+
+
+# One example per command, shown at the end of its --help (tests check that every command has one).
+_EXAMPLES = {
+    "assets": "dbtassets assets --select source:raw --format json",
+    "status": "dbtassets status --select tag:nightly --all",
+    "why": "dbtassets why fact_sales",
+    "lineage": "dbtassets lineage stg_orders --upstream --downstream --format mermaid",
+    "check": "dbtassets check --against prod-artifacts/ --format github",
+    "plan": "dbtassets plan --against prod-artifacts/manifest.json",
+    "lint": "dbtassets lint --select path:models/marts",
+    "observe": "dbtassets observe --select source:raw",
+    "report": "dbtassets report raw.orders --version batch-42 --note 'nightly load'",
+    "history": "dbtassets history fact_sales --limit 5",
+    "savings": "dbtassets savings --since 7d",
+    "sync": "dbtassets --target prod sync --select +fact_sales -- --threads 8",
+    "watch": "dbtassets watch --select tag:nightly --settle 2",
+}
+for _name, _example in _EXAMPLES.items():
+    cli.commands[_name].epilog = f"\b\nExample:\n  {_example}"
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -118,7 +118,7 @@ class SubprocessRunner:
         returncode, output = self._invoke(args)
         log_path = self.target.project.dbt_log
         if _mtime(results_path) == before:
-            tail = " / ".join(line.strip() for line in output[-3:] if line.strip()) or "no output"
+            tail = _tail(output, 3) or "no output"
             return BuildResult(display(args), returncode, (), log_path,
                                crashed=f"dbt exited with code {returncode} without writing run results: {tail}")
         return BuildResult(display(args), returncode, read_run_results(results_path), log_path)
@@ -126,7 +126,7 @@ class SubprocessRunner:
     def parse(self) -> None:
         returncode, output = self._invoke(["parse"])
         if returncode != 0:
-            tail = " / ".join(line.strip() for line in output[-5:] if line.strip())
+            tail = _tail(output, 5)
             raise RunnerError(
                 f"`dbt parse` failed with exit code {returncode} in {self.target.project.directory}: {tail}; "
                 f"see {self.target.project.dbt_log}"
@@ -148,7 +148,7 @@ class SubprocessRunner:
             out = Path(scratch) / "rows.json"
             returncode, output = self._invoke(["show", "--inline", sql, "--limit", "-1"], out=out)
             if returncode != 0 or not out.exists():
-                tail = " / ".join(line.strip() for line in output[-3:] if line.strip())
+                tail = _tail(output, 3)
                 raise ObservationError(f"the source query failed (dbt show exit code {returncode}): {tail}")
             rows: list[list[Any]] = json.loads(out.read_text())
             return rows
@@ -232,6 +232,24 @@ def read_run_results(path: Path) -> tuple[NodeResult, ...]:
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise RunnerError(f"{path}: cannot read dbt's run results ({exc}); see the dbt log") from None
+
+
+def _tail(output: Sequence[str], count: int) -> str:
+    """dbt's last lines, joined; a message dbt repeats (the exception, then "dbt could not run: …") once."""
+    kept: list[str] = []
+    for line in (line.strip() for line in output[-count:]):
+        if line:
+            kept = [k for k in kept if not _same_message(k, line)]
+            kept.append(line)
+    return " / ".join(kept)
+
+
+def _same_message(a: str, b: str) -> bool:
+    """Whether two lines end alike for most of the shorter one (their prefixes name who reported it)."""
+    common = 0
+    while common < min(len(a), len(b)) and a[-1 - common] == b[-1 - common]:
+        common += 1
+    return common >= 0.6 * min(len(a), len(b))
 
 
 def _mtime(path: Path) -> int | None:

@@ -82,6 +82,8 @@ def test_lineage_formats(project_dir: Path) -> None:
     assert lineage().splitlines() == ["stg_orders", "  upstream:", "    └ raw.orders (source)", "  downstream:",
                                       "    └ dim_customer (model)", "    └ fact_sales (model)"]
     assert lineage("--downstream").splitlines()[:2] == ["stg_orders", "  downstream:"]
+    assert lineage("--upstream").splitlines() == ["stg_orders", "  upstream:", "    └ raw.orders (source)"]
+    assert lineage("--upstream", "--downstream") == lineage()  # both flags: both directions, as without them
     dot = lineage("--format", "dot")
     assert '"stg_orders" [penwidth=3];' in dot and '"raw.orders" -> "stg_orders";' in dot
     document = json.loads(lineage("--format", "json"))
@@ -99,3 +101,40 @@ def test_assets_and_observe_text(project_dir: Path) -> None:
     assert observed[1].split()[:3] == ["raw.orders", "files", "new"]
     again = run_cli("--project-dir", str(project_dir), "observe").stdout.splitlines()
     assert again[1].split()[:3] == ["raw.orders", "files", "unchanged"]
+
+
+def test_every_command_has_an_example_and_the_help_lists_the_exit_codes() -> None:
+    runner = CliRunner()
+    for name in cli.commands:  # type: ignore[attr-defined]
+        shown = runner.invoke(cli, [name, "--help"]).output
+        assert re.search(rf"Example:\n +dbtassets .*\b{name}\b", shown), (name, shown)
+    shown = runner.invoke(cli, ["--help"]).output
+    for code in ("0 ", "1 ", "2 ", "130", "143"):
+        assert re.search(rf"^    {code}", shown, re.M), (code, shown)
+
+
+def test_options_go_before_or_after_the_command(project_dir: Path, tmp_path: Path) -> None:
+    expected = run_cli("--project-dir", str(project_dir), "--format", "json", "status", "--no-observe", "--all",
+                       cwd=tmp_path)
+    assert expected.returncode == 0, expected.stderr
+    assert json.loads(expected.stdout)["assets"]
+    after = run_cli("status", "--no-observe", "--all", "--format", "json", "--project-dir", str(project_dir),
+                    cwd=tmp_path)
+    assert (after.returncode, after.stdout) == (expected.returncode, expected.stdout)
+
+
+def test_a_target_missing_from_the_profile_is_one_message(project_dir: Path) -> None:
+    result = run_cli("--project-dir", str(project_dir), "--target", "staging", "status")
+    assert result.returncode == 2
+    assert result.stderr == (f"dbtassets: error: {project_dir}/profiles.yml: profile 'shopflow' has no target "
+                             "'staging'; its targets are dev, prod; pass one of them with --target\n")
+
+
+def test_without_profiles_yml_it_says_where_it_looked(project_dir: Path, tmp_path: Path) -> None:
+    (project_dir / "profiles.yml").unlink()
+    (project_dir / "target" / "manifest.json").unlink()  # so that dbt would have to parse
+    result = run_cli("--project-dir", str(project_dir), "status", env={"HOME": str(tmp_path)})
+    assert result.returncode == 2
+    assert result.stderr == (f"dbtassets: error: no profiles.yml: looked for {project_dir}/profiles.yml or "
+                             f"{tmp_path}/.dbt/profiles.yml; pass --profiles-dir DIR (or set DBT_PROFILES_DIR) to "
+                             "the directory that holds it\n")
