@@ -475,6 +475,9 @@ def test_a_file_appended_over_3s_is_never_built_half_written(project_dir: Path) 
                     land(project_dir, "orders_meanwhile.csv", 6_000)
                     (project_dir / "data/raw/customers/customers_meanwhile.csv").write_text(
                         "customer_id,name,country_code\n900,Meanwhile,NL\n")
+                    # The loader pauses, file open, until the customers batch is built (however loaded the
+                    # machine): a fixed 2 s was not always long enough for that build.
+                    watcher.wait_for("build_finished", lambda e: "stg_customers" in e["built"], timeout=120)
             last_append = datetime.now().astimezone()
         final = watcher.wait_for("build_finished", lambda e: "stg_orders" in e["built"])
 

@@ -168,3 +168,100 @@ def test_a_breaking_change_reaches_readers_whatever_columns_they_read() -> None:
                                 {STG: CodeChange(True, DISCOUNT, "breaking")}, reads_nothing_new)
     assert statuses[STG].impact is None
     assert codes(statuses, FACT) == ["upstream_stale"] and codes(statuses, DIM) == ["upstream_stale"]
+
+
+def reads_everything(child: UniqueId, parent: UniqueId, columns: frozenset[str]) -> bool:
+    return True
+
+
+def messages(statuses: dict[UniqueId, AssetStatus], uid: UniqueId) -> list[dict[str, str]]:
+    return [r.to_json() for r in statuses[uid].reasons]
+
+
+def test_every_reason_names_what_moved_and_when() -> None:
+    state = fresh_state()
+    moved = StateView(state.last_success, {STG: Failure(40, "t40", "boom")}, {SRC: Version("f2", "t99")})
+    statuses = compute_statuses(graph(), {**CODE, STG: "c-stg-2"}, moved, {SRC},
+                                {STG: CodeChange(True, description="breaking: existing columns changed")})
+    assert messages(statuses, STG) == [
+        {"code": "code_changed", "message": "code changed since the build at t10 (breaking: existing columns "
+                                           "changed) (code version c-stg → c-stg-2)"},
+        {"code": "upstream_updated", "upstream": SRC,
+         "message": "upstream raw.orders updated: new data observed at t99 (built from the version of t1)"},
+        {"code": "last_build_failed", "message": "last build failed at t40: boom"},
+    ]
+    assert messages(statuses, FACT) == [{"code": "upstream_stale", "upstream": STG, "message": "upstream stg is stale"}]
+
+
+def test_a_code_change_without_a_description_shows_both_versions() -> None:
+    statuses = compute_statuses(graph(), {**CODE, DIM: "0123456789abcdef"}, fresh_state(), {SRC})
+    assert messages(statuses, DIM) == [{"code": "code_changed", "message": "code changed since the build at t12 "
+                                                                          "(code version c-dim → 01234567)"}]
+
+
+def test_a_missing_upstream_and_a_new_input_are_named() -> None:
+    state = fresh_state()
+    successes = {STG: state.last_success[STG], FACT: built(11, "c-fact")}  # fact: built with no input recorded
+    statuses = compute_statuses(graph(), CODE, StateView(successes, {}, state.observations), {SRC})
+    assert messages(statuses, FACT) == [{"code": "upstream_updated", "upstream": STG,
+                                         "message": "upstream stg updated: rebuilt at t10 (a new input)"}]
+    assert messages(statuses, DIM) == [{"code": "never_materialized", "message": "never materialized"}]
+    assert statuses[DIM].status is Status.MISSING and statuses[DIM].needs_build
+    without_stg = compute_statuses(graph(), CODE, StateView({}, {}, state.observations), {SRC})
+    assert messages(without_stg, FACT)[1] == {"code": "upstream_missing", "upstream": STG,
+                                              "message": "upstream stg was never materialized"}
+
+
+def test_a_failure_before_the_last_success_is_history_and_a_missing_asset_that_failed_says_so() -> None:
+    state = fresh_state()
+    old = StateView(state.last_success, {STG: Failure(10, "t10", "same run")}, state.observations)
+    assert compute_statuses(graph(), CODE, old, {SRC})[STG].status is Status.FRESH
+    never = StateView({}, {STG: Failure(3, "t3", "boom")}, state.observations)
+    assert codes(compute_statuses(graph(), CODE, never, {SRC}), STG) == ["never_materialized", "last_build_failed"]
+
+
+def test_a_non_breaking_change_says_which_readers_do_not_read_it() -> None:
+    change = CodeChange(False, DISCOUNT, "non-breaking: added column `discount`")
+
+    def only_dim_reads(child: UniqueId, parent: UniqueId, columns: frozenset[str]) -> bool:
+        return child == DIM
+
+    one = compute_statuses(graph(), {**CODE, STG: "c-stg-2"}, fresh_state(), {SRC}, {STG: change}, only_dim_reads)
+    assert one[STG].reasons[0].message == ("code changed since the build at t10 (non-breaking: added column "
+                                           "`discount`; fact does not read it) (code version c-stg → c-stg-2)")
+    assert one[FACT].status is Status.FRESH and codes(one, DIM) == ["upstream_stale"]
+    both = compute_statuses(graph(), {**CODE, STG: "c-stg-2"}, fresh_state(), {SRC}, {STG: change},
+                            reads_nothing_new)
+    assert "(non-breaking: added column `discount`; fact, dim do not read it)" in both[STG].reasons[0].message
+    everyone = compute_statuses(graph(), {**CODE, STG: "c-stg-2"}, fresh_state(), {SRC}, {STG: change},
+                                reads_everything)
+    assert "(non-breaking: added column `discount`) " in everyone[STG].reasons[0].message
+    assert codes(everyone, FACT) == ["upstream_stale"] and codes(everyone, DIM) == ["upstream_stale"]
+
+
+def test_a_non_breaking_change_that_adds_no_column_reaches_no_reader() -> None:
+    statuses = compute_statuses(graph(), {**CODE, STG: "c-stg-2"}, fresh_state(), {SRC},
+                                {STG: CodeChange(False, frozenset(), "non-breaking")}, reads_everything)
+    assert statuses[STG].impact == frozenset()
+    assert statuses[FACT].status is Status.FRESH and statuses[DIM].status is Status.FRESH
+
+
+def test_a_rebuild_that_only_added_columns_reaches_only_their_readers() -> None:
+    state = fresh_state()
+    widened = Materialization(20, 2, "t20", "c-stg-2", {SRC: OBSERVED}, base="m10", added=DISCOUNT)
+    assert widened.data_version == Version("m20", "t20", "m10", DISCOUNT)
+    assert widened.data_version.base_value == "m10" and Version("m10", "t10").base_value == "m10"
+    view = StateView({**state.last_success, STG: widened}, {}, state.observations)
+    quiet = compute_statuses(graph(), {**CODE, STG: "c-stg-2"}, view, {SRC}, reads=reads_nothing_new)
+    assert {u: s.status for u, s in quiet.items() if u != SRC} == dict.fromkeys((STG, FACT, DIM), Status.FRESH)
+    loud = compute_statuses(graph(), {**CODE, STG: "c-stg-2"}, view, {SRC}, reads=reads_everything)
+    assert codes(loud, FACT) == ["upstream_updated"] and codes(loud, DIM) == ["upstream_updated"]
+    assert loud[FACT].reasons[0].message == "upstream stg updated: rebuilt at t20 (built from the version of t10)"
+
+
+def test_an_unobserved_source_says_how_to_observe_it() -> None:
+    statuses = compute_statuses(graph(), CODE, fresh_state(), set())
+    assert messages(statuses, SRC) == [{"code": "unobserved", "message": "no observer: declare files, query or "
+                                        "reported in dbtassets.yml; changes to this source are not detected"}]
+    assert statuses[SRC].status is Status.UNOBSERVED and not statuses[SRC].needs_build
+    assert statuses[SRC].data_version == OBSERVED  # what was seen before is still its version
