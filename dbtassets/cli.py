@@ -19,8 +19,9 @@ from dbtassets import render
 from dbtassets.arguments import AnyOrderGroup
 from dbtassets.engine import STATE_ENV, Options, Project, StatusReport, unobserved
 from dbtassets.errors import DbtAssetsError, Interrupted
+from dbtassets.progress import DbtProgress
 from dbtassets.project import repository_prefix
-from dbtassets.runner import Runner
+from dbtassets.runner import Runner, SubprocessRunner
 from dbtassets.savings import window_start
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -90,6 +91,9 @@ def cli(ctx: click.Context, project_dir: Path, profiles_dir: Path | None, target
         except DbtAssetsError as exc:
             fail(exc)
         ctx.call_on_close(project.close)
+        if sys.stderr.isatty() and isinstance(project.runner, SubprocessRunner):  # quiet when piped
+            progress = DbtProgress(lambda line: click.echo(click.style(line, dim=True), err=True))
+            project.runner.on_command, project.runner.on_line = progress.command, progress.line
         return project
 
     ctx.obj = open_project

@@ -107,9 +107,11 @@ def _quote(arg: str) -> str:
 class SubprocessRunner:
     """Run each dbt invocation in a fresh ``python`` child process."""
 
-    def __init__(self, target: DbtTarget, on_line: Callable[[str], None] | None = None) -> None:
+    def __init__(self, target: DbtTarget, on_line: Callable[[str], None] | None = None,
+                 on_command: Callable[[str], None] | None = None) -> None:
         self.target = target
         self.on_line = on_line
+        self.on_command = on_command  # told each dbt command as it starts, as display() shows it
 
     def build(self, selectors: Sequence[str], extra_args: Sequence[str] = ()) -> BuildResult:
         args = build_command(selectors, extra_args)
@@ -155,6 +157,8 @@ class SubprocessRunner:
 
     def _invoke(self, args: Sequence[str], out: Path | None = None) -> tuple[int, list[str]]:
         """Run dbt with ``args`` in a child; return its exit code and its output lines."""
+        if self.on_command is not None:
+            self.on_command(display(args))
         with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="dbtassets-", delete=False) as request:
             json.dump({"args": [*args, *self.target.common_args()], "out": str(out) if out else None}, request)
         env = dict(os.environ)
