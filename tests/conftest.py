@@ -20,6 +20,7 @@ import pytest
 from dbtassets.engine import Options, Project
 from dbtassets.manifest import UniqueId
 from dbtassets.runner import BuildResult, NodeResult, build_command, display
+from tests.pg import PostgresServer
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "example_project"
@@ -52,6 +53,33 @@ def project_dir(parsed_example: Path, tmp_path: Path) -> Path:
     target = tmp_path / "shopflow"
     shutil.copytree(parsed_example, target, symlinks=True)
     return target
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A private PostgreSQL server for the session; skips (fails under CI=true) where none can start."""
+    from tests.pg import PostgresServer, binaries
+
+    def unavailable(reason: str) -> None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; CI must run the PostgreSQL tests (install postgresql and psycopg)")
+        pytest.skip(reason)
+
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        unavailable('psycopg is not installed (pip install "dbtassets[postgres]")')
+    bin_dir = binaries()
+    if bin_dir is None:
+        unavailable("PostgreSQL is not installed here (no initdb on PATH or under /usr/lib/postgresql)")
+    assert bin_dir is not None
+    try:
+        server = PostgresServer.start(bin_dir)
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        unavailable(f"cannot start a private PostgreSQL server: {exc}")
+        raise
+    yield server
+    server.stop()
 
 
 @pytest.fixture(autouse=True)
