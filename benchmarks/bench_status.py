@@ -8,7 +8,11 @@ rotating order, so that machine noise falls on all of them alike:
 - ``status (warm)``: ``dbtassets status`` with the compact manifest cache in place;
 - ``status (cold)``: the same with the cache deleted before each run, so the JSON is parsed;
 - ``status --no-observe (warm)``: no source is read;
-- ``python -c pass``: bare interpreter start-up, for reference.
+- ``python -c pass``: bare interpreter start-up, for reference;
+- with ``--postgres``: ``status`` (warm) and ``status --no-observe`` (warm) again with the state
+  store on a PostgreSQL server on loopback (team mode), populated the same way. The server is a
+  private one started for the run, as the tests start it (tests/pg.py), unless
+  ``--postgres-url`` names one (its database must be empty).
 
 The state store is populated in-process with a fake dbt runner that reports every selected
 model, seed and snapshot as built successfully: no dbt build runs (building thousands of models
@@ -17,7 +21,7 @@ which is the common case for a project in steady state.
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_status.py [--models 5000] [--repeat 7] [--json out.json]
+    .venv/bin/python benchmarks/bench_status.py [--models 5000] [--repeat 7] [--json out.json] [--postgres]
 """
 
 from __future__ import annotations
@@ -53,6 +57,18 @@ WORK = HERE / ".work"
 # Written by dbtassets.manifest.load_manifest beside the manifest on the first load.
 CACHE_NAME = "dbtassets-manifest.cache"
 BASELINE = "json.load"
+PG = "dbtassets --state postgresql://… (loopback)"
+
+
+def start_postgres() -> Any:
+    """A private PostgreSQL server, started the way the tests start theirs."""
+    sys.path.insert(0, str(HERE.parent))
+    from tests.pg import PostgresServer, binaries
+
+    bin_dir = binaries()
+    if bin_dir is None:
+        raise SystemExit("--postgres: PostgreSQL is not installed here (no initdb); pass --postgres-url instead")
+    return PostgresServer.start(bin_dir)
 
 
 @dataclass
@@ -164,7 +180,7 @@ def ensure_project(models: int, sources: int | None, seeds: int | None, snapshot
     return project_dir
 
 
-def populate_state(project_dir: Path, state_path: Path) -> dict[str, Any]:
+def populate_state(project_dir: Path, state_path: Path | str) -> dict[str, Any]:
     """Record every buildable asset as materialized (fake build) and every source as observed."""
     runner = SuccessRunner()
     start = time.perf_counter()
@@ -247,6 +263,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--with-policies", action="store_true",
                         help="also time status on synth_<N>_policies (the same project with build_after on every "
                              "model and warn/error_after on every source), interleaved with the rest")
+    parser.add_argument("--postgres", action="store_true",
+                        help="also time status with the state store on a private PostgreSQL server on loopback")
+    parser.add_argument("--postgres-url", metavar="URL", help="with --postgres: use this (empty) database instead")
     args = parser.parse_args(argv)
     if args.models < 1 or args.repeat < 1:
         parser.error("--models and --repeat must be at least 1")
@@ -260,6 +279,7 @@ def main(argv: list[str] | None = None) -> None:
     env = {k: v for k, v in os.environ.items()
            if k not in ("DBTASSETS_STATE", "DBT_PROJECT_DIR", "DBT_PROFILES_DIR", "DBT_TARGET")}
 
+    server = None
     with tempfile.TemporaryDirectory(prefix="bench-status-") as scratch:
         state = Path(scratch) / "state.db"
         print(f"populating the state store {state} with a fake build (no dbt build runs) ...", flush=True)
@@ -276,6 +296,10 @@ def main(argv: list[str] | None = None) -> None:
                              [*policed_status, "--no-observe"])]
             for variant in extra:
                 run_once(variant, policed / "target" / CACHE_NAME, env)  # writes that project's cache
+        pg_url = args.postgres_url
+        if args.postgres and pg_url is None:
+            server = start_postgres()
+            pg_url = server.url(server.database("bench"))
 
         status = [str(cli), "--project-dir", str(project_dir), "--state", str(state), "status"]
         variants = [
@@ -286,11 +310,22 @@ def main(argv: list[str] | None = None) -> None:
             *extra,
             Variant("python -c pass", [sys.executable, "-c", "pass"]),
         ]
-        check = subprocess.run(status, env=env, capture_output=True, text=True)
-        if check.returncode != 0 or not cache.is_file():
-            raise SystemExit(f"dbtassets status failed or wrote no cache ({cache}):\n{check.stdout}{check.stderr}")
-        status_says = (check.stdout.strip().splitlines() or ["(no output)"])[-1]
-        time_variants(variants, args.repeat, cache, env)
+        try:
+            if args.postgres:
+                print("populating a PostgreSQL state store the same way ...", flush=True)
+                pg_info = populate_state(project_dir, pg_url)
+                print(f"fake build of {pg_info['built']} assets recorded in {pg_info['seconds']:.1f}s", flush=True)
+                pg_status = [str(cli), "--project-dir", str(project_dir), "--state", pg_url, "status"]
+                variants += [Variant(f"{PG} status (warm cache)", pg_status),
+                             Variant(f"{PG} status --no-observe (warm cache)", [*pg_status, "--no-observe"])]
+            check = subprocess.run(status, env=env, capture_output=True, text=True)
+            if check.returncode != 0 or not cache.is_file():
+                raise SystemExit(f"dbtassets status failed or wrote no cache ({cache}):\n{check.stdout}{check.stderr}")
+            status_says = (check.stdout.strip().splitlines() or ["(no output)"])[-1]
+            time_variants(variants, args.repeat, cache, env)
+        finally:
+            if server is not None:
+                server.stop()
 
     base = statistics.median(variants[0].samples)
     rows = [Row(v.name, statistics.median(v.samples), min(v.samples), statistics.median(v.samples) / base,
@@ -329,6 +364,13 @@ def main(argv: list[str] | None = None) -> None:
           "observed once; no dbt build ran (building this many models with dbt takes too long)")
     print()
     print(markdown(rows))
+    if args.postgres:
+        medians = {r.variant: r.median for r in rows}
+        for what in ("status (warm cache)", "status --no-observe (warm cache)"):
+            ratio = medians[f"{PG} {what}"] / medians[f"dbtassets {what}"]
+            meta[f"postgres_over_sqlite {what}"] = ratio
+            print(f"\nPostgreSQL store / SQLite store, {what}: {ratio:.2f}x (medians)", end="")
+        print()
     if args.json is not None:
         args.json.write_text(json.dumps({"meta": meta, "results": [asdict(r) for r in rows]}, indent=2) + "\n")
         print(f"\nwrote {args.json}")

@@ -60,13 +60,14 @@ def format_option(*choices: str, default: str = "text") -> Callable[[F], F]:
 @click.option("--profiles-dir", type=click.Path(path_type=Path), envvar="DBT_PROFILES_DIR", default=None,
               help="Where profiles.yml is (env DBT_PROFILES_DIR; dbt's default otherwise).")
 @click.option("--target", envvar="DBT_TARGET", default=None, help="dbt target (env DBT_TARGET).")
-@click.option("--state", "state_path", type=click.Path(path_type=Path), envvar=STATE_ENV, default=None,
-              help=f"State store file (env {STATE_ENV}; default <project>/.dbtassets/state.db).")
+@click.option("--state", "state_path", envvar=STATE_ENV, default=None,
+              help=f"State store: a file, or postgresql://user@host:5432/db for team mode (env {STATE_ENV}; "
+                   "default <project>/.dbtassets/state.db).")
 @click.option("--manifest", "manifest_path", type=click.Path(path_type=Path), default=None,
               help="Use this manifest.json as is (no dbt parse).")
 @click.pass_context
 def cli(ctx: click.Context, project_dir: Path, profiles_dir: Path | None, target: str | None,
-        state_path: Path | None, manifest_path: Path | None) -> None:
+        state_path: str | None, manifest_path: Path | None) -> None:
     """Keep a dbt project's data fresh: see what is stale and why, and rebuild exactly that.
 
     Options go before or after the command: `dbtassets status --target prod` works too.
@@ -81,8 +82,8 @@ def cli(ctx: click.Context, project_dir: Path, profiles_dir: Path | None, target
       130  interrupted by Ctrl-C (SIGINT); a sync stops dbt and records its run
       143  stopped by SIGTERM; watch exits 0 on either signal
     """
-    options = Options(project_dir, profiles_dir.resolve() if profiles_dir else None, target,
-                      state_path.resolve() if state_path else None, manifest_path)
+    state = state_path if state_path is None or "://" in state_path else Path(state_path).resolve()
+    options = Options(project_dir, profiles_dir.resolve() if profiles_dir else None, target, state, manifest_path)
 
     def open_project(runner: Runner | None = None) -> Project:
         try:

@@ -16,6 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from dbtassets.backends import Location
 from dbtassets.clock import Clock, SystemClock, timestamp
 from dbtassets.errors import (
     DbtAssetsError,
@@ -57,7 +58,7 @@ class Options:
     project_dir: Path = Path(".")
     profiles_dir: Path | None = None
     target: str | None = None
-    state_path: Path | None = None
+    state_path: Path | str | None = None  # a file, or a postgresql:// URL
     manifest_path: Path | None = None
 
 
@@ -155,9 +156,8 @@ class Project:
         self.runner: Runner = runner or SubprocessRunner(self.target)
         self.clock: Clock = clock or SystemClock()
         self.log = log or (lambda message: None)
-        env_state = os.environ.get(STATE_ENV)
-        self.state_path = (options.state_path or (Path(env_state) if env_state else None)
-                           or self.dbt.directory / ".dbtassets" / "state.db")
+        self.state = Location.parse(options.state_path or os.environ.get(STATE_ENV)
+                                    or self.dbt.directory / ".dbtassets" / "state.db")
         self._store: StateStore | None = None
         self._warned: set[str] = set()
         self._files_at_load: tuple[float, Path | None] | None = None  # the newest project file, for build()
@@ -236,7 +236,7 @@ class Project:
     @property
     def store(self) -> StateStore:
         if self._store is None:
-            self._store = StateStore.open(self.state_path, target=self.targets.selected.key,
+            self._store = StateStore.open(self.state, target=self.targets.selected.key,
                                           default_target=self.targets.default.key)
         return self._store
 

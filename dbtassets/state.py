@@ -1,10 +1,10 @@
-"""The state store: runs, materializations and observations in one SQLite file.
+"""The state store: runs, materializations and observations, in an SQLite file or on a PostgreSQL server.
 
-WAL mode lets a CLI read while a watcher writes; every write is one ``BEGIN IMMEDIATE``
-transaction, so concurrent writers queue (up to ``busy_timeout``) instead of failing, and a
-process killed mid-write leaves the last committed state. Schema changes are named migrations
-recorded in the ``migrations`` table. A file that is not a dbtassets store, or is corrupt, is
-reported and never replaced.
+Every write is one transaction and writers take turns (see :mod:`dbtassets.backends`), so
+concurrent writers queue instead of failing, and a process killed mid-write leaves the last
+committed state. Schema changes are named migrations recorded in the ``migrations`` table, the
+same ones on both engines. A database that is not a dbtassets store, or is corrupt, is reported
+and never replaced.
 
 A store is opened for one target (see :mod:`dbtassets.targets`): it files every run,
 materialization and observation under that target's warehouse key and reads back only those, so
@@ -17,13 +17,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sqlite3
+import socket
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from dbtassets.backends import Backend, Connection, Location, backend_for
 from dbtassets.errors import StateError
 from dbtassets.manifest import UniqueId
 from dbtassets.staleness import Failure, Materialization, StateView, Version
@@ -94,6 +96,20 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("0005_observation_checked_at", """
         ALTER TABLE observations ADD COLUMN checked_at TEXT;
     """),
+    # Team mode: a build's claim on the assets it builds (dbtassets.leases), per target; times are
+    # seconds since the epoch by the store's own clock.
+    ("0006_team_leases", """
+        CREATE TABLE leases (
+            target TEXT NOT NULL,
+            unique_id TEXT NOT NULL,
+            holder TEXT NOT NULL,
+            claimed_at REAL NOT NULL,
+            expires_at REAL NOT NULL,
+            PRIMARY KEY (target, unique_id)
+        );
+        CREATE INDEX leases_by_holder ON leases (holder);
+        ALTER TABLE runs ADD COLUMN host TEXT;
+    """),
 )
 # Needs the profile's default target, known only when a project opens the store: records made
 # before targets existed were built for the target dbt used by default.
@@ -143,20 +159,28 @@ class RunRecord:
     started_at: str
     finished_at: str | None
     pid: int | None
+    host: str | None = None  # the machine of ``pid`` (None: recorded before team mode, so this one)
 
 
 class StateStore:
     """An open state store. Use :meth:`open`; close it (or use ``with``) when done."""
 
-    def __init__(self, path: Path, connection: sqlite3.Connection, target: str = "") -> None:
-        self.path = path
+    def __init__(self, backend: Backend, connection: Connection, target: str = "") -> None:
+        self.backend = backend
+        self.location = backend.location
         self.target = target
         self._db = connection
 
+    @property
+    def path(self) -> Path | str:
+        """The SQLite file, or the server's URL without its password (for messages)."""
+        return self.location.path if self.location.path is not None else str(self.location)
+
     @classmethod
-    def open(cls, path: Path, *, target: str = "", default_target: str | None = None,
+    def open(cls, where: Path | str | Location, *, target: str = "", default_target: str | None = None,
              busy_timeout: float = 30.0) -> StateStore:
-        """Open (creating and migrating if needed) the store at ``path``, for the records of ``target``.
+        """Open (creating and migrating if needed) the store at ``where`` (a path, or a postgresql:// URL),
+        for the records of ``target``.
 
         Args:
             target: the warehouse key of the target whose records to read and write.
@@ -164,40 +188,34 @@ class StateStore:
                 the store knew targets; without it they stay unfiled (and unseen) for now.
 
         Raises:
-            StateError: ``path`` is a directory, not an SQLite file, another program's database,
-                corrupt, or its directory cannot be created or written.
+            StateError: the path is a directory, not an SQLite file, another program's database,
+                corrupt, or its directory cannot be created or written; the server cannot be
+                reached or refuses the user.
         """
-        if path.is_dir():
-            raise StateError(f"{path}: is a directory; --state takes the path of a state file "
-                             f"(e.g. {path}/state.db)")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
-        except (OSError, sqlite3.Error) as exc:
-            raise StateError(f"{path}: cannot open the state store: {exc}; "
-                             "check the path and its permissions") from None
-        store = cls(path, db, target)
+        location = where if isinstance(where, Location) else Location.parse(where)
+        backend = backend_for(location, busy_timeout=busy_timeout)
+        db = backend.connect()
+        store = cls(backend, db, target)
         try:
             store._prepare(default_target)
-        except sqlite3.DatabaseError as exc:
+        except backend.errors as exc:
             db.close()
-            raise StateError(_describe(path, exc)) from None
+            raise StateError(backend.describe(exc)) from None
         except BaseException:
             db.close()
             raise
         return store
 
     def _prepare(self, default_target: str | None) -> None:
-        db = self._db
-        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        db, backend = self._db, self.backend
+        tables = backend.tables(db)
         if tables and "migrations" not in tables:
+            kind = "an SQLite database" if backend.name == "sqlite" else "a PostgreSQL schema"
             raise StateError(
-                f"{self.path}: is an SQLite database but not a dbtassets state store "
-                f"(it has tables {', '.join(sorted(tables))}); pass another --state path"
+                f"{self.path}: is {kind} but not a dbtassets state store "
+                f"(it has tables {', '.join(sorted(tables))}); pass another --state"
             )
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = FULL")
-        db.execute("PRAGMA foreign_keys = ON")
+        backend.prepare(db)
         if "migrations" not in tables:
             with self.transaction():
                 db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
@@ -216,8 +234,8 @@ class StateStore:
                     continue  # another process applied it while we waited for the lock
                 for statement in sql.split(";"):
                     if statement.strip():
-                        db.execute(statement)
-                db.execute("INSERT INTO migrations VALUES (?, datetime('now'))", (name,))
+                        db.execute(backend.ddl(statement))
+                db.execute("INSERT INTO migrations VALUES (?, ?)", (name, _utc_now()))
         if default_target is not None and OLD_RECORDS_TO_DEFAULT_TARGET not in applied:
             self._file_old_records(default_target)
 
@@ -228,10 +246,10 @@ class StateStore:
                 return  # another process filed them while we waited for the lock
             db.execute("UPDATE runs SET target = ? WHERE target IS NULL", (default_target,))
             db.execute("UPDATE materializations SET target = ? WHERE target IS NULL", (default_target,))
-            db.execute("UPDATE observations SET target = CASE WHEN kind IN (SELECT value FROM json_each(?)) "
-                       "THEN ? ELSE ? END WHERE target IS NULL", (json.dumps(sorted(SHARED_KINDS)), SHARED,
-                                                                  default_target))
-            db.execute("INSERT INTO migrations VALUES (?, datetime('now'))", (OLD_RECORDS_TO_DEFAULT_TARGET,))
+            shared = ", ".join("?" for _ in SHARED_KINDS)
+            db.execute(f"UPDATE observations SET target = CASE WHEN kind IN ({shared}) THEN ? ELSE ? END "
+                       "WHERE target IS NULL", (*sorted(SHARED_KINDS), SHARED, default_target))
+            db.execute("INSERT INTO migrations VALUES (?, ?)", (OLD_RECORDS_TO_DEFAULT_TARGET, _utc_now()))
 
     def close(self) -> None:
         self._db.close()
@@ -243,38 +261,39 @@ class StateStore:
         self.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[Connection]:
         """One write transaction; waits for other writers, rolls back on any error."""
-        db = self._db
+        db, backend = self._db, self.backend
         try:
-            db.execute("BEGIN IMMEDIATE")
-        except sqlite3.DatabaseError as exc:
-            raise StateError(_describe(self.path, exc)) from None
+            db.execute(backend.begin_write)
+        except backend.errors as exc:
+            self._rollback()
+            raise StateError(backend.describe(exc)) from None
         try:
             yield db
-        except sqlite3.DatabaseError as exc:  # e.g. the disk filled up in the middle of the transaction
+        except backend.errors as exc:  # e.g. the disk filled up in the middle of the transaction
             self._rollback()
-            raise StateError(_describe(self.path, exc)) from None
+            raise StateError(backend.describe(exc)) from None
         except BaseException:
             self._rollback()
             raise
         try:
             db.execute("COMMIT")
-        except sqlite3.DatabaseError as exc:
+        except backend.errors as exc:
             self._rollback()
-            raise StateError(_describe(self.path, exc)) from None
+            raise StateError(backend.describe(exc)) from None
 
     def _rollback(self) -> None:
-        """Undo the open transaction, unless SQLite already has (it does on SQLITE_FULL and some I/O errors)."""
-        if self._db.in_transaction:
-            with suppress(sqlite3.Error):  # the error being raised says more than a failed rollback
+        """Undo the open transaction, unless the engine already has (SQLite does on SQLITE_FULL and some I/O errors)."""
+        with suppress(*self.backend.errors):  # the error being raised says more than a failed rollback
+            if self.backend.in_transaction(self._db):
                 self._db.execute("ROLLBACK")
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         try:
-            return self._db.execute(sql, params).fetchall()
-        except sqlite3.DatabaseError as exc:
-            raise StateError(_describe(self.path, exc)) from None
+            return list(self._db.execute(sql, params).fetchall())
+        except self.backend.errors as exc:
+            raise StateError(self.backend.describe(exc)) from None
 
     # -- reading -------------------------------------------------------------------------
 
@@ -287,7 +306,7 @@ class StateStore:
                 "SELECT m.id, m.unique_id, m.run_id, m.finished_at, m.code_version, m.inputs, m.manifest_version, "
                 "m.base_version, m.added_columns "
                 "FROM materializations m JOIN (SELECT MAX(id) AS id FROM materializations "
-                "WHERE target = ? AND status = 'success' GROUP BY unique_id) USING (id)", (self.target,)
+                "WHERE target = ? AND status = 'success' GROUP BY unique_id) AS latest USING (id)", (self.target,)
             )
         }
         failures = {
@@ -295,7 +314,7 @@ class StateStore:
             for fid, uid, finished_at, message in self._query(
                 "SELECT m.id, m.unique_id, m.finished_at, m.message "
                 "FROM materializations m JOIN (SELECT MAX(id) AS id FROM materializations "
-                "WHERE target = ? AND status = 'error' GROUP BY unique_id) USING (id)", (self.target,)
+                "WHERE target = ? AND status = 'error' GROUP BY unique_id) AS latest USING (id)", (self.target,)
             )
         }
         return StateView(successes, failures, self.latest_observations())
@@ -305,7 +324,8 @@ class StateStore:
             UniqueId(uid): Version(version, at)
             for uid, version, at in self._query(
                 "SELECT o.unique_id, o.data_version, o.observed_at FROM observations o "
-                "JOIN (SELECT MAX(id) AS id FROM observations WHERE target IN (?, ?) GROUP BY unique_id) USING (id)",
+                "JOIN (SELECT MAX(id) AS id FROM observations WHERE target IN (?, ?) GROUP BY unique_id) AS latest "
+                "USING (id)",
                 (SHARED, self.target))
         }
 
@@ -315,7 +335,7 @@ class StateStore:
             UniqueId(uid): at for uid, at in self._query(
                 "SELECT o.unique_id, COALESCE(o.checked_at, o.observed_at) FROM observations o "
                 "JOIN (SELECT MAX(id) AS id FROM observations WHERE kind = ? AND target = ? GROUP BY unique_id) "
-                "USING (id)", (kind, self._scope(kind)))
+                "AS latest USING (id)", (kind, self._scope(kind)))
         }
 
     def latest_observation_id(self, kind: str) -> int:
@@ -350,8 +370,8 @@ class StateStore:
     def runs(self, status: str | None = None) -> list[RunRecord]:
         where, params = ("AND status = ?", (self.target, status)) if status else ("", (self.target,))
         return [RunRecord(*row) for row in self._query(
-            f"SELECT id, command, status, started_at, finished_at, pid FROM runs WHERE target = ? {where} ORDER BY id",
-            params)]
+            f"SELECT id, command, status, started_at, finished_at, pid, host FROM runs WHERE target = ? {where} "
+            "ORDER BY id", params)]
 
     def outcomes_since(self, since: str) -> list[tuple[int, str | None, str | None, float | None]]:
         """(run id, asset, outcome status, dbt execution seconds) for every finished run of this target
@@ -376,7 +396,10 @@ class StateStore:
         return {t: self._query(f"SELECT COUNT(*) FROM {t}")[0][0] for t in ("runs", "materializations", "observations")}
 
     def integrity_check(self) -> str:
-        return str(self._query("PRAGMA integrity_check")[0][0])
+        try:
+            return self.backend.integrity_check(self._db)
+        except self.backend.errors as exc:
+            raise StateError(self.backend.describe(exc)) from None
 
     # -- writing -------------------------------------------------------------------------
 
@@ -401,20 +424,20 @@ class StateStore:
 
     def start_run(self, command: str, selected: Sequence[str], at: str) -> int:
         with self.transaction() as db:
-            cursor = db.execute(
-                "INSERT INTO runs (command, selected, status, started_at, pid, target) "
-                "VALUES (?, ?, 'running', ?, ?, ?)",
-                (command, json.dumps(list(selected)), at, os.getpid(), self.target),
-            )
-            return int(cursor.lastrowid or 0)
+            row = db.execute(
+                "INSERT INTO runs (command, selected, status, started_at, pid, target, host) "
+                "VALUES (?, ?, 'running', ?, ?, ?, ?) RETURNING id",
+                (command, json.dumps(list(selected)), at, os.getpid(), self.target, machine_name()),
+            ).fetchone()
+            return int(row[0])
 
-    def finish_run(self, db: sqlite3.Connection, run_id: int, status: str, at: str,
+    def finish_run(self, db: Connection, run_id: int, status: str, at: str,
                    log_path: str | None = None, message: str | None = None) -> None:
         """Inside a :meth:`transaction`: close a run (together with its outcomes)."""
         db.execute("UPDATE runs SET status = ?, finished_at = ?, log_path = ?, message = ? WHERE id = ?",
                    (status, at, log_path, message, run_id))
 
-    def insert_outcome(self, db: sqlite3.Connection, *, uid: UniqueId, run_id: int, status: str, finished_at: str,
+    def insert_outcome(self, db: Connection, *, uid: UniqueId, run_id: int, status: str, finished_at: str,
                        code_version: str, inputs: Mapping[UniqueId, Version], duration: float | None,
                        rows_affected: int | None, message: str | None, manifest_version: str | None = None,
                        base_version: str | None = None, added_columns: Iterable[str] = ()) -> int:
@@ -422,13 +445,13 @@ class StateStore:
         cursor = db.execute(
             "INSERT INTO materializations (unique_id, run_id, status, finished_at, code_version, inputs, duration, "
             "rows_affected, message, manifest_version, base_version, added_columns, target) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (uid, run_id, status, finished_at, code_version,
              json.dumps({p: _version_json(v) for p, v in inputs.items()}, sort_keys=True),
              duration, rows_affected, message, manifest_version, base_version, json.dumps(sorted(added_columns)),
              self.target),
         )
-        return int(cursor.lastrowid or 0)
+        return int(cursor.fetchone()[0])
 
     # -- the fingerprint cache -----------------------------------------------------------
 
@@ -436,21 +459,23 @@ class StateStore:
         """Cached semantic versions for (asset, manifest version) pairs; missing pairs are left out."""
         # One query for all of them: a status after a branch switch may look up thousands.
         rows = self._query(
-            "SELECT f.unique_id, f.code_version, f.semantic, f.sql_hash, f.note FROM json_each(?) AS k "
-            "JOIN fingerprints AS f ON f.unique_id = json_extract(k.value, '$[0]') "
-            "AND f.manifest_version = json_extract(k.value, '$[1]')",
+            "SELECT f.unique_id, f.code_version, f.semantic, f.sql_hash, f.note "
+            f"FROM {self.backend.json_pairs()} "
+            "JOIN fingerprints AS f ON f.unique_id = k.a AND f.manifest_version = k.b",
             (json.dumps([list(key) for key in keys]),))
         return {UniqueId(uid): CachedFingerprint(code_version, bool(semantic), sql_hash, note or "")
                 for uid, code_version, semantic, sql_hash, note in rows}
 
-    def save_fingerprint(self, db: sqlite3.Connection, uid: UniqueId, manifest_version: str, code_version: str,
+    def save_fingerprint(self, db: Connection, uid: UniqueId, manifest_version: str, code_version: str,
                          semantic: bool, normalized_sql: str, note: str) -> None:
         """Inside a :meth:`transaction`: remember a fingerprint (and its SQL, stored once per text)."""
         sql_hash = None
         if normalized_sql:
             sql_hash = hashlib.sha256(normalized_sql.encode()).hexdigest()[:24]
-            db.execute("INSERT OR IGNORE INTO compiled_sql VALUES (?, ?)", (sql_hash, normalized_sql))
-        db.execute("INSERT OR REPLACE INTO fingerprints VALUES (?, ?, ?, ?, ?, ?)",
+            db.execute("INSERT INTO compiled_sql VALUES (?, ?) ON CONFLICT DO NOTHING", (sql_hash, normalized_sql))
+        db.execute("INSERT INTO fingerprints VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (unique_id, manifest_version) "
+                   "DO UPDATE SET code_version = excluded.code_version, semantic = excluded.semantic, "
+                   "sql_hash = excluded.sql_hash, note = excluded.note",
                    (uid, manifest_version, code_version, int(semantic), sql_hash, note or None))
 
     def compiled_sql(self, sql_hash: str) -> str | None:
@@ -458,8 +483,18 @@ class StateStore:
         return str(rows[0][0]) if rows else None
 
     def interrupt_dead_runs(self, at: str) -> list[int]:
-        """Mark runs left 'running' by a process that no longer exists as interrupted."""
-        dead = [run.id for run in self.runs("running") if run.pid is None or not _alive(run.pid)]
+        """Mark runs left 'running' by a process that no longer exists as interrupted.
+
+        A run of this machine is judged by its process id. One of another machine (a shared store)
+        cannot be: it is dead once its process holds no live lease (see :mod:`dbtassets.leases`),
+        that is, within a lease's expiry of its end.
+        """
+        here = machine_name()
+        live = {tuple(str(holder).rsplit(":", 2)[:2]) for (holder,) in self._query(
+            f"SELECT DISTINCT holder FROM leases WHERE expires_at >= {self.backend.now}")}
+        dead = [run.id for run in self.runs("running")
+                if (run.pid is None or not pid_alive(run.pid) if run.host in (None, here)
+                    else (run.host, str(run.pid)) not in live)]
         if dead:
             with self.transaction() as db:
                 db.executemany("UPDATE runs SET status = 'interrupted', finished_at = ?, "
@@ -482,24 +517,17 @@ def _versions(inputs: str) -> dict[UniqueId, Version]:
     return out
 
 
-_NEARLY_FULL = 256 * 1024  # bytes: less than SQLite may need to grow its WAL and WAL index
+def machine_name() -> str:
+    """This machine's name in runs and leases: ``DBTASSETS_HOST``, else the host name.
+
+    Set ``DBTASSETS_HOST`` where host names are not unique among the machines sharing a store
+    (containers started from one image with a fixed host name).
+    """
+    return os.environ.get("DBTASSETS_HOST") or socket.gethostname()
 
 
-def _file_system_problem(directory: Path) -> str | None:
-    """Why nothing can be written in ``directory``, if its file system is read-only or (nearly) full."""
-    try:
-        stats = os.statvfs(directory)
-    except OSError:
-        return None
-    if stats.f_flag & os.ST_RDONLY:
-        return f"the file system of {directory} is read-only; remount it read-write or pass another --state"
-    free = stats.f_bavail * stats.f_frsize
-    if free < _NEARLY_FULL:
-        return f"the disk is full ({free // 1024} KiB free in {directory}); free some space and run the command again"
-    return None
-
-
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this machine exists."""
     if pid == os.getpid():
         return True
     try:
@@ -511,20 +539,5 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _describe(path: Path, exc: sqlite3.DatabaseError) -> str:
-    text = str(exc)
-    if "file is not a database" in text:
-        return f"{path}: is not a dbtassets state store (not an SQLite database); move it away or pass another --state"
-    if "malformed" in text or "corrupt" in text:
-        return (f"{path}: the state store is corrupt ({text}); dbtassets will not replace it: inspect it with "
-                f"`sqlite3 {path} 'PRAGMA integrity_check'`, or move it away to start afresh")
-    # A full disk shows as "disk I/O error" when SQLite cannot grow its WAL index: look at the file system.
-    problem = _file_system_problem(path.parent) if any(
-        word in text for word in ("disk", "readonly", "read-only", "unable to open")) else None
-    if problem is not None:
-        return f"{path}: cannot write the state store ({text}): {problem}"
-    if "readonly" in text or "read-only" in text or "unable to open" in text:
-        return f"{path}: cannot write the state store ({text}); check the permissions of {path.parent}"
-    if "disk" in text and "full" in text:
-        return f"{path}: the disk is full ({text}); free some space and run the command again"
-    return f"{path}: state store error: {text}"
+def _utc_now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -146,8 +146,12 @@ def _render(path: Path, key: str, value: Any) -> str:
             raise ProjectError(f"{path}: {key} reads the environment variable {name}, which is not set; set it")
         return default
 
+    environment = jinja2.Environment()
+    # dbt's native-type filters (profiles use them for ports and flags); the key only needs the text.
+    environment.filters.update({name: lambda value: value for name in ("as_number", "as_bool", "as_native",
+                                                                          "as_text")})
     try:
-        return jinja2.Environment().from_string(text).render(env_var=jinja_env_var, var=lambda n, d="": d)
+        return environment.from_string(text).render(env_var=jinja_env_var, var=lambda n, d="": d)
     except jinja2.TemplateError as exc:
         raise ProjectError(f"{path}: {key}: cannot render {text!r}: {exc}") from None
 

@@ -8,12 +8,12 @@ with another manifest (``plan --against``) and finds undeclared reads (``lint``)
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from dbtassets.backends import Connection
 from dbtassets.errors import ManifestError
 from dbtassets.graph import BUILDABLE, AssetGraph
 from dbtassets.manifest import Manifest, UniqueId, compiled_sql, load_manifest
@@ -121,7 +121,7 @@ class CodeVersioner:
                 changes[uid] = self._classify(uid, last, entry)
         return CodeVersions(versions, changes, notes)
 
-    def remember(self, db: sqlite3.Connection, uid: UniqueId, compiled_code: str) -> str:
+    def remember(self, db: Connection, uid: UniqueId, compiled_code: str) -> str:
         """Fingerprint compiled SQL, cache it under the node's manifest version; return the code version."""
         from dbtassets.fingerprint import fingerprint
 

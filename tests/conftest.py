@@ -82,6 +82,15 @@ def postgres() -> Iterator[PostgresServer]:
     server.stop()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a test's state store lives, once per backend: an SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "state" / "state.db")
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.url(server.database("state"))
+
+
 @pytest.fixture(autouse=True)
 def _profiles_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """dbt finds profiles.yml in the working directory; keep the user's environment out of tests."""

@@ -219,6 +219,7 @@ runner = FakeRunner()
 project = Project(Options(Path(sys.argv[1])), runner=runner)
 runner.project = project
 note = "x" * 20_000  # observations spanning several pages
+project.status(observe=False)  # connected and migrated: the kills land in the loop of writes
 print("ready", flush=True)
 for n in range(int(sys.argv[2]), 10**9):
     observation = project.report("raw.orders", version=f"{n}", note=note)
@@ -230,17 +231,18 @@ for n in range(int(sys.argv[2]), 10**9):
 
 @pytest.mark.slow
 def test_kill_9_at_random_points_of_state_writes_never_loses_a_commit_or_corrupts_the_store(
-        project_dir: Path) -> None:
+        project_dir: Path, state_location: str) -> None:
     from dbtassets.state import StateStore
 
     rng = random.Random(5)
-    state = project_dir / ".dbtassets/state.db"
+    state = state_location
     committed_runs: dict[int, int] = {}
     committed_observations: list[str] = []
     left_running = 0
     for kill in range(20):
         child = subprocess.Popen([sys.executable, "-c", _WRITER, str(project_dir), str(kill * 1_000_000)],
-                                 cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                 cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 env={**os.environ, "DBTASSETS_STATE": state})
         assert child.stdout is not None and child.stderr is not None
         with child:
             assert child.stdout.readline() == "ready\n", child.stderr.read()
@@ -258,12 +260,12 @@ def test_kill_9_at_random_points_of_state_writes_never_loses_a_commit_or_corrupt
             assert store.integrity_check() == "ok", f"after kill {kill}"
             runs = {r.id: r.status for r in store.runs()}
             left_running += sum(1 for r in store.runs("running") if r.pid == child.pid)
+            outcomes = dict(store._query("select run_id, count(*) from materializations group by run_id"))
+            versions = {v for (v,) in store._query("select data_version from observations")}
         assert all(runs.get(run_id) == "success" for run_id in committed_runs), (kill, runs)
-        outcomes = dict(state_rows(project_dir, "select run_id, count(*) from materializations group by run_id"))
         # A run's outcomes and its closing are one transaction: all or nothing, never a torn run.
         assert {run_id: n for run_id, n in outcomes.items() if run_id in committed_runs} == committed_runs
         assert all(runs[run_id] in ("success", "error") for run_id in outcomes), (kill, runs, outcomes)
-        versions = {v for (v,) in state_rows(project_dir, "select data_version from observations")}
         assert set(committed_observations) <= versions, f"after kill {kill}"
     assert len(committed_runs) >= 20 and len(committed_observations) >= 20
     # Every run a kill cut short is marked interrupted by the next start, none is left 'running'.

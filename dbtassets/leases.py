@@ -1,0 +1,154 @@
+"""Leases: a build's time-limited claim on the assets it builds, held in the state store.
+
+Several watchers (on one machine or several) may share one state store. Each plans from the
+same state, so each may want the same stale asset; before building, a build claims its plan's
+assets in one statement. A claim takes an asset nobody holds, or whose lease has expired, and
+leaves the others to their holders: the build drops them and everything downstream of them
+(built from an input being rebuilt), and a later pass sees what the holder built.
+
+A lease lasts ``ttl`` seconds and a :class:`Renewer` thread extends it every ``ttl / 3`` while
+the build runs, so a holder killed with ``kill -9`` (or a machine that vanished) frees its
+assets within ``ttl``. Expiry is judged by the store's own clock (SQLite: this machine's; a
+PostgreSQL server: the server's), so the watchers' clocks need not agree. A lease held by a dead
+process of this very machine is free at once: a watcher restarted after a crash does not wait.
+
+Writes take turns (see :mod:`dbtassets.backends`), so two claims never both succeed. The same
+SQL serves both engines.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import uuid
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+
+from dbtassets.backends import Connection
+from dbtassets.errors import DbtAssetsError
+from dbtassets.manifest import UniqueId
+from dbtassets.state import StateStore, machine_name, pid_alive
+
+DEFAULT_TTL = 30.0  # seconds
+
+
+def new_holder() -> str:
+    """A build's name in the leases table: ``host:pid:nonce`` (the nonce tells two builds of one process apart)."""
+    return f"{machine_name()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a claim got: the assets now held, and for the others who holds them and for how long yet."""
+
+    holder: str
+    granted: frozenset[UniqueId]
+    held_by_others: Mapping[UniqueId, tuple[str, float]] = field(default_factory=dict)
+
+    @property
+    def next_expiry(self) -> float | None:
+        """Seconds until the first lease held by another build expires (None if none is)."""
+        return min((left for _, left in self.held_by_others.values()), default=None)
+
+
+def claim(store: StateStore, assets: Collection[UniqueId], holder: str, ttl: float, target: str = "") -> Claim:
+    """Claim ``assets`` for ``holder`` for ``ttl`` seconds; returns what was granted and what others hold."""
+    now = store.backend.now
+    with store.transaction() as db:
+        _free_dead_local_holders(db)
+        granted = {UniqueId(uid) for (uid,) in db.execute(
+            "INSERT INTO leases (target, unique_id, holder, claimed_at, expires_at) "
+            f"SELECT k.a, k.b, ?, {now}, {now} + ? FROM {store.backend.json_pairs()} WHERE true "
+            "ON CONFLICT (target, unique_id) DO UPDATE SET holder = excluded.holder, "
+            "claimed_at = excluded.claimed_at, expires_at = excluded.expires_at "
+            f"WHERE leases.expires_at < {now} OR leases.holder = excluded.holder "
+            "RETURNING unique_id", (holder, ttl, json.dumps([[target, uid] for uid in sorted(assets)]))).fetchall()}
+        others = {}
+        if len(granted) < len(assets):
+            for uid, other, left in db.execute(
+                    f"SELECT unique_id, holder, expires_at - {now} FROM leases WHERE target = ? AND holder != ?",
+                    (target, holder)).fetchall():
+                if uid in assets:
+                    others[UniqueId(uid)] = (str(other), max(0.0, float(left)))
+    return Claim(holder, frozenset(granted), others)
+
+
+def renew(store: StateStore, holder: str, ttl: float) -> int:
+    """Extend every lease of ``holder`` by ``ttl`` from now; returns how many it still holds."""
+    with store.transaction() as db:
+        return len(db.execute(f"UPDATE leases SET expires_at = {store.backend.now} + ? WHERE holder = ? "
+                              "RETURNING unique_id", (ttl, holder)).fetchall())
+
+
+def release(store: StateStore, holder: str, assets: Collection[UniqueId] | None = None) -> None:
+    """Give up ``holder``'s leases (all of them, or ``assets``)."""
+    with store.transaction() as db:
+        if assets is None:
+            db.execute("DELETE FROM leases WHERE holder = ?", (holder,))
+        else:
+            db.executemany("DELETE FROM leases WHERE holder = ? AND unique_id = ?",
+                           [(holder, uid) for uid in assets])
+
+
+def leases(store: StateStore) -> dict[UniqueId, tuple[str, float]]:
+    """Every live lease: asset → (holder, seconds left). For ``status`` and tests."""
+    return {UniqueId(uid): (str(holder), float(left)) for uid, holder, left in store._query(
+        f"SELECT unique_id, holder, expires_at - {store.backend.now} FROM leases "
+        f"WHERE expires_at >= {store.backend.now}")}
+
+
+def _free_dead_local_holders(db: Connection) -> None:
+    """Drop the leases of processes of this machine that no longer exist (they would only expire later)."""
+    host = machine_name()
+    dead = []
+    for (holder,) in db.execute("SELECT DISTINCT holder FROM leases").fetchall():
+        holder_host, pid, _nonce = [*str(holder).rsplit(":", 2), "", ""][:3]
+        if holder_host == host and pid.isdigit() and not pid_alive(int(pid)):
+            dead.append((holder,))
+    if dead:
+        db.executemany("DELETE FROM leases WHERE holder = ?", dead)
+
+
+class Renewer:
+    """Keeps a holder's leases alive while a build runs: ``with Renewer(location, holder, ttl):``.
+
+    It renews through a connection of its own, every ``ttl / 3`` seconds, and stops (and joins)
+    when the block ends. A renewal that fails (the server restarting) is retried at the next
+    tick; ``lost`` says whether the leases ran out meanwhile.
+    """
+
+    def __init__(self, store: StateStore, holder: str, ttl: float) -> None:
+        self.location = store.location
+        self.holder = holder
+        self.ttl = ttl
+        self.lost = False
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lease-renewer-{holder}", daemon=True)
+
+    def _run(self) -> None:
+        store: StateStore | None = None
+        try:
+            while not self._stop.wait(self.ttl / 3):
+                try:
+                    if store is None:
+                        store = StateStore.open(self.location)
+                    if renew(store, self.holder, self.ttl) == 0:
+                        self.lost = True
+                except DbtAssetsError as exc:
+                    self.errors.append(str(exc))
+                    if store is not None:
+                        store.close()
+                        store = None
+        finally:
+            if store is not None:
+                store.close()
+
+    def __enter__(self) -> Renewer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
