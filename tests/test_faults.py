@@ -232,10 +232,13 @@ for n in range(int(sys.argv[2]), 10**9):
 @pytest.mark.slow
 def test_kill_9_at_random_points_of_state_writes_never_loses_a_commit_or_corrupts_the_store(
         project_dir: Path, state_location: str) -> None:
+    from dbtassets.engine import Options, Project
     from dbtassets.state import StateStore
 
     rng = random.Random(5)
     state = state_location
+    with Project(Options(project_dir)) as project:
+        target = project.targets.selected.key  # runs are filed under the project's warehouse
     committed_runs: dict[int, int] = {}
     committed_observations: list[str] = []
     left_running = 0
@@ -256,7 +259,7 @@ def test_kill_9_at_random_points_of_state_writes_never_loses_a_commit_or_corrupt
                 committed_runs[int(values[0])] = int(values[1])
             elif kind == "observation":
                 committed_observations.append(values[0])
-        with StateStore.open(state) as store:
+        with StateStore.open(state, target=target) as store:
             assert store.integrity_check() == "ok", f"after kill {kill}"
             runs = {r.id: r.status for r in store.runs()}
             left_running += sum(1 for r in store.runs("running") if r.pid == child.pid)
@@ -269,7 +272,7 @@ def test_kill_9_at_random_points_of_state_writes_never_loses_a_commit_or_corrupt
         assert set(committed_observations) <= versions, f"after kill {kill}"
     assert len(committed_runs) >= 20 and len(committed_observations) >= 20
     # Every run a kill cut short is marked interrupted by the next start, none is left 'running'.
-    with StateStore.open(state) as store:
+    with StateStore.open(state, target=target) as store:
         store.interrupt_dead_runs("2026-11-25T00:00:00.000Z")
         assert sum(1 for r in store.runs() if r.status == "interrupted") == left_running
         assert store.runs("running") == []
