@@ -127,7 +127,7 @@ def test_a_target_missing_from_the_profile_is_one_message(project_dir: Path) -> 
     result = run_cli("--project-dir", str(project_dir), "--target", "staging", "status")
     assert result.returncode == 2
     assert result.stderr == (f"dbtassets: error: {project_dir}/profiles.yml: profile 'shopflow' has no target "
-                             "'staging'; its targets are dev, prod; pass one of them with --target\n")
+                             "'staging'; its targets are dev, prod, pg; pass one of them with --target\n")
 
 
 def test_without_profiles_yml_it_says_where_it_looked(project_dir: Path, tmp_path: Path) -> None:
