@@ -1,0 +1,110 @@
+"""Selection rules that mutation testing found no fast test for (benchmarks/mutation.py, docs/mutation.md)."""
+
+from __future__ import annotations
+
+import pytest
+
+from dbtassets.errors import SelectionError
+from dbtassets.graph import AssetGraph
+from dbtassets.selection import select_assets
+from tests.test_selection import SHOP, make_graph, names
+
+
+@pytest.fixture(scope="module")
+def windows() -> AssetGraph:
+    """A manifest written on Windows: original_file_path uses backslashes."""
+    return make_graph({
+        "source.shop.raw.orders": ("source", [], {"path": "models\\staging\\_sources.yml"}),
+        "model.shop.stg_orders": ("model", ["source.shop.raw.orders"], {"fqn": ("shop", "staging", "stg_orders"),
+                                                                         "path": "models\\staging\\stg_orders.sql"}),
+        "model.shop.fct_orders": ("model", ["model.shop.stg_orders"],
+                                  {"fqn": ("shop", "marts", "fct_orders"), "path": "models\\marts\\fct_orders.sql"}),
+    })
+
+
+@pytest.mark.parametrize(("select", "expected"), [
+    ("path:models/staging", {"raw.orders", "stg_orders"}),
+    ("models/marts/fct_orders.sql", {"fct_orders"}),
+    ("file:stg_orders", {"stg_orders"}),
+    ("file:stg_orders.sql", {"stg_orders"}),
+])
+def test_a_manifest_written_on_windows_selects_by_path_and_file_like_any_other(
+        windows: AssetGraph, select: str, expected: set[str]) -> None:
+    assert names(select_assets(windows, [select])) == expected
+
+
+def test_a_typo_in_a_windows_file_name_suggests_the_file(windows: AssetGraph) -> None:
+    with pytest.raises(SelectionError, match=r"did you mean file:stg_orders\.sql or file:fct_orders\.sql\?$"):
+        select_assets(windows, ["file:stg_ordrs.sql"])
+    with pytest.raises(SelectionError, match=r"did you mean path:models/staging"):
+        select_assets(windows, ["path:models/stagin"])
+
+
+def test_config_values_compare_exactly_except_booleans() -> None:
+    shop = make_graph(SHOP)
+    assert names(select_assets(shop, ["config.materialized:view"])) == {"stg_orders"}
+    with pytest.raises(SelectionError, match=r"^no asset has config materialized 'View'"):
+        select_assets(shop, ["config.materialized:View"])  # dbt compares text as text
+    assert names(select_assets(shop, ["config.enabled:TRUE"])) == {"stg_orders"}  # and booleans in any case
+
+
+def test_a_source_typo_is_matched_against_sources_only() -> None:
+    with pytest.raises(SelectionError) as caught:
+        select_assets(make_graph(SHOP), ["source:stg_order"])  # a model's name, not a source's
+    assert str(caught.value) == ("no source matches 'stg_order' (in selector 'source:stg_order'); the project has "
+                                 "source:events, source:events.clicks, source:raw, source:raw.customers, "
+                                 "source:raw.orders")
+
+
+def models(**extra: dict[str, object]) -> AssetGraph:
+    """One model per keyword, with those Node fields."""
+    return make_graph({f"model.shop.{name}": ("model", [], fields) for name, fields in extra.items()})
+
+
+def refusal(graph: AssetGraph, select: str) -> str:
+    with pytest.raises(SelectionError) as caught:
+        select_assets(graph, [select])
+    return str(caught.value)
+
+
+def test_a_path_typo_suggests_whole_paths_from_the_top_directory_to_the_file() -> None:
+    graph = make_graph(SHOP)
+    assert refusal(graph, "path:modls") == ("no asset is under path 'modls' (in selector 'path:modls'); "
+                                            "did you mean path:models?")
+    assert refusal(graph, "path:models/staging/stg_ordrs.sql") == (
+        "no asset is under path 'models/staging/stg_ordrs.sql' (in selector 'path:models/staging/stg_ordrs.sql'); "
+        "did you mean path:models/staging/stg_orders.sql or path:models/staging/stg_customers.sql or "
+        "path:models/staging/_sources.yml?")
+
+
+def test_suggestions_stop_at_the_three_closest() -> None:
+    graph = models(stg_a1={}, stg_a2={}, stg_a3={}, stg_a4={})
+    assert refusal(graph, "stg_a") == ("no asset is named 'stg_a' (in selector 'stg_a'); "
+                                       "did you mean stg_a4 or stg_a3 or stg_a2?")
+    keyed = models(a={"config": {"k1": 1, "k2": 1, "k3": 1, "k4": 1}})
+    assert refusal(keyed, "config.k:x") == ("no asset has a config key 'k' (in selector 'config.k:x'); "
+                                            "did you mean config.k4:x or config.k3:x or config.k2:x?")
+
+
+def test_with_nothing_close_the_refusal_says_only_what_is_missing() -> None:
+    graph = make_graph(SHOP)
+    assert refusal(graph, "config.no_such_key:x") == ("no asset has a config key 'no_such_key' "
+                                                      "(in selector 'config.no_such_key:x')")
+    assert refusal(models(a={}), "tag:x") == "no asset has tag 'x' (in selector 'tag:x')"  # no tags at all
+
+
+@pytest.mark.parametrize(("count", "listed"), [
+    (8, "tag:t1, tag:t2, tag:t3, tag:t4, tag:t5, tag:t6, tag:t7, tag:t8"),
+    (9, "tag:t1, tag:t2, tag:t3, tag:t4, tag:t5, tag:t6, tag:t7, tag:t8, ..."),
+])
+def test_with_nothing_close_the_refusal_lists_up_to_eight_values(count: int, listed: str) -> None:
+    graph = models(a={"tags": [f"t{n}" for n in range(1, count + 1)]})
+    assert refusal(graph, "tag:zzz") == f"no asset has tag 'zzz' (in selector 'tag:zzz'); the project has {listed}"
+
+
+def test_a_top_directory_selects_everything_under_it() -> None:
+    graph = make_graph(SHOP)
+    assert names(select_assets(graph, ["path:seeds"])) == {"country_codes"}
+    under_models = {n.display_name for n in graph.assets.values() if n.path.startswith("models/")}
+    assert names(select_assets(graph, ["path:models"])) == under_models
+    assert len(under_models) > 5
