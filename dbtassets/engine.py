@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
@@ -27,6 +27,7 @@ from dbtassets.errors import (
     SelectionError,
 )
 from dbtassets.graph import BUILDABLE, AssetGraph
+from dbtassets.leases import leased
 from dbtassets.lock import BuildLock
 from dbtassets.manifest import Manifest, Node, UniqueId, load_manifest
 from dbtassets.policies import Policies, Verdict
@@ -125,6 +126,7 @@ class SyncResult:
     skipped: Sequence[UniqueId] = ()
     not_run: Sequence[UniqueId] = ()
     build: BuildResult | None = None
+    left: Mapping[UniqueId, str] = field(default_factory=dict)  # left to other builds: asset → who holds it
 
     @property
     def ok(self) -> bool:
@@ -402,10 +404,18 @@ class Project:
             return SyncResult(self.plan(select, exclude, extra_args, all_stale=all_stale))
         with BuildLock(self.dbt.directory / ".dbtassets" / "build.lock", "sync"):
             self.store.interrupt_dead_runs(self.now())
+            seen = self.store.latest_materialization_id()
             plan = self.plan(select, exclude, extra_args, all_stale=all_stale)
             if not plan.to_build:
                 return SyncResult(plan)
-            return self.build(plan, extra_args)
+            def replan() -> SyncPlan:
+                return self.plan(select, exclude, extra_args, observe=False, all_stale=all_stale)
+
+            with leased(self, plan, replan, seen, extra_args) as share:
+                left = share.left_to()
+                if not share.plan.to_build:
+                    return SyncResult(share.plan, left=left)
+                return replace(self.build(share.plan, extra_args), left=left)
 
     def build(self, plan: SyncPlan, extra_args: Sequence[str] = ()) -> SyncResult:
         """Run the plan's dbt build and record each asset's outcome. The caller holds the build lock."""

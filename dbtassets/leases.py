@@ -18,19 +18,22 @@ SQL serves both engines.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from dbtassets.backends import Connection
 from dbtassets.errors import DbtAssetsError
 from dbtassets.manifest import UniqueId
 from dbtassets.state import StateStore, machine_name, pid_alive
 
-DEFAULT_TTL = 30.0  # seconds
+if TYPE_CHECKING:
+    from dbtassets.engine import Project, SyncPlan
 
 
 def new_holder() -> str:
@@ -108,6 +111,66 @@ def _free_dead_local_holders(db: Connection) -> None:
             dead.append((holder,))
     if dead:
         db.executemany("DELETE FROM leases WHERE holder = ?", dead)
+
+
+@dataclass(frozen=True)
+class Leased:
+    """A build's share of a plan: what it may build now, and what it leaves to other builds."""
+
+    plan: SyncPlan
+    claim: Claim
+    left: Sequence[UniqueId]  # wanted, but held by another build or downstream of such an asset
+
+    def left_to(self) -> dict[UniqueId, str]:
+        """Each asset left to another build, with that build's holder (or the held asset upstream of it)."""
+        held = self.claim.held_by_others
+        return {uid: held[uid][0] if uid in held else "an upstream asset being built elsewhere" for uid in self.left}
+
+
+def narrow(to_build: Sequence[UniqueId], granted: Collection[UniqueId],
+           descendants: Callable[[UniqueId], Collection[UniqueId]]) -> tuple[list[UniqueId], list[UniqueId]]:
+    """``to_build`` split into what a build holding ``granted`` may build and what it must leave.
+
+    It leaves what it does not hold and everything downstream of that: built now, those would
+    be built from an input another build is about to replace.
+    """
+    excluded: set[UniqueId] = set()
+    for uid in to_build:
+        if uid not in granted and uid not in excluded:
+            excluded.add(uid)
+            excluded.update(descendants(uid))
+    return [u for u in to_build if u not in excluded], [u for u in to_build if u in excluded]
+
+
+@contextlib.contextmanager
+def leased(project: Project, plan: SyncPlan, replan: Callable[[], SyncPlan], seen: int,
+           extra_args: Sequence[str] = ()) -> Iterator[Leased]:
+    """Claim ``plan``'s assets for one build, and hold them (renewed) until the block ends.
+
+    ``seen`` is the store's :meth:`~dbtassets.state.StateStore.latest_materialization_id` from
+    before ``plan`` was made: if another build recorded outcomes since, the plan is made again by
+    ``replan``, under the claim. Then it is narrowed to what this build holds (see :func:`narrow`).
+    The leases are released when the block ends, after the build's outcomes are recorded; if
+    that fails, they expire.
+    """
+    store, ttl = project.store, project.settings.watch.lease
+    holder = new_holder()
+    got = claim(store, plan.to_build, holder, ttl, store.target)
+    try:
+        if got.granted:
+            if store.latest_materialization_id() != seen:
+                plan = replan()
+            allowed, left = narrow(plan.to_build, got.granted, project.graph.descendants)
+            if set(got.granted) - set(allowed):
+                release(store, holder, set(got.granted) - set(allowed))
+        else:
+            allowed, left = [], list(plan.to_build)
+        narrowed = project.plan_for(allowed, plan.statuses, extra_args, plan.verdict)
+        with Renewer(store, holder, ttl) if allowed else contextlib.nullcontext():
+            yield Leased(narrowed, got, left)
+    finally:
+        with contextlib.suppress(DbtAssetsError):  # unreleased leases expire on their own
+            release(store, holder)
 
 
 class Renewer:

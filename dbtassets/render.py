@@ -274,8 +274,16 @@ def _waiting(graph: AssetGraph, result: SyncResult) -> list[str]:
     return [f"{len(waiting)} stale asset(s) not due yet ({names}){when}; `dbtassets sync --all-stale` builds them now"]
 
 
+def _left(graph: AssetGraph, result: SyncResult) -> list[str]:
+    """Assets another build (team mode) holds a lease on, or that are downstream of one."""
+    return [f"  left to another build: {graph.assets[uid].display_name} ({holder})"
+            for uid, holder in result.left.items()]
+
+
 def sync_text(graph: AssetGraph, result: SyncResult, dry_run: bool) -> str:
     plan = result.plan
+    if not plan.to_build and result.left:
+        return "\n".join(["Nothing to build here: other builds hold what is stale.", *_left(graph, result)])
     if not plan.to_build:
         waiting = _waiting(graph, result)
         return "\n".join(["Nothing due to build.", *waiting]) if waiting else \
@@ -284,7 +292,8 @@ def sync_text(graph: AssetGraph, result: SyncResult, dry_run: bool) -> str:
     if dry_run:
         return "\n".join([f"Would build {len(plan.to_build)} assets ({names}) with:\n{plan.command}",
                           *_waiting(graph, result)])
-    lines = [f"Built {len(result.built)} of {len(plan.to_build)} assets with: {plan.command}", *_waiting(graph, result)]
+    lines = [f"Built {len(result.built)} of {len(plan.to_build)} assets with: {plan.command}", *_waiting(graph, result),
+             *_left(graph, result)]
     for uid, message in result.failed.items():
         lines.append(click.style(f"  failed  {graph.assets[uid].display_name}: {one_line(message)}", fg="red"))
     for uid in result.skipped:
@@ -337,6 +346,8 @@ def sync_json(graph: AssetGraph, result: SyncResult, dry_run: bool) -> dict[str,
         "error": result.build.crashed if result.build else None,
         "not_due": [asset_json(graph.assets[u], plan.statuses[u])
                     for u in (plan.verdict.schedule.waiting() if plan.verdict is not None else [])],
+        "left_to_other_builds": [{"unique_id": u, "name": graph.assets[u].display_name, "holder": holder}
+                                 for u, holder in result.left.items()],
     }
 
 

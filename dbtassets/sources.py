@@ -84,6 +84,7 @@ class WatchSettings:
     settle: float = DEFAULT_SETTLE
     backoff_initial: float = 5.0
     backoff_max: float = 300.0
+    lease: float = 30.0  # how long a build's claim on its assets outlives its last renewal (dbtassets.leases)
 
 
 @dataclass(frozen=True)
@@ -182,13 +183,18 @@ class _Config:
     def watch_settings(self) -> WatchSettings:
         watch = self.raw.get("watch") or {}
         if not isinstance(watch, dict):
-            raise ConfigError(f"{self.path}: `watch` must be a mapping (settle, backoff_initial, backoff_max)")
-        self._only_keys(watch, {"settle", "backoff_initial", "backoff_max"}, "watch.")
+            raise ConfigError(f"{self.path}: `watch` must be a mapping (settle, backoff_initial, backoff_max, lease)")
+        keys = ("settle", "backoff_initial", "backoff_max", "lease")
+        self._only_keys(watch, set(keys), "watch.")
         defaults = WatchSettings()
-        return WatchSettings(**{
+        settings = WatchSettings(**{
             key: duration(self.path, f"watch.{key}", watch[key]) if key in watch else getattr(defaults, key)
-            for key in ("settle", "backoff_initial", "backoff_max")
+            for key in keys
         })
+        if settings.lease < 1:
+            raise ConfigError(f"{self.path}: watch.lease: a lease must last at least 1s (it is renewed every third "
+                              f"of it), got {watch['lease']!r}")
+        return settings
 
 
 def duration(path: Path, key: str, value: Any) -> float:

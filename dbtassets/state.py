@@ -260,9 +260,21 @@ class StateStore:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def _reconnect_if_lost(self) -> None:
+        """Open a new connection if the server dropped the last one (it restarted, the network broke).
+
+        Only between transactions: a transaction cut off is rolled back by the server, and its
+        caller has had a StateError. Raises StateError while the server cannot be reached.
+        """
+        if self.backend.is_lost(self._db):
+            with suppress(*self.backend.errors):
+                self._db.close()
+            self._db = self.backend.connect()
+
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         """One write transaction; waits for other writers, rolls back on any error."""
+        self._reconnect_if_lost()
         db, backend = self._db, self.backend
         try:
             db.execute(backend.begin_write)
@@ -290,6 +302,7 @@ class StateStore:
                 self._db.execute("ROLLBACK")
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        self._reconnect_if_lost()
         try:
             return list(self._db.execute(sql, params).fetchall())
         except self.backend.errors as exc:
@@ -337,6 +350,10 @@ class StateStore:
                 "JOIN (SELECT MAX(id) AS id FROM observations WHERE kind = ? AND target = ? GROUP BY unique_id) "
                 "AS latest USING (id)", (kind, self._scope(kind)))
         }
+
+    def latest_materialization_id(self) -> int:
+        """The id of the newest build outcome of any target (0 if none): "did any build finish?", cheaply."""
+        return int(self._query("SELECT COALESCE(MAX(id), 0) FROM materializations")[0][0])
 
     def latest_observation_id(self, kind: str) -> int:
         """The id of the newest observation of ``kind`` (0 if none): a cheap "anything new?" probe."""

@@ -20,8 +20,9 @@ import csv
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
-import psycopg
+import psycopg2
 
 from ingest_orders import land_batch  # type: ignore[import-not-found]
 
@@ -34,25 +35,27 @@ TABLES = {
 REPLACED = {"customers"}  # full re-exports: a batch replaces the table's rows
 
 
-def connect() -> psycopg.Connection[tuple[object, ...]]:
+def connect() -> Any:
     env = os.environ.get
-    return psycopg.connect(host=env("SHOPFLOW_PG_HOST", "127.0.0.1"), port=int(env("SHOPFLOW_PG_PORT", "5432")),
+    return psycopg2.connect(host=env("SHOPFLOW_PG_HOST", "127.0.0.1"), port=int(env("SHOPFLOW_PG_PORT", "5432")),
                            user=env("SHOPFLOW_PG_USER", "shopflow"), password=env("SHOPFLOW_PG_PASSWORD", ""),
                            dbname=env("SHOPFLOW_PG_DBNAME", "shopflow"), connect_timeout=10)
 
 
-def create_tables(db: psycopg.Connection[tuple[object, ...]]) -> None:
-    with db.transaction():
-        db.execute("create schema if not exists raw")
-        db.execute("create table if not exists raw._batches (path text primary key, loaded_at timestamptz not null)")
+def create_tables(db: Any) -> None:
+    with db, db.cursor() as cursor:  # one transaction
+        cursor.execute("create schema if not exists raw")
+        cursor.execute("create table if not exists raw._batches (path text primary key, loaded_at timestamptz not null)")
         for table, columns in TABLES.items():
-            db.execute(f"create table if not exists raw.{table} ({columns}, "
-                       "_loaded_at timestamptz not null default clock_timestamp())")
+            cursor.execute(f"create table if not exists raw.{table} ({columns}, "
+                           "_loaded_at timestamptz not null default clock_timestamp())")
 
 
-def load_pending(db: psycopg.Connection[tuple[object, ...]], raw: Path = RAW) -> list[str]:
+def load_pending(db: Any, raw: Path = RAW) -> list[str]:
     """Load every batch file not loaded yet, oldest name first, one transaction each."""
-    loaded = {row[0] for row in db.execute("select path from raw._batches")}
+    with db, db.cursor() as cursor:
+        cursor.execute("select path from raw._batches")
+        loaded = {row[0] for row in cursor.fetchall()}
     done = []
     for table in TABLES:
         for path in sorted((raw / table).glob("*.csv")):
@@ -61,17 +64,15 @@ def load_pending(db: psycopg.Connection[tuple[object, ...]], raw: Path = RAW) ->
                 continue
             with path.open(newline="") as f:
                 rows = list(csv.DictReader(f))
-            with db.transaction():
+            with db, db.cursor() as cursor:  # one transaction: the batch and its record, or neither
                 if table in REPLACED:
-                    db.execute(f"delete from raw.{table}")
+                    cursor.execute(f"delete from raw.{table}")
                 if rows:
                     columns = list(rows[0])
-                    with db.cursor() as cursor:
-                        cursor.executemany(
-                            f"insert into raw.{table} ({', '.join(columns)}) "
-                            f"values ({', '.join(['%s'] * len(columns))})",
-                            [[row[c] for c in columns] for row in rows])
-                db.execute("insert into raw._batches values (%s, clock_timestamp())", (name,))
+                    cursor.executemany(f"insert into raw.{table} ({', '.join(columns)}) "
+                                       f"values ({', '.join(['%s'] * len(columns))})",
+                                       [[row[c] for c in columns] for row in rows])
+                cursor.execute("insert into raw._batches values (%s, clock_timestamp())", (name,))
             done.append(f"{name} ({len(rows)} rows)")
     return done
 
@@ -84,11 +85,14 @@ def main() -> None:
     if args.orders:
         land_batch(args.raw / "orders", args.orders)
     try:
-        with connect() as db:
+        db = connect()
+        try:
             create_tables(db)
             for line in load_pending(db, args.raw):
                 print(f"loaded {line}")
-    except psycopg.OperationalError as exc:
+        finally:
+            db.close()
+    except psycopg2.OperationalError as exc:
         sys.exit(f"cannot load into PostgreSQL: {' '.join(str(exc).split())}")
 
 

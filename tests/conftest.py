@@ -62,13 +62,13 @@ def postgres() -> Iterator[PostgresServer]:
 
     def unavailable(reason: str) -> None:
         if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; CI must run the PostgreSQL tests (install postgresql and psycopg)")
+            pytest.fail(f"{reason}; CI must run the PostgreSQL tests (install postgresql and psycopg2)")
         pytest.skip(reason)
 
     try:
-        import psycopg  # noqa: F401
+        import psycopg2  # noqa: F401
     except ImportError:
-        unavailable('psycopg is not installed (pip install "dbtassets[postgres]")')
+        unavailable('psycopg2 is not installed (pip install "dbtassets[postgres]")')
     bin_dir = binaries()
     if bin_dir is None:
         unavailable("PostgreSQL is not installed here (no initdb on PATH or under /usr/lib/postgresql)")

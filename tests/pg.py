@@ -109,14 +109,33 @@ class PostgresServer:
         return False
 
     def _psql(self, sql: str, database: str = "postgres") -> subprocess.CompletedProcess[str]:
-        import psycopg
+        import psycopg2
 
         try:
-            with psycopg.connect(self.url(database), autocommit=True, connect_timeout=5) as db:
-                db.execute(sql)  # type: ignore[arg-type]
-        except psycopg.Error as exc:
+            db = psycopg2.connect(self.url(database), connect_timeout=5)
+        except psycopg2.Error as exc:
             return subprocess.CompletedProcess([sql], 1, "", str(exc))
+        try:
+            db.autocommit = True
+            db.cursor().execute(sql)
+        except psycopg2.Error as exc:
+            return subprocess.CompletedProcess([sql], 1, "", str(exc))
+        finally:
+            db.close()
         return subprocess.CompletedProcess([sql], 0, "", "")
+
+    def query(self, database: str, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        """Rows of ``sql`` (autocommit) in ``database``, for tests that look at a table."""
+        import psycopg2
+
+        db = psycopg2.connect(self.url(database), connect_timeout=10)
+        try:
+            db.autocommit = True
+            cursor = db.cursor()
+            cursor.execute(sql, params)
+            return list(cursor.fetchall()) if cursor.description is not None else []
+        finally:
+            db.close()
 
     def url(self, database: str = "postgres", *, password: str = PASSWORD) -> str:
         return f"postgresql://{USER}:{password}@127.0.0.1:{self.port}/{database}"

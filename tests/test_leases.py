@@ -5,10 +5,13 @@ from __future__ import annotations
 import multiprocessing
 import socket
 import time
+from pathlib import Path
 
+from dbtassets.engine import Options, Project
 from dbtassets.leases import Renewer, claim, leases, new_holder, release
 from dbtassets.manifest import UniqueId
 from dbtassets.state import StateStore
+from tests.conftest import FakeClock, FakeRunner
 
 X, Y, Z = UniqueId("model.p.x"), UniqueId("model.p.y"), UniqueId("model.p.z")
 
@@ -100,3 +103,25 @@ def test_a_run_of_another_machine_is_judged_by_its_leases_not_by_a_local_pid(sta
         time.sleep(0.4)  # machine-c stopped renewing
         assert store.interrupt_dead_runs("t2") == [dead_elsewhere]
         assert {r.id: r.status for r in store.runs()} == {alive_elsewhere: "running", dead_elsewhere: "interrupted"}
+
+
+def test_sync_leaves_what_another_build_holds_and_everything_downstream_of_it(
+        project_dir: Path, state_location: str) -> None:
+    runner = FakeRunner()
+    with Project(Options(project_dir, state_path=state_location), runner=runner, clock=FakeClock()) as project:
+        runner.project = project
+        stg_orders = project.graph.resolve("stg_orders")
+        other = claim(project.store, {stg_orders}, "machine-b:1:n", ttl=60, target=project.store.target)
+        assert other.granted == {stg_orders}
+        result = project.sync()
+        names = {project.graph.assets[u].name for u in result.built}
+        assert names == {"country_codes", "stg_customers", "customers_snapshot"}
+        assert {project.graph.assets[u].name: h for u, h in result.left.items()} == {
+            "stg_orders": "machine-b:1:n", "fact_sales": "an upstream asset being built elsewhere",
+            "dim_customer": "an upstream asset being built elsewhere"}
+        assert result.ok
+        assert set(leases(project.store)) == {stg_orders}  # this build's leases are gone, the other's stays
+        release(project.store, "machine-b:1:n")
+        again = project.sync()
+        assert {project.graph.assets[u].name for u in again.built} == {"stg_orders", "fact_sales", "dim_customer"}
+        assert again.left == {}

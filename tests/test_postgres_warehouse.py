@@ -56,12 +56,8 @@ def statuses(project: Path) -> dict[str, tuple[str, list[str]]]:
 
 
 def fact_sales_rows(server: PostgresServer) -> int:
-    import psycopg
-
-    with psycopg.connect(server.url(os.environ["SHOPFLOW_PG_DBNAME"])) as db:
-        row = db.execute("select count(*) from analytics.fact_sales").fetchone()
-    assert row is not None
-    return int(row[0])
+    ((count,),) = server.query(os.environ["SHOPFLOW_PG_DBNAME"], "select count(*) from analytics.fact_sales")
+    return int(count)  # type: ignore[call-overload]
 
 
 def test_the_core_loop_runs_on_a_postgres_warehouse_observed_through_loaded_at_field(

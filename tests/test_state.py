@@ -140,7 +140,7 @@ def test_a_wrong_password_is_one_clear_line_and_exit_code_2(postgres: PostgresSe
 
 
 def test_a_server_that_is_not_there_is_one_clear_line(project_dir: Path) -> None:
-    pytest.importorskip("psycopg", reason='the PostgreSQL backend needs psycopg: pip install "dbtassets[postgres]"')
+    pytest.importorskip("psycopg2", reason='the PostgreSQL backend needs psycopg2: pip install "dbtassets[postgres]"')
     url = f"postgresql://someone@127.0.0.1:{free_port()}/state"
     result = run_cli("--project-dir", str(project_dir), "--state", url, "status")
     assert result.returncode == 2
@@ -150,18 +150,26 @@ def test_a_server_that_is_not_there_is_one_clear_line(project_dir: Path) -> None
 
 
 def test_a_database_of_another_program_is_refused_and_left_alone(postgres: PostgresServer) -> None:
-    import psycopg
-
-    url = postgres.url(postgres.database())
-    with psycopg.connect(url, autocommit=True) as db:
-        db.execute("create table invoices (id int)")
+    database = postgres.database()
+    url = postgres.url(database)
+    postgres.query(database, "create table invoices (id int)")
     with pytest.raises(StateError, match=r"is a PostgreSQL schema but not a dbtassets state store \(it has "
                                          r"tables invoices\); pass another --state"):
         StateStore.open(url)
-    with psycopg.connect(url) as db:
-        tables = [r[0] for r in db.execute("select table_name from information_schema.tables "
-                                           "where table_schema = 'public'")]
-    assert tables == ["invoices"]
+    tables = postgres.query(database, "select table_name from information_schema.tables where table_schema = 'public'")
+    assert tables == [("invoices",)]
+
+
+def test_a_store_reconnects_once_the_server_dropped_its_connection(postgres: PostgresServer) -> None:
+    database = postgres.database()
+    with StateStore.open(postgres.url(database)) as store:
+        assert store.record_observation(A, "v1", "files", "t1")
+        postgres.query("postgres", "select pg_terminate_backend(pid) from pg_stat_activity where datname = %s",
+                       (database,))  # what a server restart does to the store's connection
+        with pytest.raises(StateError, match="cannot reach the PostgreSQL state store"):
+            store.latest_observations()  # the query in flight fails, in one line...
+        assert store.latest_observations() == {A: Version("v1", "t1")}  # ...and the next one reconnects
+        assert store.record_observation(A, "v2", "files", "t2")
 
 
 def test_an_unknown_url_scheme_is_refused(tmp_path: Path) -> None:
