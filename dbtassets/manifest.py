@@ -25,6 +25,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any, NewType
 
@@ -45,6 +46,8 @@ _BUILD_CONFIG_KEYS = (
     "column_types", "delimiter", "quote_columns", "full_refresh", "incremental_predicates",
     "merge_update_columns", "merge_exclude_columns", "batch_size", "lookback", "begin", "event_time",
 )
+# Test configuration that changes what a data test checks or when it fails.
+_TEST_CONFIG_KEYS = ("severity", "where", "limit", "fail_calc", "warn_if", "error_if")
 _SCHEMA_VERSION = re.compile(r"/manifest/v(\d+)\.json$")
 # Jinja that renders differently under `dbt compile` than under `dbt build` (a real package's macros do).
 _READS_COMMAND = re.compile(r"flags\s*\.\s*which|invocation_args_dict|\binvocation_command\b", re.IGNORECASE)
@@ -109,6 +112,31 @@ class Node:
         return f"{self.source_name}.{self.name}" if self.resource_type == "source" else self.name
 
 
+class CheckKind(str, Enum):
+    DATA_TEST = "data test"
+    UNIT_TEST = "unit test"
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """A data test or unit test, a check on the assets it is attached to.
+
+    ``code_version`` covers what the test runs: its SQL or generic test and arguments, the
+    configuration that decides when it fails, and the macros it calls (for a unit test: its
+    fixtures and expectations; the model's own code is the model's code version).
+    """
+
+    unique_id: UniqueId
+    name: str
+    kind: CheckKind
+    assets: tuple[UniqueId, ...]
+    code_version: str
+
+    def describe(self) -> str:
+        """``data test not_null_orders_id`` for messages."""
+        return f"{self.kind.value} {self.name}"
+
+
 @dataclass(frozen=True)
 class Manifest:
     """The parts of a dbt manifest that dbtassets uses."""
@@ -122,6 +150,11 @@ class Manifest:
     nodes: Mapping[UniqueId, Node]
     test_parents: Mapping[UniqueId, tuple[UniqueId, ...]]
     test_names: Mapping[UniqueId, str]
+    checks: Mapping[UniqueId, Check] = field(default_factory=dict)
+
+    def checks_of(self, asset: UniqueId) -> list[Check]:
+        """The checks attached to ``asset``, by name."""
+        return sorted((c for c in self.checks.values() if asset in c.assets), key=lambda c: c.name)
 
 
 def load_manifest(path: Path, *, use_cache: bool = True) -> Manifest:
@@ -217,7 +250,7 @@ def _extract(path: Path, raw: Any) -> tuple[Any, ...]:
     try:
         macros = _Macros.from_manifest(raw["macros"])
         nodes: dict[str, dict[str, Any]] = {}
-        tests: list[tuple[str, str, tuple[str, ...]]] = []
+        tests: list[tuple[str, str, tuple[str, ...], str, str]] = []
         for uid, node in raw["nodes"].items():
             where[0] = uid
             config = node.get("config") or {}
@@ -227,13 +260,21 @@ def _extract(path: Path, raw: Any) -> tuple[Any, ...]:
             if rtype == "test":
                 attached = node.get("attached_node")
                 parents = (attached,) if attached else tuple(node["depends_on"]["nodes"])
-                tests.append((uid, _text(node["name"]), _texts(parents)))
+                tests.append((uid, _text(node["name"]), _texts(parents), CheckKind.DATA_TEST.value,
+                              _test_version(node, config, macros)))
             elif rtype in ASSET_TYPES:
                 nodes[uid] = node
+        for uid, test in (raw.get("unit_tests") or {}).items():
+            where[0] = uid
+            if (test.get("config") or {}).get("enabled", True) is False:
+                continue
+            tests.append((uid, _text(test["name"]), _texts(test["depends_on"]["nodes"]), CheckKind.UNIT_TEST.value,
+                          _digest([test.get(k) for k in ("checksum", "given", "expect", "overrides", "versions")])))
         sources = {uid: s for uid, s in raw["sources"].items() if (s.get("config") or {}).get("enabled", True)}
         compact_nodes = _compact_nodes(nodes, sources, macros, where)
         where[0] = "tests"
-        compact_tests = tuple((uid, name, tuple(p for p in parents if p in nodes)) for uid, name, parents in tests)
+        compact_tests = tuple((uid, name, tuple(p for p in parents if p in nodes), kind, version)
+                              for uid, name, parents, kind, version in tests)
         return (
             str(metadata.get("project_name") or ""),
             str(metadata.get("dbt_version") or ""),
@@ -250,6 +291,19 @@ def _extract(path: Path, raw: Any) -> tuple[Any, ...]:
         raise ManifestError(
             f"{path}: unexpected manifest shape at {where[0]} ({detail}); re-run `dbt parse` to write it again"
         ) from None
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _test_version(node: Mapping[str, Any], config: Mapping[str, Any], macros: _Macros) -> str:
+    """A data test's code version: its SQL (or generic test and arguments), failure config and macros."""
+    metadata = node.get("test_metadata") or {}
+    macro_versions = [macros.versions[m] for m in sorted(macros.closure(node["depends_on"].get("macros", ())))]
+    return _digest([node.get("raw_code") or "", (node.get("checksum") or {}).get("checksum") or "",
+                    metadata.get("name"), metadata.get("namespace"), metadata.get("kwargs"),
+                    {k: config.get(k) for k in _TEST_CONFIG_KEYS}, macro_versions])
 
 
 def _compact_nodes(
@@ -304,7 +358,8 @@ def _compact_nodes(
             uid, _text(node["name"]), _text(node["resource_type"]), _text(node["package_name"]), _texts(node["fqn"]),
             _text(node["original_file_path"]), _texts(node.get("tags") or ()), str(config.get("materialized") or ""),
             tuple(p for p in _texts(node["depends_on"].get("nodes", ())) if p in nodes or p in sources),
-            code_version(uid), "", "", str(node.get("relation_name") or ""), {},
+            code_version(uid), "", "", str(node.get("relation_name") or ""),
+            _plain({**(node.get("meta") or {}), **(config.get("meta") or {})}),
             _plain_config(config), config_version(node), _model_freshness(config.get("freshness")),
             str(node.get("language") or "sql"), varies_by_command(node),
         ))
@@ -453,8 +508,13 @@ def _from_compact(path: Path, compact: tuple[Any, ...]) -> Manifest:
     test_parents: dict[UniqueId, tuple[UniqueId, ...]] = {}
     test_names: dict[UniqueId, str] = {}
     checks: dict[str, list[str]] = {}
-    for uid, name, parents in tests:
-        test_parents[UniqueId(uid)] = tuple(UniqueId(p) for p in parents)
+    check_records: dict[UniqueId, Check] = {}
+    for uid, name, parents, kind, check_version in tests:
+        assets = tuple(UniqueId(p) for p in parents)
+        check_records[UniqueId(uid)] = Check(UniqueId(uid), name, CheckKind(kind), assets, check_version)
+        if kind != CheckKind.DATA_TEST.value:
+            continue
+        test_parents[UniqueId(uid)] = assets
         test_names[UniqueId(uid)] = name
         for parent in parents:
             checks.setdefault(parent, []).append(name)
@@ -468,7 +528,7 @@ def _from_compact(path: Path, compact: tuple[Any, ...]) -> Manifest:
         for row in nodes
     }
     return Manifest(path, project_name, dbt_version, version, adapter_type, generated_at, built,
-                    test_parents, test_names)
+                    test_parents, test_names, check_records)
 
 
 def _read_cache(cache_path: Path, key: tuple[Any, ...]) -> tuple[Any, ...] | None:

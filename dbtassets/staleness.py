@@ -14,13 +14,15 @@ made stale by it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol
 
+from dbtassets.checks import CheckResult, CheckState, CheckStatus, check_statuses
 from dbtassets.graph import AssetGraph
-from dbtassets.manifest import UniqueId
+from dbtassets.manifest import Check, UniqueId
+from dbtassets.refresh import Refresh, opt_out_hint, refresh_of
 
 
 class Status(str, Enum):
@@ -45,6 +47,10 @@ class ReasonCode(str, Enum):
     NOT_DUE = "not_due"
     LATE_WARN = "late_warn"
     LATE_ERROR = "late_error"
+    # On an asset that may be fresh: they say something true about it without calling for a build.
+    OLD_ROWS_KEPT = "old_rows_kept"
+    CHECK_FAILED = "check_failed"
+    CHECK_PENDING = "check_pending"
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,7 @@ class Materialization:
     manifest_version: str | None = None
     base: str = ""
     added: frozenset[str] = frozenset()
+    old_rows_before: str | None = None  # rows built before this time came from older code (dbtassets.refresh)
 
     @property
     def data_version(self) -> Version:
@@ -99,6 +106,7 @@ class StateView:
     last_success: Mapping[UniqueId, Materialization] = field(default_factory=dict)
     last_failure: Mapping[UniqueId, Failure] = field(default_factory=dict)
     observations: Mapping[UniqueId, Version] = field(default_factory=dict)
+    check_results: Mapping[UniqueId, Mapping[UniqueId, CheckResult]] = field(default_factory=dict)  # asset → check
 
 
 @dataclass(frozen=True)
@@ -141,10 +149,26 @@ class AssetStatus:
     data_version: Version | None
     impact: frozenset[str] | None = None  # columns a rebuild would change; None: any
     due_at: str | None = None  # set by dbtassets.policies on a stale asset that has or waits on a freshness policy
+    full_refresh: bool = False  # its rebuild must be a full refresh (an incremental model whose code changed)
+    checks: tuple[CheckStatus, ...] = ()
 
     @property
     def needs_build(self) -> bool:
         return self.status in (Status.STALE, Status.MISSING)
+
+    @property
+    def pending_checks(self) -> list[CheckStatus]:
+        """Checks to run without rebuilding the asset (a rebuild runs them all anyway)."""
+        return [] if self.needs_build else [c for c in self.checks if c.state is CheckState.PENDING]
+
+    @property
+    def failing_checks(self) -> list[CheckStatus]:
+        return [c for c in self.checks if c.state.failing]
+
+    @property
+    def needs_attention(self) -> bool:
+        """What ``check`` fails on: stale, missing, or a check failing or not yet run."""
+        return self.needs_build or bool(self.failing_checks) or bool(self.pending_checks)
 
 
 def compute_statuses(
@@ -154,6 +178,7 @@ def compute_statuses(
     observable: frozenset[UniqueId] | set[UniqueId] = frozenset(),
     changes: Mapping[UniqueId, CodeChange] | None = None,
     reads: ColumnReads = _reads_everything,
+    checks: Mapping[UniqueId, Check] | None = None,
 ) -> dict[UniqueId, AssetStatus]:
     """The status of every asset in ``graph``, upstream first.
 
@@ -165,8 +190,13 @@ def compute_statuses(
             ``unobserved`` (with a reason saying so), never taken as fresh.
         changes: for assets whose code changed, whether the change was breaking.
         reads: whether a child may read some columns of a parent (default: assume it does).
+        checks: the data tests and unit tests, each attached to its assets.
     """
-    rules = _Rules(graph, state, changes or {}, reads)
+    by_asset: dict[UniqueId, list[Check]] = {}
+    for check in sorted((checks or {}).values(), key=lambda c: c.name):
+        for asset in check.assets:
+            by_asset.setdefault(asset, []).append(check)
+    rules = _Rules(graph, state, changes or {}, reads, by_asset)
     statuses: dict[UniqueId, AssetStatus] = {}
     for uid in graph.topological_order():
         node = graph.assets[uid]
@@ -192,6 +222,7 @@ class _Rules:
     state: StateView
     changes: Mapping[UniqueId, CodeChange]
     reads: ColumnReads
+    checks: Mapping[UniqueId, Sequence[Check]]
 
     def built_status(self, uid: UniqueId, code_version: str,
                      statuses: Mapping[UniqueId, AssetStatus]) -> AssetStatus:
@@ -199,11 +230,19 @@ class _Rules:
         last = state.last_success.get(uid)
         reasons: list[Reason] = []
         narrow: list[frozenset[str]] = []  # impacts of the reasons that only add columns
+        refresh = refresh_of(graph.assets[uid])
+        full_refresh = False
         if last is None:
             reasons.append(Reason(ReasonCode.NEVER_MATERIALIZED, "never materialized"))
         else:
             if last.code_version != code_version:
-                reasons.append(self._code_changed(uid, last, code_version))
+                reasons.append(self._code_changed(uid, last, code_version, refresh))
+                full_refresh = refresh is Refresh.FULL_ON_CHANGE
+            elif last.old_rows_before is not None and refresh is Refresh.FULL_ON_CHANGE:
+                reasons.append(Reason(ReasonCode.OLD_ROWS_KEPT, f"rows built before {last.old_rows_before} keep "
+                                      "the old logic and it is no longer opted out of full refreshes: "
+                                      "rebuilt with a full refresh"))
+                full_refresh = True
                 change = self.changes.get(uid)
                 if change is not None and not change.breaking:
                     narrow.append(change.added_columns)
@@ -224,9 +263,32 @@ class _Rules:
                                   f"last build failed at {failure.finished_at}: {failure.message}"))
         status = Status.MISSING if last is None else Status.STALE if reasons else Status.FRESH
         impact = frozenset().union(*narrow) if narrow and len(narrow) == len(reasons) else None
-        return AssetStatus(uid, status, tuple(reasons), last.data_version if last else None, impact)
+        checks: tuple[CheckStatus, ...] = ()
+        if last is not None:
+            checks = check_statuses(self.checks.get(uid, ()), last.id, state.check_results.get(uid, {}))
+            if status is Status.FRESH:
+                reasons.extend(self._notes(uid, last, refresh))
+            reasons.extend(Reason(ReasonCode.CHECK_FAILED, c.describe()) for c in checks if c.state.failing)
+            if status is Status.FRESH:
+                reasons.extend(Reason(ReasonCode.CHECK_PENDING, c.describe())
+                               for c in checks if c.state is CheckState.PENDING)
+        return AssetStatus(uid, status, tuple(reasons), last.data_version if last else None, impact,
+                           full_refresh=full_refresh and status is not Status.MISSING, checks=checks)
 
-    def _code_changed(self, uid: UniqueId, last: Materialization, code_version: str) -> Reason:
+    def _notes(self, uid: UniqueId, last: Materialization, refresh: Refresh) -> list[Reason]:
+        """What a fresh asset's rows hold besides the current logic."""
+        if last.old_rows_before is None:
+            return []
+        node = self.graph.assets[uid]
+        if refresh is Refresh.HISTORY:
+            what = (f"its history before {last.old_rows_before} was recorded by older code "
+                    "(a snapshot is never fully refreshed)")
+        else:
+            what = (f"rows built before {last.old_rows_before} keep the old logic ({opt_out_hint(node)}; "
+                    f"`dbt build --full-refresh --select {node.name}` rebuilds them)")
+        return [Reason(ReasonCode.OLD_ROWS_KEPT, what)]
+
+    def _code_changed(self, uid: UniqueId, last: Materialization, code_version: str, refresh: Refresh) -> Reason:
         change = self.changes.get(uid)
         detail = f" ({change.description})" if change is not None and change.description else ""
         if change is not None and not change.breaking:
@@ -239,9 +301,17 @@ class _Rules:
         if node.resource_type == "seed":  # its code version is its file's checksum: its rows changed
             return Reason(ReasonCode.CODE_CHANGED,
                           f"content changed since the build at {last.finished_at}{detail or f' ({node.path})'}")
+        rows = {
+            Refresh.REWRITTEN: "",
+            Refresh.FULL_ON_CHANGE: "; an incremental model: rebuilt with a full refresh",
+            Refresh.KEPT: f"; {opt_out_hint(self.graph.assets[uid])}: rows built before this change will keep "
+                          "the old logic",
+            Refresh.HISTORY: "; a snapshot is never fully refreshed: its history before this change comes from "
+                             "the old code",
+        }[refresh]
         return Reason(ReasonCode.CODE_CHANGED,
                       f"code changed since the build at {last.finished_at}{detail} "
-                      f"(code version {last.code_version[:8]} → {code_version[:8]})")
+                      f"(code version {last.code_version[:8]} → {code_version[:8]}){rows}")
 
     def _upstream_updated(self, uid: UniqueId, parent: UniqueId, built_from: Version | None,
                           current: Version | None) -> Reason | None:

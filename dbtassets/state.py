@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from dbtassets.backends import Backend, Connection, Location, backend_for
+from dbtassets.checks import CheckResult
 from dbtassets.errors import StateError
 from dbtassets.manifest import UniqueId
 from dbtassets.staleness import Failure, Materialization, StateView, Version
@@ -109,6 +110,23 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         );
         CREATE INDEX leases_by_holder ON leases (holder);
         ALTER TABLE runs ADD COLUMN host TEXT;
+    """),
+    ("0007_old_rows_before", """
+        ALTER TABLE materializations ADD COLUMN old_rows_before TEXT;
+    """),
+    ("0008_check_results", """
+        CREATE TABLE check_results (
+            id INTEGER PRIMARY KEY,
+            check_id TEXT NOT NULL,
+            unique_id TEXT NOT NULL,
+            run_id BIGINT NOT NULL REFERENCES runs (id),
+            code_version TEXT NOT NULL,
+            materialization_id BIGINT NOT NULL REFERENCES materializations (id),
+            status TEXT NOT NULL,
+            finished_at TEXT NOT NULL,
+            message TEXT
+        );
+        CREATE INDEX check_results_by_asset ON check_results (unique_id, check_id, id);
     """),
 )
 # Needs the profile's default target, known only when a project opens the store: records made
@@ -314,10 +332,12 @@ class StateStore:
         """Everything the staleness rules need, in three indexed queries."""
         successes = {
             UniqueId(uid): Materialization(mid, run_id, finished_at, code_version, _versions(inputs), manifest_version,
-                                           base or "", frozenset(json.loads(added)) if added != "[]" else frozenset())
-            for mid, uid, run_id, finished_at, code_version, inputs, manifest_version, base, added in self._query(
+                                           base or "", frozenset(json.loads(added)) if added != "[]" else frozenset(),
+                                           old_rows)
+            for mid, uid, run_id, finished_at, code_version, inputs, manifest_version, base, added, old_rows
+            in self._query(
                 "SELECT m.id, m.unique_id, m.run_id, m.finished_at, m.code_version, m.inputs, m.manifest_version, "
-                "m.base_version, m.added_columns "
+                "m.base_version, m.added_columns, m.old_rows_before "
                 "FROM materializations m JOIN (SELECT MAX(id) AS id FROM materializations "
                 "WHERE target = ? AND status = 'success' GROUP BY unique_id) AS latest USING (id)", (self.target,)
             )
@@ -330,7 +350,20 @@ class StateStore:
                 "WHERE target = ? AND status = 'error' GROUP BY unique_id) AS latest USING (id)", (self.target,)
             )
         }
-        return StateView(successes, failures, self.latest_observations())
+        return StateView(successes, failures, self.latest_observations(), self.check_results())
+
+    def check_results(self) -> dict[UniqueId, dict[UniqueId, CheckResult]]:
+        """The last recorded run of each check on each asset of this target: asset → check → result."""
+        out: dict[UniqueId, dict[UniqueId, CheckResult]] = {}
+        for uid, check_id, code_version, mid, status, at, message in self._query(
+            "SELECT c.unique_id, c.check_id, c.code_version, c.materialization_id, c.status, c.finished_at, c.message "
+            "FROM check_results c JOIN (SELECT MAX(c.id) AS id FROM check_results c JOIN materializations m "
+            "ON m.id = c.materialization_id WHERE m.target = ? GROUP BY c.unique_id, c.check_id) AS latest USING (id)",
+            (self.target,)
+        ):
+            out.setdefault(UniqueId(uid), {})[UniqueId(check_id)] = CheckResult(code_version, mid, status, at,
+                                                                                 message or "")
+        return out
 
     def latest_observations(self) -> dict[UniqueId, Version]:
         return {
@@ -457,18 +490,30 @@ class StateStore:
     def insert_outcome(self, db: Connection, *, uid: UniqueId, run_id: int, status: str, finished_at: str,
                        code_version: str, inputs: Mapping[UniqueId, Version], duration: float | None,
                        rows_affected: int | None, message: str | None, manifest_version: str | None = None,
-                       base_version: str | None = None, added_columns: Iterable[str] = ()) -> int:
+                       base_version: str | None = None, added_columns: Iterable[str] = (),
+                       old_rows_before: str | None = None) -> int:
         """Inside a :meth:`transaction`: one build outcome; returns its id (the new data version)."""
         cursor = db.execute(
             "INSERT INTO materializations (unique_id, run_id, status, finished_at, code_version, inputs, duration, "
-            "rows_affected, message, manifest_version, base_version, added_columns, target) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "rows_affected, message, manifest_version, base_version, added_columns, target, old_rows_before) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (uid, run_id, status, finished_at, code_version,
              json.dumps({p: _version_json(v) for p, v in inputs.items()}, sort_keys=True),
              duration, rows_affected, message, manifest_version, base_version, json.dumps(sorted(added_columns)),
-             self.target),
+             self.target, old_rows_before),
         )
         return int(cursor.fetchone()[0])
+
+    @staticmethod
+    def insert_check_result(db: Connection, *, check_id: UniqueId, uid: UniqueId, run_id: int,
+                            code_version: str, materialization_id: int, status: str, finished_at: str,
+                            message: str | None) -> None:
+        """Inside a :meth:`transaction`: a check's run on one materialization of its asset."""
+        db.execute(
+            "INSERT INTO check_results (check_id, unique_id, run_id, code_version, materialization_id, status, "
+            "finished_at, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (check_id, uid, run_id, code_version, materialization_id, status, finished_at, message),
+        )
 
     # -- the fingerprint cache -----------------------------------------------------------
 
