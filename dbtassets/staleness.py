@@ -238,14 +238,14 @@ class _Rules:
             if last.code_version != code_version:
                 reasons.append(self._code_changed(uid, last, code_version, refresh))
                 full_refresh = refresh is Refresh.FULL_ON_CHANGE
+                change = self.changes.get(uid)
+                if change is not None and not change.breaking:
+                    narrow.append(change.added_columns)
             elif last.old_rows_before is not None and refresh is Refresh.FULL_ON_CHANGE:
                 reasons.append(Reason(ReasonCode.OLD_ROWS_KEPT, f"rows built before {last.old_rows_before} keep "
                                       "the old logic and it is no longer opted out of full refreshes: "
                                       "rebuilt with a full refresh"))
                 full_refresh = True
-                change = self.changes.get(uid)
-                if change is not None and not change.breaking:
-                    narrow.append(change.added_columns)
             for parent in graph.parents(uid):
                 reason = self._upstream_updated(uid, parent, last.inputs.get(parent), statuses[parent].data_version)
                 if reason is not None:
