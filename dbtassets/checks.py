@@ -9,6 +9,7 @@ results, like :mod:`dbtassets.staleness`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -29,6 +30,15 @@ class CheckState(str, Enum):
 
 # dbt's test and unit test statuses, as recorded; "error" (the test itself could not run) fails too.
 RECORDED = {"pass": CheckState.PASS, "warn": CheckState.WARN, "fail": CheckState.FAIL, "error": CheckState.FAIL}
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def one_line(message: str, limit: int = 300) -> str:
+    """dbt's test message (unit test diffs are multi-line and coloured) as one plain line."""
+    text = " ".join(_ANSI.sub("", message).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass(frozen=True)

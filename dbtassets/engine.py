@@ -16,7 +16,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from dbtassets.backends import Location
+from dbtassets.backends import Connection, Location
+from dbtassets.checks import RECORDED, one_line
 from dbtassets.clock import Clock, SystemClock, timestamp
 from dbtassets.errors import (
     DbtAssetsError,
@@ -29,11 +30,12 @@ from dbtassets.errors import (
 from dbtassets.graph import BUILDABLE, AssetGraph
 from dbtassets.leases import leased
 from dbtassets.lock import BuildLock
-from dbtassets.manifest import Manifest, Node, UniqueId, load_manifest
+from dbtassets.manifest import CheckKind, Manifest, Node, UniqueId, load_manifest
 from dbtassets.policies import Policies, Verdict
 from dbtassets.policies import apply as apply_policies
 from dbtassets.project import DbtProject, load_project
-from dbtassets.runner import BuildResult, DbtTarget, Runner, SubprocessRunner, build_command, display
+from dbtassets.refresh import invocations, old_rows_before, refresh_of
+from dbtassets.runner import BuildResult, DbtTarget, NodeResult, Runner, SubprocessRunner, build_command, display
 from dbtassets.savings import Savings
 from dbtassets.savings import compute as compute_savings
 from dbtassets.selection import dbt_selectors, resolve_selection
@@ -88,14 +90,22 @@ class StatusReport:
         return [uid for uid in self.selected if self.statuses[uid].needs_build and (due is None or due(uid))]
 
     def listed(self, uid: UniqueId) -> bool:
-        """Whether ``status`` and ``check`` list ``uid``: stale, missing, or a late source."""
-        return self.statuses[uid].needs_build or (self.verdict is not None and uid in self.verdict.late)
+        """Whether ``status`` and ``check`` list ``uid``: stale, missing, a late source, a check failing or pending."""
+        return self.statuses[uid].needs_attention or (self.verdict is not None and uid in self.verdict.late)
 
     def failing(self, uid: UniqueId) -> bool:
-        """Whether ``check`` fails on ``uid``: stale or missing and due (overdue), or a source late past error_after."""
+        """Whether ``check`` fails on ``uid``: stale or missing and due (overdue), a source late past error_after,
+        or a check on it failing or pending."""
+        if self.statuses[uid].failing_checks or self.statuses[uid].pending_checks:
+            return True
         if self.verdict is not None:
             return self.verdict.failing(uid)
         return self.statuses[uid].needs_build
+
+    def needing_checks(self) -> list[UniqueId]:
+        """The pending checks of selected assets that need no build (a build runs its asset's checks)."""
+        pending = {c.check.unique_id for uid in self.selected for c in self.statuses[uid].pending_checks}
+        return sorted(pending)
 
 
 @dataclass(frozen=True)
@@ -110,11 +120,36 @@ class Explanation:
 
 @dataclass(frozen=True)
 class SyncPlan:
+    """What a sync runs: ``steps`` (usually one ``dbt build``) build ``to_build`` and run the pending ``checks``."""
+
     to_build: Sequence[UniqueId]
     selectors: Sequence[str]
     command: str
     statuses: Mapping[UniqueId, AssetStatus]
     verdict: Verdict | None = None  # what waits (and until when), and which sources are late
+    checks: Sequence[UniqueId] = ()
+    steps: Sequence[BuildStep] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not self.to_build and not self.checks
+
+
+@dataclass(frozen=True)
+class BuildStep:
+    """One ``dbt build`` of a plan; a plan has several only when some of its models need ``--full-refresh``."""
+
+    assets: Sequence[UniqueId]
+    full_refresh: bool = False
+    checks: Sequence[UniqueId] = ()  # checks run without building their assets
+
+    def selectors(self, graph: AssetGraph, manifest: Manifest, built: Collection[UniqueId] | None = None) -> list[str]:
+        """dbt selectors for the checks and the assets (only those in ``built``, if given)."""
+        assets = self.assets if built is None else [uid for uid in self.assets if uid in built]
+        return [*(manifest.checks[c].name for c in self.checks), *dbt_selectors(graph, assets)]
+
+    def args(self, extra_args: Sequence[str]) -> list[str]:
+        return [*extra_args, *(["--full-refresh"] if self.full_refresh else [])]
 
 
 @dataclass(frozen=True)
@@ -127,10 +162,11 @@ class SyncResult:
     not_run: Sequence[UniqueId] = ()
     build: BuildResult | None = None
     left: Mapping[UniqueId, str] = field(default_factory=dict)  # left to other builds: asset → who holds it
+    failed_checks: Mapping[UniqueId, str] = field(default_factory=dict)  # check → what failed
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.skipped and not self.not_run and (
+        return not self.failed and not self.skipped and not self.not_run and not self.failed_checks and (
             self.build is None or self.build.crashed is None)
 
 
@@ -330,7 +366,7 @@ class Project:
         view = self.store.view()
         code = self.versions.current(view)
         statuses = compute_statuses(self.graph, code.versions, view, observable, code.changes,
-                                    self.versions.reads)
+                                    self.versions.reads, self.manifest.checks)
         verdict = apply_policies(self.graph, statuses, self.policies, self.clock.now())
         return StatusReport(verdict.statuses, selected, [*self.settings.warnings, *errors], code.notes, verdict)
 
@@ -388,14 +424,27 @@ class Project:
         report = self.status(select, exclude, observe=observe)
         to_build = [uid for uid in report.needing_build(all_stale=all_stale)
                     if self.graph.assets[uid].resource_type in BUILDABLE]
-        return self.plan_for(to_build, report.statuses, extra_args, report.verdict)
+        return self.plan_for(to_build, report.statuses, extra_args, report.verdict, report.needing_checks())
 
     def plan_for(self, to_build: Sequence[UniqueId], statuses: Mapping[UniqueId, AssetStatus],
-                 extra_args: Sequence[str] = (), verdict: Verdict | None = None) -> SyncPlan:
-        """The plan that builds exactly ``to_build`` (upstream first)."""
-        selectors = dbt_selectors(self.graph, to_build)
-        command = display(build_command(selectors, extra_args)) if to_build else ""
-        return SyncPlan(list(to_build), selectors, command, statuses, verdict)
+                 extra_args: Sequence[str] = (), verdict: Verdict | None = None,
+                 checks: Sequence[UniqueId] = ()) -> SyncPlan:
+        """The plan that builds exactly ``to_build`` (upstream first) and runs ``checks``.
+
+        Models whose rebuild must be a full refresh get ``--full-refresh`` and no other model does,
+        which may take more than one ``dbt build`` (:func:`dbtassets.refresh.invocations`). Checks
+        whose assets are not built are selected by name in the first one.
+        """
+        full = [uid for uid in to_build if statuses[uid].full_refresh]
+        steps = [BuildStep(i.assets, i.full_refresh) for i in invocations(self.graph, to_build, full)]
+        if checks:
+            first = steps[0] if steps else BuildStep(())
+            steps[:1] = [BuildStep(first.assets, first.full_refresh, tuple(checks))]
+        selectors = [s.selectors(self.graph, self.manifest) for s in steps]
+        command = " && ".join(display(build_command(sel, s.args(extra_args))) for s, sel in zip(steps, selectors,
+                                                                                                  strict=True))
+        return SyncPlan(list(to_build), [one for sel in selectors for one in sel], command, statuses,
+                        verdict=verdict, checks=list(checks), steps=steps)
 
     def sync(self, select: Sequence[str] = (), exclude: Sequence[str] = (), extra_args: Sequence[str] = (),
              *, dry_run: bool = False, all_stale: bool = False) -> SyncResult:
@@ -406,14 +455,14 @@ class Project:
             self.store.interrupt_dead_runs(self.now())
             seen = self.store.latest_materialization_id()
             plan = self.plan(select, exclude, extra_args, all_stale=all_stale)
-            if not plan.to_build:
+            if plan.empty:
                 return SyncResult(plan)
             def replan() -> SyncPlan:
                 return self.plan(select, exclude, extra_args, observe=False, all_stale=all_stale)
 
             with leased(self, plan, replan, seen, extra_args) as share:
                 left = share.left_to()
-                if not share.plan.to_build:
+                if share.plan.empty:
                     return SyncResult(share.plan, left=left)
                 return replace(self.build(share.plan, extra_args), left=left)
 
@@ -421,7 +470,7 @@ class Project:
         """Run the plan's dbt build and record each asset's outcome. The caller holds the build lock."""
         run_id = self.store.start_run(plan.command, plan.to_build, self.now())
         try:
-            result = self.runner.build(plan.selectors, extra_args)
+            result = self._run_steps(plan, extra_args)
             return self._record_build(plan, run_id, result, unsettled=self._edited_since_load(result))
         except DbtAssetsError as exc:  # no outcome recorded: close the run rather than leave it 'running'
             with contextlib.suppress(DbtAssetsError), self.store.transaction() as db:
@@ -433,6 +482,27 @@ class Project:
                                       f"stopped by {stop.signal_name}; nothing recorded")
                 stop.run_id = run_id
             raise
+
+    def _run_steps(self, plan: SyncPlan, extra_args: Sequence[str]) -> BuildResult:
+        """Run each step's ``dbt build`` in turn, as one result; what a failure upstream blocks is skipped."""
+        results: list[NodeResult] = []
+        returncode, crashed, last = 0, None, None
+        for step in plan.steps:
+            broken = {r.unique_id for r in results if r.status in _FAILED or r.status == "skipped"}
+            blocked = {uid for uid in step.assets if broken & self.graph.ancestors(uid)}
+            results.extend(NodeResult(uid, "skipped", "an upstream asset failed", 0.0) for uid in blocked)
+            selectors = step.selectors(self.graph, self.manifest, set(step.assets) - blocked)
+            if not selectors:
+                continue
+            last = self.runner.build(selectors, step.args(extra_args))
+            results.extend(last.results)
+            returncode = max(returncode, last.returncode)
+            if last.crashed is not None:
+                crashed = last.crashed
+                break
+        if last is None:
+            return BuildResult(plan.command, 1, tuple(results), self.dbt.dbt_log)
+        return BuildResult(plan.command, returncode, tuple(results), last.log_path, crashed, last.extra)
 
     def _edited_since_load(self, result: BuildResult) -> frozenset[UniqueId]:
         """The built assets whose code may have changed after the loaded manifest was made (say, mid-build).
@@ -472,6 +542,7 @@ class Project:
         """Record the build's outcomes; ``unsettled`` ones were built from code that changed meanwhile."""
         own: dict[UniqueId, str] = {}
         failed: dict[UniqueId, str] = {}
+        checked: list[NodeResult] = []
         durations: dict[UniqueId, tuple[float, int | None]] = {}
         for outcome in result.results:
             if outcome.unique_id in self.graph:
@@ -479,14 +550,20 @@ class Project:
                 durations[outcome.unique_id] = (outcome.execution_time, outcome.rows_affected)
                 if outcome.status in _FAILED:
                     failed[outcome.unique_id] = outcome.message or outcome.status
-            elif outcome.status in _FAILED and outcome.unique_id in self.manifest.test_parents:
-                test = self.manifest.test_names.get(outcome.unique_id, outcome.unique_id)
-                for parent in self.manifest.test_parents[outcome.unique_id]:
-                    failed.setdefault(parent, f"data test {test} failed: {outcome.message}")
+            elif outcome.unique_id in self.manifest.checks and outcome.status in RECORDED:
+                checked.append(outcome)
+                check = self.manifest.checks[outcome.unique_id]
+                if check.kind is CheckKind.UNIT_TEST and outcome.status in _FAILED:  # dbt did not build the model
+                    for model in check.assets:
+                        failed.setdefault(model, f"{check.describe()} on {self.graph.assets[model].name} failed: "
+                                                 f"{one_line(outcome.message)}")
+        previous = self.store.view().last_success
+        full_refreshed = {uid for step in plan.steps if step.full_refresh for uid in step.assets}
         versions: dict[UniqueId, Version] = {
             uid: s.data_version for uid, s in plan.statuses.items() if s.data_version is not None}
         compiled = {r.unique_id: r.compiled_code for r in result.results if r.compiled_code}
         built, skipped = [], []
+        materialized = {uid: m.id for uid, m in previous.items()}  # each asset's materialization, after this run
         at = self.now()
         with self.store.transaction() as db:
             for uid in self.graph.topological_order(own):
@@ -505,21 +582,47 @@ class Project:
                 base, added = None, frozenset[str]()
                 if status == "success" and before is not None and before.impact and before.data_version:
                     base, added = before.data_version.base_value, before.data_version.added | before.impact
+                before_this = previous.get(uid)
+                old_rows = old_rows_before(
+                    refresh_of(node), full_refreshed=uid in full_refreshed,
+                    previous_code=before_this.code_version if before_this else None,
+                    previous_old_rows=before_this.old_rows_before if before_this else None,
+                    code_version=code_version, at=at) if status == "success" else None
                 new_id = self.store.insert_outcome(
                     db, uid=uid, run_id=run_id, status=status, finished_at=at, code_version=code_version,
                     inputs=inputs, duration=duration, rows_affected=rows, message=failed.get(uid),
-                    manifest_version=manifest_version, base_version=base, added_columns=added)
+                    manifest_version=manifest_version, base_version=base, added_columns=added,
+                    old_rows_before=old_rows)
                 if status == "success":
                     versions[uid] = Version(f"m{new_id}", at, base or "", added)
+                    materialized[uid] = new_id
                     built.append(uid)
                 elif status == "skipped":
                     skipped.append(uid)
+            failed_checks = self._record_checks(db, run_id, checked, materialized, at)
             not_run = [uid for uid in plan.to_build if uid not in own]
-            ok = not failed and not skipped and result.crashed is None
+            ok = not failed and not skipped and not failed_checks and result.crashed is None
             self.store.finish_run(db, run_id, "success" if ok else "error", at, str(result.log_path),
                                   result.crashed)
         return SyncResult(plan, run_id, built, {u: m for u, m in failed.items() if u in own}, skipped, not_run,
-                          result)
+                          result, failed_checks)
+
+    def _record_checks(self, db: Connection, run_id: int, checked: Sequence[NodeResult],
+                       materialized: Mapping[UniqueId, int], at: str) -> dict[UniqueId, str]:
+        """Record each check's run on the materialization of its assets it ran against; return the failed ones."""
+        failed: dict[UniqueId, str] = {}
+        for outcome in checked:
+            check = self.manifest.checks[outcome.unique_id]
+            message = one_line(outcome.message) if outcome.status != "pass" else ""
+            for asset in check.assets:
+                if asset not in materialized:
+                    continue  # never built: nothing it could have checked
+                self.store.insert_check_result(
+                    db, check_id=check.unique_id, uid=asset, run_id=run_id, code_version=check.code_version,
+                    materialization_id=materialized[asset], status=outcome.status, finished_at=at, message=message)
+            if RECORDED[outcome.status].failing:
+                failed[check.unique_id] = f"{check.describe()} failed: {message}"
+        return failed
 
     def plan_against(self, other_path: Path, select: Sequence[str] = (),
                      exclude: Sequence[str] = ()) -> StatusReport:
@@ -538,7 +641,8 @@ class Project:
 
     def needs_attention(self, report: StatusReport) -> bool:
         """True when ``check`` should fail: anything selected is stale or missing and due (so overdue, for an
-        asset with a freshness policy), or a selected source is late past its error_after."""
+        asset with a freshness policy), a selected source is late past its error_after, or a check on a
+        selected asset fails or has not run yet."""
         return any(report.failing(uid) for uid in report.selected)
 
 

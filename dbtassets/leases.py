@@ -165,7 +165,7 @@ def leased(project: Project, plan: SyncPlan, replan: Callable[[], SyncPlan], see
                 release(store, holder, set(got.granted) - set(allowed))
         else:
             allowed, left = [], list(plan.to_build)
-        narrowed = project.plan_for(allowed, plan.statuses, extra_args, plan.verdict)
+        narrowed = project.plan_for(allowed, plan.statuses, extra_args, plan.verdict, plan.checks)
         with Renewer(store, holder, ttl) if allowed else contextlib.nullcontext():
             yield Leased(narrowed, got, left)
     finally:

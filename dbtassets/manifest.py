@@ -249,6 +249,7 @@ def _extract(path: Path, raw: Any) -> tuple[Any, ...]:
     where = ["metadata"]  # the part being read, for the error message
     try:
         macros = _Macros.from_manifest(raw["macros"])
+        builtin = {"dbt", f"dbt_{metadata.get('adapter_type') or ''}"}  # dbt's own macros and its adapter's
         nodes: dict[str, dict[str, Any]] = {}
         tests: list[tuple[str, str, tuple[str, ...], str, str]] = []
         for uid, node in raw["nodes"].items():
@@ -261,7 +262,7 @@ def _extract(path: Path, raw: Any) -> tuple[Any, ...]:
                 attached = node.get("attached_node")
                 parents = (attached,) if attached else tuple(node["depends_on"]["nodes"])
                 tests.append((uid, _text(node["name"]), _texts(parents), CheckKind.DATA_TEST.value,
-                              _test_version(node, config, macros)))
+                              _test_version(node, config, macros, builtin)))
             elif rtype in ASSET_TYPES:
                 nodes[uid] = node
         for uid, test in (raw.get("unit_tests") or {}).items():
@@ -297,10 +298,16 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _test_version(node: Mapping[str, Any], config: Mapping[str, Any], macros: _Macros) -> str:
-    """A data test's code version: its SQL (or generic test and arguments), failure config and macros."""
+def _test_version(node: Mapping[str, Any], config: Mapping[str, Any], macros: _Macros, builtin: set[str]) -> str:
+    """A data test's code version: its SQL (or generic test and arguments), failure config and macros.
+
+    dbt's own macros and its adapter's are left out: running a test adds the test materialization's
+    helpers to its ``depends_on`` in the manifest ``dbt build`` writes, which ``dbt parse`` then drops
+    again, so they would make every test look changed after each build.
+    """
     metadata = node.get("test_metadata") or {}
-    macro_versions = [macros.versions[m] for m in sorted(macros.closure(node["depends_on"].get("macros", ())))]
+    macro_versions = [macros.versions[m] for m in sorted(macros.closure(node["depends_on"].get("macros", ())))
+                      if m.split(".")[1] not in builtin]
     return _digest([node.get("raw_code") or "", (node.get("checksum") or {}).get("checksum") or "",
                     metadata.get("name"), metadata.get("namespace"), metadata.get("kwargs"),
                     {k: config.get(k) for k in _TEST_CONFIG_KEYS}, macro_versions])

@@ -42,6 +42,8 @@ def asset_json(node: Node, status: AssetStatus | None) -> dict[str, Any]:
         out["data_version"] = {"value": status.data_version.value, "at": status.data_version.at}
     if status is not None and status.due_at is not None:
         out["due_at"] = status.due_at
+    if status is not None and status.checks:
+        out["checks"] = [c.to_json() for c in status.checks]
     return out
 
 
@@ -68,12 +70,18 @@ def styled_status(status: Status) -> str:
 
 def summary(report: StatusReport) -> str:
     counts = {s: 0 for s in Status}
+    failing = pending = 0
     for uid in report.selected:
-        counts[report.statuses[uid].status] += 1
+        status = report.statuses[uid]
+        counts[status.status] += 1
+        failing += len(status.failing_checks)
+        pending += len(status.pending_checks)
+    checks = "".join(f", {n} check{'s' if n > 1 else ''} {what}"
+                     for n, what in ((failing, "failing"), (pending, "pending")) if n)
     text = (f"{counts[Status.STALE]} stale, {counts[Status.MISSING]} missing, "
             f"{counts[Status.FRESH]} fresh"
             + (f", {counts[Status.UNOBSERVED]} unobserved" if counts[Status.UNOBSERVED] else "")
-            + f" ({len(report.selected)} assets)")
+            + f" ({len(report.selected)} assets{checks})")
     verdict = report.verdict
     if verdict is not None:
         waiting = sum(1 for uid in report.selected if not verdict.schedule.is_due(uid))
@@ -282,20 +290,23 @@ def _left(graph: AssetGraph, result: SyncResult) -> list[str]:
 
 def sync_text(graph: AssetGraph, result: SyncResult, dry_run: bool) -> str:
     plan = result.plan
-    if not plan.to_build and result.left:
+    if plan.empty and result.left:
         return "\n".join(["Nothing to build here: other builds hold what is stale.", *_left(graph, result)])
-    if not plan.to_build:
+    if plan.empty:
         waiting = _waiting(graph, result)
         return "\n".join(["Nothing due to build.", *waiting]) if waiting else \
             "Nothing to build: every selected asset is fresh."
     names = ", ".join(graph.assets[u].display_name for u in plan.to_build)
+    checks = f" and run {len(plan.checks)} pending check{'s' if len(plan.checks) > 1 else ''}" if plan.checks else ""
     if dry_run:
-        return "\n".join([f"Would build {len(plan.to_build)} assets ({names}) with:\n{plan.command}",
+        return "\n".join([f"Would build {len(plan.to_build)} assets ({names}){checks} with:\n{plan.command}",
                           *_waiting(graph, result)])
-    lines = [f"Built {len(result.built)} of {len(plan.to_build)} assets with: {plan.command}", *_waiting(graph, result),
-             *_left(graph, result)]
+    lines = [f"Built {len(result.built)} of {len(plan.to_build)} assets{checks} with: {plan.command}",
+             *_waiting(graph, result), *_left(graph, result)]
     for uid, message in result.failed.items():
         lines.append(click.style(f"  failed  {graph.assets[uid].display_name}: {one_line(message)}", fg="red"))
+    for message in result.failed_checks.values():
+        lines.append(click.style(f"  failed  {message}", fg="red"))
     for uid in result.skipped:
         lines.append(click.style(f"  skipped {graph.assets[uid].display_name} (an upstream failed)", fg="yellow"))
     for uid in result.not_run:
@@ -342,6 +353,7 @@ def sync_json(graph: AssetGraph, result: SyncResult, dry_run: bool) -> dict[str,
         "ok": result.ok,
         "assets": [{**asset_json(graph.assets[u], plan.statuses[u]),
                     "outcome": _outcome(u, result, dry_run)} for u in plan.to_build],
+        "failed_checks": dict(result.failed_checks),
         "log_path": str(result.build.log_path) if result.build else None,
         "error": result.build.crashed if result.build else None,
         "not_due": [asset_json(graph.assets[u], plan.statuses[u])
