@@ -599,6 +599,10 @@ class Project:
                     built.append(uid)
                 elif status == "skipped":
                     skipped.append(uid)
+            # A unit test that stopped its model's build is that build's failure, not a check of the old table.
+            checked = [r for r in checked if not (self.manifest.checks[r.unique_id].kind is CheckKind.UNIT_TEST
+                                                  and set(self.manifest.checks[r.unique_id].assets) & set(failed)
+                                                  & set(own))]
             failed_checks = self._record_checks(db, run_id, checked, materialized, at)
             not_run = [uid for uid in plan.to_build if uid not in own]
             ok = not failed and not skipped and not failed_checks and result.crashed is None

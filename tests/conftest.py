@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from dbtassets.engine import Options, Project
-from dbtassets.manifest import UniqueId
+from dbtassets.manifest import Check, CheckKind, UniqueId
 from dbtassets.runner import BuildResult, NodeResult, build_command, display
 from tests.pg import PostgresServer
 
@@ -196,6 +196,7 @@ class FakeRunner:
     during_build: Callable[[], None] | None = None  # called as the build starts, e.g. to edit the project
     compiled: dict[str, str] = field(default_factory=dict)
     compiles: list[list[str]] = field(default_factory=list)  # the selectors of each compile call
+    failing_checks: set[str] = field(default_factory=set)  # names of data tests and unit tests that fail
 
     def build(self, selectors: Sequence[str], extra_args: Sequence[str] = ()) -> BuildResult:
         from dbtassets.selection import select_assets
@@ -209,8 +210,10 @@ class FakeRunner:
         if self.crash:
             return BuildResult(display(args), 2, (), log, crashed="dbt exited with code 2 without writing run results")
         graph = self.project.graph
-        chosen = graph.topological_order(select_assets(graph, selectors))
-        results: list[NodeResult] = []
+        checks = {c.name: c for c in self.project.manifest.checks.values()}
+        assets = [s for s in selectors if s not in checks]
+        chosen = graph.topological_order(select_assets(graph, assets)) if assets else []
+        results: list[NodeResult] = [self._check(checks[s]) for s in selectors if s in checks]
         broken: set[UniqueId] = set()
         for uid in chosen:
             node = graph.assets[uid]
@@ -222,9 +225,23 @@ class FakeRunner:
             elif node.name in self.fail:
                 results.append(NodeResult(uid, "error", self.fail_message.format(name=node.name), 0.1))
                 broken.add(uid)
-            else:
+            else:  # as dbt build: its unit tests first, its data tests after it
+                own = self.project.manifest.checks_of(uid)
+                unit = [self._check(c) for c in own if c.kind is CheckKind.UNIT_TEST]
+                results.extend(unit)
+                if any(r.status == "fail" for r in unit):
+                    results.append(NodeResult(uid, "skipped", "skipped", 0.0))
+                    broken.add(uid)
+                    continue
                 results.append(NodeResult(uid, "success", "OK", 0.1, 3, compiled_code=self.compiled.get(node.name)))
-        return BuildResult(display(args), 1 if broken else 0, tuple(results), log)
+                results.extend(self._check(c) for c in own if c.kind is CheckKind.DATA_TEST)
+        failed = broken or any(r.status == "fail" for r in results)
+        return BuildResult(display(args), 1 if failed else 0, tuple(results), log)
+
+    def _check(self, check: Check) -> NodeResult:
+        if check.name in self.failing_checks:
+            return NodeResult(check.unique_id, "fail", f"Got 1 result, configured to fail if != 0 ({check.name})", 0.1)
+        return NodeResult(check.unique_id, "pass", "", 0.1)
 
     def parse(self) -> None:
         raise AssertionError("FakeRunner.parse: the test project should already be parsed")
