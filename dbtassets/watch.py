@@ -208,7 +208,7 @@ class Watcher:
             plan = self.project.plan(self.select, self.exclude, observe=False)
             self._policies(plan)
             to_build = self._buildable(plan)
-            ok = self._build(plan, to_build) if to_build else True
+            ok = self._build(plan, to_build) if to_build or plan.checks else True  # checks: new or changed tests
         except DbtAssetsError as exc:
             # Keep the work (events already drained would be lost) and retry it after a backoff.
             self._pending.sources |= pending.sources
@@ -345,10 +345,10 @@ class Watcher:
             if waited:  # another process was building: plan again, now that nobody else can
                 plan = self.project.plan(self.select, self.exclude, observe=False)
                 to_build = self._buildable(plan)
-                if not to_build:
+                if not to_build and not plan.checks:
                     return True
             if to_build != list(plan.to_build):
-                plan = self.project.plan_for(to_build, plan.statuses)
+                plan = self.project.plan_for(to_build, plan.statuses, verdict=plan.verdict, checks=plan.checks)
             self.emit(WatchEvent("stale", {"assets": [
                 {"name": self._name(u), "status": plan.statuses[u].status.value,
                  "reasons": [r.message for r in plan.statuses[u].reasons]} for u in to_build]}))

@@ -32,7 +32,7 @@ class TimedRunner(FakeRunner):
         assert self.project is not None
         names = self.project.graph.assets
         timed = tuple(dataclasses.replace(r, execution_time=SECONDS[names[r.unique_id].name] * 1.1 ** self.builds)
-                      for r in result.results)
+                      if r.unique_id in names else r for r in result.results)  # data tests: as they were
         return dataclasses.replace(result, results=timed)
 
 
