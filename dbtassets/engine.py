@@ -423,7 +423,7 @@ class Project:
         ``all_stale``, whatever their freshness policies say), and the dbt command."""
         report = self.status(select, exclude, observe=observe)
         to_build = [uid for uid in report.needing_build(all_stale=all_stale)
-                    if self.graph.assets[uid].resource_type in BUILDABLE]
+                    if self.graph.assets[uid].resource_type in BUILDABLE and not report.statuses[uid].held]
         return self.plan_for(to_build, report.statuses, extra_args, report.verdict, report.needing_checks())
 
     def plan_for(self, to_build: Sequence[UniqueId], statuses: Mapping[UniqueId, AssetStatus],

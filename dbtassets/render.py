@@ -292,8 +292,12 @@ def sync_text(graph: AssetGraph, result: SyncResult, dry_run: bool) -> str:
     plan = result.plan
     if plan.empty and result.left:
         return "\n".join(["Nothing to build here: other builds hold what is stale.", *_left(graph, result)])
+    held = sorted(graph.assets[u].display_name for u, s in plan.statuses.items() if s.held)
+    if held:
+        shown = ", ".join(held[:5]) + (", …" if len(held) > 5 else "")
+        held = [f"{len(held)} stale asset(s) held until a failing check upstream passes ({shown})"]
     if plan.empty:
-        waiting = _waiting(graph, result)
+        waiting = [*_waiting(graph, result), *held]
         return "\n".join(["Nothing due to build.", *waiting]) if waiting else \
             "Nothing to build: every selected asset is fresh."
     names = ", ".join(graph.assets[u].display_name for u in plan.to_build)

@@ -49,6 +49,7 @@ class ReasonCode(str, Enum):
     LATE_ERROR = "late_error"
     # On an asset that may be fresh: they say something true about it without calling for a build.
     OLD_ROWS_KEPT = "old_rows_kept"
+    UPSTREAM_CHECK_FAILED = "upstream_check_failed"  # stale, but held: building it would spread failing data
     CHECK_FAILED = "check_failed"
     CHECK_PENDING = "check_pending"
 
@@ -151,6 +152,7 @@ class AssetStatus:
     due_at: str | None = None  # set by dbtassets.policies on a stale asset that has or waits on a freshness policy
     full_refresh: bool = False  # its rebuild must be a full refresh (an incremental model whose code changed)
     checks: tuple[CheckStatus, ...] = ()
+    held: bool = False  # not built until an upstream check passes (dbt build would skip it)
 
     @property
     def needs_build(self) -> bool:
@@ -261,6 +263,8 @@ class _Rules:
         if failure is not None and (last is None or failure.id > last.id):
             reasons.append(Reason(ReasonCode.LAST_BUILD_FAILED,
                                   f"last build failed at {failure.finished_at}: {failure.message}"))
+        holds = self._holds(uid, last, statuses)
+        reasons.extend(holds)
         status = Status.MISSING if last is None else Status.STALE if reasons else Status.FRESH
         impact = frozenset().union(*narrow) if narrow and len(narrow) == len(reasons) else None
         checks: tuple[CheckStatus, ...] = ()
@@ -273,7 +277,30 @@ class _Rules:
                 reasons.extend(Reason(ReasonCode.CHECK_PENDING, c.describe())
                                for c in checks if c.state is CheckState.PENDING)
         return AssetStatus(uid, status, tuple(reasons), last.data_version if last else None, impact,
-                           full_refresh=full_refresh and status is not Status.MISSING, checks=checks)
+                           full_refresh=full_refresh and status is not Status.MISSING, checks=checks,
+                           held=bool(holds))
+
+    def _holds(self, uid: UniqueId, last: Materialization | None,
+               statuses: Mapping[UniqueId, AssetStatus]) -> list[Reason]:
+        """Why ``uid`` must wait: an upstream asset's data fails a check and ``uid`` has not read it yet.
+
+        dbt build skips what is downstream of a failing test; building it in a later sync would
+        spread the data the test rejected, so it waits until the check passes (or the data changes).
+        """
+        holds = []
+        for parent in self.graph.parents(uid):
+            parent_status, name = statuses[parent], self.graph.assets[parent].display_name
+            read = last.inputs.get(parent) if last is not None else None
+            current = parent_status.data_version
+            if (parent_status.failing_checks and not parent_status.needs_build  # a rebuild runs them again
+                    and current is not None and (read is None or read.value != current.value)):
+                failing = ", ".join(c.check.describe() for c in parent_status.failing_checks)
+                holds.append(Reason(ReasonCode.UPSTREAM_CHECK_FAILED,
+                                    f"held: upstream {name} fails {failing}; it is built once that passes", parent))
+            elif parent_status.held:
+                holds.append(Reason(ReasonCode.UPSTREAM_CHECK_FAILED,
+                                    f"held: upstream {name} waits for a failing check", parent))
+        return holds
 
     def _notes(self, uid: UniqueId, last: Materialization, refresh: Refresh) -> list[Reason]:
         """What a fresh asset's rows hold besides the current logic."""

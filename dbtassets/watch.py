@@ -381,6 +381,7 @@ class Watcher:
         self.emit(WatchEvent("build_finished", {
             "built": [self._name(u) for u in result.built],
             "failed": {self._name(u): m for u, m in result.failed.items()},
+            "failed_checks": {self.project.manifest.checks[c].name: m for c, m in result.failed_checks.items()},
             "skipped": [self._name(u) for u in result.skipped], "seconds": round(seconds, 2),
             "command": plan.command, "error": result.build.crashed if result.build else None,
             "log_path": str(result.build.log_path) if result.build else None,

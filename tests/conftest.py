@@ -234,7 +234,10 @@ class FakeRunner:
                     broken.add(uid)
                     continue
                 results.append(NodeResult(uid, "success", "OK", 0.1, 3, compiled_code=self.compiled.get(node.name)))
-                results.extend(self._check(c) for c in own if c.kind is CheckKind.DATA_TEST)
+                data = [self._check(c) for c in own if c.kind is CheckKind.DATA_TEST]
+                results.extend(data)
+                if any(r.status == "fail" for r in data):  # dbt build skips what is downstream of a failing test
+                    broken.add(uid)
         failed = broken or any(r.status == "fail" for r in results)
         return BuildResult(display(args), 1 if failed else 0, tuple(results), log)
 

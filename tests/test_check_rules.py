@@ -27,15 +27,26 @@ def add_unit_test(runner: FakeRunner, name: str, model: UniqueId) -> None:
 
 def test_a_failing_data_test_is_a_failing_check_on_a_fresh_asset_not_a_failed_build(fake_project: Setup) -> None:
     project, runner, _ = fake_project
+    project.sync()
     runner.failing_checks = {UNIQUE}
+    land(project, "orders_more.csv")
     result = project.sync()
-    assert not result.ok and not result.failed and STG_ORDERS in result.built
+    assert not result.ok and not result.failed and result.built == [STG_ORDERS]
+    assert set(result.skipped) == {FACT, DIM}  # dbt build skips what is downstream of a failing test
     assert [project.manifest.checks[c].name for c in result.failed_checks] == [UNIQUE]
-    status = project.status(observe=False).statuses[STG_ORDERS]
-    assert status.status is Status.FRESH and [c.check.name for c in status.failing_checks] == [UNIQUE]
-    assert [r.code for r in status.reasons] == [ReasonCode.CHECK_FAILED]
+    statuses = project.status(observe=False).statuses
+    assert statuses[STG_ORDERS].status is Status.FRESH
+    assert [c.check.name for c in statuses[STG_ORDERS].failing_checks] == [UNIQUE]
+    assert [r.code for r in statuses[STG_ORDERS].reasons] == [ReasonCode.CHECK_FAILED]
+    # Downstream is stale but held: building it later would spread the rows the test rejected.
+    assert statuses[FACT].status is Status.STALE and statuses[FACT].held
+    assert statuses[FACT].reasons[-1].message == (
+        f"held: upstream stg_orders fails data test {UNIQUE}; it is built once that passes")
     assert project.needs_attention(project.status(observe=False))
     assert project.sync().plan.empty  # nothing to rebuild, nothing pending: the check stays failed
+    runner.failing_checks = set()
+    (project.dbt.directory / "data/raw/orders/orders_more.csv").unlink()  # the bad rows go: all is built again
+    assert project.sync().ok and not project.needs_attention(project.status(observe=False))
 
 
 def test_a_pending_check_runs_alone_and_a_rebuild_runs_its_asset_s_checks(fake_project: Setup) -> None:

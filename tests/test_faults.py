@@ -285,7 +285,6 @@ def test_kill_9_at_random_points_of_state_writes_never_loses_a_commit_or_corrupt
 DBT_FAULTS = {
     # case: (what sync and the watcher must say, the assets whose retries are counted)
     "sql_error": ('Referenced column "no_such_column" not found', {"fact_sales"}),
-    "failing_test": ("data test unique_stg_orders_order_id failed", {"stg_orders"}),
     "broken_profile": ("does not have a target named 'nowhere'", EVERYTHING),
     "dbt_killed": ("without writing run results", EVERYTHING),
     "warehouse_locked": ("Could not set lock on file", EVERYTHING),
@@ -401,6 +400,27 @@ def test_a_dbt_failure_is_reported_with_command_and_log_and_retried_with_backoff
     finally:
         if holder is not None:
             holder.release()
+    assert stale_reasons(project_dir) == {}
+
+
+@pytest.mark.slow
+def test_a_failing_data_test_is_not_retried_and_holds_downstream_until_the_data_changes(project_dir: Path) -> None:
+    """A failing test is a failing check, not a failed build: retrying it on the same rows cannot help."""
+    write_settings(project_dir)
+    with watching(project_dir) as watcher:
+        assert built(watcher.wait_for("build_finished")) == EVERYTHING
+        _break("failing_test", project_dir)
+        failing = watcher.wait_for("build_finished", lambda e: bool(e["failed_checks"]), timeout=120)
+        assert failing["failed_checks"] == {
+            "unique_stg_orders_order_id": "data test unique_stg_orders_order_id failed: Got 1 result, configured to "
+                                          "fail if != 0"}
+        assert failing["built"] == ["stg_orders"] and not failing["failed"] and not failing["retry_in"]
+        time.sleep(5)  # five backoff_initial periods: a retry loop would have built again by now
+        assert watcher.builds()[-1] == failing
+        _fix("failing_test", project_dir, None)
+        recovered = watcher.wait_for("build_finished", lambda e: not e["failed_checks"] and not e["failed"],
+                                     timeout=120)
+        assert built(recovered) == ORDERS_LINEAGE
     assert stale_reasons(project_dir) == {}
 
 

@@ -116,7 +116,7 @@ def test_a_failing_model_stays_stale_and_sync_exits_1(project_dir: Path) -> None
     assert stale["fact_sales"] == ["code_changed", "upstream_updated", "last_build_failed"]
 
 
-def test_a_failing_data_test_marks_its_model_failed_and_skips_downstream(project_dir: Path) -> None:
+def test_a_failing_data_test_fails_its_check_and_holds_what_is_downstream(project_dir: Path) -> None:
     assert dbtassets(project_dir, "sync").returncode == 0
     batch = project_dir / "data/raw/orders/orders_dup.csv"
     batch.write_text("order_id,customer_id,ordered_at,product,quantity,unit_price\n"
@@ -124,11 +124,17 @@ def test_a_failing_data_test_marks_its_model_failed_and_skips_downstream(project
 
     failed = dbtassets(project_dir, "sync", "--format", "json")
     assert failed.returncode == 1
-    outcomes = {a["name"]: a["outcome"] for a in json.loads(failed.stdout)["assets"]}
-    assert outcomes == {"stg_orders": "error", "fact_sales": "skipped", "dim_customer": "skipped"}
+    document = json.loads(failed.stdout)
+    outcomes = {a["name"]: a["outcome"] for a in document["assets"]}
+    # stg_orders was built (its table holds the duplicate); its check failed; dbt skipped what reads it.
+    assert outcomes == {"stg_orders": "success", "fact_sales": "skipped", "dim_customer": "skipped"}
+    assert list(document["failed_checks"].values()) == [
+        "data test unique_stg_orders_order_id failed: Got 1 result, configured to fail if != 0"]
     stale = stale_names(project_dir)
-    assert "last_build_failed" in stale["stg_orders"]
-    assert stale["fact_sales"] == ["upstream_stale"]
+    assert stale["stg_orders"] == ["check_failed"]
+    assert stale["fact_sales"] == ["upstream_updated", "upstream_check_failed"]  # held, not rebuilt
+    assert dbtassets(project_dir, "sync").stdout == ("Nothing due to build.\n2 stale asset(s) held until a failing "
+                                                     "check upstream passes (dim_customer, fact_sales)\n")
 
     batch.unlink()
     assert dbtassets(project_dir, "sync").returncode == 0
