@@ -609,7 +609,7 @@ class Project:
             self.store.finish_run(db, run_id, "success" if ok else "error", at, str(result.log_path),
                                   result.crashed)
         return SyncResult(plan, run_id, built, {u: m for u, m in failed.items() if u in own}, skipped, not_run,
-                          result, failed_checks)
+                          result, failed_checks=failed_checks)
 
     def _record_checks(self, db: Connection, run_id: int, checked: Sequence[NodeResult],
                        materialized: Mapping[UniqueId, int], at: str) -> dict[UniqueId, str]:
