@@ -206,8 +206,9 @@ def path_prefix_option(func: F) -> F:
                              "(default: the project's directory relative to the git repository's top).")(func)
 
 
-def render_report(project: Project, report: StatusReport, fmt: str, ok: bool, path_prefix: str | None = None) -> None:
-    """Stale and missing assets as text, JSON or GitHub annotations (status, check and plan)."""
+def render_report(project: Project, report: StatusReport, fmt: str, ok: bool, path_prefix: str | None = None,
+                  *, against: bool = False) -> None:
+    """Stale and missing assets as text, JSON or GitHub annotations (check, and plan or check ``against``)."""
     if fmt == "json":
         click.echo(render.to_json({
             "ok": ok, "summary": render.summary(report),
@@ -218,6 +219,9 @@ def render_report(project: Project, report: StatusReport, fmt: str, ok: bool, pa
     elif fmt == "github":
         prefix = repository_prefix(project.dbt.directory) if path_prefix is None else path_prefix
         click.echo(render.github_annotations(project.graph, report, prefix))
+    elif against and not any(report.listed(uid) for uid in report.selected):
+        click.echo(f"This change affects nothing: deploying it leaves every selected asset as it is "
+                   f"({render.plural(len(report.selected), 'asset')} compared).")
     else:
         click.echo(render.status_text(project.graph, report, show_all=False))
         for uid, note in report.notes.items():
@@ -248,7 +252,7 @@ def check(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...],
         fail(exc)
     warn(report.warnings)
     failing = project.needs_attention(report)
-    render_report(project, report, fmt, not failing, path_prefix)
+    render_report(project, report, fmt, not failing, path_prefix, against=against is not None)
     ctx.exit(1 if failing else 0)
 
 
@@ -272,7 +276,7 @@ def plan(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...], 
         report = project.plan_against(against, select, exclude)
     except DbtAssetsError as exc:
         fail(exc)
-    render_report(project, report, fmt, not project.needs_attention(report), path_prefix)
+    render_report(project, report, fmt, not project.needs_attention(report), path_prefix, against=True)
 
 
 @cli.command()

@@ -17,6 +17,20 @@ class SystemClock:
         return datetime.now(timezone.utc)
 
 
+def shown(moment: datetime | str) -> str:
+    """A time in messages: ``2026-11-25T09:10:03Z``, to the second, UTC. Every message uses it.
+
+    A recorded timestamp (``2026-11-25T09:10:03.123Z``) is shortened; text that is not one is kept.
+    """
+    if isinstance(moment, str):
+        try:
+            parsed = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+        except ValueError:
+            return moment
+        moment = parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def timestamp(moment: datetime) -> str:
     """``2026-11-25T09:10:03.123Z``: UTC, milliseconds, sortable as text."""
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"

@@ -326,11 +326,11 @@ class Project:
             f"select '{uid}' as source, cast(({sql}) as varchar) as watermark" for uid, sql in queries.items())
         try:
             rows = {str(row[0]): row[1] for row in self.runner.query(union)}
-        except ObservationError:
-            if len(queries) == 1:
+        except ObservationError as exc:
+            if len(queries) == 1:  # the database's error inline, then the query and where dbt logged the rest
                 uid, sql = next(iter(queries.items()))
                 return [ObserveOutcome(uid, ObserverKind.QUERY, None, False,
-                                       f"query failed: {sql} (see {self.dbt.dbt_log})")]
+                                       f"{exc} (query: {sql}; dbt log: {self.dbt.dbt_log})")]
             return [o for uid, sql in queries.items() for o in self._observe_queries({uid: sql})]
         return [
             self._record(Observation(uid, f"q{rows.get(uid)}", ObserverKind.QUERY, {"watermark": rows.get(uid)}))

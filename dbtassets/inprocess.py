@@ -23,7 +23,7 @@ from typing import Any
 
 from dbtassets.errors import ObservationError, RunnerError
 from dbtassets.manifest import UniqueId
-from dbtassets.runner import BuildResult, DbtTarget, NodeResult, build_command, display
+from dbtassets.runner import BuildResult, DbtTarget, NodeResult, build_command, database_error, display
 
 
 class InProcessRunner:
@@ -76,7 +76,8 @@ class InProcessRunner:
     def query(self, sql: str) -> list[list[Any]]:
         result = self._invoke(["show", "--inline", sql, "--limit", "-1"], with_manifest=True)
         if not result.success or result.result is None:
-            detail = result.exception or f"see {self.target.project.dbt_log}"
+            text = str(result.exception or "")
+            detail = database_error(text.splitlines()) or text or f"see {self.target.project.dbt_log}"
             raise ObservationError(f"the source query failed: {detail}")
         rows: list[list[Any]] = []
         for node_result in result.result.results:

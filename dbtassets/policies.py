@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from enum import Enum
 
+from dbtassets.clock import shown
 from dbtassets.errors import ManifestError
 from dbtassets.graph import AssetGraph
 from dbtassets.manifest import FreshnessConfig, Period, UniqueId
@@ -257,7 +258,7 @@ def parse_time(text: str) -> datetime:
 
 @functools.lru_cache(maxsize=4096)
 def show_time(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return shown(moment)
 
 
 def schedule(graph: AssetGraph, statuses: Mapping[UniqueId, AssetStatus], policies: Policies,
@@ -312,7 +313,7 @@ class _Scheduler:
         when = show_time(due_at)
         if gate is not None and due_at == gate:
             message = (f"not due until {when} ({policy.describe() if policy else ''}; "
-                       f"last built at {status.data_version.at if status.data_version else '-'})")
+                       f"last built at {shown(status.data_version.at) if status.data_version else '-'})")
         elif hold is not None and due_at == hold[0]:
             child = hold[1]
             child_policy = self.policies.build_after[child]
@@ -384,7 +385,7 @@ class Lateness:
         code = ReasonCode.LATE_ERROR if self.severity is Severity.ERROR else ReasonCode.LATE_WARN
         return Reason(code, f"late: no new data for {_span(self.late_for)} "
                             f"({self.severity.value}_after {self.threshold.label}); "
-                            f"last new data observed at {self.last_data_at}")
+                            f"last new data observed at {shown(self.last_data_at)}")
 
 
 def lateness(policies: Policies, statuses: Mapping[UniqueId, AssetStatus], now: datetime,

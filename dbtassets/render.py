@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from dbtassets.clock import shown
 from dbtassets.engine import Explanation, ObserveOutcome, StatusReport, SyncResult
 from dbtassets.graph import AssetGraph
 from dbtassets.manifest import Node, UniqueId
-from dbtassets.policies import parse_time
 from dbtassets.savings import Savings
 from dbtassets.sources import SourceDeclaration
 from dbtassets.staleness import AssetStatus, Status
@@ -68,6 +68,11 @@ def styled_status(status: Status) -> str:
     return click.style(status.value, fg=_COLOURS[status])
 
 
+def plural(count: int, word: str) -> str:
+    """``1 asset``, ``2 assets``."""
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
 def summary(report: StatusReport) -> str:
     counts = {s: 0 for s in Status}
     failing = pending = 0
@@ -81,12 +86,12 @@ def summary(report: StatusReport) -> str:
     text = (f"{counts[Status.STALE]} stale, {counts[Status.MISSING]} missing, "
             f"{counts[Status.FRESH]} fresh"
             + (f", {counts[Status.UNOBSERVED]} unobserved" if counts[Status.UNOBSERVED] else "")
-            + f" ({len(report.selected)} assets{checks})")
+            + f" ({plural(len(report.selected), 'asset')}{checks})")
     verdict = report.verdict
     if verdict is not None:
         waiting = sum(1 for uid in report.selected if not verdict.schedule.is_due(uid))
         late = sum(1 for uid in report.selected if uid in verdict.late)
-        extra = [f"{waiting} not due yet"] * bool(waiting) + [f"{late} source(s) late"] * bool(late)
+        extra = [f"{waiting} not due yet"] * bool(waiting) + [f"{plural(late, 'source')} late"] * bool(late)
         text += f"; {', '.join(extra)}" if extra else ""
     return text
 
@@ -103,9 +108,7 @@ def _status_cell(report: StatusReport, uid: UniqueId) -> str:
     decision = verdict.schedule.decisions.get(uid)
     if decision is None or status.due_at is None:
         return styled_status(status.status) + ("" if decision is None or decision.due else " (waiting)")
-    due_at = parse_time(status.due_at)
-    now = verdict.schedule.now
-    when = due_at.strftime("%H:%M UTC" if due_at.date() == now.date() else "%Y-%m-%d %H:%M UTC")
+    when = shown(status.due_at)
     return styled_status(status.status) + (f" (due {when})" if not decision.due else f" (overdue since {when})")
 
 
@@ -131,7 +134,7 @@ def assets_text(graph: AssetGraph, report: StatusReport, sources: Mapping[Unique
         if node.resource_type == "source":
             detail = sources[uid].describe() if uid in sources else "-"
         else:
-            detail = node.materialized + (f", {len(node.checks)} checks" if node.checks else "")
+            detail = node.materialized + (f", {plural(len(node.checks), 'check')}" if node.checks else "")
         upstream = ", ".join(graph.assets[p].display_name for p in graph.parents(uid)) or "-"
         rows.append([node.display_name, node.resource_type, detail, styled_status(report.statuses[uid].status),
                      upstream])
@@ -178,12 +181,12 @@ def _why_lines(graph: AssetGraph, explanation: Explanation, indent: str, lines: 
     if explanation.observed:
         observed = explanation.observed
         if "files" in observed:
-            extra = f"{observed['files']} files, newest {observed.get('newest', '-')}"
+            extra = f"{plural(int(observed['files']), 'file')}, newest {observed.get('newest', '-')}"
         elif "watermark" in observed:
             extra = f"watermark {observed['watermark']}"
         else:
             extra = f"{observed['kind']}{': ' + observed['note'] if observed.get('note') else ''}"
-        head += f": last new data observed at {observed['at']} ({extra})"
+        head += f": last new data observed at {shown(observed['at'])} ({extra})"
     lines.append(head)
     lines.extend(f"{indent}  note: {note}" for note in explanation.notes)
     for reason in status.reasons:
@@ -261,11 +264,13 @@ def history_text(node: Node, entries: Sequence[HistoryEntry], graph: AssetGraph)
         return f"{node.display_name} has never been built by dbtassets."
     rows = []
     for e in entries:
-        inputs = ", ".join(f"{graph.assets[UniqueId(u)].display_name if u in graph else u}@{v.value}"
+        # Each input by name and the time of the version it was built from: when the source was
+        # observed or the upstream built (the data version ids are in --format json).
+        inputs = ", ".join(f"{graph.assets[UniqueId(u)].display_name if u in graph else u} ({shown(v.at)})"
                            for u, v in e.inputs.items()) or "-"
         status = click.style(e.status, fg="green" if e.status == "success" else "red")
         duration = f"{e.duration:.2f}s" if e.duration is not None else "-"
-        rows.append([e.finished_at, str(e.run_id), status, e.code_version[:8], duration,
+        rows.append([shown(e.finished_at), str(e.run_id), status, e.code_version[:8], duration,
                      "-" if e.rows_affected is None else str(e.rows_affected), inputs])
     return table(rows, ["FINISHED", "RUN", "STATUS", "CODE", "DURATION", "ROWS", "INPUTS"])
 
@@ -278,8 +283,9 @@ def _waiting(graph: AssetGraph, result: SyncResult) -> list[str]:
         return []
     names = ", ".join(graph.assets[u].display_name for u in waiting[:5]) + (", …" if len(waiting) > 5 else "")
     due = verdict.schedule.next_due_at
-    when = f"; the next falls due at {due.strftime('%Y-%m-%d %H:%M:%S UTC')}" if due is not None else ""
-    return [f"{len(waiting)} stale asset(s) not due yet ({names}){when}; `dbtassets sync --all-stale` builds them now"]
+    when = f"; the next falls due at {shown(due)}" if due is not None else ""
+    return [f"{plural(len(waiting), 'stale asset')} not due yet ({names}){when}; "
+            "`dbtassets sync --all-stale` builds them now"]
 
 
 def _left(graph: AssetGraph, result: SyncResult) -> list[str]:
@@ -303,9 +309,9 @@ def sync_text(graph: AssetGraph, result: SyncResult, dry_run: bool) -> str:
     names = ", ".join(graph.assets[u].display_name for u in plan.to_build)
     checks = f" and run {len(plan.checks)} pending check{'s' if len(plan.checks) > 1 else ''}" if plan.checks else ""
     if dry_run:
-        return "\n".join([f"Would build {len(plan.to_build)} assets ({names}){checks} with:\n{plan.command}",
+        return "\n".join([f"Would build {plural(len(plan.to_build), 'asset')} ({names}){checks} with:\n{plan.command}",
                           *_waiting(graph, result)])
-    lines = [f"Built {len(result.built)} of {len(plan.to_build)} assets{checks} with: {plan.command}",
+    lines = [f"Built {len(result.built)} of {plural(len(plan.to_build), 'asset')}{checks} with: {plan.command}",
              *_waiting(graph, result), *_left(graph, result)]
     for uid, message in result.failed.items():
         lines.append(click.style(f"  failed  {graph.assets[uid].display_name}: {one_line(message)}", fg="red"))
@@ -324,7 +330,7 @@ def sync_text(graph: AssetGraph, result: SyncResult, dry_run: bool) -> str:
 
 def savings_text(savings: Savings, limit: int = 20) -> str:
     """The runs, the builds done against a full build each time, the seconds, and the assumptions."""
-    since = savings.since.strftime("%Y-%m-%d %H:%M")
+    since = shown(savings.since)
     if not savings.runs:
         return f"dbtassets ran no build since {since} UTC: nothing to compare."
     share = f" ({savings.avoided / savings.full_estimate:.0%})" if savings.full_estimate else ""

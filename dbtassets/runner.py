@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -150,8 +151,8 @@ class SubprocessRunner:
             out = Path(scratch) / "rows.json"
             returncode, output = self._invoke(["show", "--inline", sql, "--limit", "-1"], out=out)
             if returncode != 0 or not out.exists():
-                tail = _tail(output, 3)
-                raise ObservationError(f"the source query failed (dbt show exit code {returncode}): {tail}")
+                detail = database_error(output) or f"dbt show exit code {returncode}: {_tail(output, 3)}"
+                raise ObservationError(f"the source query failed: {detail}")
             rows: list[list[Any]] = json.loads(out.read_text())
             return rows
 
@@ -236,6 +237,15 @@ def read_run_results(path: Path) -> tuple[NodeResult, ...]:
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise RunnerError(f"{path}: cannot read dbt's run results ({exc}); see the dbt log") from None
+
+
+_DATABASE_ERROR = re.compile(r"\b[A-Z]\w* Error: .+")
+
+
+def database_error(output: Sequence[str]) -> str | None:
+    """The database's own message in dbt's output (``Catalog Error: Table … does not exist!``), if any."""
+    found = [match.group(0).strip() for line in output if (match := _DATABASE_ERROR.search(line))]
+    return found[-1] if found else None
 
 
 def _tail(output: Sequence[str], count: int) -> str:

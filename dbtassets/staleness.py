@@ -20,6 +20,7 @@ from enum import Enum
 from typing import Protocol
 
 from dbtassets.checks import CheckResult, CheckState, CheckStatus, check_statuses
+from dbtassets.clock import shown
 from dbtassets.graph import AssetGraph
 from dbtassets.manifest import Check, UniqueId
 from dbtassets.refresh import Refresh, opt_out_hint, refresh_of
@@ -262,7 +263,7 @@ class _Rules:
         failure = state.last_failure.get(uid)
         if failure is not None and (last is None or failure.id > last.id):
             reasons.append(Reason(ReasonCode.LAST_BUILD_FAILED,
-                                  f"last build failed at {failure.finished_at}: {failure.message}"))
+                                  f"last build failed at {shown(failure.finished_at)}: {failure.message}"))
         holds = self._holds(uid, last, statuses)
         reasons.extend(holds)
         status = Status.MISSING if last is None else Status.STALE if reasons else Status.FRESH
@@ -327,7 +328,7 @@ class _Rules:
         node = self.graph.assets[uid]
         if node.resource_type == "seed":  # its code version is its file's checksum: its rows changed
             return Reason(ReasonCode.CODE_CHANGED,
-                          f"content changed since the build at {last.finished_at}{detail or f' ({node.path})'}")
+                          f"content changed since the build at {shown(last.finished_at)}{detail or f' ({node.path})'}")
         rows = {
             Refresh.REWRITTEN: "",
             Refresh.FULL_ON_CHANGE: "; an incremental model: rebuilt with a full refresh",
@@ -337,7 +338,7 @@ class _Rules:
                              "the old code",
         }[refresh]
         return Reason(ReasonCode.CODE_CHANGED,
-                      f"code changed since the build at {last.finished_at}{detail} "
+                      f"code changed since the build at {shown(last.finished_at)}{detail} "
                       f"(code version {last.code_version[:8]} → {code_version[:8]}){rows}")
 
     def _upstream_updated(self, uid: UniqueId, parent: UniqueId, built_from: Version | None,
@@ -349,10 +350,10 @@ class _Rules:
             return None  # only columns this asset does not read were added upstream
         node = self.graph.assets[parent]
         if node.resource_type == "source":
-            what = f"upstream {node.display_name} updated: new data observed at {current.at}"
+            what = f"upstream {node.display_name} updated: new data observed at {shown(current.at)}"
         else:
-            what = f"upstream {node.display_name} updated: rebuilt at {current.at}"
-        since = f"built from the version of {built_from.at}" if built_from else "a new input"
+            what = f"upstream {node.display_name} updated: rebuilt at {shown(current.at)}"
+        since = f"built from the version of {shown(built_from.at)}" if built_from else "a new input"
         return Reason(ReasonCode.UPSTREAM_UPDATED, f"{what} ({since})", parent)
 
     def _affects(self, child: UniqueId, parent: UniqueId, impact: frozenset[str] | None) -> bool:

@@ -10,8 +10,10 @@ import click
 from click.testing import CliRunner
 
 import dbtassets
+from dbtassets import render
 from dbtassets.cli import cli
-from tests.conftest import REPO, run_cli
+from dbtassets.engine import Project
+from tests.conftest import REPO, FakeClock, FakeRunner, run_cli
 
 README = (REPO / "README.md").read_text()
 
@@ -138,3 +140,19 @@ def test_without_profiles_yml_it_says_where_it_looked(project_dir: Path, tmp_pat
     assert result.stderr == (f"dbtassets: error: no profiles.yml: looked for {project_dir}/profiles.yml or "
                              f"{tmp_path}/.dbt/profiles.yml; pass --profiles-dir DIR (or set DBT_PROFILES_DIR) to "
                              "the directory that holds it\n")
+
+
+def test_history_names_each_input_and_when_its_version_was_made(
+        fake_project: tuple[Project, FakeRunner, FakeClock]) -> None:
+    project, _, _ = fake_project
+    assert project.sync().ok
+    node, entries = project.history("stg_orders")
+    text = click.unstyle(render.history_text(node, entries, project.graph))
+    header, row = text.splitlines()
+    assert header.split() == ["FINISHED", "RUN", "STATUS", "CODE", "DURATION", "ROWS", "INPUTS"]
+    assert row.startswith("2026-11-25T09:00:00Z ")  # to the second, as every time in messages
+    assert row.endswith("raw.orders (2026-11-25T09:00:00Z)")
+
+
+def test_counts_read_as_english() -> None:
+    assert [render.plural(n, "asset") for n in (0, 1, 2)] == ["0 assets", "1 asset", "2 assets"]

@@ -67,7 +67,7 @@ def test_an_added_column_nobody_reads_rebuilds_only_the_model(built: Path) -> No
     assert ("(non-breaking: added column `discount`; fact_sales, dim_customer do not read it)"
             in reasons["stg_orders"][0])
     synced = dbtassets(built, "sync")
-    assert "Built 1 of 1 assets with: dbt build --select stg_orders\n" in synced.stdout
+    assert "Built 1 of 1 asset with: dbt build --select stg_orders\n" in synced.stdout
     assert stale(built) == {}  # fact_sales and dim_customer stay fresh after the rebuild too
 
 
@@ -138,6 +138,7 @@ def test_plan_against_another_manifest_is_semantic_and_check_gates_on_it(built: 
     assert gate.stdout.count("::error ") == 2
     same = dbtassets(built, "check", "--against", str(built / "target/manifest.json"))
     assert same.returncode == 0, same.stdout  # against its own manifest: nothing to deploy
+    assert same.stdout.startswith("This change affects nothing: deploying it leaves every selected asset as it is ")
 
 
 def test_lint_and_why_report_reads_no_ref_or_source_declares(built: Path) -> None:

@@ -164,6 +164,8 @@ def test_query_observer_runs_through_the_dbt_profile(project_dir: Path) -> None:
     bad = dbtassets(project_dir, "observe")
     assert bad.returncode == 2
     assert "raw.customers" in bad.stdout and "query failed" in bad.stdout
+    # The database's own error, inline, not only in logs/dbt.log
+    assert "Catalog Error: Table with name nowhere does not exist!" in bad.stdout, bad.stdout
 
 
 def _count(project: Path, table: str) -> int:
