@@ -5,7 +5,7 @@ The public surface is listed in ``__all__`` (guarded by a test); everything else
 
 from __future__ import annotations
 
-from dbtassets.engine import Options, Project, StatusReport, SyncPlan, SyncResult
+from dbtassets.engine import Project
 from dbtassets.errors import (
     ConfigError,
     DbtAssetsError,
@@ -17,6 +17,7 @@ from dbtassets.errors import (
     SelectionError,
     StateError,
 )
+from dbtassets.results import Options, StatusReport, SyncPlan, SyncResult
 from dbtassets.staleness import AssetStatus, Reason, ReasonCode, Status
 
 __version__ = "0.1.0"

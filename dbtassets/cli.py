@@ -17,10 +17,12 @@ import click
 
 from dbtassets import render
 from dbtassets.arguments import AnyOrderGroup
-from dbtassets.engine import STATE_ENV, Options, Project, StatusReport, unobserved
+from dbtassets.engine import STATE_ENV, Project, unobserved
 from dbtassets.errors import DbtAssetsError, Interrupted
+from dbtassets.manifest import ResourceType
 from dbtassets.progress import DbtProgress
 from dbtassets.project import repository_prefix
+from dbtassets.results import Options, StatusReport
 from dbtassets.runner import Runner, SubprocessRunner
 from dbtassets.savings import window_start
 
@@ -49,8 +51,9 @@ def selection_options(func: F) -> F:
 
 
 def format_option(*choices: str, default: str = "text") -> Callable[[F], F]:
+    """``--format``, one of ``choices``; the command receives a :class:`~dbtassets.render.OutputFormat`."""
     return click.option("--format", "fmt", type=click.Choice(choices), default=default, show_default=True,
-                        help="Output format.")
+                        callback=lambda ctx, param, value: render.OutputFormat(value), help="Output format.")
 
 
 @click.group(cls=AnyOrderGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -182,7 +185,7 @@ def why(ctx: click.Context, asset: str, no_observe: bool, fmt: str) -> None:
 @click.option("--downstream", is_flag=True, help="What depends on ASSET (alone: only that; default: both ways).")
 @format_option("tree", "mermaid", "dot", "json", default="tree")
 @click.pass_context
-def lineage(ctx: click.Context, asset: str, upstream: bool, downstream: bool, fmt: str) -> None:
+def lineage(ctx: click.Context, asset: str, upstream: bool, downstream: bool, fmt: render.OutputFormat) -> None:
     """Show an asset's upstream and downstream assets as a tree, Mermaid, Graphviz dot or JSON."""
     project = project_of(ctx)
     try:
@@ -313,7 +316,8 @@ def observe(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...
     """Read every selected source's data version now and record the ones that moved."""
     project = project_of(ctx)
     try:
-        sources = [u for u in project.select(select, exclude) if project.graph.assets[u].resource_type == "source"]
+        sources = [u for u in project.select(select, exclude)
+                   if project.graph.assets[u].resource_type == ResourceType.SOURCE]
         outcomes = project.observe(sources)
     except DbtAssetsError as exc:
         fail(exc)
@@ -430,7 +434,7 @@ def sync(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...], 
 @format_option("text", "json")
 @click.pass_context
 def watch(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...], once: bool, settle: float | None,
-          runner_kind: str, quiet: bool, on_event: str | None, fmt: str) -> None:
+          runner_kind: str, quiet: bool, on_event: str | None, fmt: render.OutputFormat) -> None:
     """Keep the project fresh: rebuild exactly what becomes stale as data lands or code changes.
 
     Reacts to files landing (inotify), query watermarks (polled), `dbtassets report` from

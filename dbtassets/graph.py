@@ -15,9 +15,9 @@ from functools import cached_property
 from graphlib import TopologicalSorter
 
 from dbtassets.errors import SelectionError
-from dbtassets.manifest import Manifest, Node, UniqueId
+from dbtassets.manifest import Manifest, Node, ResourceType, UniqueId
 
-BUILDABLE = frozenset({"model", "seed", "snapshot"})
+BUILDABLE = frozenset({ResourceType.MODEL, ResourceType.SEED, ResourceType.SNAPSHOT})
 
 
 @dataclass(frozen=True)
@@ -32,25 +32,9 @@ class AssetGraph:
     def from_manifest(cls, manifest: Manifest) -> AssetGraph:
         nodes = manifest.nodes
         assets = {uid: node for uid, node in nodes.items() if not node.is_ephemeral}
-        resolved: dict[UniqueId, tuple[UniqueId, ...]] = {}
-
-        def through_ephemeral(uid: UniqueId) -> tuple[UniqueId, ...]:
-            """The asset parents of an ephemeral model (memoised)."""
-            if uid not in resolved:
-                resolved[uid] = ()  # guards against a (dbt-invalid) cycle
-                found: dict[UniqueId, None] = {}
-                for parent in nodes[uid].depends_on:
-                    found.update(dict.fromkeys(through_ephemeral(parent) if nodes[parent].is_ephemeral else (parent,)))
-                resolved[uid] = tuple(found)
-            return resolved[uid]
-
-        parents: dict[UniqueId, tuple[UniqueId, ...]] = {}
+        parents = {uid: manifest.ephemerals.upstream(uid).assets for uid in assets}
         children: dict[UniqueId, list[UniqueId]] = {uid: [] for uid in assets}
-        for uid, node in assets.items():
-            found: dict[UniqueId, None] = {}
-            for parent in node.depends_on:
-                found.update(dict.fromkeys(through_ephemeral(parent) if nodes[parent].is_ephemeral else (parent,)))
-            parents[uid] = tuple(found)
+        for uid, found in parents.items():
             for parent in found:
                 children[parent].append(uid)
         return cls(assets, parents, {uid: tuple(c) for uid, c in children.items()})
@@ -70,13 +54,13 @@ class AssetGraph:
     def children(self, uid: UniqueId) -> tuple[UniqueId, ...]:
         return self._children[uid]
 
-    def ancestors(self, uid: UniqueId, depth: int | None = None) -> set[UniqueId]:
-        """Every asset ``uid`` depends on, up to ``depth`` edges away (all when None)."""
-        return self._walk(uid, self._parents, depth)
+    def ancestors(self, *uids: UniqueId, depth: int | None = None) -> set[UniqueId]:
+        """Every asset any of ``uids`` depends on, up to ``depth`` edges away (all when None)."""
+        return self._walk(uids, self._parents, depth)
 
-    def descendants(self, uid: UniqueId, depth: int | None = None) -> set[UniqueId]:
-        """Every asset that depends on ``uid``, up to ``depth`` edges away (all when None)."""
-        return self._walk(uid, self._children, depth)
+    def descendants(self, *uids: UniqueId, depth: int | None = None) -> set[UniqueId]:
+        """Every asset that depends on any of ``uids``, up to ``depth`` edges away (all when None)."""
+        return self._walk(uids, self._children, depth)
 
     @cached_property
     def _order(self) -> tuple[UniqueId, ...]:
@@ -118,18 +102,14 @@ class AssetGraph:
 
     @staticmethod
     def _walk(
-        start: UniqueId, edges: Mapping[UniqueId, tuple[UniqueId, ...]], depth: int | None
+        start: Iterable[UniqueId], edges: Mapping[UniqueId, tuple[UniqueId, ...]], depth: int | None
     ) -> set[UniqueId]:
+        """The one breadth-first walk: what lies within ``depth`` edges of any of ``start``."""
         seen: set[UniqueId] = set()
-        frontier = [start]
+        frontier = set(start)
         level = 0
         while frontier and (depth is None or level < depth):
             level += 1
-            next_frontier = []
-            for uid in frontier:
-                for other in edges[uid]:
-                    if other not in seen:
-                        seen.add(other)
-                        next_frontier.append(other)
-            frontier = next_frontier
+            frontier = {other for uid in frontier for other in edges[uid]} - seen
+            seen |= frontier
         return seen

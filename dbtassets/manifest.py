@@ -23,9 +23,10 @@ import json
 import marshal
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import cached_property
 from pathlib import Path
 from typing import Any, NewType
 
@@ -34,8 +35,23 @@ from dbtassets.errors import ManifestError
 UniqueId = NewType("UniqueId", str)
 
 SUPPORTED_SCHEMAS = range(10, 13)  # v10 (dbt 1.6) to v12 (dbt 1.8 - 1.11)
-ASSET_TYPES = ("model", "seed", "snapshot", "source")
-_CACHE_FORMAT = 7
+
+
+class ResourceType(str, Enum):
+    """The dbt resource types that are assets (a test is a check on one, not an asset)."""
+
+    MODEL = "model"
+    SEED = "seed"
+    SNAPSHOT = "snapshot"
+    SOURCE = "source"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+ASSET_TYPES = tuple(t.value for t in ResourceType)
+_RESOURCE_TYPES = {t.value: t for t in ResourceType}
+_CACHE_FORMAT = 8
 _CACHE_NAME = "dbtassets-manifest.cache"
 
 # Configuration that changes the object dbt builds (not docs, tags or meta).
@@ -78,7 +94,7 @@ class Node:
 
     unique_id: UniqueId
     name: str
-    resource_type: str
+    resource_type: ResourceType
     package_name: str
     fqn: tuple[str, ...]
     path: str
@@ -104,12 +120,12 @@ class Node:
 
     @property
     def is_ephemeral(self) -> bool:
-        return self.resource_type == "model" and self.materialized == "ephemeral"
+        return self.resource_type == ResourceType.MODEL and self.materialized == "ephemeral"
 
     @property
     def display_name(self) -> str:
         """``raw.orders`` for a source, the plain name for everything else."""
-        return f"{self.source_name}.{self.name}" if self.resource_type == "source" else self.name
+        return f"{self.source_name}.{self.name}" if self.resource_type == ResourceType.SOURCE else self.name
 
 
 class CheckKind(str, Enum):
@@ -155,6 +171,49 @@ class Manifest:
     def checks_of(self, asset: UniqueId) -> list[Check]:
         """The checks attached to ``asset``, by name."""
         return sorted((c for c in self.checks.values() if asset in c.assets), key=lambda c: c.name)
+
+    @cached_property
+    def ephemerals(self) -> EphemeralWalk:
+        """What each node reads once its ephemeral models are inlined."""
+        nodes = self.nodes
+        return EphemeralWalk(lambda uid: nodes[uid].depends_on if uid in nodes else (),
+                             lambda uid: uid in nodes and nodes[uid].is_ephemeral)
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """A node's direct inputs once ephemeral models (which dbt inlines as CTEs) are seen through."""
+
+    assets: tuple[UniqueId, ...]  # the non-ephemeral nodes it reads, directly or through ephemeral models
+    inlined: tuple[UniqueId, ...]  # the ephemeral models whose code it inlines, transitively
+
+
+class EphemeralWalk:
+    """The one walk through ephemeral models, memoised: the asset graph's edges, code versions, declared reads
+    and the assets an edited ephemeral model reaches all come from :meth:`upstream`."""
+
+    def __init__(self, depends_on: Callable[[UniqueId], Iterable[UniqueId]],
+                 is_ephemeral: Callable[[UniqueId], bool]) -> None:
+        self._depends_on = depends_on
+        self._is_ephemeral = is_ephemeral
+        self._memo: dict[UniqueId, Upstream] = {}
+
+    def upstream(self, uid: UniqueId) -> Upstream:
+        if uid in self._memo:
+            return self._memo[uid]
+        self._memo[uid] = Upstream((), ())  # a (dbt-invalid) cycle ends here
+        assets: dict[UniqueId, None] = {}
+        inlined: dict[UniqueId, None] = {}
+        for parent in self._depends_on(uid):
+            if self._is_ephemeral(parent):
+                inlined[parent] = None
+                through = self.upstream(parent)
+                assets.update(dict.fromkeys(through.assets))
+                inlined.update(dict.fromkeys(through.inlined))
+            else:
+                assets[parent] = None
+        self._memo[uid] = Upstream(tuple(assets), tuple(inlined))
+        return self._memo[uid]
 
 
 def load_manifest(path: Path, *, use_cache: bool = True) -> Manifest:
@@ -320,34 +379,41 @@ def _compact_nodes(
     where: list[str],
 ) -> tuple[tuple[Any, ...], ...]:
     code_versions: dict[str, str] = {}
+    ephemerals = EphemeralWalk(
+        lambda uid: (UniqueId(p) for p in nodes[uid]["depends_on"].get("nodes", ()) if p in nodes),
+        lambda uid: (nodes[uid].get("config") or {}).get("materialized") == "ephemeral")
 
     def varies_by_command(node: Mapping[str, Any]) -> bool:
         if _READS_COMMAND.search(str(node.get("raw_code") or "")):
             return True
         return any(macros.reads_command[m] for m in macros.closure(node["depends_on"].get("macros", ())))
 
-    def code_version(uid: str) -> str:
-        """Checksum + build config + macros + the code of inlined ephemeral parents."""
-        if uid in code_versions:
-            return code_versions[uid]
+    def own_version(uid: str) -> str:
+        """Its code (the checksum; a Python model's code; the Jinja of SQL that depends on the command),
+        build config and the macros it calls."""
         node = nodes[uid]
         digest = hashlib.sha256()
         if node.get("language") == "python":
             digest.update(_python_code(node).encode())
             digest.update(config_version(node).encode())
-            code_versions[uid] = digest.hexdigest()[:16]
-            return code_versions[uid]
+            return digest.hexdigest()
         varies = varies_by_command(node)
         code = jinja_text(str(node.get("raw_code") or "")) if varies else node["checksum"]["checksum"]
         digest.update(code.encode())
         digest.update(config_version(node).encode())
         for macro in sorted(macros.closure(node["depends_on"].get("macros", ()))):
             digest.update(macros.jinja_version(macro).encode() if varies else macros.versions[macro].encode())
-        for parent in node["depends_on"].get("nodes", ()):
-            parent_node = nodes.get(parent)
-            if parent_node is not None and (parent_node.get("config") or {}).get("materialized") == "ephemeral":
-                digest.update(code_version(parent).encode())
-        code_versions[uid] = digest.hexdigest()[:16]
+        return digest.hexdigest()
+
+    def code_version(uid: str) -> str:
+        """Its own version, plus those of the ephemeral models it inlines."""
+        if uid not in code_versions:
+            own = own_version(uid)
+            python = nodes[uid].get("language") == "python"
+            inlined = () if python else ephemerals.upstream(UniqueId(uid)).inlined
+            if inlined:
+                own = hashlib.sha256("".join([own, *(own_version(e) for e in inlined)]).encode()).hexdigest()
+            code_versions[uid] = own[:16]
         return code_versions[uid]
 
     def config_version(node: Mapping[str, Any]) -> str:
@@ -527,7 +593,7 @@ def _from_compact(path: Path, compact: tuple[Any, ...]) -> Manifest:
             checks.setdefault(parent, []).append(name)
     built = {
         UniqueId(row[0]): Node(
-            UniqueId(row[0]), row[1], row[2], row[3], row[4], row[5], row[6], row[7],
+            UniqueId(row[0]), row[1], _RESOURCE_TYPES[row[2]], row[3], row[4], row[5], row[6], row[7],
             tuple(UniqueId(p) for p in row[8]), row[9], tuple(sorted(checks.get(row[0], ()))), row[15],
             row[10], row[11], row[12], row[13], row[14],
             FreshnessConfig(*row[16]) if row[16] is not None else None, row[17], row[18],

@@ -9,14 +9,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from dbtassets.clock import shown
-from dbtassets.engine import Explanation, ObserveOutcome, StatusReport, SyncResult
 from dbtassets.graph import AssetGraph
-from dbtassets.manifest import Node, UniqueId
+from dbtassets.manifest import Node, ResourceType, UniqueId
+from dbtassets.results import Explanation, ObserveOutcome, StatusReport, SyncResult
 from dbtassets.savings import Savings
 from dbtassets.sources import SourceDeclaration
 from dbtassets.staleness import AssetStatus, Status
@@ -24,6 +25,20 @@ from dbtassets.state import HistoryEntry
 
 if TYPE_CHECKING:
     from dbtassets.watch import WatchEvent
+
+class OutputFormat(str, Enum):
+    """What ``--format`` can ask for (each command accepts some of them)."""
+
+    TEXT = "text"
+    JSON = "json"
+    GITHUB = "github"  # GitHub Actions workflow commands (annotations)
+    TREE = "tree"
+    MERMAID = "mermaid"
+    DOT = "dot"
+
+    def __str__(self) -> str:
+        return self.value
+
 
 _COLOURS = {Status.FRESH: "green", Status.STALE: "yellow", Status.MISSING: "red", Status.UNOBSERVED: "magenta"}
 
@@ -131,7 +146,7 @@ def assets_text(graph: AssetGraph, report: StatusReport, sources: Mapping[Unique
     rows = []
     for uid in report.selected:
         node = graph.assets[uid]
-        if node.resource_type == "source":
+        if node.resource_type == ResourceType.SOURCE:
             detail = sources[uid].describe() if uid in sources else "-"
         else:
             detail = node.materialized + (f", {plural(len(node.checks), 'check')}" if node.checks else "")
@@ -208,22 +223,22 @@ def why_json(graph: AssetGraph, explanation: Explanation) -> dict[str, Any]:
     return out
 
 
-def lineage(graph: AssetGraph, root: UniqueId, fmt: str) -> str:
+def lineage(graph: AssetGraph, root: UniqueId, fmt: OutputFormat) -> str:
     names = {uid: graph.assets[uid].display_name for uid in graph}
     order = graph.topological_order()
     edges = [(p, uid) for uid in order for p in graph.parents(uid)]
-    if fmt == "json":
+    if fmt is OutputFormat.JSON:
         return to_json({"root": root, "assets": [{"unique_id": u, "name": names[u],
                                                   "resource_type": graph.assets[u].resource_type,
                                                   "parents": list(graph.parents(u))} for u in order]})
-    if fmt == "mermaid":
+    if fmt is OutputFormat.MERMAID:
         ids = {uid: f"n{i}" for i, uid in enumerate(order)}
         lines = ["graph LR"]
         lines += [f'    {ids[u]}["{names[u]}"]' for u in order]
         lines += [f"    {ids[p]} --> {ids[c]}" for p, c in edges]
         lines.append(f"    style {ids[root]} stroke-width:3px")
         return "\n".join(lines)
-    if fmt == "dot":
+    if fmt is OutputFormat.DOT:
         lines = ["digraph lineage {", "    rankdir=LR;"]
         lines += [f'    "{names[u]}"{" [penwidth=3]" if u == root else ""};' for u in order]
         lines += [f'    "{names[p]}" -> "{names[c]}";' for p, c in edges]
@@ -389,12 +404,12 @@ class WatchPrinter:
     _QUIET_KINDS = frozenset({"error", "observe_failed", "build_finished", "stopped", "source_late",
                               "source_recovered"})
 
-    def __init__(self, fmt: str, quiet: bool) -> None:
+    def __init__(self, fmt: OutputFormat, quiet: bool) -> None:
         self.fmt = fmt
         self.quiet = quiet
 
     def __call__(self, event: WatchEvent) -> None:
-        if self.fmt == "json":
+        if self.fmt is OutputFormat.JSON:
             click.echo(json.dumps(event_json(event)))
             return
         if self.quiet and (event.kind not in self._QUIET_KINDS or

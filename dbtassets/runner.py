@@ -11,6 +11,7 @@ or ``sync`` would run alongside the next one, which takes the build lock the dea
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -19,7 +20,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -88,6 +89,20 @@ class Runner(Protocol):
     def compile(self, selectors: Sequence[str]) -> dict[UniqueId, str]: ...
 
     def query(self, sql: str) -> list[list[Any]]: ...
+
+
+@contextlib.contextmanager
+def listening(runner: Runner, on_node: Callable[[NodeResult], None] | None) -> Iterator[None]:
+    """Point a runner that reports finished nodes (the in-process one) at ``on_node`` for one invocation."""
+    if on_node is None or not hasattr(runner, "on_node"):
+        yield
+        return
+    previous = runner.on_node
+    runner.on_node = on_node
+    try:
+        yield
+    finally:
+        runner.on_node = previous
 
 
 def build_command(selectors: Sequence[str], extra_args: Sequence[str] = ()) -> list[str]:

@@ -22,7 +22,7 @@ from pathlib import PurePosixPath
 
 from dbtassets.errors import SelectionError
 from dbtassets.graph import BUILDABLE, AssetGraph
-from dbtassets.manifest import ASSET_TYPES, Node, UniqueId
+from dbtassets.manifest import ASSET_TYPES, Node, ResourceType, UniqueId
 
 Predicate = Callable[[Node], bool]
 
@@ -75,14 +75,14 @@ def _fqn_selects(fqn: Sequence[str], selector: str) -> bool:
 
 def _fqn(value: str, _: str) -> Predicate:
     # Like dbt: also across packages (the fqn without its package), and never sources.
-    return lambda n: (n.resource_type != "source"
+    return lambda n: (n.resource_type != ResourceType.SOURCE
                       and (_fqn_selects(n.fqn, value) or _fqn_selects(n.fqn[1:], value)))
 
 
 def _bare_name(value: str, _: str) -> Predicate:
     """dbt's fqn match, plus our extension: a bare `raw.orders` also names that source table."""
     fqn = _fqn(value, "")
-    return lambda n: fqn(n) or (n.resource_type == "source" and fnmatchcase(n.display_name, value))
+    return lambda n: fqn(n) or (n.resource_type == ResourceType.SOURCE and fnmatchcase(n.display_name, value))
 
 
 def _glob(parts: Sequence[str], pattern: Sequence[str]) -> bool:
@@ -121,7 +121,7 @@ def _source(value: str, _: str) -> Predicate:
     if len(parts) > 3:
         raise ValueError("a source is SOURCE, SOURCE.TABLE or PACKAGE.SOURCE.TABLE")
     package, source, table = ["*"] * (len(parts) < 3) + parts + ["*"] * (len(parts) == 1)
-    return lambda n: (n.resource_type == "source" and fnmatchcase(n.package_name, package)
+    return lambda n: (n.resource_type == ResourceType.SOURCE and fnmatchcase(n.package_name, package)
                       and fnmatchcase(n.source_name, source) and fnmatchcase(n.name, table))
 
 
@@ -221,31 +221,17 @@ def _parse(expressions: Sequence[str], problems: list[str]) -> list[list[_Atom]]
     return union
 
 
-def _reach(
-    step: Callable[[UniqueId], Iterable[UniqueId]], start: Iterable[UniqueId], depth: int
-) -> set[UniqueId]:
-    """What lies within ``depth`` steps of any of ``start``: one breadth-first walk from all of them."""
-    seen: set[UniqueId] = set()
-    frontier = set(start)
-    level = 0
-    while frontier and level < depth:
-        level += 1
-        frontier = {other for uid in frontier for other in step(uid)} - seen
-        seen |= frontier
-    return seen
-
-
 def _evaluate(graph: AssetGraph, atom: _Atom) -> tuple[set[UniqueId], set[UniqueId]]:
     """(what the method matches, what the selector selects once its graph operators are applied)."""
     found = {uid for uid, node in graph.assets.items() if atom.matches(node)}
     result = set(found)
     if atom.childrens_parents:
-        below = found | _reach(graph.children, found, _UNLIMITED)
-        result |= below | _reach(graph.parents, below, _UNLIMITED)
+        below = found | graph.descendants(*found)
+        result |= below | graph.ancestors(*below)
     if atom.parents is not None:
-        result |= _reach(graph.parents, found, atom.parents)
+        result |= graph.ancestors(*found, depth=atom.parents)
     if atom.children is not None:
-        result |= _reach(graph.children, found, atom.children)
+        result |= graph.descendants(*found, depth=atom.children)
     return found, result
 
 
@@ -263,7 +249,7 @@ def _file_stems(node: Node) -> Iterable[str]:
 
 
 def _sources(node: Node) -> Iterable[str]:
-    return (node.source_name, node.display_name) if node.resource_type == "source" else ()
+    return (node.source_name, node.display_name) if node.resource_type == ResourceType.SOURCE else ()
 
 
 def _config_values(key: str) -> Callable[[Node], Iterable[str]]:

@@ -36,6 +36,7 @@ import yaml
 from dbtassets.errors import ConfigError
 from dbtassets.manifest import Node, UniqueId
 from dbtassets.project import load_yaml
+from dbtassets.staleness import DataVersionKind
 
 CONFIG_FILE = "dbtassets.yml"
 DEFAULT_QUERY_EVERY = 60.0
@@ -289,7 +290,8 @@ def observe_files(
         detail["newest"] = newest
     if writing:
         detail["in_progress"] = writing
-    return Observation(declaration.unique_id, "f" + digest.hexdigest()[:20], ObserverKind.FILES, detail)
+    return Observation(declaration.unique_id, DataVersionKind.FILES.of(digest.hexdigest()[:20]), ObserverKind.FILES,
+                       detail)
 
 
 def _stat_matches(project_dir: Path, globs: Sequence[str]) -> dict[str, tuple[int, int]]:

@@ -22,7 +22,7 @@ from typing import Protocol
 from dbtassets.checks import CheckResult, CheckState, CheckStatus, check_statuses
 from dbtassets.clock import shown
 from dbtassets.graph import AssetGraph
-from dbtassets.manifest import Check, UniqueId
+from dbtassets.manifest import Check, ResourceType, UniqueId
 from dbtassets.refresh import Refresh, opt_out_hint, refresh_of
 
 
@@ -53,6 +53,19 @@ class ReasonCode(str, Enum):
     UPSTREAM_CHECK_FAILED = "upstream_check_failed"  # stale, but held: building it would spread failing data
     CHECK_FAILED = "check_failed"
     CHECK_PENDING = "check_pending"
+
+
+class DataVersionKind(str, Enum):
+    """What a data version identifies: its value is this prefix followed by an identifier."""
+
+    BUILD = "m"  # a materialization in the state store: m<its id>
+    FILES = "f"  # a files observation: f<fingerprint of the files' names, sizes and mtimes>
+    QUERY = "q"  # a watermark query: q<its result>
+    REPORT = "r"  # a loader's report: r<the version it gave, or the time>
+    DEPLOYED = "o:"  # ``plan --against``: the other manifest's version of an asset
+
+    def of(self, identifier: object) -> str:
+        return f"{self.value}{identifier}"
 
 
 @dataclass(frozen=True)
@@ -89,7 +102,7 @@ class Materialization:
 
     @property
     def data_version(self) -> Version:
-        return Version(f"m{self.id}", self.finished_at, self.base, self.added)
+        return Version(DataVersionKind.BUILD.of(self.id), self.finished_at, self.base, self.added)
 
 
 @dataclass(frozen=True)
@@ -203,7 +216,7 @@ def compute_statuses(
     statuses: dict[UniqueId, AssetStatus] = {}
     for uid in graph.topological_order():
         node = graph.assets[uid]
-        if node.resource_type == "source":
+        if node.resource_type == ResourceType.SOURCE:
             statuses[uid] = _source_status(uid, state, uid in observable)
         else:
             statuses[uid] = rules.built_status(uid, code_versions[uid], statuses)
@@ -349,7 +362,7 @@ class _Rules:
                 and not self._affects(uid, parent, current.added - built_from.added)):
             return None  # only columns this asset does not read were added upstream
         node = self.graph.assets[parent]
-        if node.resource_type == "source":
+        if node.resource_type == ResourceType.SOURCE:
             what = f"upstream {node.display_name} updated: new data observed at {shown(current.at)}"
         else:
             what = f"upstream {node.display_name} updated: rebuilt at {shown(current.at)}"

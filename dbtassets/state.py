@@ -29,7 +29,8 @@ from dbtassets.backends import Backend, Connection, Location, backend_for
 from dbtassets.checks import CheckResult
 from dbtassets.errors import StateError
 from dbtassets.manifest import UniqueId
-from dbtassets.staleness import Failure, Materialization, StateView, Version
+from dbtassets.recording import BuildStatus, CheckOutcome, Outcome
+from dbtassets.staleness import DataVersionKind, Failure, Materialization, StateView, Version
 
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("0001_initial", """
@@ -166,6 +167,18 @@ class CachedFingerprint:
     code_version: str
     semantic: bool
     sql_hash: str | None
+    note: str
+
+
+@dataclass(frozen=True)
+class Fingerprinted:
+    """A fingerprint computed from compiled SQL, to remember for one manifest version of an asset."""
+
+    unique_id: UniqueId
+    manifest_version: str
+    code_version: str
+    semantic: bool
+    normalized_sql: str
     note: str
 
 
@@ -472,6 +485,34 @@ class StateStore:
                        (uid, at, version, kind, json.dumps(detail or {}, sort_keys=True), scope))
             return True
 
+    def record_build(self, run_id: int, outcomes: Sequence[Outcome], checks: Sequence[CheckOutcome],
+                     fingerprints: Iterable[Fingerprinted], ok: bool, at: str, log_path: str | None,
+                     message: str | None) -> None:
+        """A build's outcomes, its checks' runs, the fingerprints of what it compiled and the run's end: one
+        transaction. A check ran against its asset's materialization of this run, or else the one before."""
+        with self.transaction() as db:
+            self.save_fingerprints(fingerprints, db)
+            rebuilt: dict[UniqueId, Version] = {}  # what this run built: its inputs' new versions
+            built_ids: dict[UniqueId, int] = {}
+            for o in outcomes:
+                inputs = {**o.inputs, **{p: rebuilt[p] for p in o.rebuilt_inputs if p in rebuilt}}
+                new_id = self.insert_outcome(
+                    db, uid=o.unique_id, run_id=run_id, status=o.status.value, finished_at=at,
+                    code_version=o.code_version, inputs=inputs, duration=o.duration, rows_affected=o.rows_affected,
+                    message=o.message, manifest_version=o.manifest_version, base_version=o.base_version,
+                    added_columns=o.added_columns, old_rows_before=o.old_rows_before)
+                if o.status is BuildStatus.SUCCESS:
+                    built_ids[o.unique_id] = new_id
+                    rebuilt[o.unique_id] = Version(DataVersionKind.BUILD.of(new_id), at, o.base_version or "",
+                                                   o.added_columns)
+            for c in checks:
+                checked = built_ids.get(c.unique_id, c.previous_materialization)
+                if checked is not None:  # never built: nothing it could have checked
+                    self.insert_check_result(db, check_id=c.check_id, uid=c.unique_id, run_id=run_id,
+                                             code_version=c.code_version, materialization_id=checked,
+                                             status=c.status, finished_at=at, message=c.message)
+            self.finish_run(db, run_id, "success" if ok else "error", at, log_path, message)
+
     def start_run(self, command: str, selected: Sequence[str], at: str) -> int:
         with self.transaction() as db:
             row = db.execute(
@@ -528,17 +569,24 @@ class StateStore:
         return {UniqueId(uid): CachedFingerprint(code_version, bool(semantic), sql_hash, note or "")
                 for uid, code_version, semantic, sql_hash, note in rows}
 
-    def save_fingerprint(self, db: Connection, uid: UniqueId, manifest_version: str, code_version: str,
-                         semantic: bool, normalized_sql: str, note: str) -> None:
-        """Inside a :meth:`transaction`: remember a fingerprint (and its SQL, stored once per text)."""
-        sql_hash = None
-        if normalized_sql:
-            sql_hash = hashlib.sha256(normalized_sql.encode()).hexdigest()[:24]
-            db.execute("INSERT INTO compiled_sql VALUES (?, ?) ON CONFLICT DO NOTHING", (sql_hash, normalized_sql))
-        db.execute("INSERT INTO fingerprints VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (unique_id, manifest_version) "
-                   "DO UPDATE SET code_version = excluded.code_version, semantic = excluded.semantic, "
-                   "sql_hash = excluded.sql_hash, note = excluded.note",
-                   (uid, manifest_version, code_version, int(semantic), sql_hash, note or None))
+    def save_fingerprints(self, found: Iterable[Fingerprinted], db: Connection | None = None) -> None:
+        """Remember fingerprints (each SQL text stored once): in ``db``'s open transaction, or in a new one."""
+        found = list(found)
+        if db is None:
+            if found:
+                with self.transaction() as db:
+                    self.save_fingerprints(found, db)
+            return
+        for f in found:
+            sql_hash = None
+            if f.normalized_sql:
+                sql_hash = hashlib.sha256(f.normalized_sql.encode()).hexdigest()[:24]
+                db.execute("INSERT INTO compiled_sql VALUES (?, ?) ON CONFLICT DO NOTHING",
+                           (sql_hash, f.normalized_sql))
+            db.execute("INSERT INTO fingerprints VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (unique_id, manifest_version) "
+                       "DO UPDATE SET code_version = excluded.code_version, semantic = excluded.semantic, "
+                       "sql_hash = excluded.sql_hash, note = excluded.note",
+                       (f.unique_id, f.manifest_version, f.code_version, int(f.semantic), sql_hash, f.note or None))
 
     def compiled_sql(self, sql_hash: str) -> str | None:
         rows = self._query("SELECT normalized_sql FROM compiled_sql WHERE sql_hash = ?", (sql_hash,))

@@ -13,24 +13,24 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from dbtassets.backends import Connection
 from dbtassets.errors import ManifestError
 from dbtassets.graph import BUILDABLE, AssetGraph
-from dbtassets.manifest import Manifest, UniqueId, compiled_sql, load_manifest
+from dbtassets.manifest import Manifest, ResourceType, UniqueId, compiled_sql, load_manifest
+from dbtassets.recording import UNSETTLED
 from dbtassets.runner import Runner
 from dbtassets.selection import exact_selectors
 from dbtassets.staleness import (
     AssetStatus,
     CodeChange,
+    DataVersionKind,
     Materialization,
     StateView,
     Version,
     compute_statuses,
 )
-from dbtassets.state import CachedFingerprint, StateStore
+from dbtassets.state import CachedFingerprint, Fingerprinted, StateStore
 
 _EPHEMERAL_CTE = "__dbt__cte__"  # how dbt names an inlined ephemeral model
-UNSETTLED = "?"  # the code version of a build during which the project changed: dbt may have read either
 _UNSETTLED_CHANGE = CodeChange(True, description="the project was edited during that build, so which code it "
                                                  "ran is unknown: rebuilding to be sure")
 
@@ -87,7 +87,7 @@ class CodeVersioner:
             last = state.last_success.get(uid)
             if last is not None and last.code_version == UNSETTLED:
                 versions[uid], unsettled[uid] = node.code_version, _UNSETTLED_CHANGE
-            elif node.resource_type == "seed" or not node.compiled_compares or last is None:
+            elif node.resource_type == ResourceType.SEED or not node.compiled_compares or last is None:
                 # seeds: their content checksum; Python and command-dependent models: their code as written,
                 # normalized (see dbtassets.manifest); missing: irrelevant
                 versions[uid] = node.code_version
@@ -102,10 +102,7 @@ class CodeVersioner:
         if uncached:
             self.log(f"compiling {len(uncached)} changed model{'s' if len(uncached) > 1 else ''} to compare their SQL")
             compiled = self.runner.compile(exact_selectors(self.graph, uncached))
-            with self.store.transaction() as db:
-                for uid in uncached:
-                    if uid in compiled:
-                        self.remember(db, uid, compiled[uid])
+            self.store.save_fingerprints(self.fingerprints({u: sql for u, sql in compiled.items() if u in uncached}))
             cached = self.store.fingerprints((uid, self.graph.assets[uid].code_version) for uid in moved)
         changes: dict[UniqueId, CodeChange] = dict(unsettled)
         notes: dict[UniqueId, str] = {}
@@ -121,23 +118,26 @@ class CodeVersioner:
                 changes[uid] = self._classify(uid, last, entry)
         return CodeVersions(versions, changes, notes)
 
-    def remember(self, db: Connection, uid: UniqueId, compiled_code: str) -> str:
-        """Fingerprint compiled SQL, cache it under the node's manifest version; return the code version."""
+    def fingerprints(self, compiled: Mapping[UniqueId, str]) -> list[Fingerprinted]:
+        """Fingerprint compiled SQL, keyed by each asset's manifest version: done before any write
+        transaction opens, so that sqlglot never runs while the state store's write lock is held."""
         from dbtassets.fingerprint import fingerprint
 
-        node = self.graph.assets[uid]
-        if not node.compiled_compares:
-            return node.code_version
-        found = fingerprint(compiled_code, self.dialect, node.config_version, node.code_version)
-        self.store.save_fingerprint(db, uid, node.code_version, found.value, found.semantic, found.normalized_sql,
-                                    found.note)
-        return found.value
+        found = []
+        for uid, sql in compiled.items():
+            node = self.graph.assets.get(uid)
+            if node is None or node.resource_type == ResourceType.SEED or not node.compiled_compares:
+                continue  # seeds: their content; Python and command-dependent models: their code as written
+            print_ = fingerprint(sql, self.dialect, node.config_version, node.code_version)
+            found.append(Fingerprinted(uid, node.code_version, print_.value, print_.semantic,
+                                       print_.normalized_sql, print_.note))
+        return found
 
     def _classify(self, uid: UniqueId, last: Materialization, entry: CachedFingerprint | None) -> CodeChange:
         node = self.graph.assets[uid]
         old = self.sql_of(uid, last.manifest_version) if last.manifest_version else None
         new = self.store.compiled_sql(entry.sql_hash) if entry and entry.sql_hash else None
-        if old is None or new is None or node.resource_type != "model":
+        if old is None or new is None or node.resource_type != ResourceType.MODEL:
             return CodeChange(True)
         from dbtassets.fingerprint import changed_ctes, classify, combine
 
@@ -163,7 +163,7 @@ class CodeVersioner:
         from dbtassets.lineage import columns_read
 
         node = self.graph.assets[child]
-        sql = self.sql_of(child, node.code_version) if node.resource_type == "model" else None
+        sql = self.sql_of(child, node.code_version) if node.resource_type == ResourceType.MODEL else None
         return sql is None or columns_read(sql, self.dialect, self._input_columns(child)).any_of(columns)
 
     def output_columns(self, uid: UniqueId) -> list[str] | None:
@@ -182,15 +182,8 @@ class CodeVersioner:
         """The relations a model reads (through the ephemeral models it inlines) and their known columns."""
         nodes = self.manifest.nodes
         schema: dict[str, list[str]] = {}
-        stack, seen = list(nodes[uid].depends_on), set()
-        while stack:
-            dep = stack.pop()
-            if dep in seen or dep not in nodes:
-                continue
-            seen.add(dep)
-            if nodes[dep].is_ephemeral:
-                stack.extend(nodes[dep].depends_on)
-            elif nodes[dep].relation_name:
+        for dep in self.manifest.ephemerals.upstream(uid).assets:
+            if nodes[dep].relation_name:
                 columns = self.output_columns(dep)
                 if columns:
                     schema[nodes[dep].relation_name] = columns
@@ -209,7 +202,8 @@ class CodeVersioner:
             other_path = other_path / "manifest.json"
         other = load_manifest(other_path.resolve())
         other_sql = compiled_sql(other_path.resolve())
-        candidates = [uid for uid, node in self.graph.assets.items() if node.resource_type in ("model", "snapshot")
+        candidates = [uid for uid, node in self.graph.assets.items()
+                      if node.resource_type in (ResourceType.MODEL, ResourceType.SNAPSHOT)
                       and uid in other.nodes and other.nodes[uid].code_version != node.code_version]
         uncompiled = sorted(self.graph.assets[uid].display_name for uid in candidates if uid not in other_sql)
         if uncompiled:
@@ -227,7 +221,9 @@ class CodeVersioner:
         ids = {uid: -number - 1 for number, uid in enumerate(deployed)}
 
         def input_version(parent: UniqueId) -> Version:
-            return Version(f"m{ids[parent]}", when) if parent in ids else Version(f"o:{parent}", when)
+            if parent in ids:
+                return Version(DataVersionKind.BUILD.of(ids[parent]), when)
+            return Version(DataVersionKind.DEPLOYED.of(parent), when)
 
         versions: dict[UniqueId, str] = {}
         changes: dict[UniqueId, CodeChange] = {}
@@ -255,8 +251,8 @@ class CodeVersioner:
                                                       change.describe())
             inputs = {p: input_version(p) for p in self.graph.parents(uid)}
             successes[uid] = Materialization(ids[uid], 0, when, recorded, inputs, before.code_version)
-        observations = {uid: Version(f"o:{uid}", when) for uid, n in self.graph.assets.items()
-                        if n.resource_type == "source"}
+        observations = {uid: Version(DataVersionKind.DEPLOYED.of(uid), when) for uid, n in self.graph.assets.items()
+                        if n.resource_type == ResourceType.SOURCE}
         view = StateView(successes, {}, observations)
 
         def reads(child: UniqueId, parent: UniqueId, columns: frozenset[str]) -> bool:
@@ -277,7 +273,7 @@ class CodeVersioner:
         """Tables and files each selected model reads without a ``ref`` or ``source`` declaring them."""
         from dbtassets.fingerprint import undeclared_reads
 
-        models = [uid for uid in selected if self.graph.assets[uid].resource_type == "model"]
+        models = [uid for uid in selected if self.graph.assets[uid].resource_type == ResourceType.MODEL]
         compiled = self.runner.compile(exact_selectors(self.graph, models)) if models else {}
         findings = {}
         for uid in models:
@@ -290,14 +286,5 @@ class CodeVersioner:
     def declared_relations(self, uid: UniqueId) -> list[str]:
         """Relation names a model may read: its refs and sources, and those of ephemeral models it inlines."""
         nodes = self.manifest.nodes
-        declared, stack, seen = [], list(nodes[uid].depends_on), set()
-        while stack:
-            dep = stack.pop()
-            if dep in seen or dep not in nodes:
-                continue
-            seen.add(dep)
-            if nodes[dep].is_ephemeral:
-                stack.extend(nodes[dep].depends_on)
-            elif nodes[dep].relation_name:
-                declared.append(nodes[dep].relation_name)
-        return declared
+        return [nodes[dep].relation_name for dep in self.manifest.ephemerals.upstream(uid).assets
+                if nodes[dep].relation_name]

@@ -20,31 +20,27 @@ at once when a new event arrives.
 
 from __future__ import annotations
 
-import contextlib
-import fnmatch
 import gc
-import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from dbtassets.engine import Project, SyncPlan, SyncResult
+from dbtassets.engine import Project
 from dbtassets.errors import DbtAssetsError, LockError
+from dbtassets.filewatch import FileEvents, Inbox, watching
 from dbtassets.lock import BuildLock
 from dbtassets.manifest import UniqueId
 from dbtassets.policies import Severity, next_lateness_change, show_time
+from dbtassets.results import SyncPlan, SyncResult
 from dbtassets.runner import NodeResult
 from dbtassets.sources import ObserverKind, WatchSettings
 from dbtassets.staleness import AssetStatus, Status
 
-_SIBLINGS_PER_WATCH = 8  # more source directories than this under one parent: watch the parent
 REPORT_POLL = 0.25  # seconds between looks for `dbtassets report` observations
-_IGNORED_DIRS = ("target", "logs", "dbt_packages", ".dbtassets", ".git")
 
 
 @dataclass(frozen=True)
@@ -94,8 +90,8 @@ class Watcher:
         self.exclude = tuple(exclude)
         self._settle = settle
         self._monotonic = monotonic
-        self._inbox: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
-        self._writing: set[str] = set()
+        self._inbox: Inbox = queue.SimpleQueue()
+        self._files = FileEvents()
         self._pending = _Pending()
         self._backoff: dict[UniqueId, _Backoff] = {}
         self._retry_times: list[float] = []  # derived from _backoff by _backoff_changed, read every loop turn
@@ -123,13 +119,12 @@ class Watcher:
 
     def run(self, *, once: bool = False) -> bool:
         """Watch until :meth:`stop` (or one pass with ``once``); True if the last build had no failure."""
-        directory = self.project.dbt.directory
-        with BuildLock(directory / ".dbtassets" / "watch.lock", "watch"):
-            self.project.store.interrupt_dead_runs(self.project.now())
-            self._last_report = self._latest_report_id()
+        with self.project.watch_lock():
+            self.project.recover()
+            self._last_report = self.project.latest_report()
             if once:
                 return self._pass(observe_all=True)
-            with self._file_watch():
+            with watching(self.project.snapshot, self._inbox):
                 self.emit(WatchEvent("watching", self._describe()))
                 ok = self._pass(observe_all=True)
                 _settle_memory()
@@ -175,7 +170,7 @@ class Watcher:
         for uid, due in self._next_query.items():
             if now >= due:
                 self._pending.sources.add(uid)
-        latest = self._latest_report_id()
+        latest = self.project.latest_report()
         if latest != self._last_report:
             self._last_report = latest
             self.emit(WatchEvent("reported", {}))
@@ -215,10 +210,8 @@ class Watcher:
             self._pending.project |= pending.project
             self._pending.everything |= observe_all or pending.everything
             self._failed_passes += 1
-            try:
-                watch = self.project.settings.watch
-            except DbtAssetsError:  # dbtassets.yml itself is what fails
-                watch = WatchSettings()
+            loaded = self.project.loaded  # None if even the first load failed
+            watch = loaded.settings.watch if loaded is not None else WatchSettings()
             delay = min(watch.backoff_initial * 2 ** (self._failed_passes - 1), watch.backoff_max)
             self._pass_retry_at = self._monotonic() + delay
             self.emit(WatchEvent("error", {"message": str(exc), "retry_in": delay}))
@@ -229,8 +222,7 @@ class Watcher:
     def _reparse(self) -> None:
         self.emit(WatchEvent("parsing", {}))
         started = self._monotonic()
-        self.project.runner.parse()
-        self.project.reload()
+        self.project.reparse()
         _settle_memory()
         self._next_query = {}
         self.emit(WatchEvent("parsed", {"seconds": round(self._monotonic() - started, 2),
@@ -244,7 +236,7 @@ class Watcher:
             self._next_query.setdefault(uid, now)
         due = {uid for uid in queries if now >= self._next_query[uid]}
         wanted = set(declarations) if sources is None else (sources | due)
-        relative = {os.path.relpath(p, self.project.dbt.directory) for p in self._writing}
+        relative = set(self._files.relative(self.project.dbt.directory))
         for outcome in self.project.observe(wanted, in_progress=relative if sources is not None else None):
             name = self.project.graph.assets[outcome.unique_id].display_name
             if outcome.error:
@@ -319,21 +311,13 @@ class Watcher:
 
     def _hold_for_open_files(self, to_build: list[UniqueId]) -> tuple[list[UniqueId], list[UniqueId]]:
         """``to_build`` minus what reads a source with a file still being written (its close brings a pass)."""
-        root = self.project.dbt.directory
-        writing = sorted(os.path.relpath(p, root) for p in self._writing)
-        held: set[UniqueId] = set()
-        files: set[str] = set()
-        for uid, declaration in self.project.settings.sources.items():
-            open_files = [p for p in writing if any(fnmatch.fnmatch(p, g) for g in declaration.globs)]
-            if open_files:
-                held |= self.project.graph.descendants(uid)
-                files.update(open_files)
+        held, files = self._files.held(self.project.snapshot)
         waiting = [uid for uid in to_build if uid in held]
         if waiting:
             names = ", ".join(self._name(u) for u in waiting)
             self.emit(WatchEvent("waiting", {
-                "message": f"{names} will be built once {', '.join(sorted(files))} is complete (still being written)",
-                "assets": [self._name(u) for u in waiting], "files": sorted(files)}))
+                "message": f"{names} will be built once {', '.join(files)} is complete (still being written)",
+                "assets": [self._name(u) for u in waiting], "files": files}))
         return [uid for uid in to_build if uid not in held], waiting
 
     def _build(self, plan: SyncPlan, to_build: list[UniqueId]) -> bool:
@@ -354,8 +338,7 @@ class Watcher:
                  "reasons": [r.message for r in plan.statuses[u].reasons]} for u in to_build]}))
             started = self._monotonic()
             self.emit(WatchEvent("build_started", {"count": len(to_build), "command": plan.command}))
-            with self._node_events():
-                result = self.project.build(plan)
+            result = self.project.build(plan, on_node=self._on_node)
         finally:
             lock.release()
         self._after_build(plan, result, self._monotonic() - started)
@@ -402,7 +385,7 @@ class Watcher:
 
         Waits rather than fails; None if :meth:`stop` is called meanwhile.
         """
-        lock = BuildLock(self.project.dbt.directory / ".dbtassets" / "build.lock", "watch build")
+        lock = self.project.build_lock("watch build")
         waited = False
         while True:
             try:
@@ -415,33 +398,16 @@ class Watcher:
                 if self._stop.wait(0.5):
                     return None
 
-    @contextlib.contextmanager
-    def _node_events(self) -> Iterator[None]:
-        runner = self.project.runner
-        if not hasattr(runner, "on_node"):
-            yield
-            return
-        previous = runner.on_node
-
-        def on_node(result: NodeResult) -> None:
-            node = self.project.graph.assets.get(result.unique_id)
-            if node is not None or result.status in ("fail", "error"):
-                name = node.display_name if node else result.unique_id
-                self.emit(WatchEvent("node_finished", {"name": name, "status": result.status,
-                                                       "seconds": round(result.execution_time, 2),
-                                                       "message": result.message}))
-
-        runner.on_node = on_node
-        try:
-            yield
-        finally:
-            runner.on_node = previous
+    def _on_node(self, result: NodeResult) -> None:
+        node = self.project.graph.assets.get(result.unique_id)
+        if node is not None or result.status in ("fail", "error"):
+            name = node.display_name if node else result.unique_id
+            self.emit(WatchEvent("node_finished", {"name": name, "status": result.status,
+                                                   "seconds": round(result.execution_time, 2),
+                                                   "message": result.message}))
 
     def _name(self, uid: UniqueId) -> str:
         return self.project.graph.assets[uid].display_name
-
-    def _latest_report_id(self) -> int:
-        return self.project.store.latest_observation_id(ObserverKind.REPORTED.value)
 
     def _describe(self) -> dict[str, Any]:
         graph = self.project.graph
@@ -449,92 +415,20 @@ class Watcher:
             "project": str(self.project.dbt.directory),
             "assets": len(graph),
             "sources": {self._name(uid): d.describe() for uid, d in self.project.settings.sources.items()},
-            "runner": type(self.project.runner).__name__,
+            "runner": self.project.runner_name,
             "settle": self.settle,
             "stale": sum(1 for s in self.project.status(observe=False).statuses.values()
                          if s.status is not Status.FRESH),
         }
 
-    # -- file events (called from watchdog's thread through the inbox) -------------------
-
-    @contextlib.contextmanager
-    def _file_watch(self) -> Iterator[None]:
-        from watchdog.events import FileSystemEvent, FileSystemEventHandler
-        from watchdog.observers import Observer
-
-        inbox = self._inbox
-
-        class Handler(FileSystemEventHandler):
-            def on_any_event(self, event: FileSystemEvent) -> None:
-                if event.is_directory or event.event_type in ("opened", "closed_no_write"):
-                    return
-                if event.event_type == "moved":
-                    inbox.put(("gone", os.fsdecode(event.src_path)))
-                    inbox.put(("complete", os.fsdecode(event.dest_path)))
-                elif event.event_type == "closed":
-                    inbox.put(("complete", os.fsdecode(event.src_path)))
-                elif event.event_type == "deleted":
-                    inbox.put(("gone", os.fsdecode(event.src_path)))
-                else:
-                    inbox.put(("writing", os.fsdecode(event.src_path)))
-
-        observer = Observer()
-        handler = Handler()
-        for directory, recursive in self._watched_directories():
-            observer.schedule(handler, str(directory), recursive=recursive)
-        observer.daemon = True
-        observer.start()
-        try:
-            yield
-        finally:
-            observer.stop()
-            observer.join(timeout=10)
-
-    def _watched_directories(self) -> list[tuple[Path, bool]]:
-        root = self.project.dbt.directory
-        wanted: dict[Path, bool] = {root: False}
-        for directory in self.project.dbt.source_dirs:
-            if directory.is_dir():
-                wanted[directory] = True
-        bases = {_glob_base(root, pattern) for d in self.project.settings.sources.values() for pattern in d.globs}
-        # watchdog runs a thread per watch: many sibling source directories (data/raw/<table>) share
-        # one recursive watch on their parent instead; _on_file filters events by glob anyway.
-        siblings: dict[Path, int] = {}
-        for base in bases:
-            siblings[base.parent] = siblings.get(base.parent, 0) + 1
-        for base in bases:
-            crowded = siblings[base.parent] > _SIBLINGS_PER_WATCH and base.parent.is_relative_to(root)
-            wanted[base.parent if crowded else base] = True
-        # A recursive watch on an ancestor covers its descendants (a set lookup per ancestor, not a scan).
-        recursive = {d for d, r in wanted.items() if r}
-        return [(d, r) for d, r in wanted.items() if not any(a in recursive for a in d.parents)]
-
     def _on_file(self, what: str, path: str) -> None:
-        relative = os.path.relpath(path, self.project.dbt.directory)
-        parts = Path(relative).parts
-        if not parts or parts[0] in _IGNORED_DIRS or parts[0] == ".." or Path(path).name.startswith("."):
-            return
-        if what == "writing":
-            self._writing.add(path)
-        else:
-            self._writing.discard(path)
-        touched = False
-        if self._is_project_file(Path(path)):
-            self._pending.project = True
-            touched = True
-        for uid, declaration in self.project.settings.sources.items():
-            if any(fnmatch.fnmatch(relative, g) for g in declaration.globs):
-                self._pending.sources.add(uid)
-                touched = True
+        """A file event from the inbox: note what it touches (watchdog's thread only fills the inbox)."""
+        touched = self._files.note(self.project.snapshot, what, path)
+        self._pending.sources |= touched.sources
+        self._pending.project |= touched.project
         if touched:
             self._pending.last_event = self._monotonic()
             self._pass_retry_at = None  # news: a failed pass is retried at once (after settle)
-
-    def _is_project_file(self, path: Path) -> bool:
-        dbt = self.project.dbt
-        if path.parent == dbt.directory:
-            return path.name in ("dbt_project.yml", "packages.yml", "dependencies.yml", "dbtassets.yml")
-        return any(path.is_relative_to(d) for d in dbt.source_dirs)
 
 
 def _settle_memory() -> None:
@@ -545,18 +439,3 @@ def _settle_memory() -> None:
     """
     gc.collect()
     gc.freeze()
-
-
-def _glob_base(root: Path, pattern: str) -> Path:
-    """The deepest existing directory above the first wildcard of ``pattern``."""
-    parts = Path(pattern).parts
-    fixed = []
-    for part in parts[:-1]:
-        if any(c in part for c in "*?["):
-            break
-        fixed.append(part)
-    base = root.joinpath(*fixed)
-    while not base.is_dir() and base != root:
-        base = base.parent
-    return base
-

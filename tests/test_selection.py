@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from dbtassets.errors import SelectionError
 from dbtassets.graph import BUILDABLE, AssetGraph
-from dbtassets.manifest import Manifest, Node, UniqueId
+from dbtassets.manifest import Manifest, Node, ResourceType, UniqueId
 from dbtassets.selection import dbt_selectors, resolve_selection, select_assets
 
 Spec = tuple[str, Sequence[str], Mapping[str, Any]]
@@ -29,7 +29,7 @@ def make_manifest(spec: Mapping[str, Spec]) -> Manifest:
         materialized = extra.get("materialized", "" if rtype == "source" else "table")
         suffix = {"seed": ".csv", "source": ".yml"}.get(rtype, ".sql")
         fields: dict[str, Any] = {
-            "unique_id": UniqueId(uid), "name": name, "resource_type": rtype, "package_name": package,
+            "unique_id": UniqueId(uid), "name": name, "resource_type": ResourceType(rtype), "package_name": package,
             "fqn": (package, *rest), "tags": (), "materialized": materialized,
             "depends_on": tuple(UniqueId(d) for d in deps), "code_version": "v1",
             "path": f"{_FOLDERS[rtype]}/{'sources' if rtype == 'source' else name}{suffix}",

@@ -5,15 +5,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dbtassets.manifest import FreshnessConfig, Node, UniqueId
+from dbtassets.manifest import FreshnessConfig, Node, ResourceType, UniqueId
 from dbtassets.sources import ObserverKind, SourceDeclaration, load_settings, observe_files
 
 ORDERS = UniqueId("source.p.raw.orders")
 
 
 def source(name: str, *, meta: dict[str, str] | None = None, loaded_at: str = "", relation: str = "") -> Node:
-    return Node(UniqueId(f"source.p.raw.{name}"), name, "source", "p", ("p", "raw", name), "models/s.yml", (), "",
-                (), "", source_name="raw", loaded_at_field=loaded_at, relation_name=relation, meta=meta or {})
+    return Node(UniqueId(f"source.p.raw.{name}"), name, ResourceType.SOURCE, "p", ("p", "raw", name), "models/s.yml",
+                (), "", (), "", source_name="raw", loaded_at_field=loaded_at, relation_name=relation, meta=meta or {})
 
 
 def test_defaults_come_from_dbt_source_definitions(tmp_path: Path) -> None:

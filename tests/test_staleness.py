@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dbtassets.graph import AssetGraph
-from dbtassets.manifest import Manifest, Node, UniqueId
+from dbtassets.manifest import Manifest, Node, ResourceType, UniqueId
 from dbtassets.staleness import (
     AssetStatus,
     CodeChange,
@@ -24,7 +24,7 @@ SRC, STG, FACT, EPH, DIM = (UniqueId(u) for u in (
 
 def node(uid: UniqueId, rtype: str, deps: tuple[UniqueId, ...] = (), materialized: str = "table") -> Node:
     name = uid.split(".")[-1]
-    return Node(uid, name, rtype, "p", ("p", name), f"models/{name}.sql", (), materialized, deps, "",
+    return Node(uid, name, ResourceType(rtype), "p", ("p", name), f"models/{name}.sql", (), materialized, deps, "",
                 source_name="raw" if rtype == "source" else "")
 
 

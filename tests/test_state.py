@@ -18,7 +18,7 @@ from dbtassets.backends import Location, backend_for
 from dbtassets.errors import StateError
 from dbtassets.manifest import UniqueId
 from dbtassets.staleness import Version
-from dbtassets.state import MIGRATIONS, StateStore
+from dbtassets.state import MIGRATIONS, Fingerprinted, StateStore
 from tests.conftest import run_cli
 from tests.pg import PostgresServer, free_port
 
@@ -62,8 +62,8 @@ def test_observations_are_stored_only_when_the_version_moves(state_location: str
 def test_fingerprints_are_found_in_one_query_and_replaced_in_place(state_location: str) -> None:
     with StateStore.open(state_location) as store:
         with store.transaction() as db:
-            store.save_fingerprint(db, A, "mv1", "c1", True, "select 1", "")
-            store.save_fingerprint(db, A, "mv1", "c2", False, "select 1", "note")  # same key: replaced
+            store.save_fingerprints([Fingerprinted(A, "mv1", "c1", True, "select 1", "")], db)
+            store.save_fingerprints([Fingerprinted(A, "mv1", "c2", False, "select 1", "note")], db)  # same key
         found = store.fingerprints([(A, "mv1"), (A, "mv2"), (UniqueId("model.p.b"), "mv1")])
         assert list(found) == [A]
         assert (found[A].code_version, found[A].semantic, found[A].note) == ("c2", False, "note")

@@ -1,0 +1,114 @@
+"""The values the engine's verbs return: plain, frozen, and rendered by :mod:`dbtassets.render`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dbtassets.manifest import UniqueId
+from dbtassets.policies import Verdict
+from dbtassets.runner import BuildResult
+from dbtassets.sources import Observation, ObserverKind
+from dbtassets.staleness import AssetStatus
+from dbtassets.steps import BuildStep
+
+
+@dataclass(frozen=True)
+class Options:
+    """Where the project, its profile, its state and its manifest are."""
+
+    project_dir: Path = Path(".")
+    profiles_dir: Path | None = None
+    target: str | None = None
+    state_path: Path | str | None = None  # a file, or a postgresql:// URL
+    manifest_path: Path | None = None
+
+
+@dataclass(frozen=True)
+class ObserveOutcome:
+    """One source observed: its new data version, or why it could not be read."""
+
+    unique_id: UniqueId
+    kind: ObserverKind
+    observation: Observation | None
+    changed: bool
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    statuses: Mapping[UniqueId, AssetStatus]
+    selected: Sequence[UniqueId]
+    warnings: Sequence[str]
+    notes: Mapping[UniqueId, str] = field(default_factory=dict)
+    verdict: Verdict | None = None  # the freshness policies' (None when they were not applied)
+
+    def needing_build(self, *, all_stale: bool = False) -> list[UniqueId]:
+        """The selected stale and missing assets that are due (all of them with ``all_stale``)."""
+        due = self.verdict.schedule.is_due if self.verdict is not None and not all_stale else None
+        return [uid for uid in self.selected if self.statuses[uid].needs_build and (due is None or due(uid))]
+
+    def listed(self, uid: UniqueId) -> bool:
+        """Whether ``status`` and ``check`` list ``uid``: stale, missing, a late source, a check failing or pending."""
+        return self.statuses[uid].needs_attention or (self.verdict is not None and uid in self.verdict.late)
+
+    def failing(self, uid: UniqueId) -> bool:
+        """Whether ``check`` fails on ``uid``: stale or missing and due (overdue), a source late past error_after,
+        or a check on it failing or pending."""
+        if self.statuses[uid].failing_checks or self.statuses[uid].pending_checks:
+            return True
+        if self.verdict is not None:
+            return self.verdict.failing(uid)
+        return self.statuses[uid].needs_build
+
+    def needing_checks(self) -> list[UniqueId]:
+        """The pending checks of selected assets that need no build (a build runs its asset's checks)."""
+        pending = {c.check.unique_id for uid in self.selected for c in self.statuses[uid].pending_checks}
+        return sorted(pending)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """``why``: an asset's status, and for each reason naming an upstream, that upstream's explanation."""
+
+    status: AssetStatus
+    causes: Mapping[UniqueId, Explanation]
+    observed: Mapping[str, Any] | None = None
+    notes: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class SyncPlan:
+    """What a sync runs: ``steps`` (usually one ``dbt build``) build ``to_build`` and run the pending ``checks``."""
+
+    to_build: Sequence[UniqueId]
+    selectors: Sequence[str]
+    command: str
+    statuses: Mapping[UniqueId, AssetStatus]
+    verdict: Verdict | None = None  # what waits (and until when), and which sources are late
+    checks: Sequence[UniqueId] = ()
+    steps: Sequence[BuildStep] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not self.to_build and not self.checks
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    plan: SyncPlan
+    run_id: int | None = None
+    built: Sequence[UniqueId] = ()
+    failed: Mapping[UniqueId, str] = field(default_factory=dict)
+    skipped: Sequence[UniqueId] = ()
+    not_run: Sequence[UniqueId] = ()
+    build: BuildResult | None = None
+    left: Mapping[UniqueId, str] = field(default_factory=dict)  # left to other builds: asset → who holds it
+    failed_checks: Mapping[UniqueId, str] = field(default_factory=dict)  # check → what failed
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.skipped and not self.not_run and not self.failed_checks and (
+            self.build is None or self.build.crashed is None)
