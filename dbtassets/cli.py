@@ -10,12 +10,13 @@ import gc
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
 
-from dbtassets import render
+from dbtassets import render, watchlog
 from dbtassets.arguments import AnyOrderGroup
 from dbtassets.engine import STATE_ENV, Project, unobserved
 from dbtassets.errors import DbtAssetsError, Interrupted
@@ -441,8 +442,9 @@ def watch(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...],
     other processes and edits to models, macros, seeds, snapshots and YAML. Ctrl-C or SIGTERM
     lets the build in flight finish, records it, and exits 0.
     """
+    from dbtassets.events import WatchEvent
     from dbtassets.hooks import EventHook
-    from dbtassets.watch import Watcher, WatchEvent
+    from dbtassets.watch import Watcher
 
     gc.enable()  # a long-running process
     probe = project_of(ctx)  # validates the project before dbt is imported
@@ -459,13 +461,13 @@ def watch(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...],
         except ImportError as exc:
             warn([f"dbt cannot be loaded in this process ({exc}); running dbt as a subprocess instead"])
     project = project_of(ctx, runner) if runner is not None else probe
-    printer = render.WatchPrinter(fmt, quiet)
+    printer = watchlog.WatchPrinter(fmt, quiet)
     hook = EventHook(on_event, lambda message: warn([message])) if on_event else None
 
     def emit(event: WatchEvent) -> None:
         printer(event)
         if hook is not None:
-            hook(event.kind, render.event_json(event))
+            hook(event.kind.value, watchlog.event_json(event, datetime.now().astimezone()))
 
     if hook is not None:
         ctx.call_on_close(hook.close)

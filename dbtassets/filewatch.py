@@ -95,6 +95,7 @@ def watching(snapshot: Snapshot, inbox: Inbox) -> Iterator[None]:
                 inbox.put(("writing", os.fsdecode(event.src_path)))
 
     observer = Observer()
+    observer.name = "dbtassets-filewatch"
     handler = Handler()
     for directory, recursive in watched_directories(snapshot):
         observer.schedule(handler, str(directory), recursive=recursive)

@@ -7,10 +7,9 @@ stripped by ``click.echo`` when the output is not a terminal.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Mapping, Sequence
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
@@ -23,8 +22,6 @@ from dbtassets.sources import SourceDeclaration
 from dbtassets.staleness import AssetStatus, Status
 from dbtassets.state import HistoryEntry
 
-if TYPE_CHECKING:
-    from dbtassets.watch import WatchEvent
 
 class OutputFormat(str, Enum):
     """What ``--format`` can ask for (each command accepts some of them)."""
@@ -333,7 +330,9 @@ def sync_text(graph: AssetGraph, result: SyncResult, dry_run: bool) -> str:
     for message in result.failed_checks.values():
         lines.append(click.style(f"  failed  {message}", fg="red"))
     for uid in result.skipped:
-        lines.append(click.style(f"  skipped {graph.assets[uid].display_name} (an upstream failed)", fg="yellow"))
+        culprits = sorted(graph.assets[f].display_name for f in graph.ancestors(uid) if f in result.failed)
+        why = f"upstream {', '.join(culprits)} failed" if culprits else "an upstream failed"
+        lines.append(click.style(f"  skipped {graph.assets[uid].display_name} ({why})", fg="yellow"))
     for uid in result.not_run:
         lines.append(click.style(f"  not run {graph.assets[uid].display_name}", fg="yellow"))
     if result.build is not None and result.build.crashed:
@@ -396,84 +395,3 @@ def _outcome(uid: UniqueId, result: SyncResult, dry_run: bool) -> str:
     if uid in result.skipped:
         return "skipped"
     return "success" if uid in result.built else "not_run"
-
-
-class WatchPrinter:
-    """The watcher's live log: one line per event (text), or one JSON object per line."""
-
-    _QUIET_KINDS = frozenset({"error", "observe_failed", "build_finished", "stopped", "source_late",
-                              "source_recovered"})
-
-    def __init__(self, fmt: OutputFormat, quiet: bool) -> None:
-        self.fmt = fmt
-        self.quiet = quiet
-
-    def __call__(self, event: WatchEvent) -> None:
-        if self.fmt is OutputFormat.JSON:
-            click.echo(json.dumps(event_json(event)))
-            return
-        if self.quiet and (event.kind not in self._QUIET_KINDS or
-                           (event.kind == "build_finished" and not event.data["failed"] and not event.data["error"])):
-            return
-        text = watch_text(event)
-        if text:
-            stamp = click.style(datetime.now().strftime("%H:%M:%S"), dim=True)
-            click.echo("\n".join(f"{stamp} {line}" for line in text.splitlines()))
-
-
-def event_json(event: WatchEvent) -> dict[str, Any]:
-    """A watch event as ``watch --format json`` prints it (and ``--on-event`` hands it over)."""
-    return {"event": event.kind, "at": datetime.now().astimezone().isoformat(), **event.data}
-
-
-def watch_text(event: WatchEvent) -> str:
-    d = event.data
-    kind = event.kind
-    if kind == "watching":
-        runner = "dbt in-process" if d["runner"] == "InProcessRunner" else "dbt as a subprocess"
-        return (f"watching {d['project']}: {d['assets']} assets, {len(d['sources'])} sources "
-                f"({', '.join(f'{k}: {v}' for k, v in d['sources'].items())}); {runner}; Ctrl-C stops")
-    if kind == "new_data":
-        if "files" in d:
-            return f"new data in {d['source']}: {d['files']} files, newest {d.get('newest', '-')}"
-        watermark = f", watermark {d['watermark']}" if "watermark" in d else ""
-        return f"new data in {d['source']} ({d['observer']}{watermark})"
-    if kind == "stale":
-        lines = [f"{len(d['assets'])} to build:"]
-        lines += [f"  {a['name']} ({a['status']}): {'; '.join(a['reasons'])}" for a in d["assets"]]
-        return "\n".join(lines)
-    if kind == "build_started":
-        return click.style(f"building {d['count']} assets: {d['command']}", bold=True)
-    if kind == "node_finished":
-        ok = d["status"] in ("success", "pass")
-        mark = click.style("✓" if ok else "✗", fg="green" if ok else "red")
-        extra = "" if ok else f": {d['message']}"
-        return f"  {mark} {d['name']} {d['status']} in {d['seconds']:.2f}s{extra}"
-    if kind == "build_finished":
-        line = f"built {len(d['built'])} assets in {d['seconds']:.2f}s"
-        problems = [f"{name} failed (retry in {d['retry_in'].get(name, '?')}s)" for name in d["failed"]]
-        problems += [f"{len(d['skipped'])} skipped"] if d["skipped"] else []
-        problems += [d["error"]] if d["error"] else []
-        if problems:
-            return click.style(f"{line}; {'; '.join(problems)}; dbt log: {d['log_path']}", fg="red")
-        return click.style(line, fg="green")
-    # Lazily: each kind's payload has its own keys (the `fresh` and `parsed` events carry counts).
-    messages: dict[str, Callable[[], str]] = {
-        "fresh": lambda: f"everything is fresh ({d.get('assets', 0)} assets)",
-        "reported": lambda: "a loader reported new data",
-        "parsing": lambda: "project files changed: re-parsing",
-        "parsed": lambda: f"re-parsed in {d.get('seconds', 0)}s ({d.get('assets', 0)} assets)",
-        "backing_off": lambda: f"holding {', '.join(d['assets'])} after failures (retry in {d['retry_in']})",
-        "waiting": lambda: f"waiting: {d.get('message')}",
-        "error": lambda: click.style(f"error: {d.get('message')}", fg="red"),
-        "observe_failed": lambda: click.style(f"cannot observe {d.get('source')}: {d.get('message')}", fg="red"),
-        "stopped": lambda: "stopped",
-        "not_due": lambda: (f"{len(d['assets'])} stale asset(s) not due yet ({', '.join(d['assets'][:5])}"
-                            f"{', …' if len(d['assets']) > 5 else ''}); next due at {d.get('next_due_at') or '-'}"),
-        "source_late": lambda: click.style(f"{d['source']} is late: {d['message']}",
-                                           fg="red" if d.get("severity") == "error" else "yellow"),
-        "source_recovered": lambda: click.style(f"{d['source']} recovered: new data observed at {d['last_data_at']}",
-                                                fg="green"),
-    }
-    render = messages.get(kind)
-    return render() if render is not None else kind

@@ -11,11 +11,13 @@ A file is *being written* from its first ``created``/``modified`` event until it
 the source's downstream assets are not built meanwhile: dbt reads a source's files by its own
 glob, half-written ones included.
 
-A failed asset is retried with exponential backoff; a change of its code or of an input's data
-version retries it at once. A retry falls due only once its failing ancestors' retries do, so
-a held asset never wakes the loop. A pass that fails as a whole (the state store cannot be
-written, the project does not parse) keeps its work and is retried with the same backoff, or
-at once when a new event arrives.
+A failed asset is retried with backoff (:mod:`dbtassets.backoff`). A pass that fails as a whole
+(the state store cannot be written, the project does not parse) keeps its work and is retried
+with the same backoff, or at once when a new event arrives.
+
+The watcher talks to the project only through the engine's verbs, and tells what it does
+through typed events (:mod:`dbtassets.events`). Time comes from a :class:`Ticker`, so tests can
+drive the loop with a fake one.
 """
 
 from __future__ import annotations
@@ -24,38 +26,51 @@ import gc
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from typing import Protocol
 
+from dbtassets import events as ev
+from dbtassets.backoff import Backoffs
 from dbtassets.engine import Project
 from dbtassets.errors import DbtAssetsError, LockError
 from dbtassets.filewatch import FileEvents, Inbox, watching
 from dbtassets.lock import BuildLock
 from dbtassets.manifest import UniqueId
-from dbtassets.policies import Severity, next_lateness_change, show_time
+from dbtassets.policywatch import PolicyWatch
 from dbtassets.results import SyncPlan, SyncResult
 from dbtassets.runner import NodeResult
 from dbtassets.sources import ObserverKind, WatchSettings
-from dbtassets.staleness import AssetStatus, Status
+from dbtassets.staleness import Status
 
 REPORT_POLL = 0.25  # seconds between looks for `dbtassets report` observations
+_FAILED = frozenset({"error", "fail", "runtime error"})
 
 
-@dataclass(frozen=True)
-class WatchEvent:
-    """Something the watcher did or saw, for the live log (``kind`` names it; ``data`` details it)."""
+class Ticker(Protocol):
+    """The watcher's time: a monotonic clock, and waiting on the inbox."""
 
-    kind: str
-    data: Mapping[str, Any] = field(default_factory=dict)
+    def monotonic(self) -> float: ...
+
+    def wait(self, inbox: Inbox, timeout: float) -> tuple[str, str] | None:
+        """The inbox's next item, or None once ``timeout`` seconds passed without one."""
+        ...
 
 
-@dataclass
-class _Backoff:
-    attempts: int
-    retry_at: float
-    signature: tuple[Any, ...]
+class RealTicker:
+    """Real waiting; the time from ``monotonic`` (a test that runs single passes may give its own)."""
+
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._monotonic = monotonic
+
+    def monotonic(self) -> float:
+        return self._monotonic()
+
+    def wait(self, inbox: Inbox, timeout: float) -> tuple[str, str] | None:
+        try:
+            return inbox.get(timeout=timeout)
+        except queue.Empty:
+            return None
 
 
 @dataclass
@@ -77,34 +92,32 @@ class Watcher:
     def __init__(
         self,
         project: Project,
-        emit: Callable[[WatchEvent], None],
+        emit: Callable[[ev.WatchEvent], None],
         *,
         select: Sequence[str] = (),
         exclude: Sequence[str] = (),
         settle: float | None = None,
-        monotonic: Callable[[], float] = time.monotonic,
+        ticker: Ticker | None = None,
+        monotonic: Callable[[], float] = time.monotonic,  # the clock of a RealTicker, when no ticker is given
     ) -> None:
         self.project = project
-        self.emit = emit
+        self._emit = emit
         self.select = tuple(select)
         self.exclude = tuple(exclude)
         self._settle = settle
-        self._monotonic = monotonic
+        self._ticker = ticker or RealTicker(monotonic)
         self._inbox: Inbox = queue.SimpleQueue()
         self._files = FileEvents()
         self._pending = _Pending()
-        self._backoff: dict[UniqueId, _Backoff] = {}
-        self._retry_times: list[float] = []  # derived from _backoff by _backoff_changed, read every loop turn
+        self._backoffs = Backoffs()
         self._next_query: dict[UniqueId, float] = {}
         self._last_report = 0
         self._stop = threading.Event()
         self._failed_passes = 0
         self._pass_retry_at: float | None = None  # set while a failed pass waits out its backoff
-        # Freshness policies: when the next asset falls due or a source crosses its SLA (wall clock),
-        # what was last said about waiting assets, and which sources were last said to be late.
-        self._policy_wake: datetime | None = None
-        self._waiting_said: tuple[Any, ...] = ()
-        self._late: dict[UniqueId, Severity] = {}
+        self._said: object = None  # the last state announced (fresh, holding…): said again only when it changes
+        self._failed_nodes: set[str] = set()  # in the build in flight, for skip reasons
+        self._policies = PolicyWatch()  # wakes when an asset falls due or a source crosses its SLA
 
     def stop(self) -> None:
         """Ask the loop to finish: the build in flight completes and is recorded first. Thread- and signal-safe."""
@@ -114,6 +127,16 @@ class Watcher:
     @property
     def settle(self) -> float:
         return self._settle if self._settle is not None else self.project.settings.watch.settle
+
+    def emit(self, event: ev.WatchEvent) -> None:
+        self._said = None
+        self._emit(event)
+
+    def _announce(self, event: ev.WatchEvent, state: object) -> None:
+        """Emit a state event (nothing to do, holding…) only when the state differs from the last one said."""
+        if state != self._said:
+            self.emit(event)
+        self._said = state
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -125,7 +148,7 @@ class Watcher:
             if once:
                 return self._pass(observe_all=True)
             with watching(self.project.snapshot, self._inbox):
-                self.emit(WatchEvent("watching", self._describe()))
+                self.emit(self._describe())
                 ok = self._pass(observe_all=True)
                 _settle_memory()
                 while not self._stop.is_set():
@@ -134,26 +157,22 @@ class Watcher:
                         break
                     if self._due():
                         ok = self._pass(observe_all=False)
-            self.emit(WatchEvent("stopped", {}))
+            self.emit(ev.Stopped())
             return ok
 
     def _wait(self) -> None:
         """Block until an event arrives or something falls due, then drain the inbox."""
-        now = self._monotonic()
+        now = self._ticker.monotonic()
         if self._pass_retry_at is not None:
             deadlines = [self._pass_retry_at]
         else:
-            deadlines = [now + REPORT_POLL, *self._next_query.values(), *self._retry_times]
-            if self._policy_wake is not None:  # a wall-clock time, as a monotonic deadline
-                deadlines.append(now + (self._policy_wake - self.project.clock.now()).total_seconds())
+            deadlines = [now + REPORT_POLL, *self._next_query.values(), *self._backoffs.retry_times]
+            if self._policies.wake is not None:  # a wall-clock time, as a monotonic deadline
+                deadlines.append(now + (self._policies.wake - self.project.clock.now()).total_seconds())
             if self._pending:
                 deadlines.append(self._pending.last_event + self.settle)
-        timeout = max(0.0, min(deadlines) - now)
-        try:
-            item = self._inbox.get(timeout=timeout)
-        except queue.Empty:
-            return
-        while True:
+        item = self._ticker.wait(self._inbox, max(0.0, min(deadlines) - now))
+        while item is not None:
             if item[0] != "stop":
                 self._on_file(*item)
             try:
@@ -162,7 +181,7 @@ class Watcher:
                 return
 
     def _due(self) -> bool:
-        now = self._monotonic()
+        now = self._ticker.monotonic()
         if self._pass_retry_at is not None:
             return now >= self._pass_retry_at
         if now >= self._pending.last_event + self.settle and self._pending:
@@ -173,24 +192,13 @@ class Watcher:
         latest = self.project.latest_report()
         if latest != self._last_report:
             self._last_report = latest
-            self.emit(WatchEvent("reported", {}))
+            self.emit(ev.Reported())
             return True
-        if any(now >= retry_at for retry_at in self._retry_times):
+        if any(now >= retry_at for retry_at in self._backoffs.retry_times):
             return True
-        if self._policy_wake is not None and self.project.clock.now() >= self._policy_wake:
+        if self._policies.wake is not None and self.project.clock.now() >= self._policies.wake:
             return True  # an asset fell due, or a source crossed its warn_after/error_after
         return any(now >= due for due in self._next_query.values())
-
-    def _backoff_changed(self) -> None:
-        """Recompute when each failed asset can be retried: not before its failing ancestors can.
-
-        Done once per change rather than on every turn of the loop: with a whole large project
-        failing (a warehouse down), walking every failed asset's ancestors is not free.
-        """
-        graph = self.project.graph
-        self._retry_times = [
-            max([b.retry_at, *(self._backoff[a].retry_at for a in graph.ancestors(uid) if a in self._backoff)])
-            for uid, b in self._backoff.items() if uid in graph]
 
     def _pass(self, *, observe_all: bool) -> bool:
         """Observe what changed, then build what is stale. Never raises a DbtAssetsError."""
@@ -201,7 +209,8 @@ class Watcher:
                 self._reparse()
             self._observe(None if observe_all or pending.everything else pending.sources)
             plan = self.project.plan(self.select, self.exclude, observe=False)
-            self._policies(plan)
+            for event in self._policies.after_plan(plan, self.project.policies, self._name):
+                self.emit(event)
             to_build = self._buildable(plan)
             ok = self._build(plan, to_build) if to_build or plan.checks else True  # checks: new or changed tests
         except DbtAssetsError as exc:
@@ -213,24 +222,23 @@ class Watcher:
             loaded = self.project.loaded  # None if even the first load failed
             watch = loaded.settings.watch if loaded is not None else WatchSettings()
             delay = min(watch.backoff_initial * 2 ** (self._failed_passes - 1), watch.backoff_max)
-            self._pass_retry_at = self._monotonic() + delay
-            self.emit(WatchEvent("error", {"message": str(exc), "retry_in": delay}))
+            self._pass_retry_at = self._ticker.monotonic() + delay
+            self.emit(ev.Error(str(exc), delay))
             return False
         self._failed_passes = 0
         return ok
 
     def _reparse(self) -> None:
-        self.emit(WatchEvent("parsing", {}))
-        started = self._monotonic()
-        self.project.reparse()
+        self.emit(ev.Parsing())
+        started = self._ticker.monotonic()
+        snapshot = self.project.reparse()
         _settle_memory()
         self._next_query = {}
-        self.emit(WatchEvent("parsed", {"seconds": round(self._monotonic() - started, 2),
-                                        "assets": len(self.project.graph)}))
+        self.emit(ev.Parsed(round(self._ticker.monotonic() - started, 2), len(snapshot.graph)))
 
     def _observe(self, sources: set[UniqueId] | None) -> None:
         declarations = self.project.settings.sources
-        now = self._monotonic()
+        now = self._ticker.monotonic()
         queries = {uid for uid, d in declarations.items() if d.kind is ObserverKind.QUERY}
         for uid in queries:
             self._next_query.setdefault(uid, now)
@@ -238,86 +246,39 @@ class Watcher:
         wanted = set(declarations) if sources is None else (sources | due)
         relative = set(self._files.relative(self.project.dbt.directory))
         for outcome in self.project.observe(wanted, in_progress=relative if sources is not None else None):
-            name = self.project.graph.assets[outcome.unique_id].display_name
+            name = self._name(outcome.unique_id)
             if outcome.error:
-                self.emit(WatchEvent("observe_failed", {"source": name, "message": outcome.error}))
+                self.emit(ev.ObserveFailed(name, outcome.error))
             elif outcome.changed and outcome.observation is not None:
-                self.emit(WatchEvent("new_data", {"source": name, "observer": outcome.kind.value,
-                                                  **outcome.observation.detail}))
+                detail = outcome.observation.detail
+                self.emit(ev.NewData(name, outcome.kind.value, detail.get("files"), detail.get("bytes"),
+                                     detail.get("newest"), tuple(detail.get("in_progress", ())),
+                                     detail.get("watermark")))
         for uid in due:
             self._next_query[uid] = now + declarations[uid].every
 
-    def _policies(self, plan: SyncPlan) -> None:
-        """After planning: say which sources became late or recovered (once each), what waits on a
-        freshness policy and until when, and set the wake-up for the next due time or SLA crossing."""
-        verdict = plan.verdict
-        if verdict is None:
-            self._policy_wake = None
-            return
-        for uid, late in verdict.late.items():
-            if self._late.get(uid) is not late.severity:
-                self._late[uid] = late.severity
-                self.emit(WatchEvent("source_late", {
-                    "source": self._name(uid), "severity": late.severity.value, "message": late.reason.message,
-                    "last_data_at": late.last_data_at, "late_for": round(late.late_for, 1),
-                    "threshold": late.threshold.to_json()}))
-        for uid in [u for u in self._late if u not in verdict.late]:
-            del self._late[uid]
-            version = plan.statuses[uid].data_version if uid in plan.statuses else None
-            self.emit(WatchEvent("source_recovered", {"source": self._name(uid),
-                                                      "last_data_at": version.at if version else None}))
-        waiting = [u for u in verdict.schedule.waiting() if u in plan.statuses]
-        due = verdict.schedule.next_due_at
-        wakes = [t for t in (due, next_lateness_change(self.project.policies, plan.statuses, verdict.schedule.now))
-                 if t is not None]
-        self._policy_wake = min(wakes, default=None)
-        said = (tuple(waiting), due)
-        if waiting and said != self._waiting_said:
-            self.emit(WatchEvent("not_due", {"assets": [self._name(u) for u in waiting],
-                                             "next_due_at": show_time(due) if due is not None else None}))
-        self._waiting_said = said
-
     def _buildable(self, plan: SyncPlan) -> list[UniqueId]:
         """The plan's assets that can be built now (says "fresh" when there are none and none wait)."""
-        to_build, held = self._apply_backoff(plan)
-        to_build, unfinished = self._hold_for_open_files(to_build)
-        waiting = plan.verdict is not None and plan.verdict.schedule.waiting()
-        if not to_build and not held and not unfinished and not waiting:
-            self.emit(WatchEvent("fresh", {"assets": len(plan.statuses)}))
-        return to_build
-
-    def _apply_backoff(self, plan: SyncPlan) -> tuple[list[UniqueId], list[UniqueId]]:
-        """The plan's assets minus those (and their descendants) still waiting out a backoff."""
-        now = self._monotonic()
-        for uid in [u for u in self._backoff if u not in plan.to_build]:
-            del self._backoff[uid]  # built by someone else, no longer selected, or gone: nothing to retry
-        held: set[UniqueId] = set()
-        for uid in plan.to_build:
-            backoff = self._backoff.get(uid)
-            if backoff is None:
-                continue
-            if backoff.signature != self._signature(plan.statuses, uid):
-                del self._backoff[uid]  # its code or an input changed: retry at once
-            elif now < backoff.retry_at:
-                held.add(uid)
-                held |= self.project.graph.descendants(uid)
-        self._backoff_changed()
-        to_build = [uid for uid in plan.to_build if uid not in held]
+        now = self._ticker.monotonic()
+        held = self._backoffs.held(self.project.graph, plan.to_build, plan.statuses, now)
         if held:
-            waits = {self._name(u): round(b.retry_at - now, 1) for u, b in self._backoff.items() if u in held}
-            self.emit(WatchEvent("backing_off", {"assets": sorted(self._name(u) for u in held if u in plan.to_build),
-                                                 "retry_in": waits}))
-        return to_build, sorted(held)
+            names = sorted(self._name(u) for u in held if u in plan.to_build)
+            retry_in = {self._name(u): s for u, s in self._backoffs.retry_in(held, now).items()}
+            self._announce(ev.BackingOff(tuple(names), retry_in), ("backing_off", names))
+        to_build, unfinished = self._hold_for_open_files([uid for uid in plan.to_build if uid not in held])
+        not_due = plan.verdict is not None and plan.verdict.schedule.waiting()
+        if not to_build and not held and not unfinished and not not_due:
+            self._announce(ev.Fresh(len(plan.statuses)), "fresh")
+        return to_build
 
     def _hold_for_open_files(self, to_build: list[UniqueId]) -> tuple[list[UniqueId], list[UniqueId]]:
         """``to_build`` minus what reads a source with a file still being written (its close brings a pass)."""
         held, files = self._files.held(self.project.snapshot)
         waiting = [uid for uid in to_build if uid in held]
         if waiting:
-            names = ", ".join(self._name(u) for u in waiting)
-            self.emit(WatchEvent("waiting", {
-                "message": f"{names} will be built once {', '.join(files)} is complete (still being written)",
-                "assets": [self._name(u) for u in waiting], "files": files}))
+            names = tuple(self._name(u) for u in waiting)
+            message = f"{', '.join(names)} will be built once {', '.join(files)} is complete (still being written)"
+            self._announce(ev.Waiting(message, names, tuple(files)), ("waiting", names, files))
         return [uid for uid in to_build if uid not in held], waiting
 
     def _build(self, plan: SyncPlan, to_build: list[UniqueId]) -> bool:
@@ -333,50 +294,37 @@ class Watcher:
                     return True
             if to_build != list(plan.to_build):
                 plan = self.project.plan_for(to_build, plan.statuses, verdict=plan.verdict, checks=plan.checks)
-            self.emit(WatchEvent("stale", {"assets": [
-                {"name": self._name(u), "status": plan.statuses[u].status.value,
-                 "reasons": [r.message for r in plan.statuses[u].reasons]} for u in to_build]}))
-            started = self._monotonic()
-            self.emit(WatchEvent("build_started", {"count": len(to_build), "command": plan.command}))
+            self.emit(ev.Stale(tuple(
+                ev.StaleAsset(self._name(u), plan.statuses[u].status.value,
+                              tuple(r.message for r in plan.statuses[u].reasons)) for u in to_build)))
+            started = self._ticker.monotonic()
+            self.emit(ev.BuildStarted(len(to_build), plan.command))
+            self._failed_nodes = set()
             result = self.project.build(plan, on_node=self._on_node)
         finally:
             lock.release()
-        self._after_build(plan, result, self._monotonic() - started)
+        self._after_build(plan, result, self._ticker.monotonic() - started)
         return result.ok
 
     def _after_build(self, plan: SyncPlan, result: SyncResult, seconds: float) -> None:
-        now = self._monotonic()
+        now = self._ticker.monotonic()
         failed = set(result.failed)
         if result.build is not None and result.build.crashed:
             failed |= set(result.not_run)
-        initial, ceiling = self.project.settings.watch.backoff_initial, self.project.settings.watch.backoff_max
-        # The inputs a retry would see include what this very build rebuilt upstream.
+        for uid, message in result.failed.items():  # a runner that said nothing live: each error, once
+            if self._name(uid) not in self._failed_nodes:
+                self.emit(ev.NodeFinished(self._name(uid), "error", 0.0, message))
+        watch = self.project.settings.watch
         after = self.project.status(observe=False).statuses if failed else {}
-        for uid in failed:
-            attempts = self._backoff[uid].attempts + 1 if uid in self._backoff else 1
-            delay = min(initial * 2 ** (attempts - 1), ceiling)
-            self._backoff[uid] = _Backoff(attempts, now + delay, ())
-        for uid in result.built:
-            self._backoff.pop(uid, None)
-        for uid in failed:  # signatures name the failing ancestors: only once all of them are in
-            self._backoff[uid].signature = self._signature(after, uid)
-        self._backoff_changed()
-        self.emit(WatchEvent("build_finished", {
-            "built": [self._name(u) for u in result.built],
-            "failed": {self._name(u): m for u, m in result.failed.items()},
-            "failed_checks": {self.project.manifest.checks[c].name: m for c, m in result.failed_checks.items()},
-            "skipped": [self._name(u) for u in result.skipped], "seconds": round(seconds, 2),
-            "command": plan.command, "error": result.build.crashed if result.build else None,
-            "log_path": str(result.build.log_path) if result.build else None,
-            "retry_in": {self._name(u): round(self._backoff[u].retry_at - now, 1) for u in failed},
-        }))
-
-    def _signature(self, statuses: Mapping[UniqueId, AssetStatus], uid: UniqueId) -> tuple[Any, ...]:
-        """What a retry depends on: the asset's code and its inputs' data versions."""
-        graph = self.project.graph
-        versions = tuple((p, v.value if (v := statuses[p].data_version) else None) for p in graph.parents(uid))
-        upstream_failing = tuple(sorted(p for p in graph.ancestors(uid) if p in self._backoff))
-        return graph.assets[uid].code_version, versions, upstream_failing
+        self._backoffs.after_build(self.project.graph, result.built, failed, after, now, watch.backoff_initial,
+                                   watch.backoff_max)
+        self.emit(ev.BuildFinished(
+            tuple(self._name(u) for u in result.built), {self._name(u): m for u, m in result.failed.items()},
+            tuple(self._name(u) for u in result.skipped), round(seconds, 2), plan.command,
+            result.build.crashed if result.build else None,
+            str(result.build.log_path) if result.build else None,
+            {self._name(u): s for u, s in self._backoffs.retry_in(failed, now).items()},
+            {self.project.manifest.checks[c].name: m for c, m in result.failed_checks.items()}))
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -393,33 +341,39 @@ class Watcher:
                 return lock, waited
             except LockError as exc:
                 if not waited:
-                    self.emit(WatchEvent("waiting", {"message": str(exc)}))
+                    self.emit(ev.Waiting(str(exc)))
                     waited = True
                 if self._stop.wait(0.5):
                     return None
 
     def _on_node(self, result: NodeResult) -> None:
-        node = self.project.graph.assets.get(result.unique_id)
-        if node is not None or result.status in ("fail", "error"):
-            name = node.display_name if node else result.unique_id
-            self.emit(WatchEvent("node_finished", {"name": name, "status": result.status,
-                                                   "seconds": round(result.execution_time, 2),
-                                                   "message": result.message}))
+        """dbt finished a node (in-process runner): an asset, or a failing data test by its short name."""
+        snapshot = self.project.snapshot
+        uid = result.unique_id
+        node = snapshot.graph.assets.get(uid)
+        failed = result.status in _FAILED
+        if node is None and not failed:
+            return
+        name = node.display_name if node is not None else snapshot.manifest.test_names.get(uid, uid)
+        parents = snapshot.graph.parents(uid) if node is not None else snapshot.manifest.test_parents.get(uid, ())
+        if failed:
+            self._failed_nodes.update([name, *(self._name(p) for p in parents if p in snapshot.graph)])
+        message = result.message
+        if result.status == "skipped":
+            upstream = {*parents, *snapshot.graph.ancestors(*(p for p in parents if p in snapshot.graph))}
+            culprits = sorted(n for n in (self._name(u) for u in upstream if u in snapshot.graph)
+                              if n in self._failed_nodes)
+            message = f"upstream {', '.join(culprits)} failed" if culprits else "an upstream failed"
+        self.emit(ev.NodeFinished(name, result.status, round(result.execution_time, 2), message))
 
     def _name(self, uid: UniqueId) -> str:
         return self.project.graph.assets[uid].display_name
 
-    def _describe(self) -> dict[str, Any]:
-        graph = self.project.graph
-        return {
-            "project": str(self.project.dbt.directory),
-            "assets": len(graph),
-            "sources": {self._name(uid): d.describe() for uid, d in self.project.settings.sources.items()},
-            "runner": self.project.runner_name,
-            "settle": self.settle,
-            "stale": sum(1 for s in self.project.status(observe=False).statuses.values()
-                         if s.status is not Status.FRESH),
-        }
+    def _describe(self) -> ev.Watching:
+        stale = sum(1 for s in self.project.status(observe=False).statuses.values() if s.status is not Status.FRESH)
+        sources = {self._name(uid): d.describe() for uid, d in self.project.settings.sources.items()}
+        return ev.Watching(str(self.project.dbt.directory), len(self.project.graph), sources,
+                           self.project.runner_name, self.settle, stale)
 
     def _on_file(self, what: str, path: str) -> None:
         """A file event from the inbox: note what it touches (watchdog's thread only fills the inbox)."""
@@ -427,7 +381,7 @@ class Watcher:
         self._pending.sources |= touched.sources
         self._pending.project |= touched.project
         if touched:
-            self._pending.last_event = self._monotonic()
+            self._pending.last_event = self._ticker.monotonic()
             self._pass_retry_at = None  # news: a failed pass is retried at once (after settle)
 
 

@@ -98,11 +98,16 @@ def _profiles_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+def leaked_threads(before: set[threading.Thread]) -> list[threading.Thread]:
+    """The live threads not in ``before``: daemon ones too (watchdog's observer and emitters are daemons)."""
+    return [t for t in threading.enumerate() if t not in before and t.is_alive()]
+
+
 @pytest.fixture(autouse=True)
 def _no_leaked_threads() -> Iterator[None]:
     before = set(threading.enumerate())
     yield
-    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+    leaked = leaked_threads(before)
     for thread in leaked:
         thread.join(timeout=5)
     still = [t.name for t in leaked if t.is_alive()]

@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -26,10 +27,12 @@ from click.testing import CliRunner
 from dbtassets import render
 from dbtassets.cli import cli
 from dbtassets.engine import Options, Project
+from dbtassets.events import NotDue, WatchEvent
 from dbtassets.hooks import EventHook
 from dbtassets.manifest import UniqueId
 from dbtassets.staleness import ReasonCode, Status
-from dbtassets.watch import Watcher, WatchEvent
+from dbtassets.watch import Watcher
+from dbtassets.watchlog import event_json
 from tests.conftest import _SKIP, EXAMPLE, FakeClock, FakeRunner, run_cli
 
 FACT, DIM, STG_ORDERS = (UniqueId(f"model.shopflow.{n}") for n in ("fact_sales", "dim_customer", "stg_orders"))
@@ -209,7 +212,7 @@ def test_watch_builds_a_waiting_model_at_its_due_time_and_says_once_when_a_sourc
 
     def emit(event: WatchEvent) -> None:
         events.append(event)
-        hook(event.kind, render.event_json(event))
+        hook(event.kind.value, event_json(event, datetime.now().astimezone()))
 
     clock = FakeClock()
     with Project(Options(directory), clock=clock) as project:  # real dbt, as a subprocess per build
@@ -218,33 +221,33 @@ def test_watch_builds_a_waiting_model_at_its_due_time_and_says_once_when_a_sourc
         thread.start()
         try:
             first, seen = wait_for(events, "build_finished", 0)
-            assert len(first.data["built"]) == 6  # 09:00: everything, missing until now
+            assert len(first.built) == 6  # 09:00: everything, missing until now
             land(project, "orders_a.csv")  # 09:00 still: stg_orders at once; fact_sales waits until 10:00
             event, seen = wait_for(events, "build_finished", seen)
-            assert event.data["built"] == ["stg_orders"]
+            assert event.built == ("stg_orders",)
             clock.advance(1200)  # 09:20: a second landing within the hour
             land(project, "orders_b.csv")
             event, seen = wait_for(events, "build_finished", seen)
-            assert event.data["built"] == ["stg_orders"]
-            not_due = [e for e in events if e.kind == "not_due"][-1]
-            assert not_due.data["assets"] == ["fact_sales", "dim_customer"]
-            assert not_due.data["next_due_at"] == "2026-11-25T10:00:00Z"
+            assert event.built == ("stg_orders",)
+            not_due = [e for e in events if isinstance(e, NotDue)][-1]
+            assert not_due.assets == ("fact_sales", "dim_customer")
+            assert not_due.next_due_at == "2026-11-25T10:00:00Z"
 
             clock.advance(2700)  # 10:05: nothing lands, but fact_sales is due: the watcher wakes for it
             event, seen = wait_for(events, "build_finished", seen)
-            assert event.data["built"] == ["fact_sales"]
+            assert event.built == ("fact_sales",)
 
             clock.advance(1800)  # 10:35: no new orders since 09:20, error_after 1h: late, said once
             late, seen = wait_for(events, "source_late", seen)
-            assert late.data["source"] == "raw.orders" and late.data["severity"] == "error"
+            assert late.source == "raw.orders" and late.severity == "error"
             land(project, "customers_b.csv", "customers")  # another pass: raw.orders is still late
             event, seen = wait_for(events, "build_finished", seen)
-            assert set(event.data["built"]) == {"stg_customers", "customers_snapshot", "dim_customer"}
+            assert set(event.built) == {"stg_customers", "customers_snapshot", "dim_customer"}
             land(project, "orders_c.csv")
             recovered, seen = wait_for(events, "source_recovered", seen)
-            assert recovered.data["source"] == "raw.orders"
+            assert recovered.source == "raw.orders"
             event, seen = wait_for(events, "build_finished", seen)
-            assert event.data["built"] == ["stg_orders"]  # fact_sales was built at 10:05: it waits until 11:05
+            assert event.built == ("stg_orders",)  # fact_sales was built at 10:05: it waits until 11:05
         finally:
             watcher.stop()
             thread.join(timeout=60)

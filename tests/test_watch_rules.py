@@ -13,7 +13,7 @@ import pytest
 
 from dbtassets.engine import Options, Project
 from dbtassets.selection import select_assets
-from dbtassets.watch import Watcher
+from dbtassets.watch import RealTicker, Watcher
 from tests.conftest import FakeClock, FakeRunner
 
 
@@ -23,7 +23,7 @@ class Passes:
     def __init__(self, project: Project, runner: FakeRunner) -> None:
         self.project, self.runner = project, runner
         self.moment = 0.0
-        self.watcher = Watcher(project, lambda event: None, monotonic=lambda: self.moment)
+        self.watcher = Watcher(project, lambda event: None, ticker=RealTicker(lambda: self.moment))
 
     def at(self, moment: float) -> set[str]:
         """Run a pass at ``moment`` (seconds); the names of the assets it asked dbt to build."""
