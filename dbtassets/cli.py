@@ -455,9 +455,9 @@ def watch(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...],
     runner: Runner | None = None
     if runner_kind == "in-process":
         try:
-            from dbtassets.inprocess import InProcessRunner
+            from dbtassets.inprocess import in_process_runner
 
-            runner = InProcessRunner(probe.target)
+            runner = in_process_runner(probe.target, lambda message: warn([message]))
         except ImportError as exc:
             warn([f"dbt cannot be loaded in this process ({exc}); running dbt as a subprocess instead"])
     project = project_of(ctx, runner) if runner is not None else probe

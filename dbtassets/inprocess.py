@@ -10,6 +10,10 @@ subprocess into well under a second. Three things make that safe:
 - dbt-duckdb keeps the DuckDB file open after ``invoke()`` returns, and DuckDB then lets no
   other process open it, even read-only; every invocation ends by closing the adapter's
   connections, so the warehouse is free while the watcher is idle.
+
+The reset and the closing reach into dbt's internals: :mod:`dbtassets.dbt_contract` names each
+such reliance. :func:`in_process_runner` checks them before dbt is used, and an internal that
+breaks at run time anyway switches the runner to dbt as a subprocess, said once, for good.
 """
 
 from __future__ import annotations
@@ -23,30 +27,78 @@ from typing import Any
 
 from dbtassets.errors import ObservationError, RunnerError
 from dbtassets.manifest import UniqueId
-from dbtassets.runner import BuildResult, DbtTarget, NodeResult, build_command, database_error, display
+from dbtassets.runner import (
+    BuildResult,
+    DbtTarget,
+    NodeResult,
+    Runner,
+    SubprocessRunner,
+    build_command,
+    database_error,
+    display,
+)
+
+
+class _Broken(Exception):
+    """One of dbt's internals this runner relies on is not what it expects."""
+
+
+def in_process_runner(target: DbtTarget, warn: Callable[[str], None]) -> Runner:
+    """The in-process runner, or, if an assumption about dbt's internals does not hold, the subprocess one."""
+    from dbtassets import dbt_contract
+
+    problems = dbt_contract.problems()
+    if problems:
+        warn(f"dbt's internals are not what the in-process runner relies on ({'; '.join(problems)}); "
+             "running dbt as a subprocess instead")
+        return SubprocessRunner(target)
+    return InProcessRunner(target, warn=warn)
 
 
 class InProcessRunner:
     """A :class:`~dbtassets.runner.Runner` that calls ``dbtRunner`` directly."""
 
-    def __init__(self, target: DbtTarget, on_node: Callable[[NodeResult], None] | None = None) -> None:
+    def __init__(self, target: DbtTarget, on_node: Callable[[NodeResult], None] | None = None, *,
+                 warn: Callable[[str], None] = lambda message: None) -> None:
         from dbt.cli.main import dbtRunner  # imported here: dbt costs a second to import
 
         self._dbt_runner = dbtRunner
         self.target = target
         self.on_node = on_node
+        self._warn = warn
         self._manifest: Any = None
         self._lock = threading.Lock()
+        self._fallback: SubprocessRunner | None = None  # set, for good, once an internal broke
+
+    def _fall_back(self, broken: _Broken) -> SubprocessRunner:
+        if self._fallback is None:
+            self._warn(f"dbt's internals are not what the in-process runner relies on ({broken}); "
+                       "running dbt as a subprocess from now on")
+            self._fallback = SubprocessRunner(self.target)
+        return self._fallback
 
     def parse(self) -> None:
         """Parse (partially, when dbt can) and keep the manifest for the following builds."""
-        result = self._invoke(["parse"], with_manifest=False)
+        if self._fallback is not None:
+            return self._fallback.parse()
+        try:
+            result = self._invoke(["parse"], with_manifest=False)
+        except _Broken as broken:
+            return self._fall_back(broken).parse()
         if not result.success or result.result is None:
             raise RunnerError(f"`dbt parse` failed in {self.target.project.directory}: {result.exception or 'see log'}"
                               f"; see {self.target.project.dbt_log}")
         self._manifest = result.result
 
     def build(self, selectors: Sequence[str], extra_args: Sequence[str] = ()) -> BuildResult:
+        if self._fallback is not None:
+            return self._fallback.build(selectors, extra_args)
+        try:
+            return self._build(selectors, extra_args)
+        except _Broken as broken:
+            return self._fall_back(broken).build(selectors, extra_args)
+
+    def _build(self, selectors: Sequence[str], extra_args: Sequence[str]) -> BuildResult:
         args = build_command(selectors, extra_args)
         log = self.target.project.dbt_log
         if self._manifest is None:
@@ -59,11 +111,22 @@ class InProcessRunner:
         if run is None or not hasattr(run, "results"):
             reason = result.exception or "no results"
             return BuildResult(display(args), 2, (), log, crashed=f"dbt could not run the build: {reason}")
-        nodes = tuple(_node_result(r) for r in run.results)
+        try:
+            nodes = tuple(_node_result(r) for r in run.results)
+        except AttributeError as exc:
+            raise _Broken(f"a dbt run result: {exc}") from None
         return BuildResult(display(args), 0 if result.success else 1, nodes, log)
 
     def compile(self, selectors: Sequence[str]) -> dict[UniqueId, str]:
         """The compiled SQL of the selected nodes; nodes that fail to compile are left out."""
+        if self._fallback is not None:
+            return self._fallback.compile(selectors)
+        try:
+            return self._compile(selectors)
+        except _Broken as broken:
+            return self._fall_back(broken).compile(selectors)
+
+    def _compile(self, selectors: Sequence[str]) -> dict[UniqueId, str]:
         if self._manifest is None:
             self.parse()
         result = self._invoke(["compile", "--select", *selectors], with_manifest=True)
@@ -74,6 +137,14 @@ class InProcessRunner:
                 if str(r.status) == "success" and getattr(r.node, "compiled_code", None)}
 
     def query(self, sql: str) -> list[list[Any]]:
+        if self._fallback is not None:
+            return self._fallback.query(sql)
+        try:
+            return self._query(sql)
+        except _Broken as broken:
+            return self._fall_back(broken).query(sql)
+
+    def _query(self, sql: str) -> list[list[Any]]:
         result = self._invoke(["show", "--inline", sql, "--limit", "-1"], with_manifest=True)
         if not result.success or result.result is None:
             text = str(result.exception or "")
@@ -90,16 +161,23 @@ class InProcessRunner:
     def _invoke(self, args: Sequence[str], *, with_manifest: bool) -> Any:
         with self._lock, _working_directory(self.target.project.directory):
             manifest = self._manifest if with_manifest else None
-            if manifest is not None:
-                _reset_compilation(manifest)
-            runner = self._dbt_runner(manifest=manifest, callbacks=[self._on_event])
+            try:
+                if manifest is not None:
+                    _reset_compilation(manifest)
+                runner = self._dbt_runner(manifest=manifest, callbacks=[self._on_event])
+            except (AttributeError, TypeError) as exc:
+                raise _Broken(f"resetting a reused manifest: {exc}") from None
             try:
                 # dbt's own console output is replaced by the watcher's log; the file log stays.
                 quiet = ["--log-level", "none", "--log-level-file", "debug"]
                 return runner.invoke([*args, *quiet, *self.target.common_args()])
             finally:
-                release_connections()
-                self.target.invoked()
+                try:
+                    release_connections()
+                except (AttributeError, ImportError) as exc:
+                    raise _Broken(f"closing dbt's connections: {exc}") from None
+                finally:
+                    self.target.invoked()
 
     def _on_event(self, message: Any) -> None:
         if self.on_node is None or message.info.name != "NodeFinished":
