@@ -172,7 +172,8 @@ class BackingOff(WatchEvent):
 
 @dataclass(frozen=True)
 class Waiting(WatchEvent):
-    """A build waits: for files still being written, or for another process's build lock."""
+    """A build waits: for files still being written, for another process's build lock, or for assets another
+    build holds a lease on (team mode)."""
 
     kind = EventKind.WAITING
     message: str

@@ -35,6 +35,7 @@ from dbtassets.backoff import Backoffs
 from dbtassets.engine import Project
 from dbtassets.errors import DbtAssetsError, LockError
 from dbtassets.filewatch import FileEvents, Inbox, watching
+from dbtassets.leases import Leased, leased
 from dbtassets.lock import BuildLock
 from dbtassets.manifest import UniqueId
 from dbtassets.policywatch import PolicyWatch
@@ -43,7 +44,8 @@ from dbtassets.runner import NodeResult
 from dbtassets.sources import ObserverKind, WatchSettings
 from dbtassets.staleness import Status
 
-REPORT_POLL = 0.25  # seconds between looks for `dbtassets report` observations
+REPORT_POLL = 0.25  # seconds between looks for `dbtassets report` observations (and others' builds)
+HELD_POLL = 2.0  # seconds between looks at assets another build holds (team mode)
 _FAILED = frozenset({"error", "fail", "runtime error"})
 
 
@@ -115,6 +117,10 @@ class Watcher:
         self._stop = threading.Event()
         self._failed_passes = 0
         self._pass_retry_at: float | None = None  # set while a failed pass waits out its backoff
+        # Team mode: the newest build outcome seen (another watcher's build may make ours stale), and
+        # when to look again at assets another build holds (its end, or its lease's expiry).
+        self._last_materialization = 0
+        self._held_retry_at: float | None = None
         self._said: object = None  # the last state announced (fresh, holding…): said again only when it changes
         self._failed_nodes: set[str] = set()  # in the build in flight, for skip reasons
         self._policies = PolicyWatch()  # wakes when an asset falls due or a source crosses its SLA
@@ -145,6 +151,7 @@ class Watcher:
         with self.project.watch_lock():
             self.project.recover()
             self._last_report = self.project.latest_report()
+            self._last_materialization = self.project.store.latest_materialization_id()
             if once:
                 return self._pass(observe_all=True)
             with watching(self.project.snapshot, self._inbox):
@@ -167,6 +174,8 @@ class Watcher:
             deadlines = [self._pass_retry_at]
         else:
             deadlines = [now + REPORT_POLL, *self._next_query.values(), *self._backoffs.retry_times]
+            if self._held_retry_at is not None:
+                deadlines.append(self._held_retry_at)
             if self._policies.wake is not None:  # a wall-clock time, as a monotonic deadline
                 deadlines.append(now + (self._policies.wake - self.project.clock.now()).total_seconds())
             if self._pending:
@@ -189,10 +198,19 @@ class Watcher:
         for uid, due in self._next_query.items():
             if now >= due:
                 self._pending.sources.add(uid)
-        latest = self.project.latest_report()
+        if self._held_retry_at is not None and now >= self._held_retry_at:
+            return True
+        try:
+            latest = self.project.latest_report()
+            built = self.project.store.latest_materialization_id()
+        except DbtAssetsError:
+            return True  # the store is unreachable: a pass says so, and retries with a backoff
         if latest != self._last_report:
             self._last_report = latest
             self.emit(ev.Reported())
+            return True
+        if built != self._last_materialization:  # another process built something (team mode, a sync)
+            self._last_materialization = built
             return True
         if any(now >= retry_at for retry_at in self._backoffs.retry_times):
             return True
@@ -203,16 +221,18 @@ class Watcher:
     def _pass(self, *, observe_all: bool) -> bool:
         """Observe what changed, then build what is stale. Never raises a DbtAssetsError."""
         pending, self._pending = self._pending, _Pending()
-        self._pass_retry_at = None
+        self._pass_retry_at = self._held_retry_at = None
         try:
             if pending.project:
                 self._reparse()
             self._observe(None if observe_all or pending.everything else pending.sources)
+            seen = self.project.store.latest_materialization_id()
             plan = self.project.plan(self.select, self.exclude, observe=False)
             for event in self._policies.after_plan(plan, self.project.policies, self._name):
                 self.emit(event)
             to_build = self._buildable(plan)
-            ok = self._build(plan, to_build) if to_build or plan.checks else True  # checks: new or changed tests
+            ok = self._build(plan, to_build, seen) if to_build or plan.checks else True  # checks: new or changed tests
+            self._last_materialization = self.project.store.latest_materialization_id()
         except DbtAssetsError as exc:
             # Keep the work (events already drained would be lost) and retry it after a backoff.
             self._pending.sources |= pending.sources
@@ -281,30 +301,53 @@ class Watcher:
             self._announce(ev.Waiting(message, names, tuple(files)), ("waiting", names, files))
         return [uid for uid in to_build if uid not in held], waiting
 
-    def _build(self, plan: SyncPlan, to_build: list[UniqueId]) -> bool:
+    def _build(self, plan: SyncPlan, to_build: list[UniqueId], seen: int) -> bool:
         acquired = self._acquire_build_lock()
         if acquired is None:
             return True  # asked to stop while waiting for the lock
         lock, waited = acquired
         try:
             if waited:  # another process was building: plan again, now that nobody else can
+                seen = self.project.store.latest_materialization_id()
                 plan = self.project.plan(self.select, self.exclude, observe=False)
                 to_build = self._buildable(plan)
                 if not to_build and not plan.checks:
                     return True
             if to_build != list(plan.to_build):
                 plan = self.project.plan_for(to_build, plan.statuses, verdict=plan.verdict, checks=plan.checks)
-            self.emit(ev.Stale(tuple(
-                ev.StaleAsset(self._name(u), plan.statuses[u].status.value,
-                              tuple(r.message for r in plan.statuses[u].reasons)) for u in to_build)))
-            started = self._ticker.monotonic()
-            self.emit(ev.BuildStarted(len(to_build), plan.command))
-            self._failed_nodes = set()
-            result = self.project.build(plan, on_node=self._on_node)
+
+            def replan() -> SyncPlan:
+                fresh = self.project.plan(self.select, self.exclude, observe=False)
+                return self.project.plan_for(self._buildable(fresh), fresh.statuses, verdict=fresh.verdict,
+                                             checks=fresh.checks)
+
+            with leased(self.project, plan, replan, seen) as share:
+                if share.left:
+                    self._leave(share)
+                plan, to_build = share.plan, list(share.plan.to_build)
+                if plan.empty:
+                    return True
+                self.emit(ev.Stale(tuple(
+                    ev.StaleAsset(self._name(u), plan.statuses[u].status.value,
+                                  tuple(r.message for r in plan.statuses[u].reasons)) for u in to_build)))
+                started = self._ticker.monotonic()
+                self.emit(ev.BuildStarted(len(to_build), plan.command))
+                self._failed_nodes = set()
+                result = self.project.build(plan, on_node=self._on_node)
         finally:
             lock.release()
         self._after_build(plan, result, self._ticker.monotonic() - started)
         return result.ok
+
+    def _leave(self, share: Leased) -> None:
+        """Say what another build holds, and look again when it should be done or its lease expires."""
+        holders = share.left_to()
+        names = tuple(self._name(u) for u in holders)
+        listed = ", ".join(f"{self._name(u)} ({holder})" for u, holder in holders.items())
+        self.emit(ev.Waiting(f"left to another build: {listed}", names, ()))
+        expiry = share.claim.next_expiry
+        self._held_retry_at = self._ticker.monotonic() + min(
+            HELD_POLL, expiry + 0.1 if expiry is not None else HELD_POLL)
 
     def _after_build(self, plan: SyncPlan, result: SyncResult, seconds: float) -> None:
         now = self._ticker.monotonic()

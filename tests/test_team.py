@@ -1,0 +1,164 @@
+"""Team mode end to end: two watchers share one PostgreSQL state store and example_project's Postgres target.
+
+Each watcher has its own checkout of the project and calls itself another machine
+(DBTASSETS_HOST), so only the leases in the store keep them apart: neither may see the other's
+process. Orders land in the warehouse through the loader at random moments; both watchers see
+each landing (a ``query`` watermark polled every second) and race to build.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import queue
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from tests.conftest import EXAMPLE
+from tests.pg import PostgresServer
+from tests.test_postgres_warehouse import _SKIP, pg_env
+from tests.watcher import Event, WatchProcess
+
+pytestmark = pytest.mark.slow
+
+LEASE = 6.0  # seconds: watch.lease in both checkouts
+SETTINGS = f"""
+watch:
+  lease: {LEASE:g}s
+sources:
+  raw.orders:
+    query: select max(_loaded_at) from raw.orders
+    every: 1s
+"""
+BASE_ORDERS = 6
+
+
+def loader() -> ModuleType:
+    """example_project/load_postgres.py, imported (its `from ingest_orders import …` needs the directory)."""
+    sys.path.insert(0, str(EXAMPLE))
+    try:
+        spec = importlib.util.spec_from_file_location("load_postgres", EXAMPLE / "load_postgres.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(EXAMPLE))
+
+
+def next_event(watchers: dict[str, WatchProcess], kind: str, timeout: float,
+               where: Any = lambda e: True) -> tuple[str, Event]:
+    """The first event of ``kind`` from any of ``watchers`` (each keeps its other events in ``events``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for name, watcher in watchers.items():
+            try:
+                event = watcher._queue.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            assert event is not None, f"watcher {name} exited: {watcher._stderr()}"
+            watcher.events.append(event)
+            if event["event"] == kind and where(event):
+                return name, event
+    raise AssertionError(f"no {kind!r} event within {timeout}s; saw "
+                         f"{ {n: [e['event'] for e in w.events[-15:]] for n, w in watchers.items()} }")
+
+
+def parse_utc(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def test_two_watchers_share_the_work_never_build_one_asset_at_once_and_survive_a_kill_9(
+        postgres: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    warehouse = postgres.database("shopflow")
+    state = postgres.url(postgres.database("state"))
+    for name, value in pg_env(postgres, warehouse).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("DBTASSETS_STATE", state)
+    first = tmp_path / "a" / "shopflow"
+    shutil.copytree(EXAMPLE, first, ignore=_SKIP)
+    (first / "dbtassets.yml").write_text(SETTINGS)
+    subprocess.run([sys.executable, "-m", "dbt.cli.main", "parse", "--profiles-dir", str(first), "--project-dir",
+                    str(first)], cwd=first, check=True, capture_output=True, timeout=300)
+    second = tmp_path / "b" / "shopflow"
+    shutil.copytree(first, second, symlinks=True)  # the same code, parsed, in another checkout
+    load = loader()
+    db = load.connect()
+    landed_dir = tmp_path / "loader"  # the loader's own landing area: the watchers see only the warehouse
+    shutil.copytree(EXAMPLE / "data" / "raw", landed_dir)
+    load.create_tables(db)
+    load.load_pending(db, landed_dir)
+
+    watchers: dict[str, WatchProcess] = {}
+    try:
+        for name, project in (("machine-a", first), ("machine-b", second)):
+            monkeypatch.setenv("DBTASSETS_HOST", name)
+            watchers[name] = WatchProcess(project)
+        for watcher in watchers.values():
+            watcher.wait_for("watching", timeout=180)
+
+        # 20 landings of 2 orders each, at random moments over about a minute.
+        rng = random.Random(12)
+        for _ in range(20):
+            time.sleep(rng.uniform(0.5, 5.0))
+            load.land_batch(landed_dir / "orders", 2)
+            load.load_pending(db, landed_dir)
+        expected = BASE_ORDERS + 20 * 2
+        deadline = time.monotonic() + 240
+        while fact_sales(postgres, warehouse) != expected:
+            assert time.monotonic() < deadline, f"fact_sales has {fact_sales(postgres, warehouse)} rows, not {expected}"
+            next_event(watchers, "build_finished", timeout=max(1.0, deadline - time.monotonic()))
+        builders = {name for name, w in watchers.items() if any(e["event"] == "build_finished" for e in w.events)}
+
+        # kill -9 of whichever watcher starts the next build, in the middle of it.
+        load.land_batch(landed_dir / "orders", 2)
+        load.load_pending(db, landed_dir)
+        victim, _ = next_event(watchers, "build_started", timeout=120, where=lambda e: "stg_orders" in e["command"])
+        watchers[victim].process.send_signal(signal.SIGKILL)
+        killed_at = time.time()
+        assert watchers[victim].process.wait(timeout=30) == -signal.SIGKILL
+        survivor = next(name for name in watchers if name != victim)
+        durations = [e["seconds"] for e in watchers[survivor].events if e["event"] == "build_finished"]
+        _, rebuilt = next_event({survivor: watchers[survivor]}, "build_finished", timeout=LEASE + 180,
+                                where=lambda e: {"stg_orders", "fact_sales"} <= set(e["built"]))
+        recovered_in = time.time() - killed_at
+        assert fact_sales(postgres, warehouse) == expected + 2
+        assert watchers[survivor].stop() == 0
+    finally:
+        for watcher in watchers.values():
+            watcher.__exit__()
+        db.close()
+
+    # Both watchers took part, and no asset was ever built by both at once (from the runs recorded).
+    assert builders == {"machine-a", "machine-b"}, builders
+    runs = [(host, set(json.loads(selected)), parse_utc(started), parse_utc(finished) if finished else killed_at)
+            for host, selected, started, finished in postgres.query(
+                state.rsplit("/", 1)[1], "select host, selected, started_at, finished_at from runs order by id")]
+    assert {host for host, *_ in runs} == {"machine-a", "machine-b"}
+    for i, (host, assets, start, end) in enumerate(runs):
+        for other_host, other_assets, other_start, other_end in runs[i + 1:]:
+            if host != other_host and start < other_end and other_start < end:
+                assert not assets & other_assets, ("built by both at once", host, other_host, assets & other_assets)
+    # After the kill the survivor built the stale set within the lease's expiry plus one build.
+    one_build = max(durations, default=0.0) + rebuilt["seconds"]
+    assert recovered_in <= LEASE + one_build + 15, (recovered_in, LEASE, durations, rebuilt["seconds"])
+    print(f"{len(runs)} runs; kill -9 of {victim}: {survivor} rebuilt in {recovered_in:.1f}s "
+          f"(lease {LEASE:g}s, its builds took {durations} s)")
+
+
+def fact_sales(server: PostgresServer, database: str) -> int:
+    try:
+        ((count,),) = server.query(database, "select count(*) from analytics.fact_sales")
+    except Exception:  # not built yet
+        return 0
+    return int(count)  # type: ignore[call-overload]
