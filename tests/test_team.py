@@ -122,17 +122,21 @@ def test_two_watchers_share_the_work_never_build_one_asset_at_once_and_survive_a
         turned_away = {name for name, w in watchers.items()
                        if any(e["event"] == "waiting" and "left to another build" in e["message"] for e in w.events)}
 
-        # kill -9 of whichever watcher starts the next build, in the middle of it.
+        # kill -9 of whichever watcher starts the next build, in the middle of it. Events still queued
+        # from before this landing do not count: each event says when it happened.
+        landed_at = time.time()
         load.land_batch(landed_dir / "orders", 2)
         load.load_pending(db, landed_dir)
-        victim, _ = next_event(watchers, "build_started", timeout=120, where=lambda e: "stg_orders" in e["command"])
+        victim, _ = next_event(watchers, "build_started", timeout=120,
+                               where=lambda e: "stg_orders" in e["command"] and parse_utc(e["at"]) >= landed_at)
         watchers[victim].process.send_signal(signal.SIGKILL)
         killed_at = time.time()
         assert watchers[victim].process.wait(timeout=30) == -signal.SIGKILL
         survivor = next(name for name in watchers if name != victim)
         durations = [e["seconds"] for e in watchers[survivor].events if e["event"] == "build_finished"]
         _, rebuilt = next_event({survivor: watchers[survivor]}, "build_finished", timeout=LEASE + 180,
-                                where=lambda e: {"stg_orders", "fact_sales"} <= set(e["built"]))
+                                where=lambda e: {"stg_orders", "fact_sales"} <= set(e["built"])
+                                and parse_utc(e["at"]) > killed_at)
         recovered_in = time.time() - killed_at
         assert fact_sales(postgres, warehouse) == expected + 2
         assert watchers[survivor].stop() == 0
@@ -153,7 +157,10 @@ def test_two_watchers_share_the_work_never_build_one_asset_at_once_and_survive_a
             if host != other_host and start < other_end and other_start < end:
                 assert not assets & other_assets, ("built by both at once", host, other_host, assets & other_assets)
     # After the kill the survivor built the stale set within the lease's expiry plus one build (and
-    # the time to see it: a 2s look at held assets, a 1s query poll, on a loaded machine).
+    # the time to see it: a 2s look at held assets, a 1s query poll, on a loaded machine), and not
+    # before the lease expired: it never built alongside the dead holder's last build.
+    started_again = parse_utc(rebuilt["at"]) - rebuilt["seconds"]
+    assert started_again >= killed_at, (started_again, killed_at)
     one_build = max(durations, default=0.0) + rebuilt["seconds"]
     assert recovered_in <= LEASE + one_build + 30, (recovered_in, LEASE, durations, rebuilt["seconds"])
     print(f"{len(runs)} runs, built by {sorted(builders)}, turned away: {sorted(turned_away)}; "
