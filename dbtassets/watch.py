@@ -6,29 +6,24 @@ things have been quiet for ``settle`` seconds it observes what moved, plans, and
 there is never more than one build, events that arrive during a build wait in the inbox for
 the next one, and a burst of events becomes one build.
 
-A file is *being written* from its first ``created``/``modified`` event until its ``closed``
-(inotify's IN_CLOSE_WRITE) or the rename that lands it; observations leave such files out, and
-the source's downstream assets are not built meanwhile: dbt reads a source's files by its own
-glob, half-written ones included.
+A file is *being written* until it is closed or renamed into place (:mod:`dbtassets.filewatch`):
+observations leave it out and its source's downstream assets wait (dbt would read it half-written).
 
 A failed asset is retried with backoff (:mod:`dbtassets.backoff`). A pass that fails as a whole
 (the state store cannot be written, the project does not parse) keeps its work and is retried
 with the same backoff, or at once when a new event arrives.
 
-The watcher talks to the project only through the engine's verbs, and tells what it does
-through typed events (:mod:`dbtassets.events`). Time comes from a :class:`Ticker`, so tests can
-drive the loop with a fake one.
+It talks to the project only through the engine's verbs, says what it does in typed events
+(:mod:`dbtassets.events`), and takes its time from a :class:`Ticker` (tests drive it with a fake one).
 """
 
 from __future__ import annotations
 
-import gc
 import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from dbtassets import events as ev
 from dbtassets.backoff import Backoffs
@@ -43,36 +38,11 @@ from dbtassets.results import SyncPlan, SyncResult
 from dbtassets.runner import NodeResult
 from dbtassets.sources import ObserverKind, WatchSettings
 from dbtassets.staleness import Status
+from dbtassets.steps import FAILED
+from dbtassets.ticker import RealTicker, Ticker, settle_memory
 
 REPORT_POLL = 0.25  # seconds between looks for `dbtassets report` observations (and others' builds)
 HELD_POLL = 2.0  # seconds between looks at assets another build holds (team mode)
-_FAILED = frozenset({"error", "fail", "runtime error"})
-
-
-class Ticker(Protocol):
-    """The watcher's time: a monotonic clock, and waiting on the inbox."""
-
-    def monotonic(self) -> float: ...
-
-    def wait(self, inbox: Inbox, timeout: float) -> tuple[str, str] | None:
-        """The inbox's next item, or None once ``timeout`` seconds passed without one."""
-        ...
-
-
-class RealTicker:
-    """Real waiting; the time from ``monotonic`` (a test that runs single passes may give its own)."""
-
-    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
-        self._monotonic = monotonic
-
-    def monotonic(self) -> float:
-        return self._monotonic()
-
-    def wait(self, inbox: Inbox, timeout: float) -> tuple[str, str] | None:
-        try:
-            return inbox.get(timeout=timeout)
-        except queue.Empty:
-            return None
 
 
 @dataclass
@@ -157,7 +127,7 @@ class Watcher:
             with watching(self.project.snapshot, self._inbox):
                 self.emit(self._describe())
                 ok = self._pass(observe_all=True)
-                _settle_memory()
+                settle_memory()
                 while not self._stop.is_set():
                     self._wait()
                     if self._stop.is_set():
@@ -252,7 +222,7 @@ class Watcher:
         self.emit(ev.Parsing())
         started = self._ticker.monotonic()
         snapshot = self.project.reparse()
-        _settle_memory()
+        settle_memory()
         self._next_query = {}
         self.emit(ev.Parsed(round(self._ticker.monotonic() - started, 2), len(snapshot.graph)))
 
@@ -394,7 +364,7 @@ class Watcher:
         snapshot = self.project.snapshot
         uid = result.unique_id
         node = snapshot.graph.assets.get(uid)
-        failed = result.status in _FAILED
+        failed = result.status in FAILED
         if node is None and not failed:
             return
         name = node.display_name if node is not None else snapshot.manifest.test_names.get(uid, uid)
@@ -426,13 +396,3 @@ class Watcher:
         if touched:
             self._pending.last_event = self._ticker.monotonic()
             self._pass_retry_at = None  # news: a failed pass is retried at once (after settle)
-
-
-def _settle_memory() -> None:
-    """Move dbt's long-lived objects (the parsed manifest…) out of the garbage collector's sight.
-
-    Otherwise full collections walk ~180,000 of them every few seconds while data lands, and one
-    in three builds pays 0.1-0.3 s for it (measured by benchmarks/bench_watch.py's author).
-    """
-    gc.collect()
-    gc.freeze()

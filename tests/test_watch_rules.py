@@ -13,7 +13,8 @@ import pytest
 
 from dbtassets.engine import Options, Project
 from dbtassets.selection import select_assets
-from dbtassets.watch import RealTicker, Watcher
+from dbtassets.ticker import RealTicker
+from dbtassets.watch import Watcher
 from tests.conftest import FakeClock, FakeRunner
 
 
