@@ -264,11 +264,12 @@ class FakeRunner:
         return {uid: self.compiled[graph.assets[uid].name] for uid in select_assets(graph, selectors)
                 if graph.assets[uid].name in self.compiled}
 
-    def edit(self, name: str, sql: str) -> None:
+    def edit(self, name: str, sql: str, config: dict[str, Any] | None = None) -> None:
         """The user edits model ``name`` so that it compiles to ``sql``: what ``dbt parse`` changes, done here.
 
-        The node's file checksum moves in target/manifest.json (which stays newer than the project's
-        files, so nothing parses again) and ``compile`` returns ``sql`` from now on.
+        The node's file checksum (and with ``config``, those config keys) moves in target/manifest.json,
+        which stays newer than the project's files, so nothing parses again; ``compile`` returns ``sql``
+        from now on.
         """
         assert self.project is not None
         path = self.project.dbt.manifest_path
@@ -276,6 +277,7 @@ class FakeRunner:
         (node,) = [n for n in manifest["nodes"].values()
                    if n["name"] == name and n["resource_type"] in ("model", "snapshot", "seed")]
         node["checksum"]["checksum"] = hashlib.sha256(sql.encode()).hexdigest()
+        node["config"].update(config or {})
         path.write_text(json.dumps(manifest))
         self.compiled[name] = sql
         self.project.reload()

@@ -117,3 +117,30 @@ def test_a_select_star_reader_counts_as_reading_the_new_column(semantic_project:
     assert project.sync().ok and stale(project) == {}
     runner.edit("stg_orders", WITH_DISCOUNT)
     assert set(stale(project)) == {"stg_orders", "fact_sales"}
+
+
+def test_a_new_column_with_a_configuration_change_is_breaking(semantic_project: Setup) -> None:
+    project, runner, _ = semantic_project
+    assert project.sync().ok
+    runner.edit("stg_orders", WITH_DISCOUNT, config={"materialized": "view"})
+    reasons = stale(project)
+    assert set(reasons) == {"stg_orders", "fact_sales", "dim_customer"}  # the built object changed
+    assert "(breaking: its configuration changed)" in reasons["stg_orders"][0]
+
+
+def test_a_snapshot_that_gains_a_column_is_rebuilt_as_a_breaking_change(semantic_project: Setup) -> None:
+    widened = SHOPFLOW_SQL["customers_snapshot"].replace("country_code from", "country_code, 1 as n from")
+    project, _ = built_and_edited(semantic_project, "customers_snapshot", widened)
+    (reason,) = stale(project)["customers_snapshot"]
+    assert reason.startswith("code changed since the build at ")
+    assert "non-breaking" not in reason  # only models are classified: a snapshot's history is its own
+
+
+def test_a_change_to_a_model_whose_old_sql_is_unknown_reaches_everything_downstream(fake_project: Setup) -> None:
+    project, runner, _ = fake_project
+    assert project.sync().ok  # built with no compiled SQL recorded: nothing to compare a change with
+    runner.compiled.update(SHOPFLOW_SQL)
+    runner.edit("stg_orders", WITH_DISCOUNT)
+    reasons = stale(project)
+    assert set(reasons) == {"stg_orders", "fact_sales", "dim_customer"}  # not narrowed to a new column
+    assert "non-breaking" not in reasons["stg_orders"][0]
