@@ -14,11 +14,13 @@ command afresh for each mutant: with dbt's imports and pytest's start-up that is
 mutant before any test runs, over an hour for this code on 2 cores; mutmut takes minutes.
 
 Everything happens under ``benchmarks/.work/mutation/``: a venv of its own (mutmut and the
-project's test dependencies, from PyPI; dbtassets itself is not installed there: mutmut puts its
-mutated copy first on the path, and tests that start ``python -m dbtassets`` in a child process
-get the unmutated one), a copy of the repository with mutmut's configuration, and a copy of
-example_project parsed once (``DBTASSETS_TEST_PARSED_EXAMPLE``), so that the many short pytest
-sessions do not each run ``dbt parse``.
+project with its test dependencies, from PyPI; dbtassets is reinstalled there on every run), a
+copy of the repository with mutmut's configuration, and a copy of example_project parsed once
+(``DBTASSETS_TEST_PARSED_EXAMPLE``), so that the many short pytest sessions do not each run
+``dbt parse``. mutmut puts its mutated copy first on the path of the tests; tests that start
+``python -m dbtassets`` in a child process run the installed, unmutated code (mutmut's
+trampolines only work inside its own process), so they cannot kill a mutant, and only the
+in-process tests count.
 
 Usage::
 
@@ -65,15 +67,12 @@ def main() -> int:
     args = parser.parse_args()
 
     started = time.monotonic()
+    if args.report_only:  # while a run goes on, too: mutmut saves each result as it comes
+        return finish(WORK / "venv" / "bin" / "python", WORK / "tree", None, args)
     python = venv()
-    if args.report_only:
-        return finish(python, WORK / "tree", None, args)
     tree = copy_tree()
     parsed = parse_example(python)
-    env = {**os.environ, "DBTASSETS_TEST_PARSED_EXAMPLE": str(parsed), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-           # Tests that run `python -m dbtassets` in a child process import the unmutated copy: mutmut's
-           # trampolines cannot run outside its own process (they look for its configuration in the cwd).
-           "PYTHONPATH": str(tree)}
+    env = {**os.environ, "DBTASSETS_TEST_PARSED_EXAMPLE": str(parsed), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     env.pop("CI", None)  # the fault tests' CI rules concern the slow tests, which do not run here
     patterns = [f"dbtassets.{m}.*" for m in MODULES if m != "watch"]
     patterns += [f"dbtassets.watch.x\u01c1Watcher\u01c1{name}__mutmut_*" for name in WATCH_PLANNING]
@@ -91,13 +90,10 @@ def main() -> int:
 
 def finish(python: Path, tree: Path, seconds: float | None, args: argparse.Namespace) -> int:
     statuses = collect(tree)
-    if seconds is not None:
-        (WORK / "last_run_seconds").write_text(str(seconds))
-    elif (WORK / "last_run_seconds").exists():
-        seconds = float((WORK / "last_run_seconds").read_text())
-    survivors = {name: show(python, tree, name) for name, status in sorted(statuses.items())
-                 if status not in KILLED}
-    text = report(statuses, survivors, seconds or 0.0, args.jobs, args.markdown or args.docs)
+    # Diffs for the modules meant to have no survivor (`mutmut show NAME` gives any other's); names for the rest.
+    survivors = {name: show(python, tree, name) if module_of(name) in ("staleness", "selection") else ""
+                 for name, status in sorted(statuses.items()) if status not in KILLED and status != "not checked"}
+    text = report(statuses, survivors, seconds, args.jobs, args.markdown or args.docs)
     print(text)
     if args.docs:
         write_docs(text)
@@ -112,17 +108,21 @@ def venv() -> Path:
     stamp = WORK / "venv" / "installed"
     wanted = f"{MUTMUT}\n{(REPO / 'pyproject.toml').read_text()}"
     if python.exists() and stamp.exists() and stamp.read_text() == wanted:
+        pip(python, "install", "-q", "--no-deps", "--force-reinstall", str(REPO))  # this revision's dbtassets
         return python
     shutil.rmtree(WORK / "venv", ignore_errors=True)
     WORK.mkdir(parents=True, exist_ok=True)
     print("creating the mutation venv (mutmut and the test dependencies, from PyPI)", flush=True)
     subprocess.run([sys.executable, "-m", "venv", str(WORK / "venv")], check=True)
-    for step in (["install", "-q", MUTMUT, f"{REPO}[test]"], ["uninstall", "-q", "-y", "dbtassets"]):
-        done = subprocess.run([str(python), "-m", "pip", *step], capture_output=True, text=True)
-        if done.returncode != 0:
-            raise SystemExit(f"pip {' '.join(step)} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+    pip(python, "install", "-q", MUTMUT, f"{REPO}[test]")
     stamp.write_text(wanted)
     return python
+
+
+def pip(python: Path, *args: str) -> None:
+    done = subprocess.run([str(python), "-m", "pip", *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"pip {' '.join(args)} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
 
 
 def copy_tree() -> Path:
@@ -139,6 +139,10 @@ def copy_tree() -> Path:
     copied = sorted({name.split("/")[0] for name in tracked if name and "/" in name} - {"benchmarks", "dbtassets",
                                                                                             "tests"})
     copied += sorted(name for name in tracked if name and "/" not in name and name != "pyproject.toml")
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "dbtassets", "tests"],
+                           cwd=REPO, capture_output=True, text=True).stdout.strip()
+    (tree / "REVISION").write_text(f"{head.strip()}{' with uncommitted changes' if dirty else ''}\n")
     only = ", ".join(f'"dbtassets/{m}.py"' for m in MODULES)
     (tree / "pyproject.toml").write_text((REPO / "pyproject.toml").read_text() + f"""
 [tool.mutmut]
@@ -187,24 +191,26 @@ def module_of(name: str) -> str:
     return name.split(".")[1]
 
 
-def report(statuses: dict[str, str], survivors: dict[str, str], seconds: float, jobs: int, markdown: bool) -> str:
-    revision = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                              text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "dbtassets", "tests"], cwd=REPO,
-                           capture_output=True, text=True).stdout.strip()
-    out = [f"Revision `{revision}`{' (with uncommitted changes)' if dirty else ''}, {MUTMUT}, {jobs} jobs on "
-           f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} at the end, {seconds / 60:.1f} min in all "
-           "(venv, copy, parse and mutmut).", ""]
+def report(statuses: dict[str, str], survivors: dict[str, str], seconds: float | None, jobs: int,
+           markdown: bool) -> str:
+    stamp = WORK / "tree" / "REVISION"  # what the run copied, not what the working tree has now
+    revision = stamp.read_text().strip() if stamp.exists() else "unknown"
+    out = [f"Revision `{revision}`, {MUTMUT}, {jobs} jobs on "
+           f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} at the end, "
+           + (f"{seconds / 60:.1f} min in all (venv, copy, parse and mutmut)." if seconds is not None else
+              f"report taken at {time.strftime('%H:%M UTC', time.gmtime())} while the run went on."), ""]
     rows = []
     for module in MODULES:
         counts = Counter(s for n, s in statuses.items() if module_of(n) == module)
         total = sum(counts.values())
         killed = sum(counts[s] for s in KILLED)
-        score = f"{100 * killed / total:.1f}%" if total else "-"
-        rows.append((f"{module}.py" + (" (planning)" if module == "watch" else ""), total, killed,
-                     counts["survived"], counts["no tests"], total - killed - counts["survived"] - counts["no tests"],
-                     score))
-    header = ("module", "mutants", "killed", "survived", "no fast test reaches it", "other", "score")
+        tried = total - counts["not checked"]
+        score = f"{100 * killed / tried:.1f}%" if tried else "-"
+        rows.append((f"{module}.py" + (" (planning)" if module == "watch" else ""), total, counts["not checked"],
+                     killed, counts["survived"], counts["no tests"],
+                     total - killed - counts["survived"] - counts["no tests"] - counts["not checked"], score))
+    header = ("module", "mutants", "not yet run", "killed", "survived", "no fast test reaches it", "other",
+              "score (killed / run)")
     if markdown:
         out.append("| " + " | ".join(header) + " |")
         out.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
@@ -214,9 +220,13 @@ def report(statuses: dict[str, str], survivors: dict[str, str], seconds: float, 
         out += [f"{row[0]:<26}" + "".join(f"{c!s:>24}" for c in row[1:]) for row in rows]
     if survivors:
         out += ["", f"{len(survivors)} mutants not killed:", ""]
-        for name, diff in survivors.items():
-            body = diff or f"# {name}: {statuses[name]}"
-            out += (["```diff", body, "```", ""] if markdown else [body, ""])
+        for diff in survivors.values():
+            if diff:
+                out += (["```diff", diff, "```", ""] if markdown else [diff, ""])
+        rest = [f"`{name}` ({statuses[name]})" for name, diff in survivors.items() if not diff]
+        if rest:
+            out += ["Not killed elsewhere (`mutmut show NAME` in benchmarks/.work/mutation/tree shows each): "
+                    + ", ".join(rest)]
     return "\n".join(out).rstrip()
 
 

@@ -116,7 +116,8 @@ def environment() -> dict[str, Any]:
 
     return {
         "revision": git("rev-parse", "--short", "HEAD"),
-        "uncommitted": bool(git("status", "--porcelain", "--", "dbtassets", "benchmarks", "tests")),
+        "uncommitted": bool(git("status", "--porcelain", "--untracked-files=no", "--", "dbtassets", "benchmarks",
+                                 "tests")),
         "started": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "dbt-core": version("dbt-core"), "dbt-duckdb": version("dbt-duckdb"), "python": platform.python_version(),
         "cores": os.cpu_count(), "platform": platform.platform(), "load_start": os.getloadavg()[0],
@@ -209,27 +210,67 @@ def render(run: Path) -> None:
         "# Performance: the evidence",
         "",
         "Every figure on this page was written by one run of `benchmarks/run_all.py`, which runs each",
-        "benchmark below and pastes what it printed; nothing here is typed by hand. Rerun it to check",
-        "any figure. The machine is shared and noisy: the load average before and after each step is",
-        "given with it, and every timing is a median over interleaved rounds. Timed tests are not used.",
+        "benchmark below and pastes what it printed, except in the sections that say otherwise. Rerun it",
+        "to check any figure. The machine is shared and noisy: the load average before and after each",
+        "step is given with it (compare figures within one table), and every timing is a median over",
+        "interleaved rounds. Timed tests are not used.",
         "",
         f"This run: {summary}.",
     ]
+    earlier = _sections((REPO / "docs" / "performance.md").read_text())
     for name in ("status", "watch", "fingerprint", "scale", "dagster"):  # the page's order, not the run's
         step = next(s for s in STEPS if s.name == name)
         record = steps.get(name)
-        if record is None:
+        if record is None:  # a run cut short: keep what the page had, and say that this run did not make it
+            if step.title in earlier:
+                parts += ["", f"## {step.title}", "", f"{_NOT_RUN} `python benchmarks/run_all.py --only {name}` "
+                          "regenerates it.", "", earlier[step.title]]
             continue
         origin = f" (from the earlier run {record['from_run']})" if "from_run" in record else ""
+        report = report_of((run / f"{step.name}.log").read_text(), step.name)
         parts += ["", f"## {step.title}", "", step.about, "",
                   f"`{record['command']}`: {record['minutes']:.1f} min, load {record['load_before']:.1f} before, "
-                  f"{record['load_after']:.1f} after{origin}.", "",
-                  report_of((run / f"{step.name}.log").read_text(), step.name)]
+                  f"{record['load_after']:.1f} after{origin}.", "", report]
+        for heading, body in _subsections(earlier.get(step.title, "")).items():
+            if f"### {heading}" not in report:  # added to the page by hand, from a script run_all does not run
+                parts += ["", f"### {heading}", "", _BY_HAND, "", body]
+    titles = {s.title for s in STEPS}
+    for heading, body in earlier.items():
+        if heading not in titles:
+            parts += ["", f"## {heading}", "", _BY_HAND, "", body]
     (REPO / "docs" / "performance.md").write_text("\n".join(parts) + "\n")
-    replace_block(REPO / "README.md", readme_block(run, summary))
+    loads = [v for r in steps.values() for v in (r["load_before"], r["load_after"])]
+    load = f"; load average {min(loads):.1f} to {max(loads):.1f} during the steps quoted" if loads else ""
+    replace_block(REPO / "README.md", readme_block(run, summary + load))
     if "faults" in steps:
         replace_block(REPO / "docs" / "reliability.md", faults_block(run, summary))
     print(f"[run_all] wrote docs/performance.md and the figures in README.md from {run}", flush=True)
+
+
+_NOT_RUN = "*Not measured in this run of `benchmarks/run_all.py` (it was cut short): an earlier run's figures.*"
+
+
+_BY_HAND = "*Not produced by `benchmarks/run_all.py`: kept from the page as it was, figures from the run named here.*"
+
+
+def _subsections(section: str) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for chunk in section.split("\n### ")[1:]:
+        heading, _, body = chunk.partition("\n")
+        found[heading.strip()] = "\n".join(line for line in body.strip().splitlines()
+                                           if not line.startswith(_BY_HAND[:30])).strip()
+    return found
+
+
+def _sections(page: str) -> dict[str, str]:
+    """The page's ``## `` sections by heading, without a previous not-measured note."""
+    found: dict[str, str] = {}
+    for chunk in page.split("\n## ")[1:]:
+        heading, _, body = chunk.partition("\n")
+        lines = [line for line in body.strip().splitlines()
+                 if not line.startswith(_NOT_RUN.split(":")[0])]
+        found[heading.strip()] = "\n".join(lines).strip()
+    return found
 
 
 def replace_block(path: Path, block: str) -> None:
