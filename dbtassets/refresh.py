@@ -83,8 +83,8 @@ def invocations(graph: AssetGraph, to_build: Sequence[UniqueId], full: Collectio
     """Split a build so that exactly the ``full`` assets are fully refreshed, in as few invocations as can be.
 
     An asset must not run with ``--full-refresh`` when it keeps rows and is not in ``full`` (unless
-    dbt itself ignores the flag for it: snapshots, dbt's ``full_refresh: false``); every other
-    asset may run in either kind. Each asset goes into the earliest invocation of its kind after
+    dbt itself ignores the flag for it: snapshots, dbt's ``full_refresh: false``), nor a seed;
+    every other asset may run in either kind. Each asset goes into the earliest invocation of its kind after
     all of its upstream assets in the build, so a single kind needs one invocation, and two kinds
     alternate only as often as the graph forces them to.
     """
@@ -111,6 +111,11 @@ def invocations(graph: AssetGraph, to_build: Sequence[UniqueId], full: Collectio
 
 
 def _flag_matters(node: Node) -> bool:
-    """Whether ``--full-refresh`` rewrites ``node``'s kept rows (dbt ignores it for the others)."""
+    """Whether ``--full-refresh`` changes how ``node`` is built (dbt ignores it for the others).
+
+    A seed counts: with the flag dbt drops and recreates its table (``cascade`` on most warehouses,
+    taking views that read it along) instead of truncating it.
+    """
     refresh = refresh_of(node)
-    return refresh is Refresh.FULL_ON_CHANGE or (refresh is Refresh.KEPT and not _opted_out_by_dbt(node))
+    return (refresh is Refresh.FULL_ON_CHANGE or node.resource_type == "seed"
+            or (refresh is Refresh.KEPT and not _opted_out_by_dbt(node)))

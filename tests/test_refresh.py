@@ -49,8 +49,9 @@ def test_a_build_needing_no_full_refresh_or_only_full_refreshes_is_one_invocatio
     g = graph()
     assert invocations(g, [SEED, INC, TABLE], []) == [Invocation((SEED, INC, TABLE), False)]
     # dbt ignores --full-refresh for snapshots and for its own full_refresh: false: they may share it.
-    assert invocations(g, [SEED, INC, TABLE, SNAP, DBT_KEPT], [INC]) == [
-        Invocation((SEED, INC, TABLE, SNAP, DBT_KEPT), True)]
+    assert invocations(g, [INC, TABLE, SNAP, DBT_KEPT], [INC]) == [Invocation((INC, TABLE, SNAP, DBT_KEPT), True)]
+    # A seed never does: the flag makes dbt drop its table (and, with cascade, the views reading it).
+    assert invocations(g, [SEED, INC, TABLE], [INC]) == [Invocation((SEED,), False), Invocation((INC, TABLE), True)]
     assert invocations(g, [], []) == []
 
 
