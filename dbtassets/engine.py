@@ -50,7 +50,7 @@ from dbtassets.sources import Observation, ObserverKind, Settings
 from dbtassets.staleness import AssetStatus, DataVersionKind, ReasonCode, compute_statuses
 from dbtassets.state import HistoryEntry, StateStore
 from dbtassets.steps import BuildStep, run_steps
-from dbtassets.targets import Targets, resolve_targets
+from dbtassets.targets import Targets, profiles_file, resolve_targets
 from dbtassets.versions import CodeVersioner
 
 __all__ = ["STATE_ENV", "Explanation", "ObserveOutcome", "Options", "Project", "StatusReport", "SyncPlan",
@@ -77,20 +77,18 @@ class Project:
     ) -> None:
         self.options = options
         self.dbt: DbtProject = load_project(options.project_dir)
-        # Resolved now, reported when needed: `lineage` on a parsed project needs no profile.
-        self._targets: Targets | ProjectError
-        try:
-            self._targets = resolve_targets(self.dbt, options.profiles_dir, options.target)
-        except ProjectError as exc:
-            self._targets = exc
-        warehouse = self._targets.selected.key if isinstance(self._targets, Targets) else ""
-        self.target = DbtTarget(self.dbt, options.profiles_dir, options.target, warehouse)
+        self.target = DbtTarget(self.dbt, options.profiles_dir, options.target)
         self.runner: Runner = runner or SubprocessRunner(self.target)
+        # Resolved now, reported when needed (`lineage` on a parsed project needs no profile), and
+        # again when profiles.yml changes: dbt reads it at every invocation, a watcher must follow.
+        self._targets: Targets | ProjectError = ProjectError("profiles.yml not read yet")
+        self._profiles_stamp: tuple[str, int] | None = ("", -1)
+        self._store: StateStore | None = None
+        self._follow_profile()
         self.clock: Clock = clock or SystemClock()
         self.log = log or (lambda message: None)
         self.state = Location.parse(options.state_path or os.environ.get(STATE_ENV)
                                     or self.dbt.directory / ".dbtassets" / "state.db")
-        self._store: StateStore | None = None
         self._snapshot: Snapshot | None = None
         self._warned: set[str] = set()
 
@@ -151,6 +149,28 @@ class Project:
     @property
     def policies(self) -> Policies:
         return self.snapshot.policies
+
+    def _follow_profile(self) -> None:
+        """Read the targets again if profiles.yml changed; a new warehouse gets its own records."""
+        try:
+            path = profiles_file(self.dbt, self.options.profiles_dir)
+            stamp: tuple[str, int] | None = (str(path), path.stat().st_mtime_ns)
+        except (ProjectError, OSError):
+            stamp = None
+        if stamp == self._profiles_stamp:
+            return
+        self._profiles_stamp = stamp
+        before = self._targets.selected.key if isinstance(self._targets, Targets) else None
+        try:
+            self._targets = resolve_targets(self.dbt, self.options.profiles_dir, self.options.target)
+        except ProjectError as exc:
+            self._targets = exc
+        after = self._targets.selected.key if isinstance(self._targets, Targets) else None
+        if after != before:
+            self.close()  # the store was opened for the other warehouse's records
+            self.target = replace(self.target, warehouse=after or "")
+            if hasattr(self.runner, "target"):
+                self.runner.target = self.target
 
     @property
     def targets(self) -> Targets:
@@ -238,6 +258,7 @@ class Project:
     def status(self, select: Sequence[str] = (), exclude: Sequence[str] = (), *, observe: bool = True,
                queries: bool = True) -> StatusReport:
         """Every selected asset's status with reasons, after observing the sources (unless told not to)."""
+        self._follow_profile()
         selected = self.select(select, exclude)
         errors = []
         if observe:
@@ -325,6 +346,7 @@ class Project:
 
         ``on_node`` hears each node as dbt finishes it, where the runner can tell (in-process).
         """
+        self._follow_profile()
         snapshot = self.snapshot
         run_id = self.store.start_run(plan.command, plan.to_build, self.now())
         try:

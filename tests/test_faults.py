@@ -285,7 +285,6 @@ def test_kill_9_at_random_points_of_state_writes_never_loses_a_commit_or_corrupt
 DBT_FAULTS = {
     # case: (what sync and the watcher must say, the assets whose retries are counted)
     "sql_error": ('Referenced column "no_such_column" not found', {"fact_sales"}),
-    "broken_profile": ("does not have a target named 'nowhere'", EVERYTHING),
     "dbt_killed": ("without writing run results", EVERYTHING),
     "warehouse_locked": ("Could not set lock on file", EVERYTHING),
     "target_unreachable": ("No such file or directory", EVERYTHING),
@@ -316,9 +315,6 @@ def _break(case: str, project: Path) -> _WarehouseHolder | None:
         (project / "models/marts/fact_sales.sql").write_text("select no_such_column from {{ ref('stg_orders') }}")
     elif case == "failing_test":
         land(project, "orders_dup.csv", 1, rows=1)  # order_id 1 again: stg_orders' unique test fails
-    elif case == "broken_profile":
-        profiles = project / "profiles.yml"
-        profiles.write_text(profiles.read_text().replace("target: dev", "target: nowhere"))
     elif case == "warehouse_locked":
         return _WarehouseHolder(project / "shopflow.duckdb")
     elif case == "target_unreachable":
@@ -333,7 +329,7 @@ def _fix(case: str, project: Path, holder: _WarehouseHolder | None) -> None:
             (REPO / "example_project/models/marts/fact_sales.sql").read_text())
     elif case == "failing_test":
         (project / "data/raw/orders/orders_dup.csv").unlink()
-    elif case in ("broken_profile", "target_unreachable"):
+    elif case == "target_unreachable":
         (project / "profiles.yml").write_text((REPO / "example_project/profiles.yml").read_text())
     elif case == "warehouse_locked":
         assert holder is not None
@@ -400,6 +396,32 @@ def test_a_dbt_failure_is_reported_with_command_and_log_and_retried_with_backoff
     finally:
         if holder is not None:
             holder.release()
+    assert stale_reasons(project_dir) == {}
+
+
+@pytest.mark.slow
+def test_a_broken_profile_is_one_line_and_the_watcher_waits_for_the_fix(project_dir: Path) -> None:
+    """A profile whose default target does not exist is a configuration error (exit 2), not a dbt failure."""
+    write_settings(project_dir)
+    profiles = project_dir / "profiles.yml"
+    good = profiles.read_text()
+    profiles.write_text(good.replace("target: dev", "target: nowhere"))
+    for command in ("sync", "watch"):  # refused at the start, in one line
+        result = dbtassets(project_dir, command, *(["--once"] if command == "watch" else []))
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert result.stderr == (f"dbtassets: error: {profiles}: profile 'shopflow' has no target 'nowhere'; its "
+                                 "targets are dev, prod, pg; pass one of them with --target\n")
+    profiles.write_text(good)
+    with watching(project_dir) as watcher:
+        assert built(watcher.wait_for("build_finished")) == EVERYTHING
+        profiles.write_text(good.replace("target: dev", "target: nowhere"))  # broken while it runs
+        (project_dir / "seeds" / "country_codes.csv").write_text(
+            (project_dir / "seeds" / "country_codes.csv").read_text() + "IT,Italy\n")
+        error = watcher.wait_for("error", timeout=120)
+        assert "'nowhere'" in error["message"] and error["retry_in"] > 0, error  # dbt's or ours
+        profiles.write_text(good)  # fixed: the next retry builds, and records it for dev
+        recovered = watcher.wait_for("build_finished", lambda e: not e["failed"] and not e["error"], timeout=240)
+        assert "country_codes" in built(recovered)
     assert stale_reasons(project_dir) == {}
 
 
