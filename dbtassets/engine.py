@@ -271,7 +271,11 @@ class Project:
         statuses = compute_statuses(self.graph, code.versions, view, observable, code.changes, versions.reads,
                                     self.manifest.checks)
         verdict = apply_policies(self.graph, statuses, self.policies, self.clock.now())
-        return StatusReport(verdict.statuses, selected, [*self.settings.warnings, *errors], code.notes, verdict)
+        blind = [f"source {self.graph.assets[uid].display_name} has a freshness SLA "
+                 f"({self.policies.slas[uid].describe()}) but no observer: its lateness cannot be checked"
+                 for uid in self.policies.slas if uid not in observable]
+        return StatusReport(verdict.statuses, selected, [*self.settings.warnings, *blind, *errors], code.notes,
+                            verdict)
 
     def why(self, name: str, *, observe: bool = True) -> Explanation:
         uid = self.graph.resolve(name)

@@ -24,7 +24,7 @@ def explain(snapshot: Snapshot, versions: CodeVersioner, store: StateStore, repo
     if uid in policies.build_after:
         notes.append(f"freshness policy: {policies.build_after[uid].describe()} (dbt's freshness.build_after)")
     if uid in policies.slas:
-        notes.append(f"freshness policy: {policies.slas[uid].describe()}")
+        notes.append(f"freshness policy: {policies.slas[uid].describe()} (dbt's source freshness)")
     node = snapshot.graph.assets[uid]
     sql = versions.sql_of(uid, node.code_version) if node.resource_type == ResourceType.MODEL else None
     if sql is not None:

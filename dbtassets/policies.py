@@ -117,7 +117,7 @@ class SourceSla:
     def describe(self) -> str:
         parts = [f"{name} {i.label}" for name, i in (("warn_after", self.warn_after), ("error_after", self.error_after))
                  if i is not None]
-        return ", ".join(parts) + " (dbt's source freshness)"
+        return ", ".join(parts)
 
     def thresholds(self) -> list[float]:
         return [i.seconds for i in (self.warn_after, self.error_after) if i is not None]

@@ -96,7 +96,7 @@ def test_the_manifest_policies_are_dbts_own_configs(policy_project: Setup) -> No
     assert policies.build_after[FACT].describe() == "build_after 1h"
     assert policies.build_after[DIM].describe() == "updates_on: all"
     assert STG_ORDERS not in policies.build_after
-    assert policies.slas[ORDERS].describe() == "error_after 1h (dbt's source freshness)"
+    assert policies.slas[ORDERS].describe() == "error_after 1h"
 
 
 def test_sync_builds_what_is_due_and_leaves_a_model_waiting_on_build_after(policy_project: Setup) -> None:
@@ -331,3 +331,18 @@ def test_with_real_dbt_a_code_edit_skips_the_wait_check_fails_once_overdue_and_s
         assert entry["avoided_seconds"] == pytest.approx((4 - entry["builds"]) * statistics.median(times), abs=0.005)
     assert savings["seconds"]["avoided_estimate"] == pytest.approx(
         sum(a["avoided_seconds"] for a in savings["assets"]), abs=0.01)
+
+
+def test_a_source_with_an_sla_and_no_observer_is_a_warning(policy_project: Setup) -> None:
+    import dataclasses
+
+    from dbtassets.sources import ObserverKind
+
+    project, _, _ = policy_project
+    settings = project.settings
+    blind = dataclasses.replace(settings.sources[ORDERS], kind=ObserverKind.NONE, globs=())
+    blind_settings = dataclasses.replace(settings, sources={**settings.sources, ORDERS: blind})
+    project._snapshot = dataclasses.replace(project.snapshot, settings=blind_settings)  # as if no observer declared
+    report = project.status(observe=False)
+    assert ("source raw.orders has a freshness SLA (error_after 1h) but no observer: "
+            "its lateness cannot be checked") in report.warnings
