@@ -47,7 +47,10 @@ class FileEvents:
         root = snapshot.dbt.directory
         relative = os.path.relpath(path, root)
         parts = Path(relative).parts
-        if not parts or parts[0] in _IGNORED_DIRS or parts[0] == ".." or Path(path).name.startswith("."):
+        if not parts or Path(path).name.startswith("."):
+            return Touched()
+        project_file = _is_project_file(snapshot, Path(path))  # a package's files too, in dbt_packages/ or outside
+        if parts[0] in _IGNORED_DIRS and not project_file:
             return Touched()
         if what == "writing":
             self.writing.add(path)
@@ -55,7 +58,7 @@ class FileEvents:
             self.writing.discard(path)
         sources = frozenset(uid for uid, declaration in snapshot.settings.sources.items()
                             if any(fnmatch.fnmatch(relative, g) for g in declaration.globs))
-        return Touched(_is_project_file(snapshot, Path(path)), sources)
+        return Touched(project_file, sources)
 
     def relative(self, root: Path) -> list[str]:
         """The files being written, relative to ``root``, sorted."""
@@ -112,10 +115,11 @@ def watched_directories(snapshot: Snapshot) -> list[tuple[Path, bool]]:
     """(directory, recursive) pairs covering the project's files and every file source's globs."""
     root = snapshot.dbt.directory
     wanted: dict[Path, bool] = {root: False}
-    for directory in snapshot.dbt.source_dirs:
+    for directory in snapshot.dbt.parsed_dirs:  # the project's, and its packages' (maybe outside it)
         if directory.is_dir():
             wanted[directory] = True
-    bases = {_glob_base(root, pattern) for d in snapshot.settings.sources.values() for pattern in d.globs}
+    # resolved: a source may live outside the project (external_location: '../data/…')
+    bases = {_glob_base(root, pattern).resolve() for d in snapshot.settings.sources.values() for pattern in d.globs}
     # watchdog runs a thread per watch: many sibling source directories (data/raw/<table>) share
     # one recursive watch on their parent instead; note() filters events by glob anyway.
     siblings: dict[Path, int] = {}
@@ -133,7 +137,7 @@ def _is_project_file(snapshot: Snapshot, path: Path) -> bool:
     dbt = snapshot.dbt
     if path.parent == dbt.directory:
         return path.name in _PROJECT_FILES
-    return any(path.is_relative_to(d) for d in dbt.source_dirs)
+    return any(path.is_relative_to(d) for d in dbt.parsed_dirs)
 
 
 def _glob_base(root: Path, pattern: str) -> Path:

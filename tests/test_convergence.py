@@ -121,3 +121,19 @@ def test_each_edit_is_judged_on_what_it_changes(built: Path) -> None:
     edit(built / "models/py_orders.py", "amount > 0", "amount > 5")
     edit(built / "macros/only_when_building.sql", "is not null", "> 1")  # in the branch only `dbt build` renders
     assert {"py_orders", "building"} <= set(stale(built))
+
+
+def test_watch_sees_a_source_in_data_outside_the_project_and_a_local_package_edit(built: Path) -> None:
+    """The watcher's inotify watches cover ../data (the source's external_location) and ../helpers."""
+    from dbtassets.engine import Options, Project
+    from dbtassets.filewatch import FileEvents, watched_directories
+
+    root = built.parent.resolve()
+    with Project(Options(built)) as project:
+        snapshot = project.snapshot
+        directories = {d for d, _ in watched_directories(snapshot)}
+        assert root / "data" in directories and root / "helpers/macros" in directories
+        events = FileEvents()
+        touched = events.note(snapshot, "complete", str(root / "data/orders.csv"))
+        assert touched.sources == {"source.conv.raw.orders"} and not touched.project
+        assert events.note(snapshot, "complete", str(root / "helpers/macros/double.sql")).project
