@@ -141,14 +141,21 @@ def assets(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...]
 @selection_options
 @click.option("--all", "show_all", is_flag=True, help="List fresh assets too.")
 @click.option("--no-observe", is_flag=True, help="Use the last recorded observations; read no source.")
+@click.option("--observe", "force_observe", is_flag=True,
+              help="Read every source now, even a query source read within its `every:`.")
 @format_option("text", "json")
 @click.pass_context
 def status(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...], show_all: bool,
-           no_observe: bool, fmt: str) -> None:
-    """Show stale and missing assets with every reason (observes the sources first)."""
+           no_observe: bool, force_observe: bool, fmt: str) -> None:
+    """Show stale and missing assets with every reason (observes the sources first).
+
+    A query source read within its `every:` keeps its last reading; --observe reads it now.
+    """
+    if no_observe and force_observe:
+        raise UsageError("--observe and --no-observe contradict each other; give one of them")
     project = project_of(ctx)
     try:
-        report = project.status(select, exclude, observe=not no_observe)
+        report = project.status(select, exclude, observe=not no_observe, force=force_observe)
     except DbtAssetsError as exc:
         fail(exc)
     warn(report.warnings)

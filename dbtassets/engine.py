@@ -233,15 +233,18 @@ class Project:
         return self.graph.topological_order(selection.assets)
 
     def observe(self, sources: Iterable[UniqueId] | None = None, *, queries: bool = True,
-                in_progress: Collection[str] | None = None) -> list[ObserveOutcome]:
+                in_progress: Collection[str] | None = None, reuse_recent: bool = False) -> list[ObserveOutcome]:
         """Read the data version of each source (all by default) and record the ones that moved.
 
         Args:
+            reuse_recent: leave out the query sources read within their ``every:`` (their last
+                reading stands), so that ``status`` does not run a ``dbt show`` every time.
             in_progress: files (relative to the project) known to be still being written, which
                 the file observers then leave out; without it they look twice at recent files.
         """
         wanted = set(sources) if sources is not None else None
-        return Observer(self.snapshot, self.store, self.runner, self.now).observe(wanted, queries, in_progress)
+        return Observer(self.snapshot, self.store, self.runner, self.now).observe(wanted, queries, in_progress,
+                                                                                  reuse_recent)
 
     def report(self, source: str, version: str | None = None, note: str | None = None) -> Observation:
         """A loader says it loaded ``source``: record a new data version for it."""
@@ -256,14 +259,17 @@ class Project:
         return observation
 
     def status(self, select: Sequence[str] = (), exclude: Sequence[str] = (), *, observe: bool = True,
-               queries: bool = True) -> StatusReport:
-        """Every selected asset's status with reasons, after observing the sources (unless told not to)."""
+               queries: bool = True, force: bool = False) -> StatusReport:
+        """Every selected asset's status with reasons, after observing the sources (unless told not to).
+
+        A query source read within its ``every:`` keeps its last reading, unless ``force``.
+        """
         self._follow_profile()
         selected = self.select(select, exclude)
         errors = []
         if observe:
             errors = [f"source {self.graph.assets[o.unique_id].display_name}: {o.error}"
-                      for o in self.observe(queries=queries) if o.error]
+                      for o in self.observe(queries=queries, reuse_recent=not force) if o.error]
         observable = {uid for uid, d in self.settings.sources.items() if d.observable}
         view = self.store.view()
         versions = self.versions
@@ -298,7 +304,7 @@ class Project:
              *, observe: bool = True, all_stale: bool = False) -> SyncPlan:
         """What ``sync`` would build: the selected stale and missing assets that are due (all with
         ``all_stale``, whatever their freshness policies say), and the dbt command."""
-        report = self.status(select, exclude, observe=observe)
+        report = self.status(select, exclude, observe=observe, force=True)  # about to build: read every source
         to_build = [uid for uid in report.needing_build(all_stale=all_stale)
                     if self.graph.assets[uid].resource_type in BUILDABLE and not report.statuses[uid].held]
         return self.plan_for(to_build, report.statuses, extra_args, report.verdict, report.needing_checks())

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from dbtassets.errors import ObservationError
 from dbtassets.manifest import UniqueId
+from dbtassets.policies import parse_time
 from dbtassets.results import ObserveOutcome
 from dbtassets.runner import Runner
 from dbtassets.snapshot import Snapshot
@@ -29,7 +30,8 @@ class Observer:
     now: Callable[[], str]
 
     def observe(self, wanted: Collection[UniqueId] | None, queries: bool,
-                in_progress: Collection[str] | None) -> list[ObserveOutcome]:
+                in_progress: Collection[str] | None, reuse_recent: bool = False) -> list[ObserveOutcome]:
+        """``reuse_recent``: leave out the query sources read within their ``every:`` (their last reading stands)."""
         settings = self.snapshot.settings
         outcomes: list[ObserveOutcome] = []
         query_sources = []
@@ -42,6 +44,11 @@ class Observer:
                 outcomes.append(self._record(observation))
             elif declaration.kind is ObserverKind.QUERY and queries:
                 query_sources.append(declaration)
+        if query_sources and reuse_recent:
+            checked = self.store.last_checked(ObserverKind.QUERY.value)
+            now = parse_time(self.now())
+            query_sources = [d for d in query_sources if d.unique_id not in checked
+                             or (now - parse_time(checked[d.unique_id])).total_seconds() >= d.every]
         if query_sources:
             outcomes.extend(self._queries({d.unique_id: d.query for d in query_sources}))
         return outcomes

@@ -198,6 +198,7 @@ class FakeRunner:
     crash: bool = False
     calls: list[list[str]] = field(default_factory=list)
     query_rows: list[list[Any]] = field(default_factory=list)
+    queries: list[str] = field(default_factory=list)  # the SQL of each query call
     during_build: Callable[[], None] | None = None  # called as the build starts, e.g. to edit the project
     compiled: dict[str, str] = field(default_factory=dict)
     compiles: list[list[str]] = field(default_factory=list)  # the selectors of each compile call
@@ -283,6 +284,7 @@ class FakeRunner:
         self.project.reload()
 
     def query(self, sql: str) -> list[list[Any]]:
+        self.queries.append(sql)
         return self.query_rows
 
 

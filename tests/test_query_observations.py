@@ -1,0 +1,74 @@
+"""A query source is read at most once per `every:` by `status`; `status --observe` reads it now."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dbtassets.engine import Options, Project
+from dbtassets.manifest import UniqueId
+from tests.conftest import FakeClock, FakeRunner, dbtassets
+
+Setup = tuple[Project, FakeRunner, FakeClock]
+ORDERS = UniqueId("source.shopflow.raw.orders")
+QUERY_ORDERS = ("sources:\n  raw.orders:\n"
+                "    query: select count(*) from read_csv('data/raw/orders/*.csv', header = true)\n    every: 1h\n")
+
+
+@pytest.fixture
+def queried(fake_project: Setup) -> Setup:
+    project, runner, clock = fake_project
+    (project.dbt.directory / "dbtassets.yml").write_text(QUERY_ORDERS)
+    project.reload()
+    return project, runner, clock
+
+
+def test_status_reuses_a_query_observation_younger_than_its_every(queried: Setup) -> None:
+    project, runner, clock = queried
+    runner.query_rows = [[ORDERS, "10"]]
+    project.status()
+    assert len(runner.queries) == 1
+    clock.advance(3500)
+    project.status()
+    assert len(runner.queries) == 1  # read 58 minutes ago, every 1h: the last reading stands
+    clock.advance(200)
+    runner.query_rows = [[ORDERS, "12"]]
+    assert project.status().statuses[ORDERS].data_version is not None
+    assert len(runner.queries) == 2
+    project.status(force=True)
+    assert len(runner.queries) == 3
+
+
+def test_an_unchanged_watermark_still_counts_as_a_fresh_read(queried: Setup) -> None:
+    project, runner, clock = queried
+    runner.query_rows = [[ORDERS, "10"]]
+    project.status()
+    clock.advance(3700)
+    project.status()  # the same watermark: no new data version, but read just now
+    clock.advance(3500)
+    project.status()
+    assert len(runner.queries) == 2
+
+
+@pytest.mark.slow
+def test_status_dash_dash_observe_reads_a_query_source_now(project_dir: Path) -> None:
+    (project_dir / "dbtassets.yml").write_text(QUERY_ORDERS)
+
+    def last_read() -> str:
+        with Project(Options(project_dir)) as project:  # the store of the project's target
+            return project.store.last_checked("query")[ORDERS]
+
+    first = dbtassets(project_dir, "status", "--format", "json")
+    assert first.returncode == 0, first.stderr
+    read = last_read()
+    assert dbtassets(project_dir, "status", "--format", "json").returncode == 0
+    assert last_read() == read  # reused: no dbt show
+    forced = dbtassets(project_dir, "status", "--observe", "--format", "json")
+    assert forced.returncode == 0, forced.stderr
+    assert last_read() > read
+    assert json.loads(forced.stdout)["summary"]
+    both = dbtassets(project_dir, "status", "--observe", "--no-observe")
+    assert both.returncode == 2
+    assert both.stderr.strip().endswith("--observe and --no-observe contradict each other; give one of them")
