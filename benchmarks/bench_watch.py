@@ -2,8 +2,10 @@
 
 One run measures, on fresh copies of ``example_project`` in a scratch directory:
 
-1. **Latency.** A watcher (``--runner``, default in-process) is started with ``--format json``;
-   after its initial build, ``--landings`` order batches land one at a time, each written to a
+1. **Latency.** A watcher (``--runner``, default in-process) is started with ``--format json``,
+   by default on a copy that ``dbtassets sync`` has just brought up to date (``--start synced``: the
+   watcher's first pass must find nothing to build), or with ``--start empty`` on a never-built copy
+   (its first pass builds everything); then ``--landings`` order batches land one at a time, each written to a
    hidden temporary file and renamed into ``data/raw/orders/``. ``t0 = time.time()`` is taken just
    before the rename. The latency is the ``at`` time of the ``build_finished`` event that lists
    ``fact_sales`` minus ``t0``; it is cross-checked against the new successful
@@ -338,6 +340,7 @@ class WatchRun:
     runner: str
     runner_class: str = ""
     settle: float = 0.0
+    started_synced: bool = False  # started after `dbtassets sync` (--start synced)
     startup_to_watching: float = 0.0
     initial_build_seconds: float = 0.0
     startup_to_fresh: float = 0.0
@@ -348,12 +351,26 @@ class WatchRun:
     exit_seconds: float = 0.0
 
 
-def start_and_wait(watcher: WatchProcess, run: WatchRun) -> None:
-    """Wait for ``watching`` and the initial build (which must build fact_sales)."""
+def sync_first(project: Path) -> None:
+    """``dbtassets sync`` on ``project``: the watcher then starts on an up-to-date project."""
+    done = subprocess.run([sys.executable, "-m", "dbtassets", "--project-dir", str(project), "sync"],
+                          capture_output=True, text=True, env=clean_env(), timeout=600)
+    if done.returncode != 0:
+        raise BenchError(f"dbtassets sync exited {done.returncode}: {done.stderr.strip()[-500:]}")
+
+
+def start_and_wait(watcher: WatchProcess, run: WatchRun, *, synced: bool) -> None:
+    """Wait for ``watching`` and the first pass: ``fresh`` on a synced project, else the initial build."""
     watching_event = watcher.wait_for(0, "watching", timeout=120)
     run.runner_class = str(watching_event.event.get("runner", ""))
     run.settle = float(watching_event.event.get("settle", 0.0))
     run.startup_to_watching = watching_event.at - watcher.started
+    if synced:
+        first = watcher.wait_for(0, "fresh", timeout=300)
+        if watcher.find(0, "build_started") is not None:
+            raise BenchError("the watcher built something on a project that dbtassets sync had just brought up to date")
+        run.startup_to_fresh = first.at - watcher.started
+        return
     finished = watcher.wait_for(0, "build_finished", timeout=300)
     if finished.event.get("failed") or finished.event.get("error") or FACT_NAME not in finished.event["built"]:
         raise BenchError(f"the initial build did not build {FACT_NAME} cleanly: {finished.event}")
@@ -472,11 +489,14 @@ def run_watcher(project: Path, runner: str, landings: int, args: argparse.Namesp
     run = WatchRun(runner)
     loader = OrderLoader(project, args.rows, args.seed)
     extra = ["--settle", str(args.settle)] if args.settle is not None else []
+    synced = run.started_synced = args.start == "synced"
+    if synced:
+        sync_first(project)
     with watching(project, runner, scratch / f"watch-{runner}.stderr", extra) as watcher:
         print(f"[{runner}] starting: {shlex.join(watcher.argv)}", flush=True)
-        start_and_wait(watcher, run)
-        print(f"[{runner}] initial build done after {run.startup_to_fresh:.1f}s; landing {landings} batches",
-              flush=True)
+        start_and_wait(watcher, run, synced=synced)
+        first = "found everything fresh" if synced else "initial build done"
+        print(f"[{runner}] {first} after {run.startup_to_fresh:.1f}s; landing {landings} batches", flush=True)
         reader = StateReader(project / ".dbtassets" / "state.db")
         try:
             time.sleep(args.gap)
@@ -583,8 +603,10 @@ def report(command: str, main: WatchRun, other: WatchRun | None, dbt_full: float
             f"{main.idle['peak_rss_mib']:.1f} MiB |",
         ]
     lines += [
-        f"| start → `watching` / → initial build recorded | {seconds(main.startup_to_watching)} / "
-        f"{seconds(main.startup_to_fresh)} (initial build {seconds(main.initial_build_seconds)}) |",
+        (f"| start (after `dbtassets sync`) → `watching` / → first pass `fresh` | "
+         f"{seconds(main.startup_to_watching)} / {seconds(main.startup_to_fresh)} |" if main.started_synced
+         else f"| start → `watching` / → initial build recorded | {seconds(main.startup_to_watching)} / "
+         f"{seconds(main.startup_to_fresh)} (initial build {seconds(main.initial_build_seconds)}) |"),
         f"| SIGTERM → exit | exit code {main.exit_code}, `stopped` event: {main.stopped_event}, "
         f"{seconds(main.exit_seconds)} |",
         f"| untimed first full `dbt build` (cold parse), for reference | {seconds(dbt_full)} |",
@@ -665,6 +687,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="the watcher's runner for the latency and idle measurements (default in-process)")
     parser.add_argument("--compare-landings", type=int, default=3, metavar="N",
                         help="landings for a watcher with the other runner (default 3; 0 skips it)")
+    parser.add_argument("--start", choices=("synced", "empty"), default="synced",
+                        help="start the watchers on a project just synced (default) or never built")
     parser.add_argument("--idle", type=float, default=10.0, metavar="SECONDS", help="idle measurement (default 10)")
     parser.add_argument("--gap", type=float, default=1.5, metavar="SECONDS",
                         help="pause after each build before the next landing (default 1.5)")
