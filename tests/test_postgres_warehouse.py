@@ -49,8 +49,8 @@ def pg_project(postgres: PostgresServer, tmp_path: Path, monkeypatch: pytest.Mon
     yield project
 
 
-def statuses(project: Path) -> dict[str, tuple[str, list[str]]]:
-    result = dbtassets(project, "status", "--all", "--format", "json")
+def statuses(project: Path, *options: str) -> dict[str, tuple[str, list[str]]]:
+    result = dbtassets(project, "status", "--all", "--format", "json", *options)
     assert result.returncode == 0, result.stderr
     return {a["name"]: (a["status"], [r["code"] for r in a["reasons"]]) for a in json.loads(result.stdout)["assets"]}
 
@@ -75,7 +75,9 @@ def test_the_core_loop_runs_on_a_postgres_warehouse_observed_through_loaded_at_f
 
     # A loader run moves max(_loaded_at) of raw.orders: exactly the orders lineage is stale.
     assert "loaded orders/orders_" in load(pg_project, "--orders", "3")
-    stale = {name: codes for name, (status, codes) in statuses(pg_project).items() if status != "fresh"}
+    # Within its every: (60 s) a query source keeps its last reading; --observe reads it now.
+    assert {s for s, _ in statuses(pg_project).values()} == {"fresh"}
+    stale = {name: codes for name, (status, codes) in statuses(pg_project, "--observe").items() if status != "fresh"}
     assert stale == {"stg_orders": ["upstream_updated"], "fact_sales": ["upstream_stale"],
                      "dim_customer": ["upstream_stale"]}
     again = dbtassets(pg_project, "sync")
@@ -91,7 +93,7 @@ def test_a_declared_query_watermark_observes_a_postgres_source(pg_project: Path)
     batch = pg_project / "data/raw/customers/customers_0002.csv"
     batch.write_text("customer_id,name,country_code\n1,Ada Lovelace,GB\n7,Edsger Dijkstra,NL\n")
     load(pg_project)
-    stale = {name: codes for name, (status, codes) in statuses(pg_project).items() if status != "fresh"}
+    stale = {name: codes for name, (status, codes) in statuses(pg_project, "--observe").items() if status != "fresh"}
     assert stale == {"stg_customers": ["upstream_updated"], "dim_customer": ["upstream_stale"],
                      "customers_snapshot": ["upstream_stale"]}
     observed = json.loads(dbtassets(pg_project, "why", "raw.customers", "--format", "json").stdout)
