@@ -12,12 +12,13 @@ source), against ``Project.status`` itself, in one process:
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_policies.py [--models 5000] [--repeat 15]
+    .venv/bin/python benchmarks/bench_policies.py [--models 5000] [--repeat 15] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import tempfile
 import time
@@ -46,6 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--models", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     project_dir = ensure_project(args.models, None, None, None, policies=True)
     with tempfile.TemporaryDirectory(prefix="bench-policies-") as scratch:
@@ -78,6 +80,9 @@ def main(argv: list[str] | None = None) -> None:
     print("| step | median (ms) | min (ms) |\n|---|---:|---:|")
     for name, (median, minimum) in rows:
         print(f"| {name} | {median * 1000:.1f} | {minimum * 1000:.1f} |")
+    if args.json:
+        args.json.write_text(json.dumps({"models": args.models, "repeat": args.repeat, "results": [
+            {"step": name, "median_s": median, "min_s": minimum} for name, (median, minimum) in rows]}, indent=2))
 
 
 if __name__ == "__main__":

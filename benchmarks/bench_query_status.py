@@ -72,10 +72,13 @@ def main() -> None:
                 if name.startswith("status (last") and "dbt show" in result.stderr:
                     sys.exit("the fresh observation was not reused")
     rows = {name: {"median": statistics.median(s), "min": min(s), "samples": s} for name, s in samples.items()}
+    print(f"## status with a query source, {options.repeat} interleaved rounds\n")
+    print("```")
     print(f"{'variant':36} {'median s':>9} {'min s':>7}   ({options.repeat} runs each; {platform.node()}, "
           f"{os.cpu_count()} cpus, python {platform.python_version()})")
     for name, row in rows.items():
         print(f"{name:36} {row['median']:9.3f} {row['min']:7.3f}")
+    print("```")
     if options.json:
         options.json.write_text(json.dumps(rows, indent=2))
 

@@ -53,9 +53,10 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any, TextIO
+
+from provenance import package_version
 
 HERE = Path(__file__).resolve().parent
 EXAMPLE = HERE.parent / "example_project"
@@ -663,20 +664,14 @@ def breakdown(run: WatchRun) -> str:
 
 
 def environment() -> dict[str, str]:
-    def version(name: str) -> str:
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            return "?"
-
     return {
         "host": f"{platform.system()} {platform.release()} {platform.machine()}, {os.cpu_count()} CPUs",
         "load": Path("/proc/loadavg").read_text().split(" ", 1)[0],
         "python": platform.python_version(),
-        "dbtassets": version("dbtassets"),
-        "dbt-core": version("dbt-core"),
-        "dbt-duckdb": version("dbt-duckdb"),
-        "duckdb": version("duckdb"),
+        "dbtassets": package_version("dbtassets"),
+        "dbt-core": package_version("dbt-core"),
+        "dbt-duckdb": package_version("dbt-duckdb"),
+        "duckdb": package_version("duckdb"),
     }
 
 
