@@ -29,11 +29,13 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
-from dbtassets.errors import StateError
+from dbtassets.errors import StateError, StoreUnreachable
 
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 _WRITE_LOCK = 0x64627461  # "dbta": the advisory lock every PostgreSQL write transaction takes first
 _PLACEHOLDER = re.compile(r"\?")
+# Connection errors that waiting does not cure: the user, the password or the database is wrong.
+_LASTING = ("password", "does not exist", "pg_hba.conf", "permission denied")
 
 
 class Cursor(Protocol):
@@ -124,6 +126,10 @@ class Backend:
     def is_lost(self, db: Connection) -> bool:
         """True when the connection is gone for good and a new one is needed (a server restarted)."""
         return False
+
+    def error(self, exc: Exception) -> StateError:
+        """The driver's error as a StateError; a :class:`StoreUnreachable` if waiting may cure it."""
+        return StateError(self.describe(exc))
 
     def describe(self, exc: Exception) -> str:
         """One line for a driver error: what went wrong, and what to do."""
@@ -247,7 +253,7 @@ class PostgresBackend(Backend):
                                  options=f"-c lock_timeout={int(self.lock_timeout * 1000)}")
             raw.autocommit = True  # transactions are explicit: BEGIN … COMMIT
         except driver.Error as exc:
-            raise StateError(self.describe(exc)) from None
+            raise self.error(exc) from None
         return _PostgresConnection(raw)
 
     def ddl(self, sql: str) -> str:
@@ -268,6 +274,14 @@ class PostgresBackend(Backend):
     def is_lost(self, db: Connection) -> bool:
         assert isinstance(db, _PostgresConnection)
         return bool(db.raw.closed)  # psycopg2 marks a connection the server dropped as closed
+
+    def error(self, exc: Exception) -> StateError:
+        driver = self._driver
+        lost = isinstance(exc, (driver.OperationalError, driver.InterfaceError)) and not isinstance(
+            exc, (driver.errors.LockNotAvailable, driver.errors.DiskFull))
+        if lost and not any(words in str(exc) for words in _LASTING):  # down, restarting, the network
+            return StoreUnreachable(self.describe(exc))
+        return StateError(self.describe(exc))
 
     def describe(self, exc: Exception) -> str:
         where = str(self.location)

@@ -3,6 +3,8 @@ it is built again, unless its code or an input's data version changes, which ret
 
 A retry falls due only once its failing ancestors' retries do, so a held asset never wakes the
 watcher's loop for nothing. Times are the watcher's monotonic seconds.
+
+A state store whose server cannot be reached is tried again by the same rule (:class:`Outage`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,35 @@ from typing import Any
 from dbtassets.graph import AssetGraph
 from dbtassets.manifest import UniqueId
 from dbtassets.staleness import AssetStatus
+
+STORE_RETRY_INITIAL = 1.0  # seconds: a state store's server that cannot be reached is tried again after
+STORE_RETRY_MAX = 30.0  # … doubling up to this: a server restart is seen within 30 s of its end
+
+
+def delay(attempts: int, initial: float, ceiling: float) -> float:
+    """The wait before retry number ``attempts`` (1, 2, …): ``initial`` doubling each time, at most ``ceiling``."""
+    return float(min(initial * 2 ** (attempts - 1), ceiling))
+
+
+class Outage:
+    """How long the state store has been unreachable, and how long to wait before trying it again."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+        self._attempts = 0
+
+    def failed(self, now: float) -> float:
+        """Another attempt failed at ``now``: the seconds to wait before the next one."""
+        if self.since is None:
+            self.since = now
+        self._attempts += 1
+        return delay(self._attempts, STORE_RETRY_INITIAL, STORE_RETRY_MAX)
+
+    def ended(self, now: float) -> float:
+        """The store is reachable again: how long it was not."""
+        down_for = now - (self.since if self.since is not None else now)
+        self.since, self._attempts = None, 0
+        return round(down_for, 1)
 
 
 @dataclass
@@ -66,7 +97,7 @@ class Backoffs:
         """
         for uid in failed:
             attempts = self._entries[uid].attempts + 1 if uid in self._entries else 1
-            self._entries[uid] = _Entry(attempts, now + min(initial * 2 ** (attempts - 1), ceiling), ())
+            self._entries[uid] = _Entry(attempts, now + delay(attempts, initial, ceiling), ())
         for uid in built:
             self._entries.pop(uid, None)
         for uid in failed:  # signatures name the failing ancestors: only once all of them are in

@@ -437,8 +437,9 @@ def sync(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...], 
               show_default=True, help="Keep dbt loaded and reuse its parsed manifest, or start dbt per build.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only failures and errors.")
 @click.option("--on-event", "on_event", default=None, metavar="COMMAND",
-              help="Run COMMAND (through the shell) for each source_late, source_recovered, build_finished and "
-                   "error event, with the event's JSON on stdin; e.g. 'curl --data @- https://hooks.example/x'.")
+              help="Run COMMAND (through the shell) for each source_late, source_recovered, build_finished, "
+                   "error, store_unreachable and store_reconnected event, with the event's JSON on stdin; e.g. "
+                   "'curl --data @- https://hooks.example/x'.")
 @format_option("text", "json")
 @click.pass_context
 def watch(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...], once: bool, settle: float | None,

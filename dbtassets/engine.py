@@ -84,6 +84,7 @@ class Project:
         self._targets: Targets | ProjectError = ProjectError("profiles.yml not read yet")
         self._profiles_stamp: tuple[str, int] | None = ("", -1)
         self._store: StateStore | None = None
+        self._unclosed: dict[int, tuple[str, str]] = {}  # runs to close once the store can be reached again
         self._follow_profile()
         self.clock: Clock = clock or SystemClock()
         self.log = log or (lambda message: None)
@@ -358,6 +359,7 @@ class Project:
         """
         self._follow_profile()
         snapshot = self.snapshot
+        self._close_runs()
         run_id = self.store.start_run(plan.command, plan.to_build, self.now())
         try:
             with listening(self.runner, on_node):
@@ -375,18 +377,33 @@ class Project:
             self.store.record_build(run_id, record.outcomes, record.checks, found, ok, at, str(result.log_path),
                                     result.crashed)
         except DbtAssetsError as exc:  # no outcome recorded: close the run rather than leave it 'running'
-            with contextlib.suppress(DbtAssetsError), self.store.transaction() as db:
-                self.store.finish_run(db, run_id, "error", self.now(), None, f"nothing recorded: {exc}")
+            self._close_runs({run_id: ("error", f"nothing recorded: {exc}")})
             raise
         except Interrupted as stop:  # the runner has stopped dbt; say so now, not at the next command
-            with contextlib.suppress(DbtAssetsError), self.store.transaction() as db:
-                self.store.finish_run(db, run_id, "interrupted", self.now(), None,
-                                      f"stopped by {stop.signal_name}; nothing recorded")
+            if self._close_runs({run_id: ("interrupted", f"stopped by {stop.signal_name}; nothing recorded")}):
                 stop.run_id = run_id
             raise
         return SyncResult(plan, run_id, record.having(BuildStatus.SUCCESS), record.failed,
                           record.having(BuildStatus.SKIPPED), record.not_run, result,
                           failed_checks=record.failed_checks)
+
+    def _close_runs(self, runs: Mapping[int, tuple[str, str]] | None = None) -> bool:
+        """Close ``runs`` (id → status, message), which recorded nothing, with those not closed before.
+
+        A store that cannot be reached (its server restarting) keeps them for the next build; the
+        assets stay stale meanwhile, so nothing is lost. True once they are closed.
+        """
+        self._unclosed.update(runs or {})
+        if not self._unclosed:
+            return True
+        try:
+            with self.store.transaction() as db:
+                for run_id, (status, message) in self._unclosed.items():
+                    self.store.finish_run(db, run_id, status, self.now(), None, message)
+        except DbtAssetsError:
+            return False
+        self._unclosed.clear()
+        return True
 
     def _edited_during(self, snapshot: Snapshot, result: BuildResult) -> frozenset[UniqueId]:
         """The built assets whose code was edited during the build (see :meth:`Snapshot.edited_since_load`)."""

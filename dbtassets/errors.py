@@ -8,6 +8,7 @@ it into one line on stderr and exit code 2. Anything else escaping is a bug.
     ├── ManifestError      manifest.json is missing, unreadable or of an unsupported shape
     ├── ConfigError        dbtassets.yml is invalid
     ├── StateError         the state store cannot be opened, is corrupt, or cannot be written
+    │   └── StoreUnreachable   its server cannot be reached for now (down, restarting): a watcher waits
     ├── SelectionError     a --select/--exclude expression or an asset name is invalid
     ├── ObservationError   a source could not be observed
     ├── RunnerError        dbt could not be run at all (not: a model failed)
@@ -39,6 +40,14 @@ class ConfigError(DbtAssetsError):
 
 class StateError(DbtAssetsError):
     """The state store cannot be opened, read or written."""
+
+
+class StoreUnreachable(StateError):
+    """The state store's server cannot be reached for now (stopped, restarting, the network broke).
+
+    Worth waiting for, unlike a wrong password or a missing database: a watcher retries with a
+    backoff and reconnects; one-shot commands fail as for any StateError.
+    """
 
 
 class SelectionError(DbtAssetsError):

@@ -35,6 +35,8 @@ class EventKind(str, Enum):
     NOT_DUE = "not_due"
     SOURCE_LATE = "source_late"
     SOURCE_RECOVERED = "source_recovered"
+    STORE_UNREACHABLE = "store_unreachable"
+    STORE_RECONNECTED = "store_reconnected"
 
     def __str__(self) -> str:
         return self.value
@@ -191,6 +193,23 @@ class Error(WatchEvent):
 
 
 @dataclass(frozen=True)
+class StoreUnreachable(WatchEvent):
+    """The state store's server cannot be reached (stopped, restarting): the watcher waits and retries."""
+
+    kind = EventKind.STORE_UNREACHABLE
+    message: str  # the store's URL without its password, and what failed
+    retry_in: float
+
+
+@dataclass(frozen=True)
+class StoreReconnected(WatchEvent):
+    """The state store is reachable again, after ``down_for`` seconds: what landed meanwhile is observed now."""
+
+    kind = EventKind.STORE_RECONNECTED
+    down_for: float
+
+
+@dataclass(frozen=True)
 class Stopped(WatchEvent):
     kind = EventKind.STOPPED
 
@@ -229,4 +248,4 @@ class SourceRecovered(WatchEvent):
 EVENT_TYPES: Mapping[EventKind, type[WatchEvent]] = {
     cls.kind: cls for cls in (Watching, NewData, ObserveFailed, Reported, Parsing, Parsed, Stale, BuildStarted,
                               NodeFinished, BuildFinished, Fresh, BackingOff, Waiting, Error, Stopped, NotDue,
-                              SourceLate, SourceRecovered)}
+                              SourceLate, SourceRecovered, StoreUnreachable, StoreReconnected)}

@@ -16,8 +16,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-# The events worth acting on: a source late or back, a build's outcome, a failed pass.
-KINDS = frozenset({"source_late", "source_recovered", "build_finished", "error"})
+# The events worth acting on: a source late or back, a build's outcome, a failed pass, the state store down or back.
+KINDS = frozenset({"source_late", "source_recovered", "build_finished", "error", "store_unreachable",
+                   "store_reconnected"})
 
 
 class EventHook:

@@ -36,6 +36,11 @@ if TYPE_CHECKING:
     from dbtassets.engine import Project, SyncPlan
 
 
+# Holders of this process whose leases could not be released (the store's server was unreachable):
+# the next claim drops them, so a watcher that reconnects does not wait out its own leases.
+_unreleased: set[str] = set()
+
+
 def new_holder() -> str:
     """A build's name in the leases table: ``host:pid:nonce`` (the nonce tells two builds of one process apart)."""
     return f"{machine_name()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -58,8 +63,10 @@ class Claim:
 def claim(store: StateStore, assets: Collection[UniqueId], holder: str, ttl: float, target: str = "") -> Claim:
     """Claim ``assets`` for ``holder`` for ``ttl`` seconds; returns what was granted and what others hold."""
     now = store.backend.now
+    unreleased = sorted(_unreleased)
     with store.transaction() as db:
         _free_dead_local_holders(db)
+        db.executemany("DELETE FROM leases WHERE holder = ?", [(h,) for h in unreleased])
         granted = {UniqueId(uid) for (uid,) in db.execute(
             "INSERT INTO leases (target, unique_id, holder, claimed_at, expires_at) "
             f"SELECT k.a, k.b, ?, {now}, {now} + ? FROM {store.backend.json_pairs()} WHERE true "
@@ -74,6 +81,7 @@ def claim(store: StateStore, assets: Collection[UniqueId], holder: str, ttl: flo
                     (target, holder)).fetchall():
                 if uid in assets:
                     others[UniqueId(uid)] = (str(other), max(0.0, float(left)))
+    _unreleased.difference_update(unreleased)
     return Claim(holder, frozenset(granted), others)
 
 
@@ -169,8 +177,10 @@ def leased(project: Project, plan: SyncPlan, replan: Callable[[], SyncPlan], see
         with Renewer(store, holder, ttl) if allowed else contextlib.nullcontext():
             yield Leased(narrowed, got, left)
     finally:
-        with contextlib.suppress(DbtAssetsError):  # unreleased leases expire on their own
+        try:
             release(store, holder)
+        except DbtAssetsError:  # the next claim releases them (or they expire)
+            _unreleased.add(holder)
 
 
 class Renewer:

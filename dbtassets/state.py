@@ -231,7 +231,7 @@ class StateStore:
             store._prepare(default_target)
         except backend.errors as exc:
             db.close()
-            raise StateError(backend.describe(exc)) from None
+            raise backend.error(exc) from None
         except BaseException:
             db.close()
             raise
@@ -311,12 +311,12 @@ class StateStore:
             db.execute(backend.begin_write)
         except backend.errors as exc:
             self._rollback()
-            raise StateError(backend.describe(exc)) from None
+            raise backend.error(exc) from None
         try:
             yield db
         except backend.errors as exc:  # e.g. the disk filled up in the middle of the transaction
             self._rollback()
-            raise StateError(backend.describe(exc)) from None
+            raise backend.error(exc) from None
         except BaseException:
             self._rollback()
             raise
@@ -324,7 +324,7 @@ class StateStore:
             db.execute("COMMIT")
         except backend.errors as exc:
             self._rollback()
-            raise StateError(backend.describe(exc)) from None
+            raise backend.error(exc) from None
 
     def _rollback(self) -> None:
         """Undo the open transaction, unless the engine already has (SQLite does on SQLITE_FULL and some I/O errors)."""
@@ -337,7 +337,7 @@ class StateStore:
         try:
             return list(self._db.execute(sql, params).fetchall())
         except self.backend.errors as exc:
-            raise StateError(self.backend.describe(exc)) from None
+            raise self.backend.error(exc) from None
 
     # -- reading -------------------------------------------------------------------------
 
@@ -462,7 +462,7 @@ class StateStore:
         try:
             return self.backend.integrity_check(self._db)
         except self.backend.errors as exc:
-            raise StateError(self.backend.describe(exc)) from None
+            raise self.backend.error(exc) from None
 
     # -- writing -------------------------------------------------------------------------
 

@@ -11,7 +11,9 @@ observations leave it out and its source's downstream assets wait (dbt would rea
 
 A failed asset is retried with backoff (:mod:`dbtassets.backoff`). A pass that fails as a whole
 (the state store cannot be written, the project does not parse) keeps its work and is retried
-with the same backoff, or at once when a new event arrives.
+with the same backoff, or at once when a new event arrives. A state store whose server cannot be
+reached (at start, or mid-run) is waited for: retried with a backoff of its own until it answers,
+then every source is observed again (see ``store_unreachable`` in ``docs/events.md``).
 
 It talks to the project only through the engine's verbs, says what it does in typed events
 (:mod:`dbtassets.events`), and takes its time from a :class:`Ticker` (tests drive it with a fake one).
@@ -26,9 +28,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from dbtassets import events as ev
-from dbtassets.backoff import Backoffs
+from dbtassets.backoff import Backoffs, Outage, delay
 from dbtassets.engine import Project
-from dbtassets.errors import DbtAssetsError, LockError
+from dbtassets.errors import DbtAssetsError, LockError, StoreUnreachable
 from dbtassets.filewatch import FileEvents, Inbox, watching
 from dbtassets.leases import Leased, leased
 from dbtassets.lock import BuildLock
@@ -86,6 +88,9 @@ class Watcher:
         self._last_report = 0
         self._stop = threading.Event()
         self._failed_passes = 0
+        self._outage = Outage()  # the state store's server cannot be reached: since when
+        self._begun = False  # dead runs recovered and the start announced (waits for a reachable store)
+        self._once = False
         self._pass_retry_at: float | None = None  # set while a failed pass waits out its backoff
         # Team mode: the newest build outcome seen (another watcher's build may make ours stale), and
         # when to look again at assets another build holds (its end, or its lease's expiry).
@@ -119,13 +124,11 @@ class Watcher:
     def run(self, *, once: bool = False) -> bool:
         """Watch until :meth:`stop` (or one pass with ``once``); True if the last build had no failure."""
         with self.project.watch_lock():
-            self.project.recover()
-            self._last_report = self.project.latest_report()
-            self._last_materialization = self.project.store.latest_materialization_id()
             if once:
+                self._once = True
+                self._begin()  # a store that cannot be reached is a StateError: one line, exit 2
                 return self._pass(observe_all=True)
             with watching(self.project.snapshot, self._inbox):
-                self.emit(self._describe())
                 ok = self._pass(observe_all=True)
                 settle_memory()
                 while not self._stop.is_set():
@@ -136,6 +139,15 @@ class Watcher:
                         ok = self._pass(observe_all=False)
             self.emit(ev.Stopped())
             return ok
+
+    def _begin(self) -> None:
+        """Close the runs dead processes left open, note the store's newest records, say what is watched."""
+        self.project.recover()
+        self._last_report = self.project.latest_report()
+        self._last_materialization = self.project.store.latest_materialization_id()
+        if not self._once:
+            self.emit(self._describe())
+        self._begun = True
 
     def _wait(self) -> None:
         """Block until an event arrives or something falls due, then drain the inbox."""
@@ -193,6 +205,11 @@ class Watcher:
         pending, self._pending = self._pending, _Pending()
         self._pass_retry_at = self._held_retry_at = None
         try:
+            if self._outage.since is not None:
+                self.project.store.latest_materialization_id()  # raises while it still cannot be reached
+                self.emit(ev.StoreReconnected(self._outage.ended(self._ticker.monotonic())))
+            if not self._begun:
+                self._begin()
             if pending.project:
                 self._reparse()
             self._observe(None if observe_all or pending.everything else pending.sources)
@@ -204,16 +221,24 @@ class Watcher:
             ok = self._build(plan, to_build, seen) if to_build or plan.checks else True  # checks: new or changed tests
             self._last_materialization = self.project.store.latest_materialization_id()
         except DbtAssetsError as exc:
+            unreachable = isinstance(exc, StoreUnreachable)
+            if (unreachable and self._once) or not (unreachable or self._begun):
+                raise  # `watch --once`, or a start that waiting cannot fix (a wrong password): exit 2
             # Keep the work (events already drained would be lost) and retry it after a backoff.
             self._pending.sources |= pending.sources
             self._pending.project |= pending.project
-            self._pending.everything |= observe_all or pending.everything
+            self._pending.everything |= observe_all or pending.everything or unreachable
+            if unreachable:  # what landed meanwhile is observed once it answers; no news cuts the wait short
+                wait = self._outage.failed(self._ticker.monotonic())
+                self._pass_retry_at = self._ticker.monotonic() + wait
+                self.emit(ev.StoreUnreachable(str(exc), wait))
+                return False
             self._failed_passes += 1
             loaded = self.project.loaded  # None if even the first load failed
             watch = loaded.settings.watch if loaded is not None else WatchSettings()
-            delay = min(watch.backoff_initial * 2 ** (self._failed_passes - 1), watch.backoff_max)
-            self._pass_retry_at = self._ticker.monotonic() + delay
-            self.emit(ev.Error(str(exc), delay))
+            wait = delay(self._failed_passes, watch.backoff_initial, watch.backoff_max)
+            self._pass_retry_at = self._ticker.monotonic() + wait
+            self.emit(ev.Error(str(exc), wait))
             return False
         self._failed_passes = 0
         return ok
@@ -395,4 +420,5 @@ class Watcher:
         self._pending.project |= touched.project
         if touched:
             self._pending.last_event = self._ticker.monotonic()
-            self._pass_retry_at = None  # news: a failed pass is retried at once (after settle)
+            if self._outage.since is None:
+                self._pass_retry_at = None  # news: a failed pass is retried at once (after settle)

@@ -105,6 +105,10 @@ TEXT: Mapping[type[ev.WatchEvent], Callable[[ev.WatchEvent], str]] = dict([
                                                 fg="red" if e.severity == "error" else "yellow")),
     _entry(ev.SourceRecovered, lambda e: click.style(f"{e.source} recovered: new data observed at {e.last_data_at}",
                                                      fg="green")),
+    _entry(ev.StoreUnreachable, lambda e: click.style(f"state store unreachable: {e.message} (waiting; retry in "
+                                                      f"{e.retry_in:g}s)", fg="yellow")),
+    _entry(ev.StoreReconnected, lambda e: click.style(f"state store reachable again (down {e.down_for:g}s): "
+                                                      "observing what landed meanwhile", fg="green")),
 ])
 
 
@@ -156,6 +160,8 @@ QUIET: Mapping[type[ev.WatchEvent], Callable[[ev.WatchEvent], bool]] = {
     ev.Stopped: lambda e: True,
     ev.SourceLate: lambda e: True,
     ev.SourceRecovered: lambda e: True,
+    ev.StoreUnreachable: lambda e: True,
+    ev.StoreReconnected: lambda e: True,
 }
 
 

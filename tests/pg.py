@@ -49,7 +49,9 @@ class PostgresServer:
 
     directory: Path
     port: int
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[bytes] | None
+    command: tuple[str, ...] = ()  # how to start it (again: :meth:`resume`), without its port
+    env: dict[str, str] | None = None
 
     @classmethod
     def start(cls, bin_dir: Path, timeout: float = 60.0) -> PostgresServer:
@@ -74,18 +76,13 @@ class PostgresServer:
                  "--no-sync"], capture_output=True, text=True, env=env, timeout=timeout, check=False)
             if init.returncode != 0:
                 raise RuntimeError(f"initdb failed ({init.returncode}): {init.stderr.strip()[-500:]}")
+            command = (*prefix, str(bin_dir / "postgres"), "-D", str(directory / "data"),
+                       "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={directory}",
+                       "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=200",
+                       "-c", "shared_buffers=32MB")
             for _attempt in range(3):  # a free port can be taken by someone else before the server binds it
-                port = free_port()
-                log = (directory / "server.log").open("ab")
-                process = subprocess.Popen(
-                    [*prefix, str(bin_dir / "postgres"), "-D", str(directory / "data"), "-p", str(port),
-                     "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={directory}",
-                     "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=200",
-                     "-c", "shared_buffers=32MB"],
-                    stdout=log, stderr=subprocess.STDOUT, env=env)
-                log.close()
-                server = cls(directory, port, process)
-                if server._wait_ready(timeout):
+                server = cls(directory, free_port(), None, command, env)
+                if server.resume(timeout):
                     return server
                 server._terminate()
             raise RuntimeError(f"PostgreSQL did not start: {server.log_tail()}")
@@ -93,10 +90,24 @@ class PostgresServer:
             shutil.rmtree(directory, ignore_errors=True)
             raise
 
+    def resume(self, timeout: float = 60.0) -> bool:
+        """Start the server (again, after :meth:`halt`) on its port; True once it accepts connections."""
+        with (self.directory / "server.log").open("ab") as log:
+            self.process = subprocess.Popen([*self.command, "-p", str(self.port)], stdout=log,
+                                            stderr=subprocess.STDOUT, env=self.env)
+        return self._wait_ready(timeout)
+
+    def halt(self, *, immediate: bool = False) -> None:
+        """Stop the server but keep its data (a restart is :meth:`resume`): fast shutdown (it closes
+        every connection), or ``immediate`` (no clean shutdown at all, as a crash)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(3 if immediate else 2)  # SIGQUIT: immediate; SIGINT: fast
+            self.process.wait(timeout=30)
+
     def _wait_ready(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
+            if self.process is None or self.process.poll() is not None:
                 return False
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=1):
@@ -155,7 +166,7 @@ class PostgresServer:
             return "(no server log)"
 
     def _terminate(self) -> None:
-        if self.process.poll() is None:
+        if self.process is not None and self.process.poll() is None:
             self.process.send_signal(2)  # SIGINT: PostgreSQL's fast shutdown
             try:
                 self.process.wait(timeout=30)
