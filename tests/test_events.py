@@ -46,6 +46,9 @@ SAMPLES: list[ev.WatchEvent] = [
     ev.SourceLate("raw.orders", "error", "late: no new data for 1h 15m (error_after 1 hour); last new data observed "
                   "at 2026-11-25T09:20:00.000Z", "2026-11-25T09:20:00.000Z", 4500.0, {"count": 1, "period": "hour"}),
     ev.SourceRecovered("raw.orders", "2026-11-25T10:40:00.000Z"),
+    ev.StoreUnreachable("postgresql://dbt:***@db.internal:5432/state: cannot reach the PostgreSQL state store "
+                        "(connection refused); check that the server runs and the URL's host and port", 4.0),
+    ev.StoreReconnected(37.5),
 ]
 
 
@@ -75,7 +78,8 @@ def test_each_event_renders_as_text_and_as_one_json_line(event: ev.WatchEvent) -
 
 def test_quiet_shows_failures_and_the_end_only() -> None:
     shown = [e.kind.value for e in SAMPLES if event_text(e, AT, quiet=True) is not None]
-    assert shown == ["observe_failed", "build_finished", "error", "stopped", "source_late", "source_recovered"]
+    assert shown == ["observe_failed", "build_finished", "error", "stopped", "source_late", "source_recovered",
+                     "store_unreachable", "store_reconnected"]
     clean = ev.BuildFinished(("stg_orders",), {}, (), 0.4, "dbt build --select stg_orders+", None, "log", {})
     assert event_text(clean, AT, quiet=True) is None
 
