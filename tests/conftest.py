@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from dbtassets.engine import Options, Project
 from dbtassets.manifest import Check, CheckKind, UniqueId
@@ -27,6 +28,19 @@ EXAMPLE = REPO / "example_project"
 _SKIP = shutil.ignore_patterns("target", "logs", ".dbtassets", "*.duckdb", "*.duckdb.wal", "__pycache__")
 
 os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+
+# benchmarks/mutation.py runs the fast tests once per mutant with this set. A child process runs the
+# installed, unmutated code, so a test's child cannot notice a mutant: such tests stop there (skipped,
+# after their in-process part), and the property tests draw fewer, fixed examples.
+MUTATION_RUN = os.environ.get("DBTASSETS_MUTATION_RUN") == "1"
+settings.register_profile("mutation", derandomize=True, database=None)
+if MUTATION_RUN:
+    settings.load_profile("mutation")
+
+
+def examples(n: int) -> int:
+    """How many examples a property test draws: ``n``, or a tenth of it (at least 10) in a mutation run."""
+    return max(10, n // 10) if MUTATION_RUN else n
 
 
 @pytest.fixture(scope="session")
@@ -314,5 +328,7 @@ def dbtassets(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
             timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run ``python -m dbtassets ARGS`` as a user would, in its own process."""
+    if MUTATION_RUN:
+        pytest.skip("a child process runs the unmutated code (benchmarks/mutation.py)")
     return subprocess.run([sys.executable, "-m", "dbtassets", *args], cwd=cwd, capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=timeout)

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dbtassets.fingerprint import classify
+from tests.conftest import examples
 
 D = "duckdb"
 PLAIN = ["a", "b", "c", "a + b as s", "coalesce(d, 0) as d0", "upper(c) as cu"]
@@ -106,7 +107,7 @@ def run(db: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[Any, ...]] | None
         return None
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(changes(), ROWS)
 def test_a_non_breaking_change_keeps_the_old_columns_and_rows(db: duckdb.DuckDBPyConnection,
                                                              change: tuple[Query, Query],
@@ -182,7 +183,7 @@ PARENT_ROWS = st.lists(st.tuples(st.integers(0, 4), st.none() | st.integers(0, 2
                                  st.integers(0, 3)), max_size=8)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(readers(), PARENT_ROWS)
 def test_a_column_a_model_does_not_read_cannot_change_it(db: duckdb.DuckDBPyConnection, sql: str,
                                                         rows: list[tuple[Any, ...]]) -> None:

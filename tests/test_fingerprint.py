@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from dbtassets.fingerprint import changed_ctes, classify, fingerprint, undeclared_reads
 from dbtassets.lineage import Reads, columns_read
+from tests.conftest import examples
 
 D = "duckdb"
 COLUMNS = ["order_id", "customer_id", "amount", "quantity", "product"]
@@ -45,7 +46,7 @@ def reformat(sql: str, rnd: random.Random) -> str:
     return "-- a model\n" + "".join(out).strip() + "\n"
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(queries(), st.integers(0, 2**32))
 def test_reformatting_never_moves_the_fingerprint(sql: str, seed: int) -> None:
     original = fingerprint(sql, D, "cfg", "fallback")
@@ -53,7 +54,7 @@ def test_reformatting_never_moves_the_fingerprint(sql: str, seed: int) -> None:
     assert fingerprint(reformat(sql, random.Random(seed)), D, "cfg", "fallback").value == original.value
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(queries(), st.integers(1, 98), st.sampled_from(["number", "operator", "column", "filter"]))
 def test_a_change_of_meaning_always_moves_it(sql: str, delta: int, mutation: str) -> None:
     if mutation == "number" and re.search(r"\b\d+\b", sql):

@@ -18,6 +18,7 @@ from dbtassets.graph import AssetGraph
 from dbtassets.manifest import load_manifest
 from dbtassets.sources import load_settings
 from dbtassets.staleness import StateView, compute_statuses
+from tests.conftest import examples
 
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.text(max_size=8), st.floats(allow_nan=False))
 VALUES = st.recursive(SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=3),
@@ -53,7 +54,7 @@ def _mutate(document: dict[str, Any], path: tuple[Any, ...], action: str, value:
         parent[path[-1]] = copy.deepcopy(value)  # later mutations must not reach into hypothesis's own data
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_mutated_manifests_load_or_raise_manifest_error(manifest_json: dict[str, Any], tmp_path: Path,
                                                        data: st.DataObject) -> None:
@@ -88,7 +89,7 @@ CONFIG_VALUES = st.recursive(
     max_leaves=10)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(CONFIG_VALUES)
 def test_generated_dbtassets_yml_loads_or_raises_config_error(parsed_example: Path, tmp_path: Path,
                                                               config: Any) -> None:
@@ -103,7 +104,7 @@ def test_generated_dbtassets_yml_loads_or_raises_config_error(parsed_example: Pa
     assert set(settings_.sources) == {s.unique_id for s in sources}
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(100), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.binary(max_size=200))
 def test_arbitrary_bytes_as_dbtassets_yml(parsed_example: Path, tmp_path: Path, content: bytes) -> None:
     manifest = load_manifest(parsed_example / "target/manifest.json")

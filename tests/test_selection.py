@@ -14,6 +14,7 @@ from dbtassets.errors import SelectionError
 from dbtassets.graph import BUILDABLE, AssetGraph
 from dbtassets.manifest import Manifest, Node, ResourceType, UniqueId
 from dbtassets.selection import dbt_selectors, resolve_selection, select_assets
+from tests.conftest import examples
 
 Spec = tuple[str, Sequence[str], Mapping[str, Any]]
 _FOLDERS = {"model": "models", "seed": "seeds", "snapshot": "snapshots", "source": "models"}
@@ -351,7 +352,7 @@ def graphs(draw: st.DrawFn) -> AssetGraph:
     return make_graph(spec)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(graphs(), st.data())
 def test_selectors_select_exactly_the_given_set(graph: AssetGraph, data: st.DataObject) -> None:
     buildable = sorted(uid for uid, node in graph.assets.items() if node.resource_type in BUILDABLE)

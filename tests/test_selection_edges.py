@@ -108,3 +108,16 @@ def test_a_top_directory_selects_everything_under_it() -> None:
     under_models = {n.display_name for n in graph.assets.values() if n.path.startswith("models/")}
     assert names(select_assets(graph, ["path:models"])) == under_models
     assert len(under_models) > 5
+
+
+@pytest.mark.parametrize("select", ["path:.", "path:./"])
+def test_the_project_directory_as_a_path_selects_every_asset(select: str) -> None:
+    graph = make_graph(SHOP)
+    assert names(select_assets(graph, [select])) == {n.display_name for n in graph.assets.values()}
+
+
+@pytest.mark.parametrize("select", ["path:models/staging/", "path:./models/staging", "path:models\\staging",
+                                    "path:models\\staging\\"])
+def test_a_path_reads_the_same_with_a_trailing_slash_a_leading_dot_or_backslashes(select: str) -> None:
+    graph = make_graph(SHOP)
+    assert names(select_assets(graph, [select])) == names(select_assets(graph, ["path:models/staging"]))
