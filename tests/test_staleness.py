@@ -265,3 +265,43 @@ def test_an_unobserved_source_says_how_to_observe_it() -> None:
                                         "reported in dbtassets.yml; changes to this source are not detected"}]
     assert statuses[SRC].status is Status.UNOBSERVED and not statuses[SRC].needs_build
     assert statuses[SRC].data_version == OBSERVED  # what was seen before is still its version
+
+
+def test_without_a_column_reader_every_child_reads_an_added_column() -> None:
+    statuses = compute_statuses(graph(), {**CODE, STG: "c-stg-2"}, fresh_state(), {SRC},
+                                {STG: CodeChange(False, DISCOUNT, "non-breaking")})
+    assert statuses[STG].impact == DISCOUNT
+    assert codes(statuses, FACT) == ["upstream_stale"] and codes(statuses, DIM) == ["upstream_stale"]
+
+
+def test_the_column_reader_is_asked_about_the_upstream_that_changed() -> None:
+    asked: set[tuple[UniqueId, UniqueId, frozenset[str]]] = set()
+
+    def reads_from_stg(child: UniqueId, parent: UniqueId, columns: frozenset[str]) -> bool:
+        asked.add((child, parent, columns))
+        return parent == STG
+
+    statuses = compute_statuses(graph(), {**CODE, STG: "c-stg-2"}, fresh_state(), {SRC},
+                                {STG: CodeChange(False, DISCOUNT, "non-breaking: added column `discount`")},
+                                reads_from_stg)
+    assert asked == {(FACT, STG, DISCOUNT), (DIM, STG, DISCOUNT)}
+    assert "do not read it" not in statuses[STG].reasons[0].message
+    assert codes(statuses, FACT) == ["upstream_stale"] and codes(statuses, DIM) == ["upstream_stale"]
+
+
+def test_a_code_change_names_both_versions_by_their_first_eight_characters() -> None:
+    state = fresh_state()
+    long_ago = StateView({**state.last_success, DIM: built(12, "fedcba9876543210", **{STG: Version("m10", "t10")})},
+                         {}, state.observations)
+    statuses = compute_statuses(graph(), {**CODE, DIM: "0123456789abcdef"}, long_ago, {SRC})
+    assert statuses[DIM].reasons[0].message == ("code changed since the build at t12 "
+                                               "(code version fedcba98 → 01234567)")
+
+
+def test_a_built_asset_whose_upstream_has_no_version_says_only_that_it_is_missing() -> None:
+    state = fresh_state()
+    orphan = StateView({FACT: state.last_success[FACT]}, {}, state.observations)  # stg's builds were forgotten
+    statuses = compute_statuses(graph(), CODE, orphan, {SRC})
+    assert statuses[STG].data_version is None
+    assert messages(statuses, FACT) == [{"code": "upstream_missing", "upstream": STG,
+                                         "message": "upstream stg was never materialized"}]
