@@ -40,6 +40,12 @@ def test_a_typo_in_a_windows_file_name_suggests_the_file(windows: AssetGraph) ->
         select_assets(windows, ["path:models/stagin"])
 
 
+def test_a_typo_in_a_windows_file_stem_suggests_the_stem(windows: AssetGraph) -> None:
+    with pytest.raises(SelectionError, match=r"^no asset is in a file named 'stg_ordrs' \(in selector "
+                                             r"'file:stg_ordrs'\); did you mean file:stg_orders or file:fct_orders\?$"):
+        select_assets(windows, ["file:stg_ordrs"])
+
+
 def test_config_values_compare_exactly_except_booleans() -> None:
     shop = make_graph(SHOP)
     assert names(select_assets(shop, ["config.materialized:view"])) == {"stg_orders"}
@@ -121,3 +127,9 @@ def test_the_project_directory_as_a_path_selects_every_asset(select: str) -> Non
 def test_a_path_reads_the_same_with_a_trailing_slash_a_leading_dot_or_backslashes(select: str) -> None:
     graph = make_graph(SHOP)
     assert names(select_assets(graph, [select])) == names(select_assets(graph, ["path:models/staging"]))
+
+
+def test_only_trailing_slashes_are_stripped_from_a_path() -> None:
+    graph = models(tax={"path": "models/TAX/tax.sql"}, ta={"path": "models/TA/ta.sql"})
+    assert names(select_assets(graph, ["path:models/TAX"])) == names(select_assets(graph, ["path:models/TAX//"])) \
+        == {"tax"}
