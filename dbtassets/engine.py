@@ -349,13 +349,15 @@ class Project:
                 left = share.left_to()
                 if share.plan.empty:
                     return SyncResult(share.plan, left=left)
-                return replace(self.build(share.plan, extra_args), left=left)
+                return replace(self.build(share.plan, extra_args, holder=share.claim.holder), left=left)
 
     def build(self, plan: SyncPlan, extra_args: Sequence[str] = (), *,
-              on_node: Callable[[NodeResult], None] | None = None) -> SyncResult:
+              on_node: Callable[[NodeResult], None] | None = None, holder: str | None = None) -> SyncResult:
         """Run the plan's dbt build and record each asset's outcome. The caller holds the build lock.
 
         ``on_node`` hears each node as dbt finishes it, where the runner can tell (in-process).
+        ``holder`` names the build's leases (:func:`dbtassets.leases.leased`): an asset whose lease
+        another build took meanwhile is not recorded, but reported in the result's ``lost``.
         """
         self._follow_profile()
         snapshot = self.snapshot
@@ -374,8 +376,8 @@ class Project:
                                         unsettled=unsettled, code_versions={f.unique_id: f.code_version for f in found})
             ok = (not record.failed and not record.having(BuildStatus.SKIPPED) and not record.failed_checks
                   and result.crashed is None)
-            self.store.record_build(run_id, record.outcomes, record.checks, found, ok, at, str(result.log_path),
-                                    result.crashed)
+            lost = self.store.record_build(run_id, record.outcomes, record.checks, found, ok, at,
+                                           str(result.log_path), result.crashed, holder)
         except DbtAssetsError as exc:  # no outcome recorded: close the run rather than leave it 'running'
             self._close_runs({run_id: ("error", f"nothing recorded: {exc}")})
             raise
@@ -383,9 +385,9 @@ class Project:
             if self._close_runs({run_id: ("interrupted", f"stopped by {stop.signal_name}; nothing recorded")}):
                 stop.run_id = run_id
             raise
-        return SyncResult(plan, run_id, record.having(BuildStatus.SUCCESS), record.failed,
-                          record.having(BuildStatus.SKIPPED), record.not_run, result,
-                          failed_checks=record.failed_checks)
+        return SyncResult(plan, run_id, [u for u in record.having(BuildStatus.SUCCESS) if u not in lost],
+                          record.failed, record.having(BuildStatus.SKIPPED), record.not_run, result,
+                          failed_checks=record.failed_checks, lost=lost)
 
     def _close_runs(self, runs: Mapping[int, tuple[str, str]] | None = None) -> bool:
         """Close ``runs`` (id → status, message), which recorded nothing, with those not closed before.

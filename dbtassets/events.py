@@ -37,6 +37,7 @@ class EventKind(str, Enum):
     SOURCE_RECOVERED = "source_recovered"
     STORE_UNREACHABLE = "store_unreachable"
     STORE_RECONNECTED = "store_reconnected"
+    LEASE_LOST = "lease_lost"
 
     def __str__(self) -> str:
         return self.value
@@ -210,6 +211,16 @@ class StoreReconnected(WatchEvent):
 
 
 @dataclass(frozen=True)
+class LeaseLost(WatchEvent):
+    """A build outlived its leases (renewals failed until they expired) and another build took some of its
+    assets meanwhile: their outcomes are not recorded as this build's, and the watcher plans again."""
+
+    kind = EventKind.LEASE_LOST
+    assets: tuple[str, ...]
+    holders: Mapping[str, str]  # asset -> the build that took it (host:pid:nonce)
+
+
+@dataclass(frozen=True)
 class Stopped(WatchEvent):
     kind = EventKind.STOPPED
 
@@ -248,4 +259,4 @@ class SourceRecovered(WatchEvent):
 EVENT_TYPES: Mapping[EventKind, type[WatchEvent]] = {
     cls.kind: cls for cls in (Watching, NewData, ObserveFailed, Reported, Parsing, Parsed, Stale, BuildStarted,
                               NodeFinished, BuildFinished, Fresh, BackingOff, Waiting, Error, Stopped, NotDue,
-                              SourceLate, SourceRecovered, StoreUnreachable, StoreReconnected)}
+                              SourceLate, SourceRecovered, StoreUnreachable, StoreReconnected, LeaseLost)}

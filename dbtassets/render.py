@@ -303,7 +303,9 @@ def _waiting(graph: AssetGraph, result: SyncResult) -> list[str]:
 def _left(graph: AssetGraph, result: SyncResult) -> list[str]:
     """Assets another build (team mode) holds a lease on, or that are downstream of one."""
     return [f"  left to another build: {graph.assets[uid].display_name} ({holder})"
-            for uid, holder in result.left.items()]
+            for uid, holder in result.left.items()] + [
+        click.style(f"  lease lost  {graph.assets[uid].display_name}: another build ({holder}) took it while this "
+                    "one ran; built here but not recorded", fg="yellow") for uid, holder in result.lost.items()]
 
 
 def sync_text(graph: AssetGraph, result: SyncResult, dry_run: bool) -> str:
@@ -384,6 +386,8 @@ def sync_json(graph: AssetGraph, result: SyncResult, dry_run: bool) -> dict[str,
                     for u in (plan.verdict.schedule.waiting() if plan.verdict is not None else [])],
         "left_to_other_builds": [{"unique_id": u, "name": graph.assets[u].display_name, "holder": holder}
                                  for u, holder in result.left.items()],
+        "lost_leases": [{"unique_id": u, "name": graph.assets[u].display_name, "holder": holder}
+                        for u, holder in result.lost.items()],
     }
 
 
@@ -394,4 +398,6 @@ def _outcome(uid: UniqueId, result: SyncResult, dry_run: bool) -> str:
         return "error"
     if uid in result.skipped:
         return "skipped"
+    if uid in result.lost:
+        return "lease_lost"
     return "success" if uid in result.built else "not_run"

@@ -107,8 +107,9 @@ class SyncResult:
     build: BuildResult | None = None
     left: Mapping[UniqueId, str] = field(default_factory=dict)  # left to other builds: asset → who holds it
     failed_checks: Mapping[UniqueId, str] = field(default_factory=dict)  # check → what failed
+    lost: Mapping[UniqueId, str] = field(default_factory=dict)  # built, but another build took its lease: who
 
     @property
     def ok(self) -> bool:
         return not self.failed and not self.skipped and not self.not_run and not self.failed_checks and (
-            self.build is None or self.build.crashed is None)
+            self.build is None or self.build.crashed is None) and not self.lost

@@ -487,10 +487,21 @@ class StateStore:
 
     def record_build(self, run_id: int, outcomes: Sequence[Outcome], checks: Sequence[CheckOutcome],
                      fingerprints: Iterable[Fingerprinted], ok: bool, at: str, log_path: str | None,
-                     message: str | None) -> None:
+                     message: str | None, holder: str | None = None) -> dict[UniqueId, str]:
         """A build's outcomes, its checks' runs, the fingerprints of what it compiled and the run's end: one
-        transaction. A check ran against its asset's materialization of this run, or else the one before."""
+        transaction. A check ran against its asset's materialization of this run, or else the one before.
+
+        With ``holder`` (the build's name in the leases table), an asset whose lease another build
+        has taken meanwhile (it expired: renewals failed) is not recorded: that build's outcome is the
+        newer claim, and the asset is planned again. Returns those assets, each with who holds it now.
+        """
         with self.transaction() as db:
+            lost = self._leases_taken(db, holder, [o.unique_id for o in outcomes]) if holder else {}
+            if lost:
+                outcomes = [o for o in outcomes if o.unique_id not in lost]
+                checks = [c for c in checks if c.unique_id not in lost]
+                ok = False
+                message = message or (f"lease lost to another build, outcome not recorded: {', '.join(sorted(lost))}")
             self.save_fingerprints(fingerprints, db)
             rebuilt: dict[UniqueId, Version] = {}  # what this run built: its inputs' new versions
             built_ids: dict[UniqueId, int] = {}
@@ -512,6 +523,16 @@ class StateStore:
                                              code_version=c.code_version, materialization_id=checked,
                                              status=c.status, finished_at=at, message=c.message)
             self.finish_run(db, run_id, "success" if ok else "error", at, log_path, message)
+        return lost
+
+    def _leases_taken(self, db: Connection, holder: str, assets: Sequence[UniqueId]) -> dict[UniqueId, str]:
+        """Inside a :meth:`transaction`: which of ``holder``'s ``assets`` another build holds (or held) since.
+
+        A lease that merely expired, unclaimed, still names ``holder``: nobody built since, so it counts as kept.
+        """
+        now = {UniqueId(uid): str(other) for uid, other in db.execute(
+            "SELECT unique_id, holder FROM leases WHERE target = ?", (self.target,)).fetchall()}
+        return {uid: now.get(uid, "a build that has finished since") for uid in assets if now.get(uid) != holder}
 
     def start_run(self, command: str, selected: Sequence[str], at: str) -> int:
         with self.transaction() as db:

@@ -302,6 +302,7 @@ class Watcher:
             return True  # asked to stop while waiting for the lock
         lock, waited = acquired
         try:
+            self.project.recover()  # a build another machine's watcher left when it died (its leases expired)
             if waited:  # another process was building: plan again, now that nobody else can
                 seen = self.project.store.latest_materialization_id()
                 plan = self.project.plan(self.select, self.exclude, observe=False)
@@ -328,7 +329,7 @@ class Watcher:
                 started = self._ticker.monotonic()
                 self.emit(ev.BuildStarted(len(to_build), plan.command))
                 self._failed_nodes = set()
-                result = self.project.build(plan, on_node=self._on_node)
+                result = self.project.build(plan, on_node=self._on_node, holder=share.claim.holder)
         finally:
             lock.release()
         self._after_build(plan, result, self._ticker.monotonic() - started)
@@ -346,6 +347,10 @@ class Watcher:
 
     def _after_build(self, plan: SyncPlan, result: SyncResult, seconds: float) -> None:
         now = self._ticker.monotonic()
+        if result.lost:  # another build holds them now: plan again at once (build, or leave them to it)
+            self.emit(ev.LeaseLost(tuple(self._name(u) for u in result.lost),
+                                   {self._name(u): holder for u, holder in result.lost.items()}))
+            self._held_retry_at = now
         failed = set(result.failed)
         if result.build is not None and result.build.crashed:
             failed |= set(result.not_run)

@@ -107,6 +107,9 @@ TEXT: Mapping[type[ev.WatchEvent], Callable[[ev.WatchEvent], str]] = dict([
                                                      fg="green")),
     _entry(ev.StoreUnreachable, lambda e: click.style(f"state store unreachable: {e.message} (waiting; retry in "
                                                       f"{e.retry_in:g}s)", fg="yellow")),
+    _entry(ev.LeaseLost, lambda e: click.style(
+        "lease lost: " + ", ".join(f"{a} (taken by {e.holders.get(a, 'another build')})" for a in e.assets)
+        + "; built here but not recorded, planning again", fg="yellow")),
     _entry(ev.StoreReconnected, lambda e: click.style(f"state store reachable again (down {e.down_for:g}s): "
                                                       "observing what landed meanwhile", fg="green")),
 ])
@@ -162,6 +165,7 @@ QUIET: Mapping[type[ev.WatchEvent], Callable[[ev.WatchEvent], bool]] = {
     ev.SourceRecovered: lambda e: True,
     ev.StoreUnreachable: lambda e: True,
     ev.StoreReconnected: lambda e: True,
+    ev.LeaseLost: lambda e: True,
 }
 
 
