@@ -119,6 +119,19 @@ def test_a_select_star_reader_counts_as_reading_the_new_column(semantic_project:
     assert set(stale(project)) == {"stg_orders", "fact_sales"}
 
 
+def test_a_star_of_one_table_is_expanded_over_its_columns_and_does_not_read_another_tables_new_column(
+        semantic_project: Setup) -> None:
+    star = ('select o.*, c.customer_name from "shopflow"."main"."stg_orders" as o '
+            'join "shopflow"."main"."stg_customers" as c on o.customer_id = c.customer_id')
+    project, runner = built_and_edited(semantic_project, "dim_customer", star)
+    assert project.sync().ok and stale(project) == {}
+    runner.edit("stg_customers", WITH_SEGMENT)
+    assert set(stale(project)) == {"stg_customers", "customers_snapshot"}  # o.* is stg_orders' columns only
+    assert project.sync().ok
+    runner.edit("stg_orders", WITH_DISCOUNT)
+    assert set(stale(project)) == {"stg_orders", "dim_customer"}  # … which now include discount
+
+
 def test_a_new_column_with_a_configuration_change_is_breaking(semantic_project: Setup) -> None:
     project, runner, _ = semantic_project
     assert project.sync().ok
