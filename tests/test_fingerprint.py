@@ -123,6 +123,30 @@ def test_undeclared_reads() -> None:
                                      "read_csv('data/x.csv')"]) == []
 
 
+def test_an_ephemeral_model_inlined_or_dropped_is_named_and_case_or_comments_change_nothing() -> None:
+    old = "with __dbt__cte__lines as (select a from t) select * from __dbt__cte__lines"
+    assert changed_ctes(old, old.replace("select a from t", "select A /* why */ from T"), D, "__dbt__cte__") == []
+    added = "with __dbt__cte__lines as (select a from t), __dbt__cte__more as (select b from u) select * from u"
+    assert changed_ctes(old, added, D, "__dbt__cte__") == ["more"]
+    assert changed_ctes(added, old, D, "__dbt__cte__") == ["more"]
+
+
+def test_every_table_and_file_read_is_found_whatever_comes_first() -> None:
+    sql = ("select cast(c.id as integer) as id, count(*) as n from read_parquet('data/y.parquet') y "
+           "join main.customers c using (id) join read_csv('data/x.csv') x using (id) group by 1")
+    found = ["READ_CSV('data/x.csv')", "READ_PARQUET('data/y.parquet')", "main.customers"]
+    assert undeclared_reads(sql, D, []) == found
+    assert undeclared_reads(sql, D, ["main.customers", "read_parquet('data/y.parquet')", "read_csv('data/x.csv')"]) \
+        == []  # and functions that read no file (cast, count) are not reads
+    assert undeclared_reads("select * from read_json_auto('data/z.json')", D, []) == ["READ_JSON_AUTO('data/z.json')"]
+
+
+def test_a_declared_name_matches_whatever_its_quotes_spaces_and_case() -> None:
+    sql = "select * from main.customers join read_csv('data/x.csv', header = true) using (id)"
+    assert undeclared_reads(sql, D, ["`DB`.`main`.`Customers`", "READ_CSV('data/x.csv',header=true)"]) == []
+    assert undeclared_reads("select * from read_csv('data/x.csv')", D, ["'data/x.csv'"]) == []  # a file source
+
+
 def test_a_qualified_star_is_never_a_column_only_change() -> None:
     # `t.*` may itself gain or lose columns: what follows it can shift, so no change behind it is additive.
     assert classify("select t.* from t", "select t.*, 1 as one from t", D).describe() == "breaking: a `*` projection"
