@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import re
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -145,6 +146,44 @@ def test_a_declared_name_matches_whatever_its_quotes_spaces_and_case() -> None:
     sql = "select * from main.customers join read_csv('data/x.csv', header = true) using (id)"
     assert undeclared_reads(sql, D, ["`DB`.`main`.`Customers`", "READ_CSV('data/x.csv',header=true)"]) == []
     assert undeclared_reads("select * from read_csv('data/x.csv')", D, ["'data/x.csv'"]) == []  # a file source
+
+
+LONG = "a_column_name_long_enough_that_the_expression_passes_sixty_characters"
+
+
+@pytest.mark.parametrize(("old", "new", "why"), [
+    ("select distinct a from t", "select distinct a, b from t",
+     "DISTINCT: a new column changes which rows are distinct"),
+    ("select a, count(*) as n from t group by all", "select a, count(*) as n, b from t group by all",
+     "GROUP BY ALL: a new column changes the grouping"),
+    ("select a from t limit 5", "select a, b from t limit 5", "LIMIT: which rows are kept may change"),
+    ("select a from t offset 5", "select a, b from t offset 5", "OFFSET: which rows are kept may change"),
+    ("select a from t using sample 10", "select a, b from t using sample 10",
+     "a sample: which rows are kept may change"),
+    ("select a from t", "select a, columns('b.*') from t", "a COLUMNS(...) expression"),
+    ("select a from t", f"select a, unnest({LONG}) as x from t",
+     f"the new column `x` calls a set-returning function (UNNEST({LONG[:53]}), which may multiply rows"),
+    ("select a from t", f"select a, sum({LONG}) as s from t",
+     f"the new column `s` aggregates (SUM({LONG[:56]}) in a query without GROUP BY"),
+    ("select a from t", "select a, 1 as A from t", "the new column `a` repeats a column name"),
+    ("select a from t", "select a, b, b from t", "the new column `b` repeats a column name"),
+    ("select a from t where b > 0", "select a, 'b' as b from t where b > 0",
+     "`b` is also used elsewhere in the query, where it may now mean the new column"),
+    ("select a from t join u on id2 = b", "select a, 1 as b from t join u on id2 = b",
+     "`b` is also used elsewhere in the query, where it may now mean the new column"),
+])
+def test_a_new_column_that_may_change_the_rows_is_breaking_and_says_why(old: str, new: str, why: str) -> None:
+    assert classify(old, new, D).describe() == f"breaking: {why}"
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    ("select a from t", "select a, sum(b) over () as s from t"),
+    ("select a from t where b > 0", "select a, b as b from t where b > 0"),
+    ("select a from t as x where b > 0", "select a, x.b as b from t as x where b > 0"),
+    ("select a from t", "select a, (select max(b) from u) as m from t"),
+])
+def test_a_window_a_passed_through_column_or_a_scalar_subquery_only_adds_a_column(old: str, new: str) -> None:
+    assert classify(old, new, D).describe().startswith("non-breaking: added column")
 
 
 def test_a_qualified_star_is_never_a_column_only_change() -> None:
