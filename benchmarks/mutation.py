@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -207,7 +208,8 @@ def report(statuses: dict[str, str], survivors: dict[str, str], seconds: float |
     revision = stamp.read_text().strip() if stamp.exists() else "unknown"
     out = [f"Revision `{revision}`, {MUTMUT}, {jobs} jobs on "
            f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} at the end, "
-           + (f"{seconds / 60:.1f} min in all (venv, copy, parse and mutmut)." if seconds is not None else
+           + (f"{seconds / 60:.1f} min in all (venv, copy, parse and mutmut), {_cpu_minutes():.1f} min of CPU "
+              "(on a busy machine, CPU / jobs is closer to what a quiet one takes)." if seconds is not None else
               f"report taken at {time.strftime('%H:%M UTC', time.gmtime())} while the run went on."), ""]
     rows = []
     for module in MODULES:
@@ -240,6 +242,12 @@ def report(statuses: dict[str, str], survivors: dict[str, str], seconds: float |
             out += ["Not killed elsewhere (`mutmut show NAME` in benchmarks/.work/mutation/tree shows each): "
                     + ", ".join(rest)]
     return "\n".join(out).rstrip()
+
+
+def _cpu_minutes() -> float:
+    """The CPU time of every child process waited for (pip, dbt parse, mutmut and the mutants it forked)."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (used.ru_utime + used.ru_stime) / 60
 
 
 def write_docs(text: str) -> None:
