@@ -16,9 +16,14 @@ from tests.test_staleness import DIM, FACT, SRC, STG, node
 INITIAL, CEILING = 1.0, 4.0
 
 
-def graph(stg_code: str = "c-stg", dim: bool = True) -> AssetGraph:
-    """raw.orders → stg → fact; stg → dim."""
-    nodes = {SRC: node(SRC, "source"), STG: replace(node(STG, "model", (SRC,)), code_version=stg_code),
+EVENTS = UniqueId("source.p.raw.events")
+
+
+def graph(stg_code: str = "c-stg", dim: bool = True, events: bool = False) -> AssetGraph:
+    """raw.orders (and with ``events``, raw.events) → stg → fact; stg → dim."""
+    sources = (SRC, EVENTS) if events else (SRC,)
+    nodes = {**{s: node(s, "source") for s in sources},
+             STG: replace(node(STG, "model", sources), code_version=stg_code),
              FACT: node(FACT, "model", (STG,)), DIM: node(DIM, "model", (STG,))}
     if not dim:
         del nodes[DIM]
@@ -128,3 +133,10 @@ def test_a_retry_time_of_an_asset_no_longer_in_the_project_is_dropped() -> None:
     assert sorted(backoffs.retry_times) == [1.0, 2.0]
     backoffs.after_build(graph(dim=False), [], [], statuses(), 1.0, INITIAL, CEILING)
     assert backoffs.retry_times == [1.0]
+
+
+def test_a_new_asset_further_upstream_does_not_cut_a_wait_short() -> None:
+    backoffs = Backoffs()
+    failed(backoffs, DIM, now=0.0)
+    grown = graph(events=True)  # stg now reads a second source too; dim's own inputs are the same
+    assert backoffs.held(grown, [DIM], statuses(), 0.5) == {DIM}
