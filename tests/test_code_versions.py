@@ -132,6 +132,20 @@ def test_a_star_of_one_table_is_expanded_over_its_columns_and_does_not_read_anot
     assert set(stale(project)) == {"stg_orders", "dim_customer"}  # … which now include discount
 
 
+def test_a_change_inside_an_inlined_ephemeral_model_names_the_ephemeral_models(semantic_project: Setup) -> None:
+    rounded = SHOPFLOW_SQL["fact_sales"].replace("decimal(12, 2)) as amount", "decimal(12, 0)) as amount")
+    project, runner = built_and_edited(semantic_project, "fact_sales", rounded)
+    (reason,) = stale(project)["fact_sales"]
+    assert "(breaking: more than new output columns changed; in the ephemeral model int_order_lines it inlines)" \
+        in reason
+    assert project.sync().ok
+    both = rounded.replace("decimal(12, 0)) as amount", "decimal(12, 1)) as amount").replace(
+        ") select", "), __dbt__cte__int_more as (select 1 as one) select", 1)
+    runner.edit("fact_sales", both)
+    (reason,) = stale(project)["fact_sales"]
+    assert "; in the ephemeral models int_more, int_order_lines it inlines)" in reason
+
+
 def test_a_new_column_with_a_configuration_change_is_breaking(semantic_project: Setup) -> None:
     project, runner, _ = semantic_project
     assert project.sync().ok
