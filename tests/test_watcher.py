@@ -284,3 +284,18 @@ def test_the_thread_leak_guard_sees_the_watchdog_observer(fake_project: tuple[Pr
     with watching(project.snapshot, queue.SimpleQueue()):
         assert "dbtassets-filewatch" in [t.name for t in leaked_threads(before)]
     assert leaked_threads(before) == []
+
+
+def test_a_failed_build_says_what_was_built_failed_and_skipped_and_when_each_failure_is_retried(
+        fake_project: tuple[Project, FakeRunner, FakeClock], watch: Callable[[], Running]) -> None:
+    project, runner, _ = fake_project
+    runner.fail = {"stg_orders"}
+    running = watch()
+    finished = running.wait_for(ev.BuildFinished)
+    running.stop()
+    assert finished == ev.BuildFinished(
+        built=("country_codes", "stg_customers", "customers_snapshot"),
+        failed={"stg_orders": "Runtime Error in model stg_orders"}, skipped=("fact_sales", "dim_customer"),
+        seconds=0.0, command="dbt build --select country_codes+ stg_orders+", error=None,
+        log_path=str(project.dbt.dbt_log), retry_in={"stg_orders": 5.0})  # the default first backoff
+    assert [e.name for e in running.of(ev.NodeFinished)] == ["stg_orders"]  # its error, said once
