@@ -299,3 +299,14 @@ def test_a_failed_build_says_what_was_built_failed_and_skipped_and_when_each_fai
         seconds=0.0, command="dbt build --select country_codes+ stg_orders+", error=None,
         log_path=str(project.dbt.dbt_log), retry_in={"stg_orders": 5.0})  # the default first backoff
     assert [e.name for e in running.of(ev.NodeFinished)] == ["stg_orders"]  # its error, said once
+
+
+def test_when_dbt_crashes_every_asset_it_did_not_run_backs_off(
+        fake_project: tuple[Project, FakeRunner, FakeClock], watch: Callable[[], Running]) -> None:
+    _, runner, _ = fake_project
+    runner.crash = True
+    running = watch()
+    finished = running.wait_for(ev.BuildFinished)
+    running.stop()
+    assert finished.error == "dbt exited with code 2 without writing run results" and finished.built == ()
+    assert finished.retry_in == dict.fromkeys(EVERYTHING, 5.0)
