@@ -185,6 +185,18 @@ def test_a_state_server_restarting_under_a_watcher_is_waited_for_and_what_landed
         assert_fresh_and_clean(project_dir, url, watcher)
 
 
+def test_a_watcher_waiting_for_a_stopped_state_server_exits_0_on_sigterm(
+        server: PostgresServer, project_dir: Path) -> None:
+    url = server.url(server.database("outage"))
+    server.halt(immediate=True)
+    with WatchProcess(project_dir, "--state", url, "--runner", "subprocess") as watcher:
+        watcher.wait_for("store_unreachable")
+        watcher.wait_for("store_unreachable")
+        assert watcher.stop() == 0
+        assert [e["event"] for e in watcher.events][-1] == "stopped"
+        assert "Traceback" not in watcher._stderr()
+
+
 @pytest.mark.parametrize("command", [["status"], ["sync"], ["check"], ["watch", "--once"]])
 def test_one_shot_commands_on_a_stopped_state_server_fail_at_once_in_one_line_and_write_nothing(
         server: PostgresServer, project_dir: Path, command: list[str]) -> None:
