@@ -91,7 +91,8 @@ class Row:
 
 
 class SuccessRunner:
-    """A dbt runner that builds nothing and reports every selected buildable asset as a success.
+    """A dbt runner that builds nothing and reports every selected buildable asset as a success,
+    and every test of it as passed.
 
     Selectors are resolved the way dbt would for what ``dbt_selectors`` writes (``name``,
     ``dotted.fqn``, ``dotted.fqn,path:FILE``, each optionally with a trailing ``+``) through a
@@ -109,12 +110,18 @@ class SuccessRunner:
         self.builds += 1
         graph = self.project.graph
         chosen = resolve_selectors(graph, selectors)
-        results = tuple(
-            NodeResult(uid, "success", "OK", 0.0, 0)
-            for uid in graph.topological_order(chosen)
-            if graph.assets[uid].resource_type in BUILDABLE
-        )
-        return BuildResult(display(build_command(selectors, extra_args)), 0, results, self.project.dbt.dbt_log)
+        manifest = self.project.manifest
+        results: list[NodeResult] = []
+        tested: set[UniqueId] = set()
+        for uid in graph.topological_order(chosen):  # as `dbt build`: each asset, then its tests, all passing
+            if graph.assets[uid].resource_type in BUILDABLE:
+                results.append(NodeResult(uid, "success", "OK", 0.0, 0))
+                for check in manifest.checks_of(uid):  # so that no check is left pending
+                    if check.unique_id not in tested:
+                        tested.add(check.unique_id)
+                        results.append(NodeResult(check.unique_id, "pass", "", 0.0))
+        return BuildResult(display(build_command(selectors, extra_args)), 0, tuple(results),
+                           self.project.dbt.dbt_log)
 
     def parse(self) -> None:
         # Only reached when the manifest is older than the project's files: parse for real.
