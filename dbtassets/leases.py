@@ -188,7 +188,9 @@ class Renewer:
 
     It renews through a connection of its own, every ``ttl / 3`` seconds, and stops (and joins)
     when the block ends. A renewal that fails (the server restarting) is retried at the next
-    tick; ``lost`` says whether the leases ran out meanwhile.
+    tick; ``lost`` says whether the leases ran out meanwhile. What a build then recorded is
+    decided when it is recorded, against the leases table itself: an asset another build has
+    claimed since is not recorded as this build's (:meth:`~dbtassets.state.StateStore.record_build`).
     """
 
     def __init__(self, store: StateStore, holder: str, ttl: float) -> None:

@@ -4,6 +4,15 @@ Each watcher has its own checkout of the project and calls itself another machin
 (DBTASSETS_HOST), so only the leases in the store keep them apart: neither may see the other's
 process. Orders land in the warehouse through the loader at random moments; both watchers see
 each landing (a ``query`` watermark polled every second) and race to build.
+
+The kill -9 must land in the middle of a build, whatever the machine's load: a build of
+stg_orders takes about a second, and the test learns that it started only by reading the
+watcher's events. So the test holds a read of analytics.stg_orders open across the last landing:
+the build that takes it on waits in the warehouse (dbt renames the old table away) until the
+victim is dead, and the victim is checked to have recorded nothing of it (its run still
+'running', or not yet written). Read too late, a build would have finished before the kill: the
+survivor then had nothing left to rebuild and the test waited for a rebuild in vain (the one
+intermittent CI failure of this test).
 """
 
 from __future__ import annotations
@@ -58,18 +67,25 @@ def loader() -> ModuleType:
 
 def next_event(watchers: dict[str, WatchProcess], kind: str, timeout: float,
                where: Any = lambda e: True) -> tuple[str, Event]:
-    """The first event of ``kind`` from any of ``watchers`` (each keeps its other events in ``events``)."""
+    """The first event of ``kind`` from any of ``watchers`` (each keeps its other events in ``events``).
+
+    A watcher with nothing to say does not slow the reading of another's backlog.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        heard = False
         for name, watcher in watchers.items():
             try:
-                event = watcher._queue.get(timeout=0.05)
+                event = watcher._queue.get_nowait()
             except queue.Empty:
                 continue
+            heard = True
             assert event is not None, f"watcher {name} exited: {watcher._stderr()}"
             watcher.events.append(event)
             if event["event"] == kind and where(event):
                 return name, event
+        if not heard:
+            time.sleep(0.02)
     raise AssertionError(f"no {kind!r} event within {timeout}s; saw "
                          f"{ {n: [e['event'] for e in w.events[-15:]] for n, w in watchers.items()} }")
 
@@ -78,10 +94,6 @@ def parse_utc(stamp: str) -> float:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known intermittent failure (issue 12 stays open): in one of two clean CI runs, after kill -9 of "
-    "the watcher building, the survivor never rebuilt; it alternated 'waiting' (left to another build) "
-    "and 'fresh' for 186 s. Every other assertion here passed in the other run."))
 def test_two_watchers_share_the_work_never_build_one_asset_at_once_and_survive_a_kill_9(
         postgres: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     warehouse = postgres.database("shopflow")
@@ -104,6 +116,7 @@ def test_two_watchers_share_the_work_never_build_one_asset_at_once_and_survive_a
     load.load_pending(db, landed_dir)
 
     watchers: dict[str, WatchProcess] = {}
+    blocker = None
     try:
         for name, project in (("machine-a", first), ("machine-b", second)):
             monkeypatch.setenv("DBTASSETS_HOST", name)
@@ -126,8 +139,11 @@ def test_two_watchers_share_the_work_never_build_one_asset_at_once_and_survive_a
         turned_away = {name for name, w in watchers.items()
                        if any(e["event"] == "waiting" and "left to another build" in e["message"] for e in w.events)}
 
-        # kill -9 of whichever watcher starts the next build, in the middle of it. Events still queued
-        # from before this landing do not count: each event says when it happened.
+        # kill -9 of whichever watcher starts the next build, in the middle of it: that build waits on
+        # the test's read of stg_orders (see the module's docstring). Nothing may be building when the
+        # read begins (no lease held), or that build would wait instead. Events still queued from
+        # before this landing do not count: each event says when it happened.
+        blocker = hold_a_read_of(load, "analytics.stg_orders", state, postgres)
         landed_at = time.time()
         load.land_batch(landed_dir / "orders", 2)
         load.load_pending(db, landed_dir)
@@ -136,6 +152,12 @@ def test_two_watchers_share_the_work_never_build_one_asset_at_once_and_survive_a
         watchers[victim].process.send_signal(signal.SIGKILL)
         killed_at = time.time()
         assert watchers[victim].process.wait(timeout=30) == -signal.SIGKILL
+        # It died mid-build: with its run 'running', or before it was even written (just after build_started).
+        since = [status for status, started in postgres.query(
+            state.rsplit("/", 1)[1], "select status, started_at from runs where host = %s", (victim,))
+            if parse_utc(str(started)) >= landed_at]
+        assert set(since) <= {"running"}, ("the kill did not land mid-build", since)
+        blocker.rollback()
         survivor = next(name for name in watchers if name != victim)
         durations = [e["seconds"] for e in watchers[survivor].events if e["event"] == "build_finished"]
         _, rebuilt = next_event({survivor: watchers[survivor]}, "build_finished", timeout=LEASE + 180,
@@ -145,6 +167,8 @@ def test_two_watchers_share_the_work_never_build_one_asset_at_once_and_survive_a
         assert fact_sales(postgres, warehouse) == expected + 2
         assert watchers[survivor].stop() == 0
     finally:
+        if blocker is not None:
+            blocker.close()
         for watcher in watchers.values():
             watcher.__exit__()
         db.close()
@@ -170,6 +194,21 @@ def test_two_watchers_share_the_work_never_build_one_asset_at_once_and_survive_a
     print(f"{len(runs)} runs, built by {sorted(builders)}, turned away: {sorted(turned_away)}; "
           f"kill -9 of {victim}: {survivor} rebuilt in {recovered_in:.1f}s "
           f"(lease {LEASE:g}s, its builds took {durations} s)")
+
+
+def hold_a_read_of(load: ModuleType, table: str, state: str, server: PostgresServer, timeout: float = 120) -> Any:
+    """A warehouse connection inside a transaction that has read ``table``, taken while no build runs."""
+    deadline = time.monotonic() + timeout
+    while True:
+        blocker = load.connect()
+        blocker.cursor().execute(f"select 1 from {table} limit 1")  # holds its lock until rollback
+        if not server.query(state.rsplit("/", 1)[1], "select unique_id from leases "
+                            "where expires_at >= extract(epoch from clock_timestamp())"):
+            return blocker
+        blocker.rollback()
+        blocker.close()
+        assert time.monotonic() < deadline, "the watchers never stopped building"
+        time.sleep(0.2)
 
 
 def fact_sales(server: PostgresServer, database: str) -> int:
