@@ -16,6 +16,7 @@ import click
 from dbtassets.clock import shown
 from dbtassets.graph import AssetGraph
 from dbtassets.manifest import Node, ResourceType, UniqueId
+from dbtassets.policies import Lateness
 from dbtassets.results import Explanation, ObserveOutcome, StatusReport, SyncResult
 from dbtassets.savings import Savings
 from dbtassets.sources import SourceDeclaration
@@ -166,12 +167,22 @@ def github_annotations(graph: AssetGraph, report: StatusReport, prefix: str = ""
             continue
         node = graph.assets[uid]
         message = _escape("\n".join(r.message for r in status.reasons))
-        what = f"late ({late[uid].severity.value})" if uid in late else status.status.value
-        title = _escape(f"{node.display_name} is {what}", prop=True)
+        title = _escape(_annotation_title(node.display_name, status, late.get(uid)), prop=True)
         level = "error" if report.failing(uid) else "notice"
         lines.append(f"::{level} file={_escape(prefix + node.path, prop=True)},title={title}::{message}")
     lines.append(f"::notice title=dbtassets::{summary(report)}")
     return "\n".join(lines)
+
+
+def _annotation_title(name: str, status: AssetStatus, late: Lateness | None) -> str:
+    """What is wrong with the asset, in a few words: a fresh asset fails the check only through its checks."""
+    if late is not None:
+        return f"{name} is late ({late.severity.value})"
+    if not status.needs_build and status.failing_checks:
+        return f"{name}: {plural(len(status.failing_checks), 'check')} failed"
+    if not status.needs_build and status.pending_checks:
+        return f"{name}: {plural(len(status.pending_checks), 'check')} not run yet"
+    return f"{name} is {status.status.value}"
 
 
 def _escape(text: str, prop: bool = False) -> str:

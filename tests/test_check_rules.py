@@ -89,3 +89,20 @@ def test_a_failing_unit_test_fails_its_model_s_build_named_and_watch_backs_off(f
     assert [r.code for r in statuses[STG_ORDERS].reasons] == [ReasonCode.UPSTREAM_UPDATED, ReasonCode.LAST_BUILD_FAILED]
     assert "unit test test_order_ids on stg_orders failed" in statuses[STG_ORDERS].reasons[-1].message
     assert statuses[FACT].status is Status.STALE and statuses[DIM].status is Status.STALE
+
+
+def test_a_github_annotation_names_the_failing_or_pending_check_of_a_fresh_asset(fake_project: Setup) -> None:
+    from dbtassets.render import github_annotations
+
+    project, runner, _ = fake_project
+    project.sync()
+    add_unit_test(runner, "test_amounts", FACT)
+    lines = github_annotations(project.graph, project.status(observe=False)).splitlines()
+    assert [line.split("::")[1] for line in lines if "fact_sales" in line] == [
+        "error file=models/marts/fact_sales.sql,title=fact_sales%3A 1 check not run yet"]
+    runner.failing_checks = {UNIQUE}
+    land(project, "orders_more.csv")
+    project.sync()
+    lines = github_annotations(project.graph, project.status(observe=False)).splitlines()
+    assert [line.split("::")[1] for line in lines if "stg_orders." in line] == [
+        "error file=models/staging/stg_orders.sql,title=stg_orders%3A 1 check failed"]
