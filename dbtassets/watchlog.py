@@ -29,7 +29,7 @@ def _plural(count: int, word: str) -> str:
 def _watching(e: ev.Watching) -> str:
     runner = "dbt in-process" if e.runner == "InProcessRunner" else "dbt as a subprocess"
     sources = ", ".join(f"{name}: {how}" for name, how in e.sources.items())
-    return (f"watching {e.project}: {e.assets} assets, {_plural(len(e.sources), 'source')} ({sources}); "
+    return (f"watching {e.project}: {_plural(e.assets, 'asset')}, {_plural(len(e.sources), 'source')} ({sources}); "
             f"{runner}; Ctrl-C stops")
 
 
@@ -89,12 +89,12 @@ TEXT: Mapping[type[ev.WatchEvent], Callable[[ev.WatchEvent], str]] = dict([
     _entry(ev.ObserveFailed, lambda e: click.style(f"cannot observe {e.source}: {e.message}", fg="red")),
     _entry(ev.Reported, lambda e: "a loader reported new data"),
     _entry(ev.Parsing, lambda e: "project files changed: re-parsing"),
-    _entry(ev.Parsed, lambda e: f"re-parsed in {e.seconds}s ({e.assets} assets)"),
+    _entry(ev.Parsed, lambda e: f"re-parsed in {e.seconds}s ({_plural(e.assets, 'asset')})"),
     _entry(ev.Stale, _stale),
     _entry(ev.BuildStarted, lambda e: click.style(f"building {_plural(e.count, 'asset')}: {e.command}", bold=True)),
     _entry(ev.NodeFinished, _node_finished),
     _entry(ev.BuildFinished, _build_finished),
-    _entry(ev.Fresh, lambda e: f"everything is fresh ({e.assets} assets)"),
+    _entry(ev.Fresh, lambda e: f"everything is fresh ({_plural(e.assets, 'asset')})"),
     _entry(ev.BackingOff, _backing_off),
     _entry(ev.Waiting, lambda e: f"waiting: {e.message}"),
     _entry(ev.Error, lambda e: click.style(f"error: {e.message} (retry in {e.retry_in:g}s)", fg="red")),

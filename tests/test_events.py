@@ -97,6 +97,11 @@ def test_skipped_nodes_say_which_upstream_failed() -> None:
         "09:17:56   ✗ dim_customer skipped in 0.00s: upstream stg_orders failed")
 
 
+def test_counts_of_one_are_singular() -> None:
+    assert click.unstyle(event_text(ev.Fresh(1), AT) or "") == "09:17:56 everything is fresh (1 asset)"
+    assert click.unstyle(event_text(ev.Parsed(0.2, 1), AT) or "") == "09:17:56 re-parsed in 0.2s (1 asset)"
+
+
 def test_the_json_event_schema_is_documented() -> None:
     docs = (REPO / "docs/events.md").read_text()
     sections = dict(re.findall(r"^### `(\w+)`\n(.*?)(?=^### |\Z)", docs, re.S | re.M))
