@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from dbtassets import events as ev
 from dbtassets.engine import Options, Project
 from dbtassets.selection import select_assets
 from dbtassets.ticker import RealTicker
@@ -24,7 +25,8 @@ class Passes:
     def __init__(self, project: Project, runner: FakeRunner) -> None:
         self.project, self.runner = project, runner
         self.moment = 0.0
-        self.watcher = Watcher(project, lambda event: None, ticker=RealTicker(lambda: self.moment))
+        self.events: list[ev.WatchEvent] = []
+        self.watcher = Watcher(project, self.events.append, ticker=RealTicker(lambda: self.moment))
 
     def at(self, moment: float) -> set[str]:
         """Run a pass at ``moment`` (seconds); the names of the assets it asked dbt to build."""
@@ -65,6 +67,19 @@ def test_while_a_model_backs_off_nothing_downstream_of_it_is_built(passes: Passe
     # dim_customer is stale through stg_customers too, but it reads stg_orders, which is held.
     assert passes.at(0.5) == {"stg_customers", "customers_snapshot"}
     assert passes.at(0.6) == set()
+
+
+def test_a_backoff_names_the_stale_assets_it_holds_and_when_the_failure_is_retried_once(passes: Passes) -> None:
+    land(passes.project, "orders", "orders_a.csv")
+    passes.runner.fail = {"stg_orders"}
+    passes.at(0.0)
+    land(passes.project, "customers", "customers_b.csv")
+    passes.at(0.5)  # builds the customers lineage around the held assets
+    passes.at(0.6)  # said again after that build
+    passes.at(0.7)  # … and not again while nothing changes
+    held = ("dim_customer", "fact_sales", "stg_orders")
+    said = [e for e in passes.events if isinstance(e, ev.BackingOff)]
+    assert said == [ev.BackingOff(held, {"stg_orders": 0.5}), ev.BackingOff(held, {"stg_orders": 0.4})]
 
 
 def test_a_failing_model_is_retried_after_1_2_4_4_seconds(passes: Passes) -> None:
