@@ -18,12 +18,15 @@ Everything happens under ``benchmarks/.work/mutation/``: a venv of its own (mutm
 project with its test dependencies, from PyPI; dbtassets is reinstalled there on every run), a
 copy of the repository with mutmut's configuration, and a copy of example_project parsed once
 (``DBTASSETS_TEST_PARSED_EXAMPLE``), so that the many short pytest sessions do not each run
-``dbt parse``. mutmut puts its mutated copy first on the path of the tests; a child process
-(``python -m dbtassets``) runs the installed, unmutated code (mutmut's trampolines only work
-inside its own process), so it cannot notice a mutant. The run sets ``DBTASSETS_MUTATION_RUN=1``,
-and tests/conftest.py then skips a test where it would start such a child (after its in-process
-part, which counts), and draws a tenth of the hypothesis examples, derandomized so that every
-mutant meets the same ones: the seconds go to the tests that can fail.
+``dbt parse``; another project a test parses (``dbt_parse`` in tests/conftest.py) is parsed once
+per run too (``DBTASSETS_TEST_PARSE_CACHE``). mutmut puts its mutated copy first on the path of
+the tests; a child process (``python -m dbtassets``) runs the installed, unmutated code
+(mutmut's trampolines only work inside its own process), so it cannot notice a mutant. The run
+sets ``DBTASSETS_MUTATION_RUN=1``, and tests/conftest.py then skips a test where it would start
+such a child (after its in-process part, which counts), runs the state-store tests on SQLite
+only (no store is mutated; a PostgreSQL server per mutant is seconds), and draws a tenth of the
+hypothesis examples, derandomized so that every mutant meets the same ones: the seconds go to
+the tests that can fail.
 
 Usage::
 
@@ -82,6 +85,7 @@ def main() -> int:
     parsed = parse_example(python)
     env = {**os.environ, "DBTASSETS_TEST_PARSED_EXAMPLE": str(parsed), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     env["DBTASSETS_MUTATION_RUN"] = "1"  # tests/conftest.py: no child processes, fewer hypothesis examples
+    env["DBTASSETS_TEST_PARSE_CACHE"] = str(parsed.parent)  # other projects a test parses: once per run
     env.pop("CI", None)  # the fault tests' CI rules concern the slow tests, which do not run here
     patterns = [f"dbtassets.{m}.*" for m in args.modules if m != "watch"]
     if "watch" in args.modules:

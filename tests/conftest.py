@@ -43,6 +43,29 @@ def examples(n: int) -> int:
     return max(10, n // 10) if MUTATION_RUN else n
 
 
+def dbt_parse(project: Path, key: str) -> None:
+    """``dbt parse`` in ``project``, a fresh copy of some project that ``key`` names.
+
+    With ``DBTASSETS_TEST_PARSE_CACHE`` set (benchmarks/mutation.py runs a session per mutant), the
+    parsed copy is kept there under ``key`` and later sessions copy it instead of parsing again.
+    """
+    cache = os.environ.get("DBTASSETS_TEST_PARSE_CACHE")
+    saved = Path(cache) / key if cache else None
+    if saved is not None and saved.is_dir():
+        shutil.rmtree(project)
+        shutil.copytree(saved, project, symlinks=True)
+        return
+    subprocess.run([sys.executable, "-m", "dbt.cli.main", "parse", "--profiles-dir", str(project),
+                    "--project-dir", str(project)], cwd=project, check=True, capture_output=True)
+    if saved is not None:
+        partial = saved.with_name(f".{key}.{os.getpid()}")
+        shutil.copytree(project, partial, symlinks=True)
+        try:
+            partial.rename(saved)
+        except OSError:  # another session saved it first
+            shutil.rmtree(partial)
+
+
 @pytest.fixture(scope="session")
 def parsed_example(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """example_project with target/manifest.json, parsed once for the whole session.
@@ -96,7 +119,8 @@ def postgres() -> Iterator[PostgresServer]:
     server.stop()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+# A mutation run mutates no store: the PostgreSQL variants would only start a server per mutant.
+@pytest.fixture(params=["sqlite"] if MUTATION_RUN else ["sqlite", "postgresql"])
 def state_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Where a test's state store lives, once per backend: an SQLite file, or a fresh PostgreSQL database."""
     if request.param == "sqlite":

@@ -12,8 +12,6 @@ import re
 import shutil
 import sqlite3
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -33,7 +31,7 @@ from dbtassets.manifest import UniqueId
 from dbtassets.staleness import ReasonCode, Status
 from dbtassets.watch import Watcher
 from dbtassets.watchlog import event_json
-from tests.conftest import _SKIP, EXAMPLE, FakeClock, FakeRunner, run_cli
+from tests.conftest import _SKIP, EXAMPLE, FakeClock, FakeRunner, dbt_parse, run_cli
 
 FACT, DIM, STG_ORDERS = (UniqueId(f"model.shopflow.{n}") for n in ("fact_sales", "dim_customer", "stg_orders"))
 ORDERS = UniqueId("source.shopflow.raw.orders")
@@ -61,8 +59,7 @@ def policy_example(tmp_path_factory: pytest.TempPathFactory) -> Path:
     template = tmp_path_factory.mktemp("policies") / "shopflow"
     shutil.copytree(EXAMPLE, template, ignore=_SKIP)
     add_policies(template)
-    subprocess.run([sys.executable, "-m", "dbt.cli.main", "parse", "--profiles-dir", str(template),
-                    "--project-dir", str(template)], cwd=template, check=True, capture_output=True)
+    dbt_parse(template, "shopflow-with-policies")
     return template
 
 
