@@ -165,6 +165,8 @@ LONG = "a_column_name_long_enough_that_the_expression_passes_sixty_characters"
      f"the new column `x` calls a set-returning function (UNNEST({LONG[:53]}), which may multiply rows"),
     ("select a from t", f"select a, sum({LONG}) as s from t",
      f"the new column `s` aggregates (SUM({LONG[:56]}) in a query without GROUP BY"),
+    ("select a from t", "select a, my_udf(b) as c from t",
+     "the new column `c` calls my_udf, a function whose effect on rows is not known"),
     ("select a from t", "select a, 1 as A from t", "the new column `a` repeats a column name"),
     ("select a from t", "select a, b, b from t", "the new column `b` repeats a column name"),
     ("select a from t where b > 0", "select a, 'b' as b from t where b > 0",
@@ -181,8 +183,11 @@ def test_a_new_column_that_may_change_the_rows_is_breaking_and_says_why(old: str
     ("select a from t where b > 0", "select a, b as b from t where b > 0"),
     ("select a from t as x where b > 0", "select a, x.b as b from t as x where b > 0"),
     ("select a from t", "select a, (select max(b) from u) as m from t"),
+    ("select a + 1 as x from t", "select A + 1 as x, b from t"),  # unquoted names are case-insensitive
+    ("select a from t", "select a /* why */, b from t"),  # comments are not code
 ])
-def test_a_window_a_passed_through_column_or_a_scalar_subquery_only_adds_a_column(old: str, new: str) -> None:
+def test_a_window_a_passed_through_column_a_scalar_subquery_case_or_comments_only_add_a_column(
+        old: str, new: str) -> None:
     assert classify(old, new, D).describe().startswith("non-breaking: added column")
 
 
