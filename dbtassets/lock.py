@@ -12,6 +12,8 @@ import json
 import os
 import socket
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -42,6 +44,23 @@ class BuildLock:
         os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "purpose": self.purpose,
                                  "command": " ".join(sys.argv)}).encode())
         self._fd = fd
+
+    def wait(self, stop: threading.Event, on_wait: Callable[[str], None], poll: float = 0.5) -> bool | None:
+        """Take the lock, waiting for the holder rather than failing: whether it had to wait.
+
+        ``on_wait`` gets the holder's message once, when waiting starts. None if ``stop`` is set meanwhile.
+        """
+        waited = False
+        while True:
+            try:
+                self.acquire()
+                return waited
+            except LockError as exc:
+                if not waited:
+                    on_wait(str(exc))
+                    waited = True
+                if stop.wait(poll):
+                    return None
 
     def release(self) -> None:
         if self._fd is not None:

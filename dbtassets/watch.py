@@ -30,10 +30,9 @@ from dataclasses import dataclass, field
 from dbtassets import events as ev
 from dbtassets.backoff import Backoffs, Outage, delay
 from dbtassets.engine import Project
-from dbtassets.errors import DbtAssetsError, LockError, StoreUnreachable
+from dbtassets.errors import DbtAssetsError, StoreUnreachable
 from dbtassets.filewatch import FileEvents, Inbox, watching
 from dbtassets.leases import Leased, leased
-from dbtassets.lock import BuildLock
 from dbtassets.manifest import UniqueId
 from dbtassets.policywatch import PolicyWatch
 from dbtassets.results import SyncPlan, SyncResult
@@ -297,10 +296,10 @@ class Watcher:
         return [uid for uid in to_build if uid not in held], waiting
 
     def _build(self, plan: SyncPlan, to_build: list[UniqueId], seen: int) -> bool:
-        acquired = self._acquire_build_lock()
-        if acquired is None:
+        lock = self.project.build_lock("watch build")  # the per-build lock a CLI `sync` also takes
+        waited = lock.wait(self._stop, lambda message: self.emit(ev.Waiting(message)))
+        if waited is None:
             return True  # asked to stop while waiting for the lock
-        lock, waited = acquired
         try:
             self.project.recover()  # a build another machine's watcher left when it died (its leases expired)
             if waited:  # another process was building: plan again, now that nobody else can
@@ -370,24 +369,6 @@ class Watcher:
             {self.project.manifest.checks[c].name: m for c, m in result.failed_checks.items()}))
 
     # -- helpers -------------------------------------------------------------------------
-
-    def _acquire_build_lock(self) -> tuple[BuildLock, bool] | None:
-        """The per-build lock a CLI ``sync`` also takes, and whether it had to wait for it.
-
-        Waits rather than fails; None if :meth:`stop` is called meanwhile.
-        """
-        lock = self.project.build_lock("watch build")
-        waited = False
-        while True:
-            try:
-                lock.acquire()
-                return lock, waited
-            except LockError as exc:
-                if not waited:
-                    self.emit(ev.Waiting(str(exc)))
-                    waited = True
-                if self._stop.wait(0.5):
-                    return None
 
     def _on_node(self, result: NodeResult) -> None:
         """dbt finished a node (in-process runner): an asset, or a failing data test by its short name."""
