@@ -23,7 +23,7 @@ from dbtassets import events as ev
 from dbtassets.engine import Project
 from dbtassets.filewatch import Inbox, watching
 from dbtassets.watch import Watcher
-from tests.conftest import FakeClock, FakeRunner, leaked_threads
+from tests.conftest import MUTATION_RUN, FakeClock, FakeRunner, leaked_threads
 
 E = TypeVar("E", bound=ev.WatchEvent)
 
@@ -31,6 +31,11 @@ ORDERS_LINEAGE = ("stg_orders", "fact_sales", "dim_customer")
 CUSTOMERS_LINEAGE = ("stg_customers", "customers_snapshot", "dim_customer")
 EVERYTHING = {"country_codes", "stg_orders", "stg_customers", "fact_sales", "dim_customer", "customers_snapshot"}
 HEADER = "order_id,customer_id,ordered_at,product,quantity,unit_price\n"
+
+
+# How long to wait for an event that a fake clock makes come at once. A mutation run waits less: a
+# mutant that stops an event is killed either way, and each wait is seconds of nothing on 2 cores.
+PATIENCE = 5.0 if MUTATION_RUN else 30.0
 
 
 class FakeTicker:
@@ -86,7 +91,7 @@ class Running:
             self.error = exc
             self._queue.put(ev.Stopped())
 
-    def wait_for(self, kind: type[E], where: Callable[[E], bool] = lambda e: True, timeout: float = 30) -> E:
+    def wait_for(self, kind: type[E], where: Callable[[E], bool] = lambda e: True, timeout: float = PATIENCE) -> E:
         while True:
             try:
                 event = self._queue.get(timeout=timeout)
@@ -107,7 +112,7 @@ class Running:
 
     def stop(self) -> bool | None:
         self.watcher.stop()
-        self.thread.join(timeout=30)
+        self.thread.join(timeout=PATIENCE)
         assert not self.thread.is_alive(), "the watcher did not stop"
         if self.error is not None:
             raise self.error
@@ -269,7 +274,7 @@ def test_stop_during_a_build_records_it_and_then_stops(
     holder: list[Running] = []
     runner.during_build = lambda: holder[0].watcher.stop()
     holder.append(watch())
-    holder[0].thread.join(timeout=30)
+    holder[0].thread.join(timeout=PATIENCE)
     assert holder[0].stop() is True
     assert holder[0].kinds()[-2:] == ["build_finished", "stopped"]
     assert not project.status(observe=False).needing_build()  # what it built is recorded
