@@ -22,8 +22,9 @@ copy of the repository with mutmut's configuration, and a copy of example_projec
 per run too (``DBTASSETS_TEST_PARSE_CACHE``). mutmut puts its mutated copy first on the path of
 the tests; a child process (``python -m dbtassets``) runs the installed, unmutated code
 (mutmut's trampolines only work inside its own process), so it cannot notice a mutant. The run
-sets ``DBTASSETS_MUTATION_RUN=1``, and tests/conftest.py then skips a test where it would start
-such a child (after its in-process part, which counts), runs the state-store tests on SQLite
+sets ``DBTASSETS_MUTATION_RUN=1``, and tests/conftest.py then leaves out the tests that call
+``run_cli`` themselves and skips one where a helper would start such a child (after its
+in-process part, which counts), runs the state-store tests on SQLite
 only (no store is mutated; a PostgreSQL server per mutant is seconds), and draws a tenth of the
 hypothesis examples, derandomized so that every mutant meets the same ones: the seconds go to
 the tests that can fail.

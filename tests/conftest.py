@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import shutil
@@ -36,6 +37,26 @@ MUTATION_RUN = os.environ.get("DBTASSETS_MUTATION_RUN") == "1"
 settings.register_profile("mutation", derandomize=True, database=None)
 if MUTATION_RUN:
     settings.load_profile("mutation")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In a mutation run, leave out the tests that call ``run_cli`` themselves: all they check is a child's
+    output, and their set-up (a state store to refuse input against) would run before every mutant's
+    first test that can fail (mutmut orders tests by the time of their body, not of their set-up)."""
+    if not MUTATION_RUN:
+        return
+    child = [item for item in items if _calls_a_child(item)]
+    if child:
+        config.hook.pytest_deselected(items=child)
+        items[:] = [item for item in items if item not in set(child)]
+
+
+def _calls_a_child(item: pytest.Item) -> bool:
+    try:
+        source = inspect.getsource(item.function)  # type: ignore[attr-defined]
+    except (AttributeError, TypeError, OSError):
+        return False
+    return "run_cli(" in source or "dbtassets(" in source
 
 
 def examples(n: int) -> int:
