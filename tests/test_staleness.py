@@ -259,6 +259,21 @@ def test_a_rebuild_that_only_added_columns_reaches_only_their_readers() -> None:
     assert loud[FACT].reasons[0].message == "upstream stg updated: rebuilt at t20 (built from the version of t10)"
 
 
+def test_after_a_rebuild_that_added_columns_the_reader_is_asked_about_that_upstream() -> None:
+    asked: set[tuple[UniqueId, UniqueId, frozenset[str]]] = set()
+
+    def reads_from_stg(child: UniqueId, parent: UniqueId, columns: frozenset[str]) -> bool:
+        asked.add((child, parent, columns))
+        return parent == STG
+
+    state = fresh_state()
+    widened = Materialization(20, 2, "t20", "c-stg-2", {SRC: OBSERVED}, base="m10", added=DISCOUNT)
+    view = StateView({**state.last_success, STG: widened}, {}, state.observations)
+    statuses = compute_statuses(graph(), {**CODE, STG: "c-stg-2"}, view, {SRC}, reads=reads_from_stg)
+    assert asked == {(FACT, STG, DISCOUNT), (DIM, STG, DISCOUNT)}
+    assert codes(statuses, FACT) == ["upstream_updated"] and codes(statuses, DIM) == ["upstream_updated"]
+
+
 def test_an_unobserved_source_says_how_to_observe_it() -> None:
     statuses = compute_statuses(graph(), CODE, fresh_state(), set())
     assert messages(statuses, SRC) == [{"code": "unobserved", "message": "no observer: declare files, query or "
