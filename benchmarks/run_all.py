@@ -256,6 +256,12 @@ def render(run: Path) -> None:
     (REPO / "docs" / "performance.md").write_text("\n".join(parts) + "\n")
     loads = [v for r in steps.values() for v in (r["load_before"], r["load_after"])]
     load = f"; load average {min(loads):.1f} to {max(loads):.1f} during the steps quoted" if loads else ""
+    reused: dict[str, list[str]] = {}
+    for name, record in steps.items():
+        if "from_run" in record:
+            reused.setdefault(record["from_run"], []).append(name)
+    load += "".join(f"; the steps {', '.join(sorted(names))} are from the earlier run {origin} (`--only` reran the "
+                    "others)" for origin, names in sorted(reused.items()))
     replace_block(REPO / "README.md", readme_block(run, summary + load))
     if "faults" in steps:
         replace_block(REPO / "docs" / "reliability.md", faults_block(run, summary))
