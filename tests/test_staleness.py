@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dbtassets.checks import CheckResult
 from dbtassets.graph import AssetGraph
-from dbtassets.manifest import Manifest, Node, ResourceType, UniqueId
+from dbtassets.manifest import Check, CheckKind, Manifest, Node, ResourceType, UniqueId
 from dbtassets.staleness import (
     AssetStatus,
     CodeChange,
     Failure,
     Materialization,
+    Reason,
     ReasonCode,
     StateView,
     Status,
@@ -320,3 +322,52 @@ def test_a_built_asset_whose_upstream_has_no_version_says_only_that_it_is_missin
     assert statuses[STG].data_version is None
     assert messages(statuses, FACT) == [{"code": "upstream_missing", "upstream": STG,
                                          "message": "upstream stg was never materialized"}]
+
+
+def test_a_failing_check_holds_the_children_that_have_not_read_the_failing_data_and_theirs() -> None:
+    """stg's new build fails two data tests: dim, which has not read it, is held (naming both); so is what reads dim.
+
+    A child that already read stg's current data is not held: nothing new would reach it.
+    """
+    top = UniqueId("model.p.top")
+    nodes = {SRC: node(SRC, "source"), STG: node(STG, "model", (SRC,)), FACT: node(FACT, "model", (STG,)),
+             DIM: node(DIM, "model", (STG,)), top: node(top, "model", (DIM,))}
+    tests = {UniqueId(f"test.p.{name}"): Check(UniqueId(f"test.p.{name}"), name, CheckKind.DATA_TEST, (STG,), "t1")
+             for name in ("not_null_stg_id", "unique_stg_id")}
+    state = fresh_state()
+    failing = {uid: CheckResult("t1", 20, "fail", "t20", "Got 1 result") for uid in tests}
+    view = StateView({**state.last_success, STG: built(20, "c-stg", **{SRC: OBSERVED}),
+                      FACT: built(21, "c-fact", **{STG: Version("m20", "t20")}),
+                      top: built(22, "c-top", **{DIM: Version("m12", "t12")})},
+                     {}, state.observations, {STG: failing})
+    full = AssetGraph.from_manifest(Manifest(Path("m.json"), "p", "1.11", 12, "duckdb", "", nodes, {}, {}))
+    statuses = compute_statuses(full, {**CODE, top: "c-top"}, view, {SRC}, checks=tests)
+    assert statuses[STG].status is Status.FRESH and not statuses[STG].held
+    assert statuses[FACT].status is Status.FRESH and not statuses[FACT].held  # built from the failing data already
+    assert statuses[DIM].held and statuses[DIM].reasons[-1] == Reason(
+        ReasonCode.UPSTREAM_CHECK_FAILED, "held: upstream stg fails data test not_null_stg_id, data test "
+        "unique_stg_id; it is built once that passes", STG)
+    assert statuses[top].held and statuses[top].reasons[-1] == Reason(
+        ReasonCode.UPSTREAM_CHECK_FAILED, "held: upstream dim waits for a failing check", DIM)
+
+
+def test_each_status_names_its_asset_and_says_no_full_refresh_unless_one_is_needed() -> None:
+    statuses = compute_statuses(graph(), CODE, fresh_state(), set())  # raw.orders unobserved here
+    assert {uid: s.unique_id for uid, s in statuses.items()} == {uid: uid for uid in (SRC, STG, FACT, DIM)}
+    assert all(s.full_refresh is False for s in statuses.values())
+    observed = compute_statuses(graph(), CODE, fresh_state(), {SRC})
+    assert observed[SRC].unique_id == SRC and observed[SRC].status is Status.FRESH
+
+
+def test_an_incremental_model_opted_back_into_full_refreshes_is_rebuilt_with_one_and_says_why() -> None:
+    nodes = {SRC: node(SRC, "source"), STG: node(STG, "model", (SRC,), "incremental"),
+             FACT: node(FACT, "model", (STG,)), DIM: node(DIM, "model", (STG,))}
+    incremental = AssetGraph.from_manifest(Manifest(Path("m.json"), "p", "1.11", 12, "duckdb", "", nodes, {}, {}))
+    state = fresh_state()
+    kept = Materialization(10, 1, "t10", "c-stg", {SRC: OBSERVED}, old_rows_before="t5")
+    statuses = compute_statuses(incremental, CODE, StateView({**state.last_success, STG: kept}, {},
+                                                             state.observations), {SRC})
+    assert statuses[STG].status is Status.STALE and statuses[STG].full_refresh is True
+    assert statuses[STG].reasons == (Reason(ReasonCode.OLD_ROWS_KEPT, "rows built before t5 keep the old logic and "
+                                            "it is no longer opted out of full refreshes: rebuilt with a full "
+                                            "refresh"),)
