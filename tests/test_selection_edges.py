@@ -6,7 +6,7 @@ import pytest
 
 from dbtassets.errors import SelectionError
 from dbtassets.graph import AssetGraph
-from dbtassets.selection import select_assets
+from dbtassets.selection import resolve_selection, select_assets
 from tests.test_selection import SHOP, make_graph, names
 
 
@@ -133,3 +133,32 @@ def test_only_trailing_slashes_are_stripped_from_a_path() -> None:
     graph = models(tax={"path": "models/TAX/tax.sql"}, ta={"path": "models/TA/ta.sql"})
     assert names(select_assets(graph, ["path:models/TAX"])) == names(select_assets(graph, ["path:models/TAX//"])) \
         == {"tax"}
+
+
+def test_an_exclude_leaving_nothing_quotes_every_selector_and_what_was_picked() -> None:
+    graph = make_graph(SHOP)
+    everything = " ".join(sorted(n.name for n in graph.assets.values() if n.resource_type != "source"))
+    with pytest.raises(SelectionError) as caught:
+        select_assets(graph, exclude=["source:*", everything])
+    assert str(caught.value) == (f"--exclude 'source:* {everything}' leaves out every asset of the project; "
+                                 "nothing is selected")
+    with pytest.raises(SelectionError) as caught:
+        select_assets(graph, ["stg_orders", "stg_customers"], ["stg_orders", "stg_customers"])
+    assert str(caught.value) == ("--exclude 'stg_orders stg_customers' leaves out every asset --select "
+                                 "'stg_orders stg_customers' picks; nothing is selected")
+
+
+def test_an_intersection_that_matches_nothing_names_its_flag() -> None:
+    graph = make_graph(SHOP)
+    assert resolve_selection(graph, ["stg_orders+"], ["tag:pii,tag:staging,stg_orders"]).warnings == (
+        "--exclude 'tag:pii,tag:staging,stg_orders' matches no asset: no asset is selected by all of its parts",)
+    with pytest.raises(SelectionError) as caught:
+        select_assets(graph, ["tag:pii,stg_orders"])
+    assert str(caught.value) == ("--select 'tag:pii,stg_orders' matches no asset: no asset is selected by all of "
+                                 "its parts")
+
+
+@pytest.mark.parametrize("select", ["models\\staging", "models\\staging\\stg_orders.sql"])
+def test_a_bare_windows_path_is_a_path_like_dbt(select: str) -> None:
+    graph = make_graph(SHOP)
+    assert names(select_assets(graph, [select])) == names(select_assets(graph, [f"path:{select}"])) != set()
