@@ -252,6 +252,7 @@ def test_ephemeral_models_are_collapsed(shop: AssetGraph) -> None:
     ("tag:", "nothing to select"),
     ("a++", "'+' and '@' go only at the start or end"),
     ("a+b", "'+' and '@' go only at the start or end"),
+    ("a@b", "'+' and '@' go only at the start or end"),
     ("@stg_orders+", "'@' and a trailing '+' cannot be combined"),
     ("config:table", "config needs a key"),
     ("resource_type:test", "assets are of resource_type model, seed, snapshot, source"),
