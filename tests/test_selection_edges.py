@@ -162,3 +162,12 @@ def test_an_intersection_that_matches_nothing_names_its_flag() -> None:
 def test_a_bare_windows_path_is_a_path_like_dbt(select: str) -> None:
     graph = make_graph(SHOP)
     assert names(select_assets(graph, [select])) == names(select_assets(graph, [f"path:{select}"])) != set()
+
+
+def test_a_folder_with_a_dot_in_its_name_is_matched_part_by_part_like_dbt() -> None:
+    graph = models(fact={"fqn": ("shop", "marts.v1", "fact"), "path": "models/marts.v1/fact.sql"},
+                   other={"fqn": ("shop", "marts", "other"), "path": "models/marts/other.sql"})
+    assert names(select_assets(graph, ["marts.v1.fact"])) == {"fact"}
+    assert names(select_assets(graph, ["shop.marts.v1.fact"])) == {"fact"}
+    assert names(select_assets(graph, ["marts.*.fact"])) == {"fact"}
+    assert names(select_assets(graph, ["marts.*"])) == {"fact", "other"}
