@@ -260,8 +260,9 @@ def render(run: Path) -> None:
     for name, record in steps.items():
         if "from_run" in record:
             reused.setdefault(record["from_run"], []).append(name)
-    load += "".join(f"; the steps {', '.join(sorted(names))} are from the earlier run {origin} (`--only` reran the "
-                    "others)" for origin, names in sorted(reused.items()))
+    load += "".join(f"; {'the step' if len(names) == 1 else 'the steps'} {', '.join(sorted(names))} "
+                    f"{'is' if len(names) == 1 else 'are'} from the earlier run {origin} (`--only` reran the others)"
+                    for origin, names in sorted(reused.items()))
     replace_block(REPO / "README.md", readme_block(run, summary + load))
     if "faults" in steps:
         replace_block(REPO / "docs" / "reliability.md", faults_block(run, summary))
@@ -356,10 +357,11 @@ def readme_block(run: Path, summary: str) -> str:
 
 def faults_block(run: Path, summary: str) -> str:
     log = (run / "faults.log").read_text()
-    kills = re.search(r"^20 kills: .*$", log, re.M)
-    storm = re.search(r"^storm: .*$", log, re.M)
-    lines = [f"Figures printed by the fault tests in one run of `benchmarks/run_all.py` ({summary}):", ""]
-    lines += [f"- `{m.group(0).strip()}`" for m in (kills, storm) if m is not None]
+    # pytest's progress dots share the line a print starts on: match anywhere in the line
+    found = re.findall(r"(?:20 kills|storm): .*$", log, re.M)
+    lines = [f"Figures printed by the fault tests in one run of `benchmarks/run_all.py` ({summary}); the kill -9 "
+             "test runs once per state store backend (SQLite, then PostgreSQL):", ""]
+    lines += [f"- `{line.strip()}`" for line in found]
     return "\n".join(lines)
 
 
