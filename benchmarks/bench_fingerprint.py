@@ -7,7 +7,7 @@ written to. In one run:
 1. **Compile.** Real ``dbt compile`` runs once on the copy (its wall time is reported). Its
    ``target/manifest.json`` then holds every node's compiled SQL, which the rest reuses, and a
    copy of it plays production in step 4.
-2. **First run.** :func:`dbtassets.fingerprint.fingerprint` of every model asset's compiled SQL,
+2. **First run.** :func:`dbtassets.sql.fingerprint.fingerprint` of every model asset's compiled SQL,
    in-process, ``--repeat`` passes (pass 1 is the cold one; sqlglot's import is timed apart).
    Per-model times come from ``perf_counter_ns``; a fallback is a model sqlglot could not parse
    (its code version is then the file checksum). Ephemeral models are not assets: their SQL is
@@ -68,11 +68,11 @@ from bench_status import CACHE_NAME, SuccessRunner, Variant, ensure_project, pop
 from bench_watch import environment
 from generate_project import dbt_executable
 
+from dbtassets.building.runner import BuildResult
 from dbtassets.engine import Options, Project
-from dbtassets.graph import AssetGraph
-from dbtassets.manifest import UniqueId, compiled_sql, load_manifest
-from dbtassets.runner import BuildResult
-from dbtassets.staleness import Status
+from dbtassets.model.graph import AssetGraph
+from dbtassets.model.manifest import UniqueId, compiled_sql, load_manifest
+from dbtassets.rules.staleness import Status
 
 COPY_IGNORE = shutil.ignore_patterns(".dbtassets", "logs", "*.duckdb", "*.duckdb.wal", CACHE_NAME, "compiled", "run")
 SCRUBBED_ENV = ("DBTASSETS_STATE", "DBT_PROJECT_DIR", "DBT_PROFILES_DIR", "DBT_TARGET")
@@ -183,7 +183,7 @@ def fingerprint_passes(graph: AssetGraph, sql: dict[UniqueId, str], adapter_type
     """Fingerprint every model asset's compiled SQL ``passes`` times; per-model times in seconds."""
     already = "sqlglot" in sys.modules
     start = time.perf_counter()
-    from dbtassets.fingerprint import dialect_of, fingerprint
+    from dbtassets.sql.fingerprint import dialect_of, fingerprint
 
     import_seconds = None if already else time.perf_counter() - start
     dialect = dialect_of(adapter_type)

@@ -30,8 +30,8 @@ from pathlib import Path
 from bench_status import SuccessRunner, ensure_project
 
 from dbtassets.engine import Options, Project
-from dbtassets.policies import Policies, apply
-from dbtassets.staleness import StateView, compute_statuses
+from dbtassets.rules.policies import Policies, apply
+from dbtassets.rules.staleness import StateView, compute_statuses
 
 
 def timed(repeat: int, work: Callable[[], object]) -> tuple[float, float]:

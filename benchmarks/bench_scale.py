@@ -83,7 +83,7 @@ from bench_status import CACHE_NAME, WORK, ensure_project, populate_state
 from generate_project import generate, parse
 
 import dbtassets
-from dbtassets.project import load_project
+from dbtassets.model.project import load_project
 
 HERE = Path(__file__).resolve().parent
 SCRUBBED_ENV = ("DBTASSETS_STATE", "DBT_PROJECT_DIR", "DBT_PROFILES_DIR", "DBT_TARGET", "DBT_TARGET_PATH",

@@ -44,17 +44,17 @@ from typing import Any
 from generate_project import generate, parse
 
 import dbtassets
+from dbtassets.building.runner import BuildResult, NodeResult, build_command, display
 from dbtassets.engine import Options, Project
-from dbtassets.graph import BUILDABLE, AssetGraph
-from dbtassets.manifest import UniqueId
-from dbtassets.project import load_project
-from dbtassets.runner import BuildResult, NodeResult, build_command, display
-from dbtassets.selection import select_assets
-from dbtassets.staleness import Status
+from dbtassets.model.graph import BUILDABLE, AssetGraph
+from dbtassets.model.manifest import UniqueId
+from dbtassets.model.project import load_project
+from dbtassets.model.selection import select_assets
+from dbtassets.rules.staleness import Status
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / ".work"
-# Written by dbtassets.manifest.load_manifest beside the manifest on the first load.
+# Written by dbtassets.model.manifest.load_manifest beside the manifest on the first load.
 CACHE_NAME = "dbtassets-manifest.cache"
 BASELINE = "json.load"
 PG = "dbtassets --state postgresql://… (loopback)"

@@ -54,7 +54,9 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 WORK = HERE / ".work" / "mutation"
 MUTMUT = "mutmut==3.8.1"
-MODULES = ("staleness", "selection", "fingerprint", "versions", "watch", "backoff")
+# each mutated module by its short name, with where it lives in the package
+MODULES = {"staleness": "rules.staleness", "selection": "model.selection", "fingerprint": "sql.fingerprint",
+           "versions": "sql.versions", "watch": "watch.watcher", "backoff": "watch.backoff"}
 # The watcher's planning: what a pass builds, holds and retries (backoff.py, all of it, and these
 # Watcher methods). The rest of watch.py is threads, inotify and the loop's timing, which the slow
 # end-to-end tests cover.
@@ -88,9 +90,9 @@ def main() -> int:
     env["DBTASSETS_MUTATION_RUN"] = "1"  # tests/conftest.py: no child processes, fewer hypothesis examples
     env["DBTASSETS_TEST_PARSE_CACHE"] = str(parsed.parent)  # other projects a test parses: once per run
     env.pop("CI", None)  # the fault tests' CI rules concern the slow tests, which do not run here
-    patterns = [f"dbtassets.{m}.*" for m in args.modules if m != "watch"]
+    patterns = [f"dbtassets.{MODULES[m]}.*" for m in args.modules if m != "watch"]
     if "watch" in args.modules:
-        patterns += [f"dbtassets.watch.x\u01c1Watcher\u01c1{name}__mutmut_*" for name in WATCH_PLANNING]
+        patterns += [f"dbtassets.watch.watcher.x\u01c1Watcher\u01c1{name}__mutmut_*" for name in WATCH_PLANNING]
     log = WORK / "mutmut.log"
     print(f"mutmut: {len(patterns)} patterns, {args.jobs} jobs; log in {log}", flush=True)
     with log.open("w") as out:
@@ -158,7 +160,7 @@ def copy_tree(modules: list[str]) -> Path:
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "dbtassets", "tests"],
                            cwd=REPO, capture_output=True, text=True).stdout.strip()
     (tree / "REVISION").write_text(f"{head.strip()}{' with uncommitted changes' if dirty else ''}\n")
-    only = ", ".join(f'"dbtassets/{m}.py"' for m in modules)
+    only = ", ".join(f'"dbtassets/{MODULES[m].replace(".", "/")}.py"' for m in modules)
     (tree / "pyproject.toml").write_text((REPO / "pyproject.toml").read_text() + f"""
 [tool.mutmut]
 source_paths = ["dbtassets"]
@@ -184,7 +186,7 @@ def parse_example(python: Path) -> Path:
 def collect(tree: Path) -> dict[str, str]:
     """Every mutant's status, from mutmut's per-file results (exit codes, as ``mutmut results`` reads them)."""
     statuses: dict[str, str] = {}
-    for meta in sorted((tree / "mutants" / "dbtassets").glob("*.py.meta")):
+    for meta in sorted((tree / "mutants" / "dbtassets").glob("**/*.py.meta")):
         data = json.loads(meta.read_text())
         for name, code in data.get("exit_code_by_key", {}).items():
             if module_of(name) != "watch" or name.split("\u01c1")[-1].split("__mutmut_")[0] in WATCH_PLANNING:
@@ -204,7 +206,8 @@ def show(python: Path, tree: Path, name: str) -> str:
 
 
 def module_of(name: str) -> str:
-    return name.split(".")[1]
+    """The short name of the module a mutant's name (``dbtassets.rules.staleness.x_…``) is in."""
+    return next((short for short, path in MODULES.items() if name.startswith(f"dbtassets.{path}.")), "")
 
 
 def report(statuses: dict[str, str], survivors: dict[str, str], seconds: float | None, jobs: int,
@@ -225,7 +228,8 @@ def report(statuses: dict[str, str], survivors: dict[str, str], seconds: float |
         killed = sum(counts[s] for s in KILLED)
         tried = total - counts["not checked"]
         score = f"{100 * killed / tried:.1f}%" if tried else "-"
-        rows.append((f"{module}.py" + (" (planning)" if module == "watch" else ""), total, counts["not checked"],
+        path = MODULES[module].replace(".", "/")
+        rows.append((f"{path}.py" + (" (planning)" if module == "watch" else ""), total, counts["not checked"],
                      killed, counts["survived"], counts["no tests"],
                      total - killed - counts["survived"] - counts["no tests"] - counts["not checked"], score))
     header = ("module", "mutants", "not yet run", "killed", "survived", "no fast test reaches it", "other",

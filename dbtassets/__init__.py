@@ -18,7 +18,7 @@ from dbtassets.errors import (
     StateError,
 )
 from dbtassets.results import Options, StatusReport, SyncPlan, SyncResult
-from dbtassets.staleness import AssetStatus, Reason, ReasonCode, Status
+from dbtassets.rules.staleness import AssetStatus, Reason, ReasonCode, Status
 
 __version__ = "0.1.0"
 

@@ -1,5 +1,5 @@
 """``python -m dbtassets``."""
 
-from dbtassets.cli import main
+from dbtassets.cli.commands import main
 
 main()

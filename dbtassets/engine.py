@@ -1,7 +1,7 @@
 """The dbtassets API: one :class:`Project` per dbt project, one method per command.
 
 A ``Project`` holds the boundaries (the dbt runner, the clock, the state store), all passed in
-so tests can replace them, and a frozen :class:`~dbtassets.snapshot.Snapshot` of what was loaded.
+so tests can replace them, and a frozen :class:`~dbtassets.model.snapshot.Snapshot` of what was loaded.
 Its verbs are the commands' (``status``, ``sync``…) and the watcher's (``observe``, ``plan``,
 ``build``, ``build_lock``, ``reparse``): nothing outside the engine reaches into the store or the
 runner.
@@ -16,23 +16,10 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-from dbtassets import recording
-from dbtassets.backends import Location
-from dbtassets.clock import Clock, SystemClock, timestamp
-from dbtassets.errors import DbtAssetsError, Interrupted, ProjectError, SelectionError
-from dbtassets.explain import explain
-from dbtassets.graph import BUILDABLE, AssetGraph
-from dbtassets.leases import leased
-from dbtassets.lock import BuildLock
-from dbtassets.manifest import Manifest, Node, ResourceType, UniqueId
-from dbtassets.observing import Observer
-from dbtassets.policies import Policies, Verdict
-from dbtassets.policies import apply as apply_policies
-from dbtassets.project import DbtProject, load_project
-from dbtassets.recording import BuildStatus
-from dbtassets.refresh import invocations
-from dbtassets.results import Explanation, ObserveOutcome, Options, StatusReport, SyncPlan, SyncResult
-from dbtassets.runner import (
+from dbtassets.building import recording
+from dbtassets.building.lock import BuildLock
+from dbtassets.building.recording import BuildStatus
+from dbtassets.building.runner import (
     BuildResult,
     DbtTarget,
     NodeResult,
@@ -42,16 +29,29 @@ from dbtassets.runner import (
     display,
     listening,
 )
-from dbtassets.savings import Savings
-from dbtassets.savings import compute as compute_savings
-from dbtassets.selection import resolve_selection
-from dbtassets.snapshot import Snapshot, load_snapshot
-from dbtassets.sources import Observation, ObserverKind, Settings
-from dbtassets.staleness import AssetStatus, DataVersionKind, ReasonCode, compute_statuses
-from dbtassets.state import HistoryEntry, StateStore
-from dbtassets.steps import BuildStep, run_steps
-from dbtassets.targets import Targets, profiles_file, resolve_targets
-from dbtassets.versions import CodeVersioner
+from dbtassets.building.steps import BuildStep, run_steps
+from dbtassets.clock import Clock, SystemClock, timestamp
+from dbtassets.errors import DbtAssetsError, Interrupted, ProjectError, SelectionError
+from dbtassets.explain import explain
+from dbtassets.model.graph import BUILDABLE, AssetGraph
+from dbtassets.model.manifest import Manifest, Node, ResourceType, UniqueId
+from dbtassets.model.project import DbtProject, load_project
+from dbtassets.model.selection import resolve_selection
+from dbtassets.model.snapshot import Snapshot, load_snapshot
+from dbtassets.model.sources import Observation, ObserverKind, Settings
+from dbtassets.model.targets import Targets, profiles_file, resolve_targets
+from dbtassets.observe.observer import Observer
+from dbtassets.results import Explanation, ObserveOutcome, Options, StatusReport, SyncPlan, SyncResult
+from dbtassets.rules.policies import Policies, Verdict
+from dbtassets.rules.policies import apply as apply_policies
+from dbtassets.rules.refresh import invocations
+from dbtassets.rules.savings import Savings
+from dbtassets.rules.savings import compute as compute_savings
+from dbtassets.rules.staleness import AssetStatus, DataVersionKind, ReasonCode, compute_statuses
+from dbtassets.sql.versions import CodeVersioner
+from dbtassets.state.backends import Location
+from dbtassets.state.leases import leased
+from dbtassets.state.store import HistoryEntry, StateStore
 
 __all__ = ["STATE_ENV", "Explanation", "ObserveOutcome", "Options", "Project", "StatusReport", "SyncPlan",
            "SyncResult", "unobserved"]
@@ -316,7 +316,7 @@ class Project:
         """The plan that builds exactly ``to_build`` (upstream first) and runs ``checks``.
 
         Models whose rebuild must be a full refresh get ``--full-refresh`` and no other model does,
-        which may take more than one ``dbt build`` (:func:`dbtassets.refresh.invocations`). Checks
+        which may take more than one ``dbt build`` (:func:`dbtassets.rules.refresh.invocations`). Checks
         whose assets are not built are selected by name in the first one.
         """
         full = [uid for uid in to_build if statuses[uid].full_refresh]
@@ -356,7 +356,7 @@ class Project:
         """Run the plan's dbt build and record each asset's outcome. The caller holds the build lock.
 
         ``on_node`` hears each node as dbt finishes it, where the runner can tell (in-process).
-        ``holder`` names the build's leases (:func:`dbtassets.leases.leased`): an asset whose lease
+        ``holder`` names the build's leases (:func:`dbtassets.state.leases.leased`): an asset whose lease
         another build took meanwhile is not recorded, but reported in the result's ``lost``.
         """
         self._follow_profile()

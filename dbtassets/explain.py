@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dbtassets.manifest import ResourceType, UniqueId
+from dbtassets.model.manifest import ResourceType, UniqueId
+from dbtassets.model.snapshot import Snapshot
 from dbtassets.results import Explanation, StatusReport
-from dbtassets.snapshot import Snapshot
-from dbtassets.state import StateStore
-from dbtassets.versions import CodeVersioner
+from dbtassets.sql.versions import CodeVersioner
+from dbtassets.state.store import StateStore
 
 
 def explain(snapshot: Snapshot, versions: CodeVersioner, store: StateStore, report: StatusReport,
@@ -28,7 +28,7 @@ def explain(snapshot: Snapshot, versions: CodeVersioner, store: StateStore, repo
     node = snapshot.graph.assets[uid]
     sql = versions.sql_of(uid, node.code_version) if node.resource_type == ResourceType.MODEL else None
     if sql is not None:
-        from dbtassets.fingerprint import undeclared_reads
+        from dbtassets.sql.fingerprint import undeclared_reads
 
         hidden = undeclared_reads(sql, versions.dialect, versions.declared_relations(uid))
         if hidden:

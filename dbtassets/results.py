@@ -1,4 +1,4 @@
-"""The values the engine's verbs return: plain, frozen, and rendered by :mod:`dbtassets.render`."""
+"""The values the engine's verbs return: plain, frozen, and rendered by :mod:`dbtassets.report.render`."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dbtassets.manifest import UniqueId
-from dbtassets.policies import Verdict
-from dbtassets.runner import BuildResult
-from dbtassets.sources import Observation, ObserverKind
-from dbtassets.staleness import AssetStatus
-from dbtassets.steps import BuildStep
+from dbtassets.building.runner import BuildResult
+from dbtassets.building.steps import BuildStep
+from dbtassets.model.manifest import UniqueId
+from dbtassets.model.sources import Observation, ObserverKind
+from dbtassets.rules.policies import Verdict
+from dbtassets.rules.staleness import AssetStatus
 
 
 @dataclass(frozen=True)

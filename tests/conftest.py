@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from hypothesis import settings
 
+from dbtassets.building.runner import BuildResult, NodeResult, build_command, display
 from dbtassets.engine import Options, Project
-from dbtassets.manifest import Check, CheckKind, UniqueId
-from dbtassets.runner import BuildResult, NodeResult, build_command, display
+from dbtassets.model.manifest import Check, CheckKind, UniqueId
 from tests.pg import PostgresServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -264,7 +264,7 @@ class FakeRunner:
     failing_checks: set[str] = field(default_factory=set)  # names of data tests and unit tests that fail
 
     def build(self, selectors: Sequence[str], extra_args: Sequence[str] = ()) -> BuildResult:
-        from dbtassets.selection import select_assets
+        from dbtassets.model.selection import select_assets
 
         assert self.project is not None
         args = build_command(selectors, extra_args)
@@ -316,7 +316,7 @@ class FakeRunner:
 
     def compile(self, selectors: Sequence[str]) -> dict[UniqueId, str]:
         """The ``compiled`` SQL of the selected models that have some."""
-        from dbtassets.selection import select_assets
+        from dbtassets.model.selection import select_assets
 
         assert self.project is not None
         self.compiles.append(list(selectors))

@@ -1,4 +1,4 @@
-"""The watcher's retry rules (dbtassets.backoff), as pure functions of a graph, statuses and the time."""
+"""The watcher's retry rules (dbtassets.watch.backoff), as pure functions of a graph, statuses and the time."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from dbtassets.backoff import STORE_RETRY_INITIAL, STORE_RETRY_MAX, Backoffs, Outage, delay
-from dbtassets.graph import AssetGraph
-from dbtassets.manifest import Manifest, UniqueId
-from dbtassets.staleness import AssetStatus, Status, Version
+from dbtassets.model.graph import AssetGraph
+from dbtassets.model.manifest import Manifest, UniqueId
+from dbtassets.rules.staleness import AssetStatus, Status, Version
+from dbtassets.watch.backoff import STORE_RETRY_INITIAL, STORE_RETRY_MAX, Backoffs, Outage, delay
 from tests.test_staleness import DIM, FACT, SRC, STG, node
 
 INITIAL, CEILING = 1.0, 4.0

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from dbtassets.manifest import UniqueId
-from dbtassets.staleness import ReasonCode, Status
-from dbtassets.watch import Watcher
+from dbtassets.model.manifest import UniqueId
+from dbtassets.rules.staleness import ReasonCode, Status
+from dbtassets.watch.watcher import Watcher
 from tests.conftest import FakeRunner
 from tests.test_engine import DIM, FACT, STG_ORDERS, Setup, land
 
@@ -92,7 +92,7 @@ def test_a_failing_unit_test_fails_its_model_s_build_named_and_watch_backs_off(f
 
 
 def test_a_github_annotation_names_the_failing_or_pending_check_of_a_fresh_asset(fake_project: Setup) -> None:
-    from dbtassets.render import github_annotations
+    from dbtassets.report.render import github_annotations
 
     project, runner, _ = fake_project
     project.sync()

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from dbtassets.engine import Options, Project
-from dbtassets.manifest import UniqueId
-from dbtassets.staleness import ReasonCode, Status
+from dbtassets.model.manifest import UniqueId
+from dbtassets.rules.staleness import ReasonCode, Status
 from tests.conftest import dbtassets
 from tests.tiny import dbt, write, write_project
 

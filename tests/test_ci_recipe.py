@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from dbtassets.project import repository_prefix
+from dbtassets.model.project import repository_prefix
 from tests.conftest import EXAMPLE, REPO, run_cli
 
 WORKFLOW = REPO / "examples" / "ci" / "dbtassets.yml"

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dbtassets.fingerprint import classify
+from dbtassets.sql.fingerprint import classify
 from tests.conftest import examples
 
 D = "duckdb"
@@ -188,7 +188,7 @@ PARENT_ROWS = st.lists(st.tuples(st.integers(0, 4), st.none() | st.integers(0, 2
 def test_a_column_a_model_does_not_read_cannot_change_it(db: duckdb.DuckDBPyConnection, sql: str,
                                                         rows: list[tuple[Any, ...]]) -> None:
     """Whenever lineage says a model does not read the new column `n`, it gives the same result without it."""
-    from dbtassets.lineage import columns_read
+    from dbtassets.sql.lineage import columns_read
 
     reads = columns_read(sql.format(rel='"db"."main"."parent"'), D, {'"db"."main"."parent"': ["id", "a", "b", "n"]})
     if reads.any_of({"n"}):
@@ -216,7 +216,7 @@ def test_a_column_a_model_does_not_read_cannot_change_it(db: duckdb.DuckDBPyConn
     ("with src as (select * from unknown_table) select id from src", True),
 ])
 def test_lineage_sees_through_import_ctes(sql: str, reads_new: bool) -> None:
-    from dbtassets.lineage import columns_read
+    from dbtassets.sql.lineage import columns_read
 
     relation = '"db"."main"."parent"'
     assert columns_read(sql.format(rel=relation), D, {relation: ["id", "a", "n"]}).any_of({"n"}) is reads_new

@@ -10,9 +10,9 @@ import click
 from click.testing import CliRunner
 
 import dbtassets
-from dbtassets import render
-from dbtassets.cli import cli
+from dbtassets.cli.commands import cli
 from dbtassets.engine import Project
+from dbtassets.report import render
 from tests.conftest import REPO, FakeClock, FakeRunner, run_cli
 
 README = (REPO / "README.md").read_text()

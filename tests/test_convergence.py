@@ -126,7 +126,7 @@ def test_each_edit_is_judged_on_what_it_changes(built: Path) -> None:
 def test_watch_sees_a_source_in_data_outside_the_project_and_a_local_package_edit(built: Path) -> None:
     """The watcher's inotify watches cover ../data (the source's external_location) and ../helpers."""
     from dbtassets.engine import Options, Project
-    from dbtassets.filewatch import FileEvents, watched_directories
+    from dbtassets.watch.files import FileEvents, watched_directories
 
     root = built.parent.resolve()
     with Project(Options(built)) as project:

@@ -1,4 +1,4 @@
-"""What dbtassets.inprocess assumes about dbt-core's and dbt-duckdb's internals, one test per assumption.
+"""What dbtassets.building.inprocess assumes about dbt-core's and dbt-duckdb's internals, one test per assumption.
 
 When a dbt upgrade breaks one, the failing test's message names the assumption, what is missing and
 what inprocess.py does with it; the watcher then runs dbt as a subprocess instead (tested below).
@@ -12,10 +12,10 @@ from typing import Any, ClassVar
 
 import pytest
 
-from dbtassets import dbt_contract, inprocess
-from dbtassets.dbt_contract import CONTRACT, Assumption
-from dbtassets.project import load_project
-from dbtassets.runner import BuildResult, DbtTarget, SubprocessRunner
+from dbtassets.building import dbt_contract, inprocess
+from dbtassets.building.dbt_contract import CONTRACT, Assumption
+from dbtassets.building.runner import BuildResult, DbtTarget, SubprocessRunner
+from dbtassets.model.project import load_project
 
 
 @pytest.mark.parametrize("assumption", CONTRACT, ids=lambda a: a.name)

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from dbtassets.building.lock import BuildLock
 from dbtassets.engine import Project
 from dbtassets.errors import LockError
-from dbtassets.lock import BuildLock
-from dbtassets.manifest import UniqueId
-from dbtassets.staleness import ReasonCode, Status
+from dbtassets.model.manifest import UniqueId
+from dbtassets.rules.staleness import ReasonCode, Status
 from tests.conftest import FakeClock, FakeRunner
 
 FACT = UniqueId("model.shopflow.fact_sales")
@@ -73,8 +73,7 @@ def test_a_failure_is_recorded_and_its_descendants_are_skipped(fake_project: Set
 def test_a_multi_line_dbt_error_keeps_the_status_table_one_row_per_reason(fake_project: Setup) -> None:
     import click
 
-    from dbtassets import render
-
+    from dbtassets.report import render
     project, runner, _ = fake_project
     runner.fail, runner.fail_message = {"stg_orders"}, "Runtime Error in model {name}\n  Conversion Error:\n    bad 'x'"
     project.sync()
@@ -98,7 +97,7 @@ def test_sync_refuses_while_another_process_holds_the_build_lock(fake_project: S
     project, runner, _ = fake_project
     lock = project.dbt.directory / ".dbtassets" / "build.lock"
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from pathlib import Path; from dbtassets.lock import BuildLock\n"
+        "import sys, time; from pathlib import Path; from dbtassets.building.lock import BuildLock\n"
         f"BuildLock(Path({str(lock)!r}), 'watch build').acquire(); print('held', flush=True); time.sleep(60)")],
         stdout=subprocess.PIPE, text=True)
     try:
@@ -119,8 +118,8 @@ def test_sync_refuses_while_another_process_holds_the_build_lock(fake_project: S
 @pytest.mark.slow
 def test_a_selection_longer_than_any_command_line_still_builds(project_dir: Path) -> None:
     """120,000 selectors are ~2.3 MB of arguments, over Linux's 2 MB limit for a whole command line."""
-    from dbtassets.project import load_project
-    from dbtassets.runner import DbtTarget, SubprocessRunner, build_command
+    from dbtassets.building.runner import DbtTarget, SubprocessRunner, build_command
+    from dbtassets.model.project import load_project
 
     selectors = ["stg_orders"] * 120_000
     with pytest.raises(OSError, match="Argument list too long"):

@@ -16,11 +16,11 @@ from typing import TypeVar
 
 import pytest
 
-from dbtassets import events as ev
 from dbtassets.engine import Options, Project
-from dbtassets.leases import claim, leases
-from dbtassets.manifest import UniqueId
-from dbtassets.watch import Watcher
+from dbtassets.model.manifest import UniqueId
+from dbtassets.state.leases import claim, leases
+from dbtassets.watch import events as ev
+from dbtassets.watch.watcher import Watcher
 from tests.conftest import FakeClock, FakeRunner
 
 E = TypeVar("E", bound=ev.WatchEvent)

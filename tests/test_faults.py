@@ -233,7 +233,7 @@ for n in range(int(sys.argv[2]), 10**9):
 def test_kill_9_at_random_points_of_state_writes_never_loses_a_commit_or_corrupts_the_store(
         project_dir: Path, state_location: str) -> None:
     from dbtassets.engine import Options, Project
-    from dbtassets.state import StateStore
+    from dbtassets.state.store import StateStore
 
     rng = random.Random(5)
     state = state_location
@@ -631,8 +631,8 @@ def test_files_with_future_or_past_mtimes_are_new_data_for_sync_and_watch(projec
 
 def test_a_file_with_a_future_mtime_still_being_written_is_left_out(tmp_path: Path) -> None:
     """Its writer's clock is ahead (an NFS server, a VM): 'modified within settle' must not need mtime <= now."""
-    from dbtassets.manifest import UniqueId
-    from dbtassets.sources import ObserverKind, SourceDeclaration, observe_files
+    from dbtassets.model.manifest import UniqueId
+    from dbtassets.model.sources import ObserverKind, SourceDeclaration, observe_files
 
     declaration = SourceDeclaration(UniqueId("source.p.raw.orders"), "raw.orders", ObserverKind.FILES, "test",
                                     globs=("orders/*.csv",))

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dbtassets.fingerprint import changed_ctes, classify, fingerprint, undeclared_reads
-from dbtassets.lineage import Reads, columns_read
+from dbtassets.sql.fingerprint import changed_ctes, classify, fingerprint, undeclared_reads
+from dbtassets.sql.lineage import Reads, columns_read
 from tests.conftest import examples
 
 D = "duckdb"

@@ -22,15 +22,15 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from dbtassets import render
-from dbtassets.cli import cli
+from dbtassets.cli.commands import cli
 from dbtassets.engine import Options, Project
-from dbtassets.events import NotDue, WatchEvent
-from dbtassets.hooks import EventHook
-from dbtassets.manifest import UniqueId
-from dbtassets.staleness import ReasonCode, Status
-from dbtassets.watch import Watcher
-from dbtassets.watchlog import event_json
+from dbtassets.model.manifest import UniqueId
+from dbtassets.report import render
+from dbtassets.report.watchlog import event_json
+from dbtassets.rules.staleness import ReasonCode, Status
+from dbtassets.watch.events import NotDue, WatchEvent
+from dbtassets.watch.hooks import EventHook
+from dbtassets.watch.watcher import Watcher
 from tests.conftest import _SKIP, EXAMPLE, FakeClock, FakeRunner, dbt_parse, run_cli
 
 FACT, DIM, STG_ORDERS = (UniqueId(f"model.shopflow.{n}") for n in ("fact_sales", "dim_customer", "stg_orders"))
@@ -333,7 +333,7 @@ def test_with_real_dbt_a_code_edit_skips_the_wait_check_fails_once_overdue_and_s
 def test_a_source_with_an_sla_and_no_observer_is_a_warning(policy_project: Setup) -> None:
     import dataclasses
 
-    from dbtassets.sources import ObserverKind
+    from dbtassets.model.sources import ObserverKind
 
     project, _, _ = policy_project
     settings = project.settings

@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dbtassets.errors import ConfigError, ManifestError
-from dbtassets.graph import AssetGraph
-from dbtassets.manifest import load_manifest
-from dbtassets.sources import load_settings
-from dbtassets.staleness import StateView, compute_statuses
+from dbtassets.model.graph import AssetGraph
+from dbtassets.model.manifest import load_manifest
+from dbtassets.model.sources import load_settings
+from dbtassets.rules.staleness import StateView, compute_statuses
 from tests.conftest import examples
 
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.text(max_size=8), st.floats(allow_nan=False))

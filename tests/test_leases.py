@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 from dbtassets.engine import Options, Project
-from dbtassets.leases import Renewer, claim, leases, new_holder, release
-from dbtassets.manifest import UniqueId
-from dbtassets.state import StateStore
+from dbtassets.model.manifest import UniqueId
+from dbtassets.state.leases import Renewer, claim, leases, new_holder, release
+from dbtassets.state.store import StateStore
 from tests.conftest import FakeClock, FakeRunner
 
 X, Y, Z = UniqueId("model.p.x"), UniqueId("model.p.y"), UniqueId("model.p.z")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from dbtassets.lock import BuildLock
+from dbtassets.building.lock import BuildLock
 
 
 def test_a_watcher_waits_for_the_build_lock_says_why_once_and_gives_up_when_stopped(tmp_path: Path) -> None:

@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from dbtassets.graph import AssetGraph
-from dbtassets.manifest import UniqueId, load_manifest
+from dbtassets.model.graph import AssetGraph
+from dbtassets.model.manifest import UniqueId, load_manifest
 
 FACT = UniqueId("model.shopflow.fact_sales")
 DIM = UniqueId("model.shopflow.dim_customer")

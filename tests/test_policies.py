@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from dbtassets.errors import ManifestError
-from dbtassets.graph import AssetGraph
-from dbtassets.manifest import FreshnessConfig, Manifest, Node, UniqueId
-from dbtassets.policies import Policies, Schedule, Severity, lateness, next_lateness_change, schedule
-from dbtassets.staleness import Materialization, ReasonCode, StateView, Status, Version, compute_statuses
+from dbtassets.model.graph import AssetGraph
+from dbtassets.model.manifest import FreshnessConfig, Manifest, Node, UniqueId
+from dbtassets.rules.policies import Policies, Schedule, Severity, lateness, next_lateness_change, schedule
+from dbtassets.rules.staleness import Materialization, ReasonCode, StateView, Status, Version, compute_statuses
 
 ORDERS, CUSTOMERS = UniqueId("source.p.raw.orders"), UniqueId("source.p.raw.customers")
 STG_O, STG_C, FACT, DIM, SNAP, LEAF = (UniqueId(u) for u in (

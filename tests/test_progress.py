@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dbtassets.progress import DbtProgress
+from dbtassets.building.progress import DbtProgress
 
 DBT_OUTPUT = [  # as `dbt build` writes it to a pipe (colours included)
     "\x1b[0m17:26:45  Running with dbt=1.11.16",

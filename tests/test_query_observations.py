@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dbtassets.engine import Options, Project
-from dbtassets.manifest import UniqueId
+from dbtassets.model.manifest import UniqueId
 from tests.conftest import FakeClock, FakeRunner, dbtassets
 
 Setup = tuple[Project, FakeRunner, FakeClock]

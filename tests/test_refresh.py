@@ -8,11 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from dbtassets.checks import CheckResult, CheckState
-from dbtassets.graph import AssetGraph
-from dbtassets.manifest import Check, CheckKind, Manifest, Node, UniqueId
-from dbtassets.refresh import Invocation, Refresh, invocations, old_rows_before, refresh_of
-from dbtassets.staleness import Materialization, ReasonCode, StateView, Status, compute_statuses
+from dbtassets.model.graph import AssetGraph
+from dbtassets.model.manifest import Check, CheckKind, Manifest, Node, UniqueId
+from dbtassets.rules.checks import CheckResult, CheckState
+from dbtassets.rules.refresh import Invocation, Refresh, invocations, old_rows_before, refresh_of
+from dbtassets.rules.staleness import Materialization, ReasonCode, StateView, Status, compute_statuses
 
 SEED, INC, KEPT, DBT_KEPT, SNAP, TABLE = (UniqueId(u) for u in (
     "seed.p.raw", "model.p.inc", "model.p.kept", "model.p.dbt_kept", "snapshot.p.snap", "model.p.table"))

@@ -10,10 +10,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from click.testing import CliRunner
 
-from dbtassets.cli import cli
+from dbtassets.building.runner import BuildResult
+from dbtassets.cli.commands import cli
 from dbtassets.engine import Project
-from dbtassets.runner import BuildResult
-from dbtassets.savings import window_start
+from dbtassets.rules.savings import window_start
 from tests.conftest import FakeClock, FakeRunner
 
 Setup = tuple[Project, FakeRunner, FakeClock]

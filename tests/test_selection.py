@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dbtassets.errors import SelectionError
-from dbtassets.graph import BUILDABLE, AssetGraph
-from dbtassets.manifest import Manifest, Node, ResourceType, UniqueId
-from dbtassets.selection import dbt_selectors, resolve_selection, select_assets
+from dbtassets.model.graph import BUILDABLE, AssetGraph
+from dbtassets.model.manifest import Manifest, Node, ResourceType, UniqueId
+from dbtassets.model.selection import dbt_selectors, resolve_selection, select_assets
 from tests.conftest import examples
 
 Spec = tuple[str, Sequence[str], Mapping[str, Any]]

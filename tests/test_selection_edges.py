@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from dbtassets.errors import SelectionError
-from dbtassets.graph import AssetGraph
-from dbtassets.selection import resolve_selection, select_assets
+from dbtassets.model.graph import AssetGraph
+from dbtassets.model.selection import resolve_selection, select_assets
 from tests.test_selection import SHOP, make_graph, names
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dbtassets.manifest import FreshnessConfig, Node, ResourceType, UniqueId
-from dbtassets.sources import ObserverKind, SourceDeclaration, load_settings, observe_files
+from dbtassets.model.manifest import FreshnessConfig, Node, ResourceType, UniqueId
+from dbtassets.model.sources import ObserverKind, SourceDeclaration, load_settings, observe_files
 
 ORDERS = UniqueId("source.p.raw.orders")
 

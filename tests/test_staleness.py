@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dbtassets.checks import CheckResult
-from dbtassets.graph import AssetGraph
-from dbtassets.manifest import Check, CheckKind, Manifest, Node, ResourceType, UniqueId
-from dbtassets.staleness import (
+from dbtassets.model.graph import AssetGraph
+from dbtassets.model.manifest import Check, CheckKind, Manifest, Node, ResourceType, UniqueId
+from dbtassets.rules.checks import CheckResult
+from dbtassets.rules.staleness import (
     AssetStatus,
     CodeChange,
     Failure,

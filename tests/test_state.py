@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from dbtassets.backends import Location, backend_for
 from dbtassets.errors import StateError
-from dbtassets.manifest import UniqueId
-from dbtassets.staleness import Version
-from dbtassets.state import MIGRATIONS, Fingerprinted, StateStore
+from dbtassets.model.manifest import UniqueId
+from dbtassets.rules.staleness import Version
+from dbtassets.state.backends import Location, backend_for
+from dbtassets.state.store import MIGRATIONS, Fingerprinted, StateStore
 from tests.conftest import run_cli
 from tests.pg import PostgresServer, free_port
 
@@ -209,9 +209,9 @@ def test_a_read_only_directory_is_a_clear_error(tmp_path: Path) -> None:
 _OPEN_STORE = """
 import sys
 from pathlib import Path
-from dbtassets.backends import Location, backend_for
+from dbtassets.state.backends import Location, backend_for
 from dbtassets.errors import StateError
-from dbtassets.state import StateStore
+from dbtassets.state.store import StateStore
 try:
     StateStore.open(Path(sys.argv[1])).close()
 except StateError as exc:

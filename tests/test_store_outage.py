@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from dbtassets import events as ev
 from dbtassets.engine import Project
 from dbtassets.errors import StoreUnreachable
-from dbtassets.state import StateStore
+from dbtassets.state.store import StateStore
+from dbtassets.watch import events as ev
 from tests.conftest import FakeClock, FakeRunner, run_cli
 from tests.pg import PostgresServer, binaries
 from tests.test_watcher import ORDERS_LINEAGE, Running, land

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from dbtassets.errors import ProjectError
-from dbtassets.project import load_project
-from dbtassets.targets import resolve_targets
+from dbtassets.model.project import load_project
+from dbtassets.model.targets import resolve_targets
 from tests.conftest import run_cli
 
 PROFILES = """

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from dbtassets import events as ev
 from dbtassets.engine import Options, Project
-from dbtassets.selection import select_assets
-from dbtassets.ticker import RealTicker
-from dbtassets.watch import Watcher
+from dbtassets.model.selection import select_assets
+from dbtassets.watch import events as ev
+from dbtassets.watch.ticker import RealTicker
+from dbtassets.watch.watcher import Watcher
 from tests.conftest import FakeClock, FakeRunner
 
 

@@ -19,10 +19,10 @@ from typing import TypeVar
 
 import pytest
 
-from dbtassets import events as ev
 from dbtassets.engine import Project
-from dbtassets.filewatch import Inbox, watching
-from dbtassets.watch import Watcher
+from dbtassets.watch import events as ev
+from dbtassets.watch.files import Inbox, watching
+from dbtassets.watch.watcher import Watcher
 from tests.conftest import MUTATION_RUN, FakeClock, FakeRunner, leaked_threads
 
 E = TypeVar("E", bound=ev.WatchEvent)

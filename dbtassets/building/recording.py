@@ -1,0 +1,174 @@
+"""What a build did, as the state store will record it: a pure function of (plan, dbt's results, snapshot).
+
+Nothing here reads a file or opens a transaction. The engine fingerprints the compiled SQL of
+what was built first (sqlglot is slow at scale, and must not run while the store's write lock is
+held), calls :func:`outcomes`, and hands the result to the store to write in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from dbtassets.building.runner import BuildResult, NodeResult
+from dbtassets.model.manifest import CheckKind, Manifest, ResourceType, UniqueId
+from dbtassets.rules.checks import RECORDED, one_line
+from dbtassets.rules.refresh import old_rows_before, refresh_of
+from dbtassets.rules.staleness import Materialization, Version
+
+if TYPE_CHECKING:
+    from dbtassets.model.snapshot import Snapshot
+    from dbtassets.results import SyncPlan
+
+UNSETTLED = "?"  # the code version of a build during which the project changed: dbt may have read either
+_DBT_FAILED = frozenset({"error", "fail", "runtime error"})  # dbt's node statuses that are failures
+
+
+class BuildStatus(str, Enum):
+    """What became of one planned asset in one build."""
+
+    SUCCESS = "success"
+    ERROR = "error"  # it failed, or one of its data tests did
+    SKIPPED = "skipped"  # dbt skipped it (an upstream failed)
+    NOT_RUN = "not_run"  # dbt never got to it (it crashed, or an interrupt): nothing is recorded
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One asset's build outcome, ready to insert into the state store."""
+
+    unique_id: UniqueId
+    status: BuildStatus
+    code_version: str
+    manifest_version: str | None
+    inputs: Mapping[UniqueId, Version]  # the data version of each input as planned
+    rebuilt_inputs: tuple[UniqueId, ...]  # inputs built earlier in this run: their new versions replace those
+    duration: float | None = None
+    rows_affected: int | None = None
+    message: str | None = None
+    base_version: str | None = None
+    added_columns: frozenset[str] = frozenset()
+    old_rows_before: str | None = None  # rows built before this time came from older code (dbtassets.rules.refresh)
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """A check's run against one of its assets, ready to insert into the state store."""
+
+    check_id: UniqueId
+    unique_id: UniqueId  # the asset it checked
+    code_version: str
+    status: str  # dbt's: pass, fail, warn, error
+    message: str
+    previous_materialization: int | None  # what it checked, unless this build rebuilt the asset
+
+
+@dataclass(frozen=True)
+class BuildRecord:
+    """Everything one build leaves in the state store, and how the run ends."""
+
+    outcomes: Sequence[Outcome]  # upstream first
+    failed: Mapping[UniqueId, str] = field(default_factory=dict)  # asset -> what failed
+    not_run: Sequence[UniqueId] = ()
+    checks: Sequence[CheckOutcome] = ()
+    failed_checks: Mapping[UniqueId, str] = field(default_factory=dict)  # check -> what failed
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and all(o.status is BuildStatus.SUCCESS for o in self.outcomes) and not self.not_run
+
+    def having(self, status: BuildStatus) -> list[UniqueId]:
+        return [o.unique_id for o in self.outcomes if o.status is status]
+
+
+def outcomes(plan: SyncPlan, result: BuildResult, snapshot: Snapshot, previous: Mapping[UniqueId, Materialization],
+             at: str, *, code_versions: Mapping[UniqueId, str], unsettled: Collection[UniqueId] = ()) -> BuildRecord:
+    """What to record for a build that finished at ``at``.
+
+    Args:
+        previous: each asset's last successful materialization before this build.
+        code_versions: the semantic code version of each asset dbt compiled in this build.
+        unsettled: assets built while their code changed on disk: recorded with code version ``?``,
+            so that the next status rebuilds them whatever dbt read.
+    """
+    graph, manifest = snapshot.graph, snapshot.manifest
+    own: dict[UniqueId, str] = {}
+    failed: dict[UniqueId, str] = {}
+    checked: list[NodeResult] = []
+    timings: dict[UniqueId, tuple[float, int | None]] = {}
+    for node_result in result.results:
+        uid = node_result.unique_id
+        if uid in graph:
+            own[uid] = node_result.status
+            timings[uid] = (node_result.execution_time, node_result.rows_affected)
+            if node_result.status in _DBT_FAILED:
+                failed[uid] = node_result.message or node_result.status
+        elif uid in manifest.checks and node_result.status in RECORDED:
+            checked.append(node_result)
+            check = manifest.checks[uid]
+            if check.kind is CheckKind.UNIT_TEST and node_result.status in _DBT_FAILED:  # dbt did not build the model
+                for model in check.assets:
+                    failed.setdefault(model, f"{check.describe()} on {graph.assets[model].name} failed: "
+                                             f"{one_line(node_result.message)}")
+    full_refreshed = {uid for step in plan.steps if step.full_refresh for uid in step.assets}
+    planned = {uid: s.data_version for uid, s in plan.statuses.items() if s.data_version is not None}
+    records = []
+    for uid in graph.topological_order(own):
+        node = graph.assets[uid]
+        status = (BuildStatus.ERROR if uid in failed else
+                  BuildStatus.SUCCESS if own[uid] == "success" else BuildStatus.SKIPPED)
+        code_version: str = node.code_version
+        manifest_version: str | None = node.code_version
+        if uid in unsettled:
+            code_version, manifest_version = UNSETTLED, None
+        elif uid in code_versions and node.resource_type != ResourceType.SEED:
+            code_version = code_versions[uid]
+        # A rebuild whose only change was new columns keeps the version of the old ones.
+        before = plan.statuses.get(uid)
+        base, added = None, frozenset[str]()
+        if status is BuildStatus.SUCCESS and before is not None and before.impact and before.data_version:
+            base, added = before.data_version.base_value, before.data_version.added | before.impact
+        last = previous.get(uid)
+        old_rows = old_rows_before(
+            refresh_of(node), full_refreshed=uid in full_refreshed,
+            previous_code=last.code_version if last else None,
+            previous_old_rows=last.old_rows_before if last else None,
+            code_version=code_version, at=at) if status is BuildStatus.SUCCESS else None
+        parents = graph.parents(uid)
+        duration, rows = timings[uid]
+        records.append(Outcome(
+            uid, status, code_version, manifest_version, {p: planned[p] for p in parents if p in planned},
+            tuple(p for p in parents if p in own), duration, rows, failed.get(uid), base, added, old_rows))
+    # A unit test that stopped its model's build is that build's failure, not a check of the old table.
+    checked = [r for r in checked if not (manifest.checks[r.unique_id].kind is CheckKind.UNIT_TEST
+                                          and set(manifest.checks[r.unique_id].assets) & set(failed) & set(own))]
+    checks, failed_checks = _checks(manifest, checked, previous)
+    not_run = [uid for uid in plan.to_build if uid not in own]
+    return BuildRecord(records, {u: m for u, m in failed.items() if u in own}, not_run, checks, failed_checks)
+
+
+def _checks(manifest: Manifest, checked: Sequence[NodeResult], previous: Mapping[UniqueId, Materialization]
+            ) -> tuple[list[CheckOutcome], dict[UniqueId, str]]:
+    """Each check's run on each of its assets, and the failed checks."""
+    runs: list[CheckOutcome] = []
+    failed: dict[UniqueId, str] = {}
+    for outcome in checked:
+        check = manifest.checks[outcome.unique_id]
+        message = one_line(outcome.message) if outcome.status != "pass" else ""
+        for asset in check.assets:
+            last = previous.get(asset)
+            runs.append(CheckOutcome(check.unique_id, asset, check.code_version, outcome.status, message,
+                                     last.id if last is not None else None))
+        if RECORDED[outcome.status].failing:
+            failed[check.unique_id] = f"{check.describe()} failed: {message}"
+    return runs, failed
+
+
+def short_test_name(manifest: Manifest, uid: UniqueId) -> str:
+    """A data test by its short name (``unique_stg_orders_order_id``), not its unique_id."""
+    return manifest.test_names.get(uid, uid)

@@ -1,0 +1,1 @@
+"""Observers: reading each source asset's current data version."""

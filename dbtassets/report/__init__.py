@@ -1,0 +1,1 @@
+"""Renderers (text, JSON, GitHub, Mermaid/DOT) and the watch log."""

@@ -1,0 +1,1 @@
+"""The pure decisions: staleness, checks, full refreshes, freshness policies, savings."""

@@ -1,0 +1,427 @@
+"""Freshness policies: dbt's own ``freshness`` configs, acted on. Pure: statuses and a time in, decisions out.
+
+**build_after** (models). dbt documents ``freshness.build_after: {count, period, updates_on}`` as
+"build this model no more often than every ``count`` ``period``s, as long as it has new data";
+``updates_on: any`` (the default) needs new data from any direct upstream asset, ``all`` from every
+one, since the model's last build. dbt-core parses it and does nothing with it; here a stale model
+is *due* once both hold, and ``sync``/``watch`` build only what is due. A code change or a missing
+asset is due at once (only new *data* waits).
+
+The **chain rule** (README, "Freshness policies"). dbt's docs define ``build_after`` per model and a
+model without one is built whenever it has new data. Taken literally that rebuilds a model whose
+every downstream model waits, for nobody: its new data sits unread until they fall due. So a model
+with no ``build_after`` of its own whose children all wait (on their own ``build_after``, or, being
+held themselves, on their children's) is *held* until the first of them falls due, and built in the
+same ``dbt build`` as that child. Unlike propagating the smallest child ``build_after`` up as the
+parent's own period (orchestra-hq/sao-paolo), this keeps the parent on its children's clock: the
+child, at its due time, reads the parent's newest data, never a copy that is itself waiting out a
+period of its own. A model with its own ``build_after``, a snapshot (holding it would lose history)
+and a seed are never held.
+
+**Source SLAs.** ``freshness.warn_after``/``error_after`` of a source are checked against the time its
+last new data was observed (the latest observation that changed its data version).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
+from enum import Enum
+
+from dbtassets.clock import shown
+from dbtassets.errors import ManifestError
+from dbtassets.model.graph import AssetGraph
+from dbtassets.model.manifest import FreshnessConfig, Period, UniqueId
+from dbtassets.rules.staleness import AssetStatus, Reason, ReasonCode, Status
+
+_PERIOD_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+_IMMEDIATE = frozenset({ReasonCode.NEVER_MATERIALIZED, ReasonCode.CODE_CHANGED})
+_UPSTREAM = frozenset({ReasonCode.UPSTREAM_UPDATED, ReasonCode.UPSTREAM_STALE, ReasonCode.UPSTREAM_MISSING})
+
+
+class UpdatesOn(str, Enum):
+    ANY = "any"
+    ALL = "all"
+
+
+class Severity(str, Enum):
+    """How late a source is: past ``warn_after`` or past ``error_after``."""
+
+    WARN = "warn"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A dbt ``{count, period}``."""
+
+    count: int
+    period: str
+
+    @property
+    def seconds(self) -> float:
+        return float(self.count * _PERIOD_SECONDS[self.period])
+
+    @property
+    def label(self) -> str:
+        """``1h``, ``30m``, ``2d``."""
+        return f"{self.count}{self.period[0]}"
+
+    def to_json(self) -> dict[str, object]:
+        return {"count": self.count, "period": self.period}
+
+
+@dataclass(frozen=True)
+class BuildAfter:
+    """A model's ``build_after``; ``every`` is None when only ``updates_on`` is given."""
+
+    every: Interval | None
+    updates_on: UpdatesOn = UpdatesOn.ANY
+
+    @property
+    def seconds(self) -> float:
+        return self.every.seconds if self.every is not None else 0.0
+
+    @functools.cached_property
+    def text(self) -> str:
+        """``build_after 1h``, ``build_after 1h, updates_on: all``, ``updates_on: all``."""
+        parts = [f"build_after {self.every.label}"] if self.every is not None else []
+        if self.updates_on is UpdatesOn.ALL or not parts:
+            parts.append(f"updates_on: {self.updates_on.value}")
+        return ", ".join(parts)
+
+    def describe(self) -> str:
+        return self.text
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = self.every.to_json() if self.every is not None else {}
+        return {**out, "updates_on": self.updates_on.value}
+
+
+@dataclass(frozen=True)
+class SourceSla:
+    """A source's ``warn_after``/``error_after``."""
+
+    warn_after: Interval | None = None
+    error_after: Interval | None = None
+
+    def breached(self, age: float) -> tuple[Severity, Interval] | None:
+        if self.error_after is not None and age > self.error_after.seconds:
+            return Severity.ERROR, self.error_after
+        if self.warn_after is not None and age > self.warn_after.seconds:
+            return Severity.WARN, self.warn_after
+        return None
+
+    def describe(self) -> str:
+        parts = [f"{name} {i.label}" for name, i in (("warn_after", self.warn_after), ("error_after", self.error_after))
+                 if i is not None]
+        return ", ".join(parts)
+
+    def thresholds(self) -> list[float]:
+        return [i.seconds for i in (self.warn_after, self.error_after) if i is not None]
+
+
+@dataclass(frozen=True)
+class Policies:
+    """Every asset's freshness policy, read from the manifest (through :class:`~dbtassets.model.manifest.Node`)."""
+
+    build_after: Mapping[UniqueId, BuildAfter] = field(default_factory=dict)
+    slas: Mapping[UniqueId, SourceSla] = field(default_factory=dict)
+
+    @classmethod
+    def from_graph(cls, graph: AssetGraph) -> Policies:
+        """Raises ManifestError naming every asset whose freshness config dbtassets cannot read."""
+        build_after: dict[UniqueId, BuildAfter] = {}
+        slas: dict[UniqueId, SourceSla] = {}
+        problems: list[str] = []
+        # Most models share a few configs (set per project or folder): one value per distinct config.
+        models_seen: dict[FreshnessConfig, BuildAfter] = {}
+        sources_seen: dict[FreshnessConfig, SourceSla] = {}
+        for uid, node in graph.assets.items():
+            config = node.freshness
+            if config is None:
+                continue
+            try:
+                if node.resource_type == "model" and config.updates_on:
+                    if config not in models_seen:
+                        models_seen[config] = BuildAfter(_interval(config.build_after), UpdatesOn(config.updates_on))
+                    build_after[uid] = models_seen[config]
+                elif node.resource_type == "source" and (config.warn_after or config.error_after):
+                    if config not in sources_seen:
+                        sources_seen[config] = SourceSla(_interval(config.warn_after), _interval(config.error_after))
+                    slas[uid] = sources_seen[config]
+            except ValueError as exc:
+                problems.append(f"{node.display_name} ({node.path}): {exc}")
+        if problems:
+            raise ManifestError(f"cannot read freshness config of {'; '.join(problems)}; "
+                                "fix it (periods are minute, hour or day; updates_on is any or all) and re-parse")
+        return cls(build_after, slas)
+
+
+def _interval(period: Period | None) -> Interval | None:
+    if period is None:
+        return None
+    count, unit = period
+    if unit not in _PERIOD_SECONDS:
+        raise ValueError(f"unknown period {unit!r}")
+    if count < 0:
+        raise ValueError(f"negative count {count}")
+    return Interval(count, unit)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """When a stale or missing asset may be built. ``reason`` (code ``not_due``) is set while it may not.
+
+    ``due_at`` is when it fell or falls due; None while it waits for new data that has not come.
+    """
+
+    due_at: datetime | None
+    reason: Reason | None = None
+
+    @property
+    def due(self) -> bool:
+        return self.reason is None
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The decisions for every stale or missing buildable asset, at ``now``."""
+
+    now: datetime
+    decisions: Mapping[UniqueId, Decision]
+
+    def is_due(self, uid: UniqueId) -> bool:
+        decision = self.decisions.get(uid)
+        return decision is None or decision.due
+
+    def waiting(self) -> list[UniqueId]:
+        return [uid for uid, d in self.decisions.items() if not d.due]
+
+    @property
+    def next_due_at(self) -> datetime | None:
+        """The earliest time a waiting asset falls due (None when none waits on a time)."""
+        times = [d.due_at for d in self.decisions.values() if not d.due and d.due_at is not None]
+        return min(times, default=None)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Statuses with the policies applied (``not_due`` and ``late_*`` reasons, ``due_at``), and why."""
+
+    statuses: Mapping[UniqueId, AssetStatus]
+    schedule: Schedule
+    late: Mapping[UniqueId, Lateness]
+
+    def failing(self, uid: UniqueId) -> bool:
+        """Whether ``check`` fails on ``uid``: stale or missing and due (so overdue), or late past error_after."""
+        status = self.statuses[uid]
+        if status.needs_build:
+            return self.schedule.is_due(uid)
+        late = self.late.get(uid)
+        return late is not None and late.severity is Severity.ERROR
+
+
+def apply(graph: AssetGraph, statuses: Mapping[UniqueId, AssetStatus], policies: Policies,
+          now: datetime) -> Verdict:
+    """The policies' verdict at ``now``: which stale assets wait (and until when), which sources are late."""
+    plan = schedule(graph, statuses, policies, now)
+    late = lateness(policies, statuses, now)
+    if not plan.decisions and not late:
+        return Verdict(statuses, plan, late)
+    annotated = dict(statuses)
+    for uid, decision in plan.decisions.items():
+        due_at = decision.due_at
+        shown = due_at is not None and (not decision.due or uid in policies.build_after)
+        if decision.reason is not None or shown:
+            status = annotated[uid]
+            annotated[uid] = replace(status, reasons=status.reasons + ((decision.reason,) if decision.reason else ()),
+                                     due_at=_stamp(due_at) if shown and due_at is not None else None)
+    for uid, lateness_ in late.items():
+        status = annotated[uid]
+        annotated[uid] = replace(status, reasons=(*status.reasons, lateness_.reason))
+    return Verdict(annotated, plan, late)
+
+
+@functools.lru_cache(maxsize=4096)
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+@functools.lru_cache(maxsize=4096)  # a large project's builds share a few timestamps: parse each once
+def parse_time(text: str) -> datetime:
+    """A state-store timestamp (``2026-11-25T09:10:03.123Z``) as an aware datetime."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@functools.lru_cache(maxsize=4096)
+def show_time(moment: datetime) -> str:
+    return shown(moment)
+
+
+def schedule(graph: AssetGraph, statuses: Mapping[UniqueId, AssetStatus], policies: Policies,
+             now: datetime) -> Schedule:
+    """Decide, for every stale or missing buildable asset, whether it is due at ``now``, and if not, until when."""
+    return _Scheduler(graph, statuses, policies, now).run()
+
+
+class _Scheduler:
+    def __init__(self, graph: AssetGraph, statuses: Mapping[UniqueId, AssetStatus], policies: Policies,
+                 now: datetime) -> None:
+        self.graph, self.statuses, self.policies, self.now = graph, statuses, policies, now
+        self.decisions: dict[UniqueId, Decision] = {}
+        self._holds: dict[UniqueId, tuple[datetime, UniqueId] | None] = {}
+
+    def run(self) -> Schedule:
+        graph, statuses = self.graph, self.statuses
+        for uid in graph.topological_order():
+            status = statuses[uid]
+            if status.status is Status.FRESH or graph.assets[uid].resource_type == "source":
+                continue
+            self.decisions[uid] = self._decide(uid, status)
+        return Schedule(self.now, self.decisions)
+
+    def _decide(self, uid: UniqueId, status: AssetStatus) -> Decision:
+        if status.status is Status.MISSING or any(r.code in _IMMEDIATE for r in status.reasons):
+            return Decision(self.now)
+        policy = self.policies.build_after.get(uid)
+        news, other = self._news(status)
+        names = self.graph.assets
+        waiting_on: list[UniqueId] = []
+        data_at: datetime | None
+        if policy is not None and policy.updates_on is UpdatesOn.ALL and not other:
+            waiting_on = [p for p in self.graph.parents(uid) if news.get(p) is None]
+            data_at = None if waiting_on else max(t for t in news.values() if t is not None)
+        else:
+            times = [t for t in news.values() if t is not None] + ([self.now] if other else [])
+            data_at = min(times, default=None)
+            waiting_on = [] if times else [p for p in news]
+        if data_at is None:
+            what = ", ".join(names[p].display_name for p in waiting_on)
+            why = (f"waiting for new data from {what} ({policy.describe()})" if policy is not None
+                   and policy.updates_on is UpdatesOn.ALL else f"waiting for upstream {what}, which waits too")
+            return Decision(None, Reason(ReasonCode.NOT_DUE, why))
+        gate = None
+        if policy is not None and policy.every is not None and status.data_version is not None:
+            gate = parse_time(status.data_version.at) + timedelta(seconds=policy.seconds)
+        hold = self._hold(uid)
+        due_at = max(data_at, gate or data_at, hold[0] if hold else data_at)
+        if due_at <= self.now:
+            return Decision(due_at)
+        when = show_time(due_at)
+        if gate is not None and due_at == gate:
+            message = (f"not due until {when} ({policy.describe() if policy else ''}; "
+                       f"last built at {shown(status.data_version.at) if status.data_version else '-'})")
+        elif hold is not None and due_at == hold[0]:
+            child = hold[1]
+            child_policy = self.policies.build_after[child]
+            message = (f"not due until {when}, when {names[child].display_name} falls due ({child_policy.describe()}): "
+                       "every model downstream waits on a build_after")
+        else:
+            upstream = [names[p].display_name for p, t in news.items() if t == due_at]
+            message = f"not due until {when}: upstream {', '.join(upstream) or '-'} is not due until then"
+        return Decision(due_at, Reason(ReasonCode.NOT_DUE, message))
+
+    def _news(self, status: AssetStatus) -> tuple[dict[UniqueId, datetime | None], bool]:
+        """For each parent with new data (or new data coming), when it is (or will be) there; and whether
+        some other reason (a failed build…) makes the asset due regardless of its parents."""
+        news: dict[UniqueId, datetime | None] = {}
+        other = False
+        for reason in status.reasons:
+            parent = reason.upstream
+            if reason.code not in _UPSTREAM or parent is None:
+                other = other or reason.code is not ReasonCode.NOT_DUE
+            elif reason.code is ReasonCode.UPSTREAM_UPDATED:
+                version = self.statuses[parent].data_version
+                news[parent] = parse_time(version.at) if version is not None else self.now
+            elif parent not in news:
+                decision = self.decisions.get(parent)
+                news[parent] = decision.due_at if decision is not None else self.now
+        return news, other
+
+    def _hold(self, uid: UniqueId) -> tuple[datetime, UniqueId] | None:
+        """Until when a model with no build_after of its own, all of whose children wait, is held; and for whom."""
+        if uid in self._holds:
+            return self._holds[uid]
+        self._holds[uid] = None  # a guard; the graph is acyclic
+        node = self.graph.assets[uid]
+        children = self.graph.children(uid)
+        held: tuple[datetime, UniqueId] | None = None
+        if node.resource_type == "model" and uid not in self.policies.build_after and children:
+            clocks = [self._clock(child) for child in children]
+            if all(c is not None for c in clocks):
+                held = min((c for c in clocks if c is not None), key=lambda c: c[0])
+        self._holds[uid] = held
+        return held
+
+    def _clock(self, uid: UniqueId) -> tuple[datetime, UniqueId] | None:
+        """The earliest time ``uid``'s own waiting lets it build (None: it does not wait)."""
+        policy = self.policies.build_after.get(uid)
+        if policy is None:
+            return self._hold(uid)
+        if policy.every is None:
+            return None
+        status = self.statuses[uid]
+        if (status.status is Status.MISSING or status.data_version is None
+                or any(r.code in _IMMEDIATE for r in status.reasons)):
+            return None  # it is built at once, and wants its parents' newest data
+        return parse_time(status.data_version.at) + timedelta(seconds=policy.seconds), uid
+
+
+@dataclass(frozen=True)
+class Lateness:
+    """A source past its ``warn_after`` or ``error_after``."""
+
+    unique_id: UniqueId
+    severity: Severity
+    threshold: Interval
+    last_data_at: str
+    late_for: float  # seconds since the last new data
+
+    @property
+    def reason(self) -> Reason:
+        code = ReasonCode.LATE_ERROR if self.severity is Severity.ERROR else ReasonCode.LATE_WARN
+        return Reason(code, f"late: no new data for {_span(self.late_for)} "
+                            f"({self.severity.value}_after {self.threshold.label}); "
+                            f"last new data observed at {shown(self.last_data_at)}")
+
+
+def lateness(policies: Policies, statuses: Mapping[UniqueId, AssetStatus], now: datetime,
+             sources: Iterable[UniqueId] | None = None) -> dict[UniqueId, Lateness]:
+    """The sources (all with an SLA, or those of ``sources``) whose last new data is older than their SLA allows."""
+    late: dict[UniqueId, Lateness] = {}
+    for uid in policies.slas if sources is None else [s for s in sources if s in policies.slas]:
+        status = statuses.get(uid)
+        version = status.data_version if status is not None else None
+        if version is None:
+            continue  # never observed: its status says why (unobserved)
+        age = (now - parse_time(version.at)).total_seconds()
+        breach = policies.slas[uid].breached(age)
+        if breach is not None:
+            late[uid] = Lateness(uid, breach[0], breach[1], version.at, age)
+    return late
+
+
+def next_lateness_change(policies: Policies, statuses: Mapping[UniqueId, AssetStatus],
+                         now: datetime) -> datetime | None:
+    """The next time a source crosses its warn_after or error_after, if no new data lands before."""
+    times = []
+    for uid, sla in policies.slas.items():
+        status = statuses.get(uid)
+        if status is None or status.data_version is None:
+            continue
+        last = parse_time(status.data_version.at)
+        times += [t for s in sla.thresholds() if (t := last + timedelta(seconds=s)) > now]
+    return min(times, default=None)
+
+
+def _span(seconds: float) -> str:
+    """``2h 05m``, ``12m``, ``3d 4h``."""
+    minutes = int(seconds // 60)
+    days, rest = divmod(minutes, 1440)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m"

@@ -1,0 +1,374 @@
+"""What is stale, and why: a pure function of (graph, code versions, state).
+
+The rules are DESIGN.md's. An asset is *missing* with no successful materialization; it is
+*stale* when its code changed, an input's data version moved since it was built, an upstream
+asset is itself stale or missing, or its last build failed; otherwise it is *fresh*. Every
+rule that holds becomes a :class:`Reason`, so ``why`` can follow the chain to the source
+that moved.
+
+Non-breaking changes narrow this. A model whose only change is new output columns has an
+*impact* of just those columns, and so does a rebuild of it that changed nothing else (its
+data version keeps its *base*). A downstream asset that reads none of those columns is not
+made stale by it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Protocol
+
+from dbtassets.clock import shown
+from dbtassets.model.graph import AssetGraph
+from dbtassets.model.manifest import Check, ResourceType, UniqueId
+from dbtassets.rules.checks import CheckResult, CheckState, CheckStatus, check_statuses
+from dbtassets.rules.refresh import Refresh, opt_out_hint, refresh_of
+
+
+class Status(str, Enum):
+    FRESH = "fresh"
+    STALE = "stale"
+    MISSING = "missing"
+    UNOBSERVED = "unobserved"  # a source nothing observes: whether it changed is unknowable, never "fresh"
+
+
+class ReasonCode(str, Enum):
+    """Why an asset is not fresh (or, for UNOBSERVED, why its freshness is unknowable)."""
+
+    NEVER_MATERIALIZED = "never_materialized"
+    CODE_CHANGED = "code_changed"
+    UPSTREAM_UPDATED = "upstream_updated"
+    UPSTREAM_STALE = "upstream_stale"
+    UPSTREAM_MISSING = "upstream_missing"
+    LAST_BUILD_FAILED = "last_build_failed"
+    UNOBSERVED = "unobserved"
+    # Freshness policies (dbtassets.rules.policies): not reasons to be stale, but why a stale asset waits,
+    # and why a source is late.
+    NOT_DUE = "not_due"
+    LATE_WARN = "late_warn"
+    LATE_ERROR = "late_error"
+    # On an asset that may be fresh: they say something true about it without calling for a build.
+    OLD_ROWS_KEPT = "old_rows_kept"
+    UPSTREAM_CHECK_FAILED = "upstream_check_failed"  # stale, but held: building it would spread failing data
+    CHECK_FAILED = "check_failed"
+    CHECK_PENDING = "check_pending"
+
+
+class DataVersionKind(str, Enum):
+    """What a data version identifies: its value is this prefix followed by an identifier."""
+
+    BUILD = "m"  # a materialization in the state store: m<its id>
+    FILES = "f"  # a files observation: f<fingerprint of the files' names, sizes and mtimes>
+    QUERY = "q"  # a watermark query: q<its result>
+    REPORT = "r"  # a loader's report: r<the version it gave, or the time>
+    DEPLOYED = "o:"  # ``plan --against``: the other manifest's version of an asset
+
+    def of(self, identifier: object) -> str:
+        return f"{self.value}{identifier}"
+
+
+@dataclass(frozen=True)
+class Version:
+    """A data version and when it came to be (observed, or materialized).
+
+    ``base`` is the version of the columns that existed before ``added`` were appended by
+    non-breaking rebuilds; it is ``value`` itself for any other build.
+    """
+
+    value: str
+    at: str
+    base: str = ""
+    added: frozenset[str] = frozenset()
+
+    @property
+    def base_value(self) -> str:
+        return self.base or self.value
+
+
+@dataclass(frozen=True)
+class Materialization:
+    """The last successful build of an asset, as the state store recorded it."""
+
+    id: int
+    run_id: int
+    finished_at: str
+    code_version: str
+    inputs: Mapping[UniqueId, Version]
+    manifest_version: str | None = None
+    base: str = ""
+    added: frozenset[str] = frozenset()
+    old_rows_before: str | None = None  # rows built before this time came from older code (dbtassets.rules.refresh)
+
+    @property
+    def data_version(self) -> Version:
+        return Version(DataVersionKind.BUILD.of(self.id), self.finished_at, self.base, self.added)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A failed build attempt."""
+
+    id: int
+    finished_at: str
+    message: str
+
+
+@dataclass(frozen=True)
+class StateView:
+    """What the staleness rules need from the state store."""
+
+    last_success: Mapping[UniqueId, Materialization] = field(default_factory=dict)
+    last_failure: Mapping[UniqueId, Failure] = field(default_factory=dict)
+    observations: Mapping[UniqueId, Version] = field(default_factory=dict)
+    check_results: Mapping[UniqueId, Mapping[UniqueId, CheckResult]] = field(default_factory=dict)  # asset → check
+
+
+@dataclass(frozen=True)
+class Reason:
+    code: ReasonCode
+    message: str
+    upstream: UniqueId | None = None
+
+    def to_json(self) -> dict[str, str]:
+        out = {"code": self.code.value, "message": self.message}
+        if self.upstream is not None:
+            out["upstream"] = self.upstream
+        return out
+
+
+@dataclass(frozen=True)
+class CodeChange:
+    """How an asset's code changed since its last build (from :func:`dbtassets.sql.fingerprint.classify`)."""
+
+    breaking: bool
+    added_columns: frozenset[str] = frozenset()
+    description: str = ""
+
+
+class ColumnReads(Protocol):
+    """Whether ``child`` may read any of ``columns`` from its upstream ``parent``."""
+
+    def __call__(self, child: UniqueId, parent: UniqueId, columns: frozenset[str]) -> bool: ...
+
+
+def _reads_everything(child: UniqueId, parent: UniqueId, columns: frozenset[str]) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class AssetStatus:
+    unique_id: UniqueId
+    status: Status
+    reasons: tuple[Reason, ...]
+    data_version: Version | None
+    impact: frozenset[str] | None = None  # columns a rebuild would change; None: any
+    due_at: str | None = None  # set by rules.policies on a stale asset that has or waits on a freshness policy
+    full_refresh: bool = False  # its rebuild must be a full refresh (an incremental model whose code changed)
+    checks: tuple[CheckStatus, ...] = ()
+    held: bool = False  # not built until an upstream check passes (dbt build would skip it)
+
+    @property
+    def needs_build(self) -> bool:
+        return self.status in (Status.STALE, Status.MISSING)
+
+    @property
+    def pending_checks(self) -> list[CheckStatus]:
+        """Checks to run without rebuilding the asset (a rebuild runs them all anyway)."""
+        return [] if self.needs_build else [c for c in self.checks if c.state is CheckState.PENDING]
+
+    @property
+    def failing_checks(self) -> list[CheckStatus]:
+        return [c for c in self.checks if c.state.failing]
+
+    @property
+    def needs_attention(self) -> bool:
+        """What ``check`` fails on: stale, missing, or a check failing or not yet run."""
+        return self.needs_build or bool(self.failing_checks) or bool(self.pending_checks)
+
+
+def compute_statuses(
+    graph: AssetGraph,
+    code_versions: Mapping[UniqueId, str],
+    state: StateView,
+    observable: frozenset[UniqueId] | set[UniqueId] = frozenset(),
+    changes: Mapping[UniqueId, CodeChange] | None = None,
+    reads: ColumnReads = _reads_everything,
+    checks: Mapping[UniqueId, Check] | None = None,
+) -> dict[UniqueId, AssetStatus]:
+    """The status of every asset in ``graph``, upstream first.
+
+    Args:
+        graph: the assets and their edges.
+        code_versions: the current code version of each buildable asset.
+        state: the last successful materializations, failures and source observations.
+        observable: the sources that have some way to be observed; the others are
+            ``unobserved`` (with a reason saying so), never taken as fresh.
+        changes: for assets whose code changed, whether the change was breaking.
+        reads: whether a child may read some columns of a parent (default: assume it does).
+        checks: the data tests and unit tests, each attached to its assets.
+    """
+    by_asset: dict[UniqueId, list[Check]] = {}
+    for check in sorted((checks or {}).values(), key=lambda c: c.name):
+        for asset in check.assets:
+            by_asset.setdefault(asset, []).append(check)
+    rules = _Rules(graph, state, changes or {}, reads, by_asset)
+    statuses: dict[UniqueId, AssetStatus] = {}
+    for uid in graph.topological_order():
+        node = graph.assets[uid]
+        if node.resource_type == ResourceType.SOURCE:
+            statuses[uid] = _source_status(uid, state, uid in observable)
+        else:
+            statuses[uid] = rules.built_status(uid, code_versions[uid], statuses)
+    return statuses
+
+
+def _source_status(uid: UniqueId, state: StateView, observable: bool) -> AssetStatus:
+    version = state.observations.get(uid)
+    if observable:
+        return AssetStatus(uid, Status.FRESH, (), version)
+    reason = Reason(ReasonCode.UNOBSERVED, "no observer: declare files, query or reported in dbtassets.yml; "
+                                           "changes to this source are not detected")
+    return AssetStatus(uid, Status.UNOBSERVED, (reason,), version)
+
+
+@dataclass(frozen=True)
+class _Rules:
+    graph: AssetGraph
+    state: StateView
+    changes: Mapping[UniqueId, CodeChange]
+    reads: ColumnReads
+    checks: Mapping[UniqueId, Sequence[Check]]
+
+    def built_status(self, uid: UniqueId, code_version: str,
+                     statuses: Mapping[UniqueId, AssetStatus]) -> AssetStatus:
+        graph, state = self.graph, self.state
+        last = state.last_success.get(uid)
+        reasons: list[Reason] = []
+        narrow: list[frozenset[str]] = []  # impacts of the reasons that only add columns
+        refresh = refresh_of(graph.assets[uid])
+        full_refresh = False
+        if last is None:
+            reasons.append(Reason(ReasonCode.NEVER_MATERIALIZED, "never materialized"))
+        else:
+            if last.code_version != code_version:
+                reasons.append(self._code_changed(uid, last, code_version, refresh))
+                full_refresh = refresh is Refresh.FULL_ON_CHANGE
+                change = self.changes.get(uid)
+                if change is not None and not change.breaking:
+                    narrow.append(change.added_columns)
+            elif last.old_rows_before is not None and refresh is Refresh.FULL_ON_CHANGE:
+                reasons.append(Reason(ReasonCode.OLD_ROWS_KEPT, f"rows built before {last.old_rows_before} keep "
+                                      "the old logic and it is no longer opted out of full refreshes: "
+                                      "rebuilt with a full refresh"))
+                full_refresh = True
+            for parent in graph.parents(uid):
+                reason = self._upstream_updated(uid, parent, last.inputs.get(parent), statuses[parent].data_version)
+                if reason is not None:
+                    reasons.append(reason)
+        for parent in graph.parents(uid):
+            parent_status = statuses[parent]
+            name = graph.assets[parent].display_name
+            if parent_status.status is Status.MISSING:
+                reasons.append(Reason(ReasonCode.UPSTREAM_MISSING, f"upstream {name} was never materialized", parent))
+            elif parent_status.status is Status.STALE and self._affects(uid, parent, parent_status.impact):
+                reasons.append(Reason(ReasonCode.UPSTREAM_STALE, f"upstream {name} is stale", parent))
+        failure = state.last_failure.get(uid)
+        if failure is not None and (last is None or failure.id > last.id):
+            reasons.append(Reason(ReasonCode.LAST_BUILD_FAILED,
+                                  f"last build failed at {shown(failure.finished_at)}: {failure.message}"))
+        holds = self._holds(uid, last, statuses)
+        reasons.extend(holds)
+        status = Status.MISSING if last is None else Status.STALE if reasons else Status.FRESH
+        impact = frozenset().union(*narrow) if narrow and len(narrow) == len(reasons) else None
+        checks: tuple[CheckStatus, ...] = ()
+        if last is not None:
+            checks = check_statuses(self.checks.get(uid, ()), last.id, state.check_results.get(uid, {}))
+            if status is Status.FRESH:
+                reasons.extend(self._notes(uid, last, refresh))
+            reasons.extend(Reason(ReasonCode.CHECK_FAILED, c.describe()) for c in checks if c.state.failing)
+            if status is Status.FRESH:
+                reasons.extend(Reason(ReasonCode.CHECK_PENDING, c.describe())
+                               for c in checks if c.state is CheckState.PENDING)
+        return AssetStatus(uid, status, tuple(reasons), last.data_version if last else None, impact,
+                           full_refresh=full_refresh and status is not Status.MISSING, checks=checks,
+                           held=bool(holds))
+
+    def _holds(self, uid: UniqueId, last: Materialization | None,
+               statuses: Mapping[UniqueId, AssetStatus]) -> list[Reason]:
+        """Why ``uid`` must wait: an upstream asset's data fails a check and ``uid`` has not read it yet.
+
+        dbt build skips what is downstream of a failing test; building it in a later sync would
+        spread the data the test rejected, so it waits until the check passes (or the data changes).
+        """
+        holds = []
+        for parent in self.graph.parents(uid):
+            parent_status, name = statuses[parent], self.graph.assets[parent].display_name
+            read = last.inputs.get(parent) if last is not None else None
+            current = parent_status.data_version
+            if (parent_status.failing_checks and not parent_status.needs_build  # a rebuild runs them again
+                    and current is not None and (read is None or read.value != current.value)):
+                failing = ", ".join(c.check.describe() for c in parent_status.failing_checks)
+                holds.append(Reason(ReasonCode.UPSTREAM_CHECK_FAILED,
+                                    f"held: upstream {name} fails {failing}; it is built once that passes", parent))
+            elif parent_status.held:
+                holds.append(Reason(ReasonCode.UPSTREAM_CHECK_FAILED,
+                                    f"held: upstream {name} waits for a failing check", parent))
+        return holds
+
+    def _notes(self, uid: UniqueId, last: Materialization, refresh: Refresh) -> list[Reason]:
+        """What a fresh asset's rows hold besides the current logic."""
+        if last.old_rows_before is None:
+            return []
+        node = self.graph.assets[uid]
+        if refresh is Refresh.HISTORY:
+            what = (f"its history before {last.old_rows_before} was recorded by older code "
+                    "(a snapshot is never fully refreshed)")
+        else:
+            what = (f"rows built before {last.old_rows_before} keep the old logic ({opt_out_hint(node)}; "
+                    f"`dbt build --full-refresh --select {node.name}` rebuilds them)")
+        return [Reason(ReasonCode.OLD_ROWS_KEPT, what)]
+
+    def _code_changed(self, uid: UniqueId, last: Materialization, code_version: str, refresh: Refresh) -> Reason:
+        change = self.changes.get(uid)
+        detail = f" ({change.description})" if change is not None and change.description else ""
+        if change is not None and not change.breaking:
+            unaffected = [self.graph.assets[c].display_name for c in self.graph.children(uid)
+                          if not self._affects(c, uid, change.added_columns)]
+            if unaffected:
+                verb = "does" if len(unaffected) == 1 else "do"
+                detail = f" ({change.description}; {', '.join(unaffected)} {verb} not read it)"
+        node = self.graph.assets[uid]
+        if node.resource_type == "seed":  # its code version is its file's checksum: its rows changed
+            return Reason(ReasonCode.CODE_CHANGED,
+                          f"content changed since the build at {shown(last.finished_at)}{detail or f' ({node.path})'}")
+        rows = {
+            Refresh.REWRITTEN: "",
+            Refresh.FULL_ON_CHANGE: "; an incremental model: rebuilt with a full refresh",
+            Refresh.KEPT: f"; {opt_out_hint(self.graph.assets[uid])}: rows built before this change will keep "
+                          "the old logic",
+            Refresh.HISTORY: "; a snapshot is never fully refreshed: its history before this change comes from "
+                             "the old code",
+        }[refresh]
+        return Reason(ReasonCode.CODE_CHANGED,
+                      f"code changed since the build at {shown(last.finished_at)}{detail} "
+                      f"(code version {last.code_version[:8]} → {code_version[:8]}){rows}")
+
+    def _upstream_updated(self, uid: UniqueId, parent: UniqueId, built_from: Version | None,
+                          current: Version | None) -> Reason | None:
+        if current is None or (built_from is not None and built_from.value == current.value):
+            return None
+        if (built_from is not None and built_from.base_value == current.base_value
+                and not self._affects(uid, parent, current.added - built_from.added)):
+            return None  # only columns this asset does not read were added upstream
+        node = self.graph.assets[parent]
+        if node.resource_type == ResourceType.SOURCE:
+            what = f"upstream {node.display_name} updated: new data observed at {shown(current.at)}"
+        else:
+            what = f"upstream {node.display_name} updated: rebuilt at {shown(current.at)}"
+        since = f"built from the version of {shown(built_from.at)}" if built_from else "a new input"
+        return Reason(ReasonCode.UPSTREAM_UPDATED, f"{what} ({since})", parent)
+
+    def _affects(self, child: UniqueId, parent: UniqueId, impact: frozenset[str] | None) -> bool:
+        """Whether a change of ``impact`` (None: any column) in ``parent`` reaches ``child``."""
+        return impact is None or (bool(impact) and self.reads(child, parent, impact))

@@ -1,0 +1,1 @@
+"""SQL understood with sqlglot: fingerprints, column lineage, code versions."""

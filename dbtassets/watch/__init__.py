@@ -1,0 +1,1 @@
+"""The watcher: file watching, backoff, the ticker, policy wake-ups, typed events, hooks."""

@@ -1,0 +1,48 @@
+"""What the watcher says about freshness policies, and when they wake it.
+
+After each plan: which sources became late or recovered (said once each), which stale assets wait
+for their freshness policy and until when (said when that changes), and the next moment an asset
+falls due or a source crosses its ``warn_after``/``error_after`` (a wall-clock time to wake at).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from dbtassets.model.manifest import UniqueId
+from dbtassets.results import SyncPlan
+from dbtassets.rules.policies import Policies, Severity, next_lateness_change, show_time
+from dbtassets.watch import events as ev
+
+
+class PolicyWatch:
+    def __init__(self) -> None:
+        self.wake: datetime | None = None
+        self._late: dict[UniqueId, Severity] = {}
+        self._waiting_said: tuple[object, ...] = ()
+
+    def after_plan(self, plan: SyncPlan, policies: Policies, name: Callable[[UniqueId], str]) -> list[ev.WatchEvent]:
+        verdict = plan.verdict
+        if verdict is None:
+            self.wake = None
+            return []
+        said: list[ev.WatchEvent] = []
+        for uid, late in verdict.late.items():
+            if self._late.get(uid) is not late.severity:
+                self._late[uid] = late.severity
+                said.append(ev.SourceLate(name(uid), late.severity.value, late.reason.message, late.last_data_at,
+                                          round(late.late_for, 1), late.threshold.to_json()))
+        for uid in [u for u in self._late if u not in verdict.late]:
+            del self._late[uid]
+            version = plan.statuses[uid].data_version if uid in plan.statuses else None
+            said.append(ev.SourceRecovered(name(uid), version.at if version else None))
+        waiting = tuple(u for u in verdict.schedule.waiting() if u in plan.statuses)
+        due = verdict.schedule.next_due_at
+        wakes = [t for t in (due, next_lateness_change(policies, plan.statuses, verdict.schedule.now))
+                 if t is not None]
+        self.wake = min(wakes, default=None)
+        if waiting and (waiting, due) != self._waiting_said:
+            said.append(ev.NotDue(tuple(name(u) for u in waiting), show_time(due) if due is not None else None))
+        self._waiting_said = (waiting, due)
+        return said
