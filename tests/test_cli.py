@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import html
+import importlib
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import click
+import pytest
 from click.testing import CliRunner
 
 import dbtassets
@@ -16,9 +22,32 @@ from dbtassets.report import render
 from tests.conftest import REPO, FakeClock, FakeRunner, run_cli
 
 README = (REPO / "README.md").read_text()
+CLI_REFERENCE = REPO / "docs" / "reference" / "cli.md"
 
 
-def test_every_command_has_help_and_is_documented_in_the_readme() -> None:
+def require_docs_tools() -> None:
+    """The docs extra (mkdocs, mkdocs-click) is part of the test extra: skip without it, but never in CI."""
+    try:
+        import markdown  # noqa: F401
+        import mkdocs  # noqa: F401
+        import mkdocs_click  # noqa: F401
+    except ImportError as missing:
+        reason = f"{missing.name} is not installed (pip install -e \".[test]\" installs the docs tools)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; CI must build the documentation")
+        pytest.skip(reason)
+
+
+def generated_reference() -> str:
+    """docs/reference/cli.md as the site shows it: its mkdocs-click block expanded, as text."""
+    require_docs_tools()
+    import markdown
+
+    page = markdown.markdown(CLI_REFERENCE.read_text(), extensions=["mkdocs-click", "fenced_code"])
+    return html.unescape(re.sub(r"<[^>]+>", "", page))
+
+
+def test_every_command_and_option_has_help_text() -> None:
     assert isinstance(cli, click.Group)
     commands = sorted(cli.commands)
     assert commands == ["assets", "check", "history", "lineage", "lint", "observe", "plan", "report", "savings",
@@ -29,10 +58,33 @@ def test_every_command_has_help_and_is_documented_in_the_readme() -> None:
         assert command.help and len(command.help) > 20, name
         result = runner.invoke(cli, [name, "--help"])
         assert result.exit_code == 0, (name, result.output)
-        assert re.search(rf"`dbtassets {name}\b", README), f"`dbtassets {name}` is not documented in README.md"
         for param in command.params:
             if isinstance(param, click.Option):
                 assert param.help, f"{name} {param.opts} has no help text"
+
+
+def test_the_cli_reference_is_generated_from_the_click_group_the_console_script_runs() -> None:
+    directive = dict(re.findall(r"^    :(\w+): (.+)$", CLI_REFERENCE.read_text(), re.M))
+    assert "::: mkdocs-click" in CLI_REFERENCE.read_text()
+    module = importlib.import_module(directive["module"])
+    assert getattr(module, directive["command"]) is cli
+    assert directive["prog_name"] == "dbtassets"
+
+
+def test_every_command_and_option_is_in_the_generated_cli_reference() -> None:
+    reference = generated_reference()
+    # each command's part runs from its usage line ("dbtassets why [OPTIONS] ASSET") to the next one
+    sections = dict(re.findall(r"^dbtassets (\w+) \[OPTIONS\](.*?)(?=^dbtassets \w+ \[OPTIONS\]|\Z)", reference,
+                               re.S | re.M))
+    assert sorted(sections) == sorted(cli.commands), "docs/reference/cli.md does not document every command"
+    for name, command in cli.commands.items():
+        for param in command.params:
+            if isinstance(param, click.Option):
+                for opt in (*param.opts, *param.secondary_opts):
+                    assert opt in sections[name], f"dbtassets {name} {opt} is not in the generated CLI reference"
+    for param in cli.params:  # the global options, in the group's own section
+        if isinstance(param, click.Option):
+            assert all(opt in reference for opt in param.opts), param.opts
 
 
 def test_readme_quick_start_commands_are_the_ones_ci_runs() -> None:
@@ -41,12 +93,35 @@ def test_readme_quick_start_commands_are_the_ones_ci_runs() -> None:
     assert blocks[0].endswith("dbtassets --project-dir example_project watch")
     test_command = next(b for b in blocks if "pytest" in b)
     assert test_command == 'python3 -m venv .venv && .venv/bin/pip install -e ".[test]" && .venv/bin/python -m pytest'
-    assert test_command in (REPO / ".ci/run").read_text()
+    ci = (REPO / ".ci/run").read_text()
+    assert test_command in ci
+    assert ".venv/bin/mkdocs build --strict" in ci
 
 
 def test_the_readme_links_only_to_files_that_exist() -> None:
     for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", README):
         assert (REPO / target).exists(), f"README.md links to {target}, which does not exist"
+
+
+def test_the_readme_is_read_in_five_minutes() -> None:
+    size = len(README.encode())
+    assert size < 12_000, f"README.md is {size:,} bytes: move the detail into a page under docs/ and link to it"
+
+
+def test_the_docs_site_builds_strictly_and_offline(tmp_path: Path) -> None:
+    """`mkdocs build --strict`: a broken link or anchor, or a page left out of the nav, fails it."""
+    require_docs_tools()
+    # Any attempt to reach the network goes to a closed port; the Material banner about its end of life is noise.
+    offline = {name: "http://127.0.0.1:9" for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY")}
+    built = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+                           cwd=REPO, capture_output=True, text=True,
+                           env={**os.environ, **offline, "NO_MKDOCS_2_WARNING": "1"})
+    assert built.returncode == 0, built.stdout + built.stderr
+    pages = list((tmp_path / "site").rglob("*.html"))
+    assert len(pages) > 10
+    for page in pages:  # nothing loaded from elsewhere: no CDN script, stylesheet or font
+        loaded = re.findall(r"<(?:script|link|img)\b[^>]*?(?:src|href)=\"((?:https?:)?//[^\"]+)\"", page.read_text())
+        assert not loaded, (page, loaded)
 
 
 def test_python_dash_m_and_version() -> None:

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 
 import click
 import pytest
+import yaml
 
 from dbtassets.report.watchlog import JSON, QUIET, TEXT, event_json, event_text
 from dbtassets.watch import events as ev
@@ -109,4 +110,7 @@ def test_the_json_event_schema_is_documented() -> None:
     for kind, cls in ev.EVENT_TYPES.items():
         for f in dataclasses.fields(cls):
             assert f"`{f.name}`" in sections[kind.value], f"docs/events.md: {kind.value}.{f.name} is not documented"
-    assert "docs/events.md" in (REPO / "README.md").read_text()
+    # and the page is in the documentation site's reference section
+    nav = yaml.safe_load((REPO / "mkdocs.yml").read_text())["nav"]
+    reference = next(entry["Reference"] for entry in nav if isinstance(entry, dict) and "Reference" in entry)
+    assert "events.md" in [page for entry in reference for page in entry.values()]
