@@ -31,7 +31,8 @@ from bench_status import SuccessRunner, ensure_project
 
 from dbtassets.engine import Options, Project
 from dbtassets.rules.policies import Policies, apply
-from dbtassets.rules.staleness import StateView, compute_statuses
+from dbtassets.rules.staleness import compute_statuses
+from dbtassets.state.records import StateView
 
 
 def timed(repeat: int, work: Callable[[], object]) -> tuple[float, float]:

@@ -18,7 +18,6 @@ from pathlib import Path
 
 from dbtassets.building import recording
 from dbtassets.building.lock import BuildLock
-from dbtassets.building.recording import BuildStatus
 from dbtassets.building.runner import (
     BuildResult,
     DbtTarget,
@@ -38,7 +37,7 @@ from dbtassets.model.manifest import Manifest, Node, ResourceType, UniqueId
 from dbtassets.model.project import DbtProject, load_project
 from dbtassets.model.selection import resolve_selection
 from dbtassets.model.snapshot import Snapshot, load_snapshot
-from dbtassets.model.sources import Observation, ObserverKind, Settings
+from dbtassets.model.sources import DataVersionKind, Observation, ObserverKind, Settings
 from dbtassets.model.targets import Targets, profiles_file, resolve_targets
 from dbtassets.observe.observer import Observer
 from dbtassets.results import Explanation, ObserveOutcome, Options, StatusReport, SyncPlan, SyncResult
@@ -47,11 +46,12 @@ from dbtassets.rules.policies import apply as apply_policies
 from dbtassets.rules.refresh import invocations
 from dbtassets.rules.savings import Savings
 from dbtassets.rules.savings import compute as compute_savings
-from dbtassets.rules.staleness import AssetStatus, DataVersionKind, ReasonCode, compute_statuses
+from dbtassets.rules.staleness import AssetStatus, ReasonCode, compute_statuses
 from dbtassets.sql.versions import CodeVersioner
 from dbtassets.state.backends import Location
 from dbtassets.state.leases import leased
-from dbtassets.state.store import HistoryEntry, StateStore
+from dbtassets.state.records import BuildStatus, HistoryEntry, RunStatus
+from dbtassets.state.store import StateStore
 
 __all__ = ["STATE_ENV", "Explanation", "ObserveOutcome", "Options", "Project", "StatusReport", "SyncPlan",
            "SyncResult", "unobserved"]
@@ -84,7 +84,7 @@ class Project:
         self._targets: Targets | ProjectError = ProjectError("profiles.yml not read yet")
         self._profiles_stamp: tuple[str, int] | None = ("", -1)
         self._store: StateStore | None = None
-        self._unclosed: dict[int, tuple[str, str]] = {}  # runs to close once the store can be reached again
+        self._unclosed: dict[int, tuple[RunStatus, str]] = {}  # runs to close once the store can be reached again
         self._follow_profile()
         self.clock: Clock = clock or SystemClock()
         self.log = log or (lambda message: None)
@@ -379,17 +379,17 @@ class Project:
             lost = self.store.record_build(run_id, record.outcomes, record.checks, found, ok, at,
                                            str(result.log_path), result.crashed, holder)
         except DbtAssetsError as exc:  # no outcome recorded: close the run rather than leave it 'running'
-            self._close_runs({run_id: ("error", f"nothing recorded: {exc}")})
+            self._close_runs({run_id: (RunStatus.ERROR, f"nothing recorded: {exc}")})
             raise
         except Interrupted as stop:  # the runner has stopped dbt; say so now, not at the next command
-            if self._close_runs({run_id: ("interrupted", f"stopped by {stop.signal_name}; nothing recorded")}):
+            if self._close_runs({run_id: (RunStatus.INTERRUPTED, f"stopped by {stop.signal_name}; nothing recorded")}):
                 stop.run_id = run_id
             raise
         return SyncResult(plan, run_id, [u for u in record.having(BuildStatus.SUCCESS) if u not in lost],
                           record.failed, record.having(BuildStatus.SKIPPED), record.not_run, result,
                           failed_checks=record.failed_checks, lost=lost)
 
-    def _close_runs(self, runs: Mapping[int, tuple[str, str]] | None = None) -> bool:
+    def _close_runs(self, runs: Mapping[int, tuple[RunStatus, str]] | None = None) -> bool:
         """Close ``runs`` (id → status, message), which recorded nothing, with those not closed before.
 
         A store that cannot be reached (its server restarting) keeps them for the next build; the

@@ -17,7 +17,8 @@ from dbtassets.errors import ConfigError, ManifestError
 from dbtassets.model.graph import AssetGraph
 from dbtassets.model.manifest import load_manifest
 from dbtassets.model.sources import load_settings
-from dbtassets.rules.staleness import StateView, compute_statuses
+from dbtassets.rules.staleness import compute_statuses
+from dbtassets.state.records import StateView
 from tests.conftest import examples
 
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.text(max_size=8), st.floats(allow_nan=False))

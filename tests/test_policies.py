@@ -11,7 +11,8 @@ from dbtassets.errors import ManifestError
 from dbtassets.model.graph import AssetGraph
 from dbtassets.model.manifest import FreshnessConfig, Manifest, Node, UniqueId
 from dbtassets.rules.policies import Policies, Schedule, Severity, lateness, next_lateness_change, schedule
-from dbtassets.rules.staleness import Materialization, ReasonCode, StateView, Status, Version, compute_statuses
+from dbtassets.rules.staleness import ReasonCode, Status, compute_statuses
+from dbtassets.state.records import Materialization, StateView, Version
 
 ORDERS, CUSTOMERS = UniqueId("source.p.raw.orders"), UniqueId("source.p.raw.customers")
 STG_O, STG_C, FACT, DIM, SNAP, LEAF = (UniqueId(u) for u in (

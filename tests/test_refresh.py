@@ -10,9 +10,10 @@ from typing import Any
 
 from dbtassets.model.graph import AssetGraph
 from dbtassets.model.manifest import Check, CheckKind, Manifest, Node, UniqueId
-from dbtassets.rules.checks import CheckResult, CheckState
+from dbtassets.rules.checks import CheckState
 from dbtassets.rules.refresh import Invocation, Refresh, invocations, old_rows_before, refresh_of
-from dbtassets.rules.staleness import Materialization, ReasonCode, StateView, Status, compute_statuses
+from dbtassets.rules.staleness import ReasonCode, Status, compute_statuses
+from dbtassets.state.records import CheckResult, Materialization, StateView
 
 SEED, INC, KEPT, DBT_KEPT, SNAP, TABLE = (UniqueId(u) for u in (
     "seed.p.raw", "model.p.inc", "model.p.kept", "model.p.dbt_kept", "snapshot.p.snap", "model.p.table"))

@@ -6,19 +6,8 @@ from pathlib import Path
 
 from dbtassets.model.graph import AssetGraph
 from dbtassets.model.manifest import Check, CheckKind, Manifest, Node, ResourceType, UniqueId
-from dbtassets.rules.checks import CheckResult
-from dbtassets.rules.staleness import (
-    AssetStatus,
-    CodeChange,
-    Failure,
-    Materialization,
-    Reason,
-    ReasonCode,
-    StateView,
-    Status,
-    Version,
-    compute_statuses,
-)
+from dbtassets.rules.staleness import AssetStatus, CodeChange, Reason, ReasonCode, Status, compute_statuses
+from dbtassets.state.records import CheckResult, Failure, Materialization, StateView, Version
 
 SRC, STG, FACT, EPH, DIM = (UniqueId(u) for u in (
     "source.p.raw.orders", "model.p.stg", "model.p.fact", "model.p.eph", "model.p.dim"))

@@ -16,9 +16,10 @@ import pytest
 
 from dbtassets.errors import StateError
 from dbtassets.model.manifest import UniqueId
-from dbtassets.rules.staleness import Version
 from dbtassets.state.backends import Location, backend_for
-from dbtassets.state.store import MIGRATIONS, Fingerprinted, StateStore
+from dbtassets.state.migrations import MIGRATIONS
+from dbtassets.state.records import Fingerprinted, Version
+from dbtassets.state.store import StateStore
 from tests.conftest import run_cli
 from tests.pg import PostgresServer, free_port
 

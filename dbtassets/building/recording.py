@@ -9,63 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import TYPE_CHECKING
 
 from dbtassets.building.runner import BuildResult, NodeResult
 from dbtassets.model.manifest import CheckKind, Manifest, ResourceType, UniqueId
 from dbtassets.rules.checks import RECORDED, one_line
 from dbtassets.rules.refresh import old_rows_before, refresh_of
-from dbtassets.rules.staleness import Materialization, Version
+from dbtassets.state.records import UNSETTLED, BuildStatus, CheckOutcome, Materialization, Outcome
 
 if TYPE_CHECKING:
     from dbtassets.model.snapshot import Snapshot
     from dbtassets.results import SyncPlan
 
-UNSETTLED = "?"  # the code version of a build during which the project changed: dbt may have read either
 _DBT_FAILED = frozenset({"error", "fail", "runtime error"})  # dbt's node statuses that are failures
-
-
-class BuildStatus(str, Enum):
-    """What became of one planned asset in one build."""
-
-    SUCCESS = "success"
-    ERROR = "error"  # it failed, or one of its data tests did
-    SKIPPED = "skipped"  # dbt skipped it (an upstream failed)
-    NOT_RUN = "not_run"  # dbt never got to it (it crashed, or an interrupt): nothing is recorded
-
-    def __str__(self) -> str:
-        return self.value
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """One asset's build outcome, ready to insert into the state store."""
-
-    unique_id: UniqueId
-    status: BuildStatus
-    code_version: str
-    manifest_version: str | None
-    inputs: Mapping[UniqueId, Version]  # the data version of each input as planned
-    rebuilt_inputs: tuple[UniqueId, ...]  # inputs built earlier in this run: their new versions replace those
-    duration: float | None = None
-    rows_affected: int | None = None
-    message: str | None = None
-    base_version: str | None = None
-    added_columns: frozenset[str] = frozenset()
-    old_rows_before: str | None = None  # rows built before this time came from older code (dbtassets.rules.refresh)
-
-
-@dataclass(frozen=True)
-class CheckOutcome:
-    """A check's run against one of its assets, ready to insert into the state store."""
-
-    check_id: UniqueId
-    unique_id: UniqueId  # the asset it checked
-    code_version: str
-    status: str  # dbt's: pass, fail, warn, error
-    message: str
-    previous_materialization: int | None  # what it checked, unless this build rebuilt the asset
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,6 @@ import yaml
 from dbtassets.errors import ConfigError
 from dbtassets.model.manifest import Node, UniqueId
 from dbtassets.model.project import load_yaml
-from dbtassets.rules.staleness import DataVersionKind
 
 CONFIG_FILE = "dbtassets.yml"
 DEFAULT_QUERY_EVERY = 60.0
@@ -45,6 +44,20 @@ _TEMPORARY_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".crdownload", ".sw
 _QUOTED = re.compile(r"'([^']+)'")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+class DataVersionKind(str, Enum):
+    """What a data version identifies: its value is this prefix followed by an identifier."""
+
+    BUILD = "m"  # a materialization in the state store: m<its id>
+    FILES = "f"  # a files observation: f<fingerprint of the files' names, sizes and mtimes>
+    QUERY = "q"  # a watermark query: q<its result>
+    REPORT = "r"  # a loader's report: r<the version it gave, or the time>
+    DEPLOYED = "o:"  # ``plan --against``: the other manifest's version of an asset
+
+    def of(self, identifier: object) -> str:
+        return f"{self.value}{identifier}"
+
 
 
 class ObserverKind(str, Enum):

@@ -13,10 +13,9 @@ from dbtassets.building.runner import Runner
 from dbtassets.errors import ObservationError
 from dbtassets.model.manifest import UniqueId
 from dbtassets.model.snapshot import Snapshot
-from dbtassets.model.sources import Observation, ObserverKind, observe_files
+from dbtassets.model.sources import DataVersionKind, Observation, ObserverKind, observe_files
 from dbtassets.results import ObserveOutcome
 from dbtassets.rules.policies import parse_time
-from dbtassets.rules.staleness import DataVersionKind
 from dbtassets.state.store import StateStore
 
 

@@ -21,7 +21,7 @@ from dbtassets.results import Explanation, ObserveOutcome, StatusReport, SyncRes
 from dbtassets.rules.policies import Lateness
 from dbtassets.rules.savings import Savings
 from dbtassets.rules.staleness import AssetStatus, Status
-from dbtassets.state.store import HistoryEntry
+from dbtassets.state.records import HistoryEntry
 
 
 class OutputFormat(str, Enum):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from dbtassets.model.manifest import Check, UniqueId
+from dbtassets.state.records import CheckResult
 
 
 class CheckState(str, Enum):
@@ -39,17 +40,6 @@ def one_line(message: str, limit: int = 300) -> str:
     """dbt's test message (unit test diffs are multi-line and coloured) as one plain line."""
     text = " ".join(_ANSI.sub("", message).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    """The last recorded run of a check on an asset."""
-
-    code_version: str
-    materialization_id: int
-    status: str
-    finished_at: str
-    message: str = ""
 
 
 @dataclass(frozen=True)

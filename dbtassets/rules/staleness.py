@@ -15,15 +15,16 @@ made stale by it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
 from dbtassets.clock import shown
 from dbtassets.model.graph import AssetGraph
 from dbtassets.model.manifest import Check, ResourceType, UniqueId
-from dbtassets.rules.checks import CheckResult, CheckState, CheckStatus, check_statuses
+from dbtassets.rules.checks import CheckState, CheckStatus, check_statuses
 from dbtassets.rules.refresh import Refresh, opt_out_hint, refresh_of
+from dbtassets.state.records import Materialization, StateView, Version
 
 
 class Status(str, Enum):
@@ -53,75 +54,6 @@ class ReasonCode(str, Enum):
     UPSTREAM_CHECK_FAILED = "upstream_check_failed"  # stale, but held: building it would spread failing data
     CHECK_FAILED = "check_failed"
     CHECK_PENDING = "check_pending"
-
-
-class DataVersionKind(str, Enum):
-    """What a data version identifies: its value is this prefix followed by an identifier."""
-
-    BUILD = "m"  # a materialization in the state store: m<its id>
-    FILES = "f"  # a files observation: f<fingerprint of the files' names, sizes and mtimes>
-    QUERY = "q"  # a watermark query: q<its result>
-    REPORT = "r"  # a loader's report: r<the version it gave, or the time>
-    DEPLOYED = "o:"  # ``plan --against``: the other manifest's version of an asset
-
-    def of(self, identifier: object) -> str:
-        return f"{self.value}{identifier}"
-
-
-@dataclass(frozen=True)
-class Version:
-    """A data version and when it came to be (observed, or materialized).
-
-    ``base`` is the version of the columns that existed before ``added`` were appended by
-    non-breaking rebuilds; it is ``value`` itself for any other build.
-    """
-
-    value: str
-    at: str
-    base: str = ""
-    added: frozenset[str] = frozenset()
-
-    @property
-    def base_value(self) -> str:
-        return self.base or self.value
-
-
-@dataclass(frozen=True)
-class Materialization:
-    """The last successful build of an asset, as the state store recorded it."""
-
-    id: int
-    run_id: int
-    finished_at: str
-    code_version: str
-    inputs: Mapping[UniqueId, Version]
-    manifest_version: str | None = None
-    base: str = ""
-    added: frozenset[str] = frozenset()
-    old_rows_before: str | None = None  # rows built before this time came from older code (dbtassets.rules.refresh)
-
-    @property
-    def data_version(self) -> Version:
-        return Version(DataVersionKind.BUILD.of(self.id), self.finished_at, self.base, self.added)
-
-
-@dataclass(frozen=True)
-class Failure:
-    """A failed build attempt."""
-
-    id: int
-    finished_at: str
-    message: str
-
-
-@dataclass(frozen=True)
-class StateView:
-    """What the staleness rules need from the state store."""
-
-    last_success: Mapping[UniqueId, Materialization] = field(default_factory=dict)
-    last_failure: Mapping[UniqueId, Failure] = field(default_factory=dict)
-    observations: Mapping[UniqueId, Version] = field(default_factory=dict)
-    check_results: Mapping[UniqueId, Mapping[UniqueId, CheckResult]] = field(default_factory=dict)  # asset → check
 
 
 @dataclass(frozen=True)

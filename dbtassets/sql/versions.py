@@ -13,22 +13,15 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from dbtassets.building.recording import UNSETTLED
 from dbtassets.building.runner import Runner
 from dbtassets.errors import ManifestError
 from dbtassets.model.graph import BUILDABLE, AssetGraph
 from dbtassets.model.manifest import Manifest, ResourceType, UniqueId, compiled_sql, load_manifest
 from dbtassets.model.selection import exact_selectors
-from dbtassets.rules.staleness import (
-    AssetStatus,
-    CodeChange,
-    DataVersionKind,
-    Materialization,
-    StateView,
-    Version,
-    compute_statuses,
-)
-from dbtassets.state.store import CachedFingerprint, Fingerprinted, StateStore
+from dbtassets.model.sources import DataVersionKind
+from dbtassets.rules.staleness import AssetStatus, CodeChange, compute_statuses
+from dbtassets.state.records import UNSETTLED, CachedFingerprint, Fingerprinted, Materialization, StateView, Version
+from dbtassets.state.store import StateStore
 
 _EPHEMERAL_CTE = "__dbt__cte__"  # how dbt names an inlined ephemeral model
 _UNSETTLED_CHANGE = CodeChange(True, description="the project was edited during that build, so which code it "

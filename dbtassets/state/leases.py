@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING
 from dbtassets.errors import DbtAssetsError
 from dbtassets.model.manifest import UniqueId
 from dbtassets.state.backends import Connection
-from dbtassets.state.store import StateStore, machine_name, pid_alive
+from dbtassets.state.hosts import machine_name, pid_alive
+from dbtassets.state.store import StateStore
 
 if TYPE_CHECKING:
     from dbtassets.engine import Project, SyncPlan

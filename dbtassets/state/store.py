@@ -1,10 +1,10 @@
-"""The state store: runs, materializations and observations, in an SQLite file or on a PostgreSQL server.
+"""The state store: runs, materializations, observations, check results and the fingerprint cache.
 
-Every write is one transaction and writers take turns (see :mod:`dbtassets.state.backends`), so
-concurrent writers queue instead of failing, and a process killed mid-write leaves the last
-committed state. Schema changes are named migrations recorded in the ``migrations`` table, the
-same ones on both engines. A database that is not a dbtassets store, or is corrupt, is reported
-and never replaced.
+The rows are read and written here, as the records of :mod:`dbtassets.state.records`; opening the
+database, migrating it and the transactions are :mod:`dbtassets.state.connection`'s, the schema is
+:mod:`dbtassets.state.migrations`', and the SQL that differs between SQLite and PostgreSQL is
+:mod:`dbtassets.state.backends`'. A database that is not a dbtassets store, or is corrupt, is
+reported and never replaced.
 
 A store is opened for one target (see :mod:`dbtassets.model.targets`): it files every run,
 materialization and observation under that target's warehouse key and reads back only those, so
@@ -17,336 +17,47 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from pathlib import Path
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from dbtassets.building.recording import BuildStatus, CheckOutcome, Outcome
-from dbtassets.errors import StateError
 from dbtassets.model.manifest import UniqueId
-from dbtassets.rules.checks import CheckResult
-from dbtassets.rules.staleness import DataVersionKind, Failure, Materialization, StateView, Version
-from dbtassets.state.backends import Backend, Connection, Location, backend_for
-
-MIGRATIONS: tuple[tuple[str, str], ...] = (
-    ("0001_initial", """
-        CREATE TABLE runs (
-            id INTEGER PRIMARY KEY,
-            command TEXT NOT NULL,
-            selected TEXT NOT NULL DEFAULT '[]',
-            status TEXT NOT NULL CHECK (status IN ('running', 'success', 'error', 'interrupted')),
-            started_at TEXT NOT NULL,
-            finished_at TEXT,
-            pid INTEGER,
-            log_path TEXT,
-            message TEXT
-        );
-        CREATE TABLE materializations (
-            id INTEGER PRIMARY KEY,
-            unique_id TEXT NOT NULL,
-            run_id INTEGER NOT NULL REFERENCES runs (id),
-            status TEXT NOT NULL CHECK (status IN ('success', 'error', 'skipped')),
-            finished_at TEXT NOT NULL,
-            code_version TEXT NOT NULL,
-            inputs TEXT NOT NULL DEFAULT '{}',
-            duration REAL,
-            rows_affected INTEGER,
-            message TEXT
-        );
-        CREATE INDEX materializations_by_asset ON materializations (unique_id, status, id);
-        CREATE TABLE observations (
-            id INTEGER PRIMARY KEY,
-            unique_id TEXT NOT NULL,
-            observed_at TEXT NOT NULL,
-            data_version TEXT NOT NULL,
-            kind TEXT NOT NULL,
-            detail TEXT NOT NULL DEFAULT '{}'
-        );
-        CREATE INDEX observations_by_asset ON observations (unique_id, id);
-    """),
-    ("0002_semantic_versions", """
-        ALTER TABLE materializations ADD COLUMN manifest_version TEXT;
-        ALTER TABLE materializations ADD COLUMN base_version TEXT;
-        ALTER TABLE materializations ADD COLUMN added_columns TEXT NOT NULL DEFAULT '[]';
-        CREATE TABLE compiled_sql (
-            sql_hash TEXT PRIMARY KEY,
-            normalized_sql TEXT NOT NULL
-        );
-        CREATE TABLE fingerprints (
-            unique_id TEXT NOT NULL,
-            manifest_version TEXT NOT NULL,
-            code_version TEXT NOT NULL,
-            semantic INTEGER NOT NULL,
-            sql_hash TEXT REFERENCES compiled_sql (sql_hash),
-            note TEXT,
-            PRIMARY KEY (unique_id, manifest_version)
-        );
-    """),
-    # Records made before this are NULL until OLD_RECORDS_TO_DEFAULT_TARGET files them.
-    ("0003_targets", """
-        ALTER TABLE runs ADD COLUMN target TEXT;
-        ALTER TABLE materializations ADD COLUMN target TEXT;
-        ALTER TABLE observations ADD COLUMN target TEXT;
-        CREATE INDEX materializations_by_target ON materializations (target, status, unique_id, id);
-        CREATE INDEX observations_by_target ON observations (target, unique_id, id);
-    """),
-    # When an observer last read the source, even if it saw the same data version (a query's `every:`).
-    ("0005_observation_checked_at", """
-        ALTER TABLE observations ADD COLUMN checked_at TEXT;
-    """),
-    # Team mode: a build's claim on the assets it builds (dbtassets.state.leases), per target; times are
-    # seconds since the epoch by the store's own clock.
-    ("0006_team_leases", """
-        CREATE TABLE leases (
-            target TEXT NOT NULL,
-            unique_id TEXT NOT NULL,
-            holder TEXT NOT NULL,
-            claimed_at REAL NOT NULL,
-            expires_at REAL NOT NULL,
-            PRIMARY KEY (target, unique_id)
-        );
-        CREATE INDEX leases_by_holder ON leases (holder);
-        ALTER TABLE runs ADD COLUMN host TEXT;
-    """),
-    ("0007_old_rows_before", """
-        ALTER TABLE materializations ADD COLUMN old_rows_before TEXT;
-    """),
-    ("0008_check_results", """
-        CREATE TABLE check_results (
-            id INTEGER PRIMARY KEY,
-            check_id TEXT NOT NULL,
-            unique_id TEXT NOT NULL,
-            run_id BIGINT NOT NULL REFERENCES runs (id),
-            code_version TEXT NOT NULL,
-            materialization_id BIGINT NOT NULL REFERENCES materializations (id),
-            status TEXT NOT NULL,
-            finished_at TEXT NOT NULL,
-            message TEXT
-        );
-        CREATE INDEX check_results_by_asset ON check_results (unique_id, check_id, id);
-    """),
+from dbtassets.model.sources import DataVersionKind
+from dbtassets.state.backends import Connection
+from dbtassets.state.connection import Database
+from dbtassets.state.hosts import machine_name, pid_alive
+from dbtassets.state.records import (
+    SHARED,
+    SHARED_KINDS,
+    BuildStatus,
+    CachedFingerprint,
+    CheckOutcome,
+    CheckResult,
+    Failure,
+    Fingerprinted,
+    HistoryEntry,
+    Materialization,
+    Outcome,
+    RunRecord,
+    RunStatus,
+    StateView,
+    Version,
+    version_json,
+    versions_from_json,
 )
-# Needs the profile's default target, known only when a project opens the store: records made
-# before targets existed were built for the target dbt used by default.
-OLD_RECORDS_TO_DEFAULT_TARGET = "0004_old_records_to_default_target"
-SHARED = "*"  # the target of observations every target shares
-SHARED_KINDS = frozenset({"files"})  # observers reading the project's files, not a warehouse
 
 
-@dataclass(frozen=True)
-class HistoryEntry:
-    """One build attempt of an asset, for ``dbtassets history``."""
-
-    id: int
-    run_id: int
-    status: str
-    finished_at: str
-    code_version: str
-    inputs: Mapping[UniqueId, Version]
-    duration: float | None
-    rows_affected: int | None
-    message: str | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id, "run_id": self.run_id, "status": self.status, "finished_at": self.finished_at,
-            "code_version": self.code_version, "duration": self.duration, "rows_affected": self.rows_affected,
-            "message": self.message,
-            "inputs": {uid: {"data_version": v.value, "at": v.at} for uid, v in self.inputs.items()},
-        }
-
-
-@dataclass(frozen=True)
-class CachedFingerprint:
-    """A semantic code version remembered for one manifest version of an asset."""
-
-    code_version: str
-    semantic: bool
-    sql_hash: str | None
-    note: str
-
-
-@dataclass(frozen=True)
-class Fingerprinted:
-    """A fingerprint computed from compiled SQL, to remember for one manifest version of an asset."""
-
-    unique_id: UniqueId
-    manifest_version: str
-    code_version: str
-    semantic: bool
-    normalized_sql: str
-    note: str
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    id: int
-    command: str
-    status: str
-    started_at: str
-    finished_at: str | None
-    pid: int | None
-    host: str | None = None  # the machine of ``pid`` (None: recorded before team mode, so this one)
-
-
-class StateStore:
-    """An open state store. Use :meth:`open`; close it (or use ``with``) when done."""
-
-    def __init__(self, backend: Backend, connection: Connection, target: str = "") -> None:
-        self.backend = backend
-        self.location = backend.location
-        self.target = target
-        self._db = connection
-
-    @property
-    def path(self) -> Path | str:
-        """The SQLite file, or the server's URL without its password (for messages)."""
-        return self.location.path if self.location.path is not None else str(self.location)
-
-    @classmethod
-    def open(cls, where: Path | str | Location, *, target: str = "", default_target: str | None = None,
-             busy_timeout: float = 30.0) -> StateStore:
-        """Open (creating and migrating if needed) the store at ``where`` (a path, or a postgresql:// URL),
-        for the records of ``target``.
-
-        Args:
-            target: the warehouse key of the target whose records to read and write.
-            default_target: the profile's default target's key, which owns records made before
-                the store knew targets; without it they stay unfiled (and unseen) for now.
-
-        Raises:
-            StateError: the path is a directory, not an SQLite file, another program's database,
-                corrupt, or its directory cannot be created or written; the server cannot be
-                reached or refuses the user.
-        """
-        location = where if isinstance(where, Location) else Location.parse(where)
-        backend = backend_for(location, busy_timeout=busy_timeout)
-        db = backend.connect()
-        store = cls(backend, db, target)
-        try:
-            store._prepare(default_target)
-        except backend.errors as exc:
-            db.close()
-            raise backend.error(exc) from None
-        except BaseException:
-            db.close()
-            raise
-        return store
-
-    def _prepare(self, default_target: str | None) -> None:
-        db, backend = self._db, self.backend
-        tables = backend.tables(db)
-        if tables and "migrations" not in tables:
-            kind = "an SQLite database" if backend.name == "sqlite" else "a PostgreSQL schema"
-            raise StateError(
-                f"{self.path}: is {kind} but not a dbtassets state store "
-                f"(it has tables {', '.join(sorted(tables))}); pass another --state"
-            )
-        backend.prepare(db)
-        if "migrations" not in tables:
-            with self.transaction():
-                db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
-        applied = {row[0] for row in db.execute("SELECT name FROM migrations")}
-        known = {name for name, _ in MIGRATIONS} | {OLD_RECORDS_TO_DEFAULT_TARGET}
-        if applied - known:
-            raise StateError(
-                f"{self.path}: was written by a newer dbtassets (migrations {', '.join(sorted(applied - known))}); "
-                "upgrade dbtassets or pass another --state path"
-            )
-        for name, sql in MIGRATIONS:
-            if name in applied:
-                continue
-            with self.transaction():
-                if db.execute("SELECT 1 FROM migrations WHERE name = ?", (name,)).fetchone():
-                    continue  # another process applied it while we waited for the lock
-                for statement in sql.split(";"):
-                    if statement.strip():
-                        db.execute(backend.ddl(statement))
-                db.execute("INSERT INTO migrations VALUES (?, ?)", (name, _utc_now()))
-        if default_target is not None and OLD_RECORDS_TO_DEFAULT_TARGET not in applied:
-            self._file_old_records(default_target)
-
-    def _file_old_records(self, default_target: str) -> None:
-        """The named migration that files records made before targets under the default target."""
-        with self.transaction() as db:
-            if db.execute("SELECT 1 FROM migrations WHERE name = ?", (OLD_RECORDS_TO_DEFAULT_TARGET,)).fetchone():
-                return  # another process filed them while we waited for the lock
-            db.execute("UPDATE runs SET target = ? WHERE target IS NULL", (default_target,))
-            db.execute("UPDATE materializations SET target = ? WHERE target IS NULL", (default_target,))
-            shared = ", ".join("?" for _ in SHARED_KINDS)
-            db.execute(f"UPDATE observations SET target = CASE WHEN kind IN ({shared}) THEN ? ELSE ? END "
-                       "WHERE target IS NULL", (*sorted(SHARED_KINDS), SHARED, default_target))
-            db.execute("INSERT INTO migrations VALUES (?, ?)", (OLD_RECORDS_TO_DEFAULT_TARGET, _utc_now()))
-
-    def close(self) -> None:
-        self._db.close()
-
-    def __enter__(self) -> StateStore:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def _reconnect_if_lost(self) -> None:
-        """Open a new connection if the server dropped the last one (it restarted, the network broke).
-
-        Only between transactions: a transaction cut off is rolled back by the server, and its
-        caller has had a StateError. Raises StateError while the server cannot be reached.
-        """
-        if self.backend.is_lost(self._db):
-            with suppress(*self.backend.errors):
-                self._db.close()
-            self._db = self.backend.connect()
-
-    @contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """One write transaction; waits for other writers, rolls back on any error."""
-        self._reconnect_if_lost()
-        db, backend = self._db, self.backend
-        try:
-            db.execute(backend.begin_write)
-        except backend.errors as exc:
-            self._rollback()
-            raise backend.error(exc) from None
-        try:
-            yield db
-        except backend.errors as exc:  # e.g. the disk filled up in the middle of the transaction
-            self._rollback()
-            raise backend.error(exc) from None
-        except BaseException:
-            self._rollback()
-            raise
-        try:
-            db.execute("COMMIT")
-        except backend.errors as exc:
-            self._rollback()
-            raise backend.error(exc) from None
-
-    def _rollback(self) -> None:
-        """Undo the open transaction, unless the engine already has (SQLite does on SQLITE_FULL and some I/O errors)."""
-        with suppress(*self.backend.errors):  # the error being raised says more than a failed rollback
-            if self.backend.in_transaction(self._db):
-                self._db.execute("ROLLBACK")
-
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        self._reconnect_if_lost()
-        try:
-            return list(self._db.execute(sql, params).fetchall())
-        except self.backend.errors as exc:
-            raise self.backend.error(exc) from None
+class StateStore(Database):
+    """An open state store: the records' queries over a :class:`Database`. Use :meth:`open`; close it
+    (or use ``with``) when done."""
 
     # -- reading -------------------------------------------------------------------------
 
     def view(self) -> StateView:
         """Everything the staleness rules need, in three indexed queries."""
         successes = {
-            UniqueId(uid): Materialization(mid, run_id, finished_at, code_version, _versions(inputs), manifest_version,
-                                           base or "", frozenset(json.loads(added)) if added != "[]" else frozenset(),
-                                           old_rows)
+            UniqueId(uid): Materialization(mid, run_id, finished_at, code_version, versions_from_json(inputs),
+                                           manifest_version, base or "",
+                                           frozenset(json.loads(added)) if added != "[]" else frozenset(), old_rows)
             for mid, uid, run_id, finished_at, code_version, inputs, manifest_version, base, added, old_rows
             in self._query(
                 "SELECT m.id, m.unique_id, m.run_id, m.finished_at, m.code_version, m.inputs, m.manifest_version, "
@@ -412,7 +123,8 @@ class StateStore:
 
     def history(self, uid: UniqueId, limit: int = 20) -> list[HistoryEntry]:
         return [
-            HistoryEntry(mid, run_id, status, finished_at, code_version, _versions(inputs), duration, rows, message)
+            HistoryEntry(mid, run_id, status, finished_at, code_version, versions_from_json(inputs), duration, rows,
+                         message)
             for mid, run_id, status, finished_at, code_version, inputs, duration, rows, message in self._query(
                 "SELECT id, run_id, status, finished_at, code_version, inputs, duration, rows_affected, message "
                 "FROM materializations WHERE unique_id = ? AND target = ? ORDER BY id DESC LIMIT ?",
@@ -430,11 +142,11 @@ class StateStore:
             )
         ]
 
-    def runs(self, status: str | None = None) -> list[RunRecord]:
-        where, params = ("AND status = ?", (self.target, status)) if status else ("", (self.target,))
-        return [RunRecord(*row) for row in self._query(
-            f"SELECT id, command, status, started_at, finished_at, pid, host FROM runs WHERE target = ? {where} "
-            "ORDER BY id", params)]
+    def runs(self, status: RunStatus | None = None) -> list[RunRecord]:
+        where, params = ("AND status = ?", (self.target, RunStatus(status).value)) if status else ("", (self.target,))
+        rows = self._query(f"SELECT id, command, status, started_at, finished_at, pid, host FROM runs "
+                           f"WHERE target = ? {where} ORDER BY id", params)
+        return [RunRecord(run_id, command, RunStatus(status), *rest) for run_id, command, status, *rest in rows]
 
     def outcomes_since(self, since: str) -> list[tuple[int, str | None, str | None, float | None]]:
         """(run id, asset, outcome status, dbt execution seconds) for every finished run of this target
@@ -522,7 +234,7 @@ class StateStore:
                     self.insert_check_result(db, check_id=c.check_id, uid=c.unique_id, run_id=run_id,
                                              code_version=c.code_version, materialization_id=checked,
                                              status=c.status, finished_at=at, message=c.message)
-            self.finish_run(db, run_id, "success" if ok else "error", at, log_path, message)
+            self.finish_run(db, run_id, RunStatus.SUCCESS if ok else RunStatus.ERROR, at, log_path, message)
         return lost
 
     def _leases_taken(self, db: Connection, holder: str, assets: Sequence[UniqueId]) -> dict[UniqueId, str]:
@@ -538,16 +250,17 @@ class StateStore:
         with self.transaction() as db:
             row = db.execute(
                 "INSERT INTO runs (command, selected, status, started_at, pid, target, host) "
-                "VALUES (?, ?, 'running', ?, ?, ?, ?) RETURNING id",
-                (command, json.dumps(list(selected)), at, os.getpid(), self.target, machine_name()),
+                "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                (command, json.dumps(list(selected)), RunStatus.RUNNING.value, at, os.getpid(), self.target,
+                 machine_name()),
             ).fetchone()
             return int(row[0])
 
-    def finish_run(self, db: Connection, run_id: int, status: str, at: str,
+    def finish_run(self, db: Connection, run_id: int, status: RunStatus, at: str,
                    log_path: str | None = None, message: str | None = None) -> None:
         """Inside a :meth:`transaction`: close a run (together with its outcomes)."""
         db.execute("UPDATE runs SET status = ?, finished_at = ?, log_path = ?, message = ? WHERE id = ?",
-                   (status, at, log_path, message, run_id))
+                   (RunStatus(status).value, at, log_path, message, run_id))
 
     def insert_outcome(self, db: Connection, *, uid: UniqueId, run_id: int, status: str, finished_at: str,
                        code_version: str, inputs: Mapping[UniqueId, Version], duration: float | None,
@@ -560,7 +273,7 @@ class StateStore:
             "rows_affected, message, manifest_version, base_version, added_columns, target, old_rows_before) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (uid, run_id, status, finished_at, code_version,
-             json.dumps({p: _version_json(v) for p, v in inputs.items()}, sort_keys=True),
+             json.dumps({p: version_json(v) for p, v in inputs.items()}, sort_keys=True),
              duration, rows_affected, message, manifest_version, base_version, json.dumps(sorted(added_columns)),
              self.target, old_rows_before),
         )
@@ -623,7 +336,7 @@ class StateStore:
         here = machine_name()
         live = {tuple(str(holder).rsplit(":", 2)[:2]) for (holder,) in self._query(
             f"SELECT DISTINCT holder FROM leases WHERE expires_at >= {self.backend.now}")}
-        dead = [run.id for run in self.runs("running")
+        dead = [run.id for run in self.runs(RunStatus.RUNNING)
                 if (run.pid is None or not pid_alive(run.pid) if run.host in (None, here)
                     else (run.host, str(run.pid)) not in live)]
         if dead:
@@ -632,43 +345,3 @@ class StateStore:
                                "message = 'the process running this build ended before recording it' "
                                "WHERE id = ? AND status = 'running'", [(at, run_id) for run_id in dead])
         return dead
-
-
-def _version_json(version: Version) -> list[Any]:
-    if version.base or version.added:
-        return [version.value, version.at, version.base, sorted(version.added)]
-    return [version.value, version.at]
-
-
-def _versions(inputs: str) -> dict[UniqueId, Version]:
-    out = {}
-    for uid, stored in json.loads(inputs).items():
-        value, at, *rest = stored
-        out[UniqueId(uid)] = Version(value, at, rest[0], frozenset(rest[1])) if rest else Version(value, at)
-    return out
-
-
-def machine_name() -> str:
-    """This machine's name in runs and leases: ``DBTASSETS_HOST``, else the host name.
-
-    Set ``DBTASSETS_HOST`` where host names are not unique among the machines sharing a store
-    (containers started from one image with a fixed host name).
-    """
-    return os.environ.get("DBTASSETS_HOST") or socket.gethostname()
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` of this machine exists."""
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _utc_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
