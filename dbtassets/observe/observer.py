@@ -10,12 +10,12 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from dbtassets.building.runner import Runner
+from dbtassets.clock import parse_time
 from dbtassets.errors import ObservationError
 from dbtassets.model.manifest import UniqueId
 from dbtassets.model.snapshot import Snapshot
 from dbtassets.model.sources import Observation, ObserverKind, observe_files
 from dbtassets.results import ObserveOutcome
-from dbtassets.rules.policies import parse_time
 from dbtassets.rules.staleness import DataVersionKind
 from dbtassets.state.store import StateStore
 
