@@ -15,7 +15,7 @@ from enum import Enum
 
 from dbtassets.errors import ManifestError
 from dbtassets.model.graph import AssetGraph
-from dbtassets.model.manifest import FreshnessConfig, Period, UniqueId
+from dbtassets.model.manifest import FreshnessConfig, Period, ResourceType, UniqueId
 
 _PERIOD_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 
@@ -123,11 +123,11 @@ class Policies:
             if config is None:
                 continue
             try:
-                if node.resource_type == "model" and config.updates_on:
+                if node.resource_type == ResourceType.MODEL and config.updates_on:
                     if config not in models_seen:
                         models_seen[config] = BuildAfter(_interval(config.build_after), UpdatesOn(config.updates_on))
                     build_after[uid] = models_seen[config]
-                elif node.resource_type == "source" and (config.warn_after or config.error_after):
+                elif node.resource_type == ResourceType.SOURCE and (config.warn_after or config.error_after):
                     if config not in sources_seen:
                         sources_seen[config] = SourceSla(_interval(config.warn_after), _interval(config.error_after))
                     slas[uid] = sources_seen[config]

@@ -34,7 +34,7 @@ from datetime import datetime, timedelta
 from dbtassets.clock import parse_time, show_time, shown, timestamp
 from dbtassets.model.freshness import Interval, Policies, Severity, UpdatesOn
 from dbtassets.model.graph import AssetGraph
-from dbtassets.model.manifest import UniqueId
+from dbtassets.model.manifest import ResourceType, UniqueId
 from dbtassets.rules.staleness import AssetStatus, Reason, ReasonCode, Status
 
 _IMMEDIATE = frozenset({ReasonCode.NEVER_MATERIALIZED, ReasonCode.CODE_CHANGED})
@@ -135,7 +135,7 @@ class _Scheduler:
         graph, statuses = self.graph, self.statuses
         for uid in graph.topological_order():
             status = statuses[uid]
-            if status.status is Status.FRESH or graph.assets[uid].resource_type == "source":
+            if status.status is Status.FRESH or graph.assets[uid].resource_type == ResourceType.SOURCE:
                 continue
             self.decisions[uid] = self._decide(uid, status)
         return Schedule(self.now, self.decisions)
@@ -206,7 +206,7 @@ class _Scheduler:
         node = self.graph.assets[uid]
         children = self.graph.children(uid)
         held: tuple[datetime, UniqueId] | None = None
-        if node.resource_type == "model" and uid not in self.policies.build_after and children:
+        if node.resource_type == ResourceType.MODEL and uid not in self.policies.build_after and children:
             clocks = [self._clock(child) for child in children]
             if all(c is not None for c in clocks):
                 held = min((c for c in clocks if c is not None), key=lambda c: c[0])

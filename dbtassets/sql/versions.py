@@ -173,7 +173,8 @@ class CodeVersioner:
 
             self._outputs[uid] = None  # guards against a (dbt-invalid) cycle
             node = self.manifest.nodes[uid]
-            sql = self.sql_of(uid, node.code_version) if node.resource_type in ("model", "snapshot") else None
+            compiled = node.resource_type in (ResourceType.MODEL, ResourceType.SNAPSHOT)
+            sql = self.sql_of(uid, node.code_version) if compiled else None
             if sql is not None:
                 self._outputs[uid] = output_columns(sql, self.dialect, self._input_columns(uid))
         return self._outputs[uid]
