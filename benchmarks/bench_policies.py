@@ -30,7 +30,8 @@ from pathlib import Path
 from bench_status import SuccessRunner, ensure_project
 
 from dbtassets.engine import Options, Project
-from dbtassets.rules.policies import Policies, apply
+from dbtassets.model.freshness import Policies
+from dbtassets.rules.policies import apply
 from dbtassets.rules.staleness import compute_statuses
 from dbtassets.state.records import StateView
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timezone
 from typing import Protocol
 
@@ -34,3 +35,15 @@ def shown(moment: datetime | str) -> str:
 def timestamp(moment: datetime) -> str:
     """``2026-11-25T09:10:03.123Z``: UTC, milliseconds, sortable as text."""
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+@functools.lru_cache(maxsize=4096)  # a large project's builds share a few timestamps: parse each once
+def parse_time(text: str) -> datetime:
+    """A state-store timestamp (``2026-11-25T09:10:03.123Z``) as an aware datetime."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@functools.lru_cache(maxsize=4096)
+def show_time(moment: datetime) -> str:
+    """:func:`shown`, remembered: the scheduler shows the same few due times over and over."""
+    return shown(moment)

@@ -32,6 +32,7 @@ from dbtassets.building.steps import BuildStep, run_steps
 from dbtassets.clock import Clock, SystemClock, timestamp
 from dbtassets.errors import DbtAssetsError, Interrupted, ProjectError, SelectionError
 from dbtassets.explain import explain
+from dbtassets.model.freshness import Policies
 from dbtassets.model.graph import BUILDABLE, AssetGraph
 from dbtassets.model.manifest import Manifest, Node, ResourceType, UniqueId
 from dbtassets.model.project import DbtProject, load_project
@@ -41,7 +42,7 @@ from dbtassets.model.sources import DataVersionKind, Observation, ObserverKind, 
 from dbtassets.model.targets import Targets, profiles_file, resolve_targets
 from dbtassets.observe.observer import Observer
 from dbtassets.results import Explanation, ObserveOutcome, Options, StatusReport, SyncPlan, SyncResult
-from dbtassets.rules.policies import Policies, Verdict
+from dbtassets.rules.policies import Verdict
 from dbtassets.rules.policies import apply as apply_policies
 from dbtassets.rules.refresh import invocations
 from dbtassets.rules.savings import Savings

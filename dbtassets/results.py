@@ -10,7 +10,7 @@ from typing import Any
 from dbtassets.building.runner import BuildResult
 from dbtassets.building.steps import BuildStep
 from dbtassets.model.manifest import UniqueId
-from dbtassets.model.sources import Observation, ObserverKind
+from dbtassets.observe.observer import ObserveOutcome as ObserveOutcome  # Project.observe returns it
 from dbtassets.rules.policies import Verdict
 from dbtassets.rules.staleness import AssetStatus
 
@@ -24,17 +24,6 @@ class Options:
     target: str | None = None
     state_path: Path | str | None = None  # a file, or a postgresql:// URL
     manifest_path: Path | None = None
-
-
-@dataclass(frozen=True)
-class ObserveOutcome:
-    """One source observed: its new data version, or why it could not be read."""
-
-    unique_id: UniqueId
-    kind: ObserverKind
-    observation: Observation | None
-    changed: bool
-    error: str | None = None
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from dbtassets.errors import ManifestError
+from dbtassets.model.freshness import Policies, Severity
 from dbtassets.model.graph import AssetGraph
 from dbtassets.model.manifest import FreshnessConfig, Manifest, Node, UniqueId
-from dbtassets.rules.policies import Policies, Schedule, Severity, lateness, next_lateness_change, schedule
+from dbtassets.rules.policies import Schedule, lateness, next_lateness_change, schedule
 from dbtassets.rules.staleness import ReasonCode, Status, compute_statuses
 from dbtassets.state.records import Materialization, StateView, Version
 

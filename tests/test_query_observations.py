@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from dbtassets.engine import Options, Project
+from dbtassets.errors import ObservationError
 from dbtassets.model.manifest import UniqueId
+from dbtassets.observe.observer import Observer
 from tests.conftest import FakeClock, FakeRunner, dbtassets
 
 Setup = tuple[Project, FakeRunner, FakeClock]
@@ -50,6 +54,35 @@ def test_an_unchanged_watermark_still_counts_as_a_fresh_read(queried: Setup) -> 
     clock.advance(3500)
     project.status()
     assert len(runner.queries) == 2
+
+
+class PickyDatabase:
+    """A Querier (what the observer needs of the runner) whose database has no customers table."""
+
+    def __init__(self) -> None:
+        self.queries: list[str] = []
+
+    def query(self, sql: str) -> Sequence[Sequence[Any]]:
+        self.queries.append(sql)
+        if "customers" in sql:
+            raise ObservationError("Catalog Error: Table with name customers does not exist!")
+        return [[ORDERS, "10"]]
+
+
+def test_a_failing_watermark_query_is_named_and_the_others_are_still_recorded(queried: Setup) -> None:
+    project, _, _ = queried
+    (project.dbt.directory / "dbtassets.yml").write_text(
+        QUERY_ORDERS + "  raw.customers:\n    query: select count(*) from customers\n")
+    project.reload()
+    database = PickyDatabase()
+    outcomes = Observer(project.snapshot, project.store, database, project.now).observe(None, True, None)
+    by_source = {o.unique_id: o for o in outcomes}
+    assert by_source[ORDERS].error is None and by_source[ORDERS].changed
+    customers = by_source[UniqueId("source.shopflow.raw.customers")]
+    assert customers.observation is None and customers.error is not None
+    assert "Table with name customers does not exist" in customers.error
+    assert "select count(*) from customers" in customers.error
+    assert len(database.queries) == 3  # all in one, then one at a time to name the failing one
 
 
 @pytest.mark.slow

@@ -1,5 +1,6 @@
 """What dbt produced and the user declared.
 
-The manifest reader, the asset graph, the dbt project, targets, selection, source settings and
-the loaded snapshot.
+The manifest reader (with its code versions, ephemeral walk, compact rows and on-disk cache), the
+asset graph, the dbt project, targets, selection (the selector parser and its evaluation), source
+settings, the declared freshness policies and the loaded snapshot.
 """

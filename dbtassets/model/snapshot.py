@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dbtassets.errors import ManifestError
+from dbtassets.model.freshness import Policies
 from dbtassets.model.graph import AssetGraph
 from dbtassets.model.manifest import Manifest, ResourceType, UniqueId, load_manifest
 from dbtassets.model.project import DbtProject
 from dbtassets.model.sources import Settings, load_settings
 from dbtassets.model.targets import Targets, manifest_is_for
-from dbtassets.rules.policies import Policies
 
 
 @dataclass(frozen=True)

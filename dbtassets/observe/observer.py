@@ -6,17 +6,39 @@ Files observers fingerprint their files here; every watermark query runs in one 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
-from dbtassets.building.runner import Runner
+from dbtassets.clock import parse_time
 from dbtassets.errors import ObservationError
 from dbtassets.model.manifest import UniqueId
 from dbtassets.model.snapshot import Snapshot
 from dbtassets.model.sources import DataVersionKind, Observation, ObserverKind, observe_files
-from dbtassets.results import ObserveOutcome
-from dbtassets.rules.policies import parse_time
 from dbtassets.state.store import StateStore
+
+
+class Querier(Protocol):
+    """What observing needs of the dbt runner (:class:`~dbtassets.building.runner.Runner` is one)."""
+
+    def query(self, sql: str) -> Sequence[Sequence[Any]]:
+        """The rows ``sql`` returns, run as ``dbt show`` does.
+
+        Raises:
+            ObservationError: the query failed.
+        """
+        ...
+
+
+@dataclass(frozen=True)
+class ObserveOutcome:
+    """One source observed: its new data version, or why it could not be read."""
+
+    unique_id: UniqueId
+    kind: ObserverKind
+    observation: Observation | None
+    changed: bool
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -25,7 +47,7 @@ class Observer:
 
     snapshot: Snapshot
     store: StateStore
-    runner: Runner
+    querier: Querier
     now: Callable[[], str]
 
     def observe(self, wanted: Collection[UniqueId] | None, queries: bool,
@@ -57,7 +79,7 @@ class Observer:
         union = " union all ".join(
             f"select '{uid}' as source, cast(({sql}) as varchar) as watermark" for uid, sql in queries.items())
         try:
-            rows = {str(row[0]): row[1] for row in self.runner.query(union)}
+            rows = {str(row[0]): row[1] for row in self.querier.query(union)}
         except ObservationError as exc:
             if len(queries) == 1:  # the database's error inline, then the query and where dbt logged the rest
                 uid, sql = next(iter(queries.items()))

@@ -20,155 +20,25 @@ and a seed are never held.
 
 **Source SLAs.** ``freshness.warn_after``/``error_after`` of a source are checked against the time its
 last new data was observed (the latest observation that changed its data version).
+
+The policies themselves, as read from the manifest, are :mod:`dbtassets.model.freshness`' values.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
-from enum import Enum
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
-from dbtassets.clock import shown
-from dbtassets.errors import ManifestError
+from dbtassets.clock import parse_time, show_time, shown, timestamp
+from dbtassets.model.freshness import Interval, Policies, Severity, UpdatesOn
 from dbtassets.model.graph import AssetGraph
-from dbtassets.model.manifest import FreshnessConfig, Period, UniqueId
+from dbtassets.model.manifest import ResourceType, UniqueId
 from dbtassets.rules.staleness import AssetStatus, Reason, ReasonCode, Status
 
-_PERIOD_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 _IMMEDIATE = frozenset({ReasonCode.NEVER_MATERIALIZED, ReasonCode.CODE_CHANGED})
 _UPSTREAM = frozenset({ReasonCode.UPSTREAM_UPDATED, ReasonCode.UPSTREAM_STALE, ReasonCode.UPSTREAM_MISSING})
-
-
-class UpdatesOn(str, Enum):
-    ANY = "any"
-    ALL = "all"
-
-
-class Severity(str, Enum):
-    """How late a source is: past ``warn_after`` or past ``error_after``."""
-
-    WARN = "warn"
-    ERROR = "error"
-
-
-@dataclass(frozen=True)
-class Interval:
-    """A dbt ``{count, period}``."""
-
-    count: int
-    period: str
-
-    @property
-    def seconds(self) -> float:
-        return float(self.count * _PERIOD_SECONDS[self.period])
-
-    @property
-    def label(self) -> str:
-        """``1h``, ``30m``, ``2d``."""
-        return f"{self.count}{self.period[0]}"
-
-    def to_json(self) -> dict[str, object]:
-        return {"count": self.count, "period": self.period}
-
-
-@dataclass(frozen=True)
-class BuildAfter:
-    """A model's ``build_after``; ``every`` is None when only ``updates_on`` is given."""
-
-    every: Interval | None
-    updates_on: UpdatesOn = UpdatesOn.ANY
-
-    @property
-    def seconds(self) -> float:
-        return self.every.seconds if self.every is not None else 0.0
-
-    @functools.cached_property
-    def text(self) -> str:
-        """``build_after 1h``, ``build_after 1h, updates_on: all``, ``updates_on: all``."""
-        parts = [f"build_after {self.every.label}"] if self.every is not None else []
-        if self.updates_on is UpdatesOn.ALL or not parts:
-            parts.append(f"updates_on: {self.updates_on.value}")
-        return ", ".join(parts)
-
-    def describe(self) -> str:
-        return self.text
-
-    def to_json(self) -> dict[str, object]:
-        out: dict[str, object] = self.every.to_json() if self.every is not None else {}
-        return {**out, "updates_on": self.updates_on.value}
-
-
-@dataclass(frozen=True)
-class SourceSla:
-    """A source's ``warn_after``/``error_after``."""
-
-    warn_after: Interval | None = None
-    error_after: Interval | None = None
-
-    def breached(self, age: float) -> tuple[Severity, Interval] | None:
-        if self.error_after is not None and age > self.error_after.seconds:
-            return Severity.ERROR, self.error_after
-        if self.warn_after is not None and age > self.warn_after.seconds:
-            return Severity.WARN, self.warn_after
-        return None
-
-    def describe(self) -> str:
-        parts = [f"{name} {i.label}" for name, i in (("warn_after", self.warn_after), ("error_after", self.error_after))
-                 if i is not None]
-        return ", ".join(parts)
-
-    def thresholds(self) -> list[float]:
-        return [i.seconds for i in (self.warn_after, self.error_after) if i is not None]
-
-
-@dataclass(frozen=True)
-class Policies:
-    """Every asset's freshness policy, read from the manifest (through :class:`~dbtassets.model.manifest.Node`)."""
-
-    build_after: Mapping[UniqueId, BuildAfter] = field(default_factory=dict)
-    slas: Mapping[UniqueId, SourceSla] = field(default_factory=dict)
-
-    @classmethod
-    def from_graph(cls, graph: AssetGraph) -> Policies:
-        """Raises ManifestError naming every asset whose freshness config dbtassets cannot read."""
-        build_after: dict[UniqueId, BuildAfter] = {}
-        slas: dict[UniqueId, SourceSla] = {}
-        problems: list[str] = []
-        # Most models share a few configs (set per project or folder): one value per distinct config.
-        models_seen: dict[FreshnessConfig, BuildAfter] = {}
-        sources_seen: dict[FreshnessConfig, SourceSla] = {}
-        for uid, node in graph.assets.items():
-            config = node.freshness
-            if config is None:
-                continue
-            try:
-                if node.resource_type == "model" and config.updates_on:
-                    if config not in models_seen:
-                        models_seen[config] = BuildAfter(_interval(config.build_after), UpdatesOn(config.updates_on))
-                    build_after[uid] = models_seen[config]
-                elif node.resource_type == "source" and (config.warn_after or config.error_after):
-                    if config not in sources_seen:
-                        sources_seen[config] = SourceSla(_interval(config.warn_after), _interval(config.error_after))
-                    slas[uid] = sources_seen[config]
-            except ValueError as exc:
-                problems.append(f"{node.display_name} ({node.path}): {exc}")
-        if problems:
-            raise ManifestError(f"cannot read freshness config of {'; '.join(problems)}; "
-                                "fix it (periods are minute, hour or day; updates_on is any or all) and re-parse")
-        return cls(build_after, slas)
-
-
-def _interval(period: Period | None) -> Interval | None:
-    if period is None:
-        return None
-    count, unit = period
-    if unit not in _PERIOD_SECONDS:
-        raise ValueError(f"unknown period {unit!r}")
-    if count < 0:
-        raise ValueError(f"negative count {count}")
-    return Interval(count, unit)
 
 
 @dataclass(frozen=True)
@@ -245,20 +115,7 @@ def apply(graph: AssetGraph, statuses: Mapping[UniqueId, AssetStatus], policies:
     return Verdict(annotated, plan, late)
 
 
-@functools.lru_cache(maxsize=4096)
-def _stamp(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-@functools.lru_cache(maxsize=4096)  # a large project's builds share a few timestamps: parse each once
-def parse_time(text: str) -> datetime:
-    """A state-store timestamp (``2026-11-25T09:10:03.123Z``) as an aware datetime."""
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-@functools.lru_cache(maxsize=4096)
-def show_time(moment: datetime) -> str:
-    return shown(moment)
+_stamp = functools.lru_cache(maxsize=4096)(timestamp)  # a large project's builds share a few due times
 
 
 def schedule(graph: AssetGraph, statuses: Mapping[UniqueId, AssetStatus], policies: Policies,
@@ -278,7 +135,7 @@ class _Scheduler:
         graph, statuses = self.graph, self.statuses
         for uid in graph.topological_order():
             status = statuses[uid]
-            if status.status is Status.FRESH or graph.assets[uid].resource_type == "source":
+            if status.status is Status.FRESH or graph.assets[uid].resource_type == ResourceType.SOURCE:
                 continue
             self.decisions[uid] = self._decide(uid, status)
         return Schedule(self.now, self.decisions)
@@ -349,7 +206,7 @@ class _Scheduler:
         node = self.graph.assets[uid]
         children = self.graph.children(uid)
         held: tuple[datetime, UniqueId] | None = None
-        if node.resource_type == "model" and uid not in self.policies.build_after and children:
+        if node.resource_type == ResourceType.MODEL and uid not in self.policies.build_after and children:
             clocks = [self._clock(child) for child in children]
             if all(c is not None for c in clocks):
                 held = min((c for c in clocks if c is not None), key=lambda c: c[0])

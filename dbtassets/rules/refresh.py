@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from dbtassets.model.graph import AssetGraph
-from dbtassets.model.manifest import Node, UniqueId
+from dbtassets.model.manifest import Node, ResourceType, UniqueId
 
 
 class Refresh(str, Enum):
@@ -36,9 +36,9 @@ class Refresh(str, Enum):
 
 
 def refresh_of(node: Node) -> Refresh:
-    if node.resource_type == "snapshot":
+    if node.resource_type == ResourceType.SNAPSHOT:
         return Refresh.HISTORY
-    if node.resource_type != "model" or node.materialized != "incremental":
+    if node.resource_type != ResourceType.MODEL or node.materialized != "incremental":
         return Refresh.REWRITTEN
     return Refresh.KEPT if _opted_out_by_dbt(node) or _opted_out_by_meta(node) else Refresh.FULL_ON_CHANGE
 
@@ -117,5 +117,5 @@ def _flag_matters(node: Node) -> bool:
     taking views that read it along) instead of truncating it.
     """
     refresh = refresh_of(node)
-    return (refresh is Refresh.FULL_ON_CHANGE or node.resource_type == "seed"
+    return (refresh is Refresh.FULL_ON_CHANGE or node.resource_type == ResourceType.SEED
             or (refresh is Refresh.KEPT and not _opted_out_by_dbt(node)))

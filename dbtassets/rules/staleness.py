@@ -271,7 +271,7 @@ class _Rules:
                 verb = "does" if len(unaffected) == 1 else "do"
                 detail = f" ({change.description}; {', '.join(unaffected)} {verb} not read it)"
         node = self.graph.assets[uid]
-        if node.resource_type == "seed":  # its code version is its file's checksum: its rows changed
+        if node.resource_type == ResourceType.SEED:  # its code version is its file's checksum: its rows changed
             return Reason(ReasonCode.CODE_CHANGED,
                           f"content changed since the build at {shown(last.finished_at)}{detail or f' ({node.path})'}")
         rows = {

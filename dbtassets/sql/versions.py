@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Protocol
 
-from dbtassets.building.runner import Runner
 from dbtassets.errors import ManifestError
 from dbtassets.model.graph import BUILDABLE, AssetGraph
 from dbtassets.model.manifest import Manifest, ResourceType, UniqueId, compiled_sql, load_manifest
@@ -26,6 +26,14 @@ from dbtassets.state.store import StateStore
 _EPHEMERAL_CTE = "__dbt__cte__"  # how dbt names an inlined ephemeral model
 _UNSETTLED_CHANGE = CodeChange(True, description="the project was edited during that build, so which code it "
                                                  "ran is unknown: rebuilding to be sure")
+
+
+class Compiler(Protocol):
+    """What code versions need of the dbt runner (:class:`~dbtassets.building.runner.Runner` is one)."""
+
+    def compile(self, selectors: Sequence[str]) -> Mapping[UniqueId, str]:
+        """The compiled SQL of the nodes ``selectors`` select (``dbt compile``), by node."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -48,12 +56,12 @@ class Impact:
 class CodeVersioner:
     """Code versions of one loaded project; cheap to create, it reads and compiles only on demand."""
 
-    def __init__(self, graph: AssetGraph, manifest: Manifest, store: StateStore, runner: Runner,
+    def __init__(self, graph: AssetGraph, manifest: Manifest, store: StateStore, compiler: Compiler,
                  log: Callable[[str], None]) -> None:
         self.graph = graph
         self.manifest = manifest
         self.store = store
-        self.runner = runner
+        self.compiler = compiler
         self.log = log
         self._outputs: dict[UniqueId, list[str] | None] = {}  # output_columns, for this load of the project
 
@@ -94,7 +102,7 @@ class CodeVersioner:
         uncached = [uid for uid in moved if uid not in cached]
         if uncached:
             self.log(f"compiling {len(uncached)} changed model{'s' if len(uncached) > 1 else ''} to compare their SQL")
-            compiled = self.runner.compile(exact_selectors(self.graph, uncached))
+            compiled = self.compiler.compile(exact_selectors(self.graph, uncached))
             self.store.save_fingerprints(self.fingerprints({u: sql for u, sql in compiled.items() if u in uncached}))
             cached = self.store.fingerprints((uid, self.graph.assets[uid].code_version) for uid in moved)
         changes: dict[UniqueId, CodeChange] = dict(unsettled)
@@ -166,7 +174,8 @@ class CodeVersioner:
 
             self._outputs[uid] = None  # guards against a (dbt-invalid) cycle
             node = self.manifest.nodes[uid]
-            sql = self.sql_of(uid, node.code_version) if node.resource_type in ("model", "snapshot") else None
+            compiled = node.resource_type in (ResourceType.MODEL, ResourceType.SNAPSHOT)
+            sql = self.sql_of(uid, node.code_version) if compiled else None
             if sql is not None:
                 self._outputs[uid] = output_columns(sql, self.dialect, self._input_columns(uid))
         return self._outputs[uid]
@@ -206,7 +215,7 @@ class CodeVersioner:
                 f"{other_path}: has no compiled SQL for {shown}, which this project changes, so a reformat cannot "
                 "be told from a logic change; make that manifest with `dbt compile` (or keep the one `dbt build` "
                 "writes) on the deployed code and pass it, or its directory, to --against")
-        current_sql = self.runner.compile(exact_selectors(self.graph, candidates)) if candidates else {}
+        current_sql = self.compiler.compile(exact_selectors(self.graph, candidates)) if candidates else {}
         when = f"{other.generated_at or other_path} (the other manifest)"
         # The other manifest's assets, numbered as if each had been built once from the other's inputs.
         deployed = [uid for uid, node in self.graph.assets.items()
@@ -267,7 +276,7 @@ class CodeVersioner:
         from dbtassets.sql.fingerprint import undeclared_reads
 
         models = [uid for uid in selected if self.graph.assets[uid].resource_type == ResourceType.MODEL]
-        compiled = self.runner.compile(exact_selectors(self.graph, models)) if models else {}
+        compiled = self.compiler.compile(exact_selectors(self.graph, models)) if models else {}
         findings = {}
         for uid in models:
             if uid in compiled:

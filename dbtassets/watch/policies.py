@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from dbtassets.clock import show_time
+from dbtassets.model.freshness import Policies, Severity
 from dbtassets.model.manifest import UniqueId
 from dbtassets.results import SyncPlan
-from dbtassets.rules.policies import Policies, Severity, next_lateness_change, show_time
+from dbtassets.rules.policies import next_lateness_change
 from dbtassets.watch import events as ev
 
 
