@@ -170,8 +170,7 @@ class Project:
         if after != before:
             self.close()  # the store was opened for the other warehouse's records
             self.target = replace(self.target, warehouse=after or "")
-            if hasattr(self.runner, "target"):
-                self.runner.target = self.target
+            self.runner.retarget(self.target)
 
     @property
     def targets(self) -> Targets:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from dbtassets.building.runner import BuildResult, NodeResult
+from dbtassets.building.runner import BuildResult, NodeResult, NodeStatus
 from dbtassets.model.manifest import CheckKind, Manifest, ResourceType, UniqueId
 from dbtassets.rules.checks import RECORDED, one_line
 from dbtassets.rules.refresh import old_rows_before, refresh_of
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from dbtassets.results import SyncPlan
 
 UNSETTLED = "?"  # the code version of a build during which the project changed: dbt may have read either
-_DBT_FAILED = frozenset({"error", "fail", "runtime error"})  # dbt's node statuses that are failures
 
 
 class BuildStatus(str, Enum):
@@ -97,7 +96,7 @@ def outcomes(plan: SyncPlan, result: BuildResult, snapshot: Snapshot, previous: 
             so that the next status rebuilds them whatever dbt read.
     """
     graph, manifest = snapshot.graph, snapshot.manifest
-    own: dict[UniqueId, str] = {}
+    own: dict[UniqueId, NodeStatus] = {}
     failed: dict[UniqueId, str] = {}
     checked: list[NodeResult] = []
     timings: dict[UniqueId, tuple[float, int | None]] = {}
@@ -106,12 +105,12 @@ def outcomes(plan: SyncPlan, result: BuildResult, snapshot: Snapshot, previous: 
         if uid in graph:
             own[uid] = node_result.status
             timings[uid] = (node_result.execution_time, node_result.rows_affected)
-            if node_result.status in _DBT_FAILED:
+            if node_result.status.failed:
                 failed[uid] = node_result.message or node_result.status
         elif uid in manifest.checks and node_result.status in RECORDED:
             checked.append(node_result)
             check = manifest.checks[uid]
-            if check.kind is CheckKind.UNIT_TEST and node_result.status in _DBT_FAILED:  # dbt did not build the model
+            if check.kind is CheckKind.UNIT_TEST and node_result.status.failed:  # dbt did not build the model
                 for model in check.assets:
                     failed.setdefault(model, f"{check.describe()} on {graph.assets[model].name} failed: "
                                              f"{one_line(node_result.message)}")
@@ -121,7 +120,7 @@ def outcomes(plan: SyncPlan, result: BuildResult, snapshot: Snapshot, previous: 
     for uid in graph.topological_order(own):
         node = graph.assets[uid]
         status = (BuildStatus.ERROR if uid in failed else
-                  BuildStatus.SUCCESS if own[uid] == "success" else BuildStatus.SKIPPED)
+                  BuildStatus.SUCCESS if own[uid] is NodeStatus.SUCCESS else BuildStatus.SKIPPED)
         code_version: str = node.code_version
         manifest_version: str | None = node.code_version
         if uid in unsettled:
@@ -159,7 +158,7 @@ def _checks(manifest: Manifest, checked: Sequence[NodeResult], previous: Mapping
     failed: dict[UniqueId, str] = {}
     for outcome in checked:
         check = manifest.checks[outcome.unique_id]
-        message = one_line(outcome.message) if outcome.status != "pass" else ""
+        message = one_line(outcome.message) if outcome.status is not NodeStatus.PASS else ""
         for asset in check.assets:
             last = previous.get(asset)
             runs.append(CheckOutcome(check.unique_id, asset, check.code_version, outcome.status, message,

@@ -27,8 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from dbtassets.building.runner import NodeResult
-from dbtassets.building.steps import FAILED
+from dbtassets.building.runner import NodeResult, NodeStatus
 from dbtassets.engine import Project
 from dbtassets.errors import DbtAssetsError, StoreUnreachable
 from dbtassets.model.manifest import UniqueId
@@ -375,7 +374,7 @@ class Watcher:
         snapshot = self.project.snapshot
         uid = result.unique_id
         node = snapshot.graph.assets.get(uid)
-        failed = result.status in FAILED
+        failed = result.status.failed
         if node is None and not failed:
             return
         name = node.display_name if node is not None else snapshot.manifest.test_names.get(uid, uid)
@@ -383,12 +382,12 @@ class Watcher:
         if failed:
             self._failed_nodes.update([name, *(self._name(p) for p in parents if p in snapshot.graph)])
         message = result.message
-        if result.status == "skipped":
+        if result.status is NodeStatus.SKIPPED:
             upstream = {*parents, *snapshot.graph.ancestors(*(p for p in parents if p in snapshot.graph))}
             culprits = sorted(n for n in (self._name(u) for u in upstream if u in snapshot.graph)
                               if n in self._failed_nodes)
             message = f"upstream {', '.join(culprits)} failed" if culprits else "an upstream failed"
-        self.emit(ev.NodeFinished(name, result.status, round(result.execution_time, 2), message))
+        self.emit(ev.NodeFinished(name, result.status.value, round(result.execution_time, 2), message))
 
     def _name(self, uid: UniqueId) -> str:
         return self.project.graph.assets[uid].display_name
