@@ -373,8 +373,8 @@ class Project:
             at = self.now()
             record = recording.outcomes(plan, result, snapshot, self.store.view().last_success, at,
                                         unsettled=unsettled, code_versions={f.unique_id: f.code_version for f in found})
-            ok = (not record.failed and not record.having(BuildStatus.SKIPPED) and not record.failed_checks
-                  and result.crashed is None)
+            ok = recording.build_ok(record.failed, record.having(BuildStatus.SKIPPED), record.failed_checks,
+                                    result.crashed)
             lost = self.store.record_build(run_id, record.outcomes, record.checks, found, ok, at,
                                            str(result.log_path), result.crashed, holder)
         except DbtAssetsError as exc:  # no outcome recorded: close the run rather than leave it 'running'

@@ -77,12 +77,15 @@ class BuildRecord:
     checks: Sequence[CheckOutcome] = ()
     failed_checks: Mapping[UniqueId, str] = field(default_factory=dict)  # check -> what failed
 
-    @property
-    def ok(self) -> bool:
-        return not self.failed and all(o.status is BuildStatus.SUCCESS for o in self.outcomes) and not self.not_run
-
     def having(self, status: BuildStatus) -> list[UniqueId]:
         return [o.unique_id for o in self.outcomes if o.status is status]
+
+
+def build_ok(failed: Collection[UniqueId], skipped: Collection[UniqueId], failed_checks: Collection[UniqueId],
+             crashed: str | None) -> bool:
+    """The one definition of a build that went well (its run is recorded ``success``): dbt finished,
+    and no asset failed or was skipped, and no check failed."""
+    return not failed and not skipped and not failed_checks and crashed is None
 
 
 def outcomes(plan: SyncPlan, result: BuildResult, snapshot: Snapshot, previous: Mapping[UniqueId, Materialization],
@@ -166,8 +169,3 @@ def _checks(manifest: Manifest, checked: Sequence[NodeResult], previous: Mapping
         if RECORDED[outcome.status].failing:
             failed[check.unique_id] = f"{check.describe()} failed: {message}"
     return runs, failed
-
-
-def short_test_name(manifest: Manifest, uid: UniqueId) -> str:
-    """A data test by its short name (``unique_stg_orders_order_id``), not its unique_id."""
-    return manifest.test_names.get(uid, uid)
