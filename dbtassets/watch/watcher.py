@@ -24,7 +24,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from dbtassets.building.runner import NodeResult, NodeStatus
@@ -34,7 +34,6 @@ from dbtassets.model.manifest import UniqueId
 from dbtassets.model.sources import ObserverKind, WatchSettings
 from dbtassets.results import SyncPlan, SyncResult
 from dbtassets.rules.staleness import Status
-from dbtassets.state.leases import Leased, leased
 from dbtassets.watch import events as ev
 from dbtassets.watch.backoff import Backoffs, Outage, delay
 from dbtassets.watch.files import FileEvents, Inbox, watching
@@ -142,7 +141,7 @@ class Watcher:
         """Close the runs dead processes left open, note the store's newest records, say what is watched."""
         self.project.recover()
         self._last_report = self.project.latest_report()
-        self._last_materialization = self.project.store.latest_materialization_id()
+        self._last_materialization = self.project.latest_build()
         if not self._once:
             self.emit(self._describe())
         self._begun = True
@@ -182,7 +181,7 @@ class Watcher:
             return True
         try:
             latest = self.project.latest_report()
-            built = self.project.store.latest_materialization_id()
+            built = self.project.latest_build()
         except DbtAssetsError:
             return True  # the store is unreachable: a pass says so, and retries with a backoff
         if latest != self._last_report:
@@ -204,20 +203,20 @@ class Watcher:
         self._pass_retry_at = self._held_retry_at = None
         try:
             if self._outage.since is not None:
-                self.project.store.latest_materialization_id()  # raises while it still cannot be reached
+                self.project.latest_build()  # raises while it still cannot be reached
                 self.emit(ev.StoreReconnected(self._outage.ended(self._ticker.monotonic())))
             if not self._begun:
                 self._begin()
             if pending.project:
                 self._reparse()
             self._observe(None if observe_all or pending.everything else pending.sources)
-            seen = self.project.store.latest_materialization_id()
+            seen = self.project.latest_build()
             plan = self.project.plan(self.select, self.exclude, observe=False)
             for event in self._policies.after_plan(plan, self.project.policies, self._name):
                 self.emit(event)
             to_build = self._buildable(plan)
             ok = self._build(plan, to_build, seen) if to_build or plan.checks else True  # checks: new or changed tests
-            self._last_materialization = self.project.store.latest_materialization_id()
+            self._last_materialization = self.project.latest_build()
         except DbtAssetsError as exc:
             unreachable = isinstance(exc, StoreUnreachable)
             if (unreachable and self._once) or not (unreachable or self._begun):
@@ -302,7 +301,7 @@ class Watcher:
         try:
             self.project.recover()  # a build another machine's watcher left when it died (its leases expired)
             if waited:  # another process was building: plan again, now that nobody else can
-                seen = self.project.store.latest_materialization_id()
+                seen = self.project.latest_build()
                 plan = self.project.plan(self.select, self.exclude, observe=False)
                 to_build = self._buildable(plan)
                 if not to_build and not plan.checks:
@@ -315,9 +314,9 @@ class Watcher:
                 return self.project.plan_for(self._buildable(fresh), fresh.statuses, verdict=fresh.verdict,
                                              checks=fresh.checks)
 
-            with leased(self.project, plan, replan, seen) as share:
+            with self.project.leased(plan, replan, seen) as share:
                 if share.left:
-                    self._leave(share)
+                    self._leave(share.left_to(), share.claim.next_expiry)
                 plan, to_build = share.plan, list(share.plan.to_build)
                 if plan.empty:
                     return True
@@ -333,13 +332,11 @@ class Watcher:
         self._after_build(plan, result, self._ticker.monotonic() - started)
         return result.ok
 
-    def _leave(self, share: Leased) -> None:
+    def _leave(self, holders: Mapping[UniqueId, str], expiry: float | None) -> None:
         """Say what another build holds, and look again when it should be done or its lease expires."""
-        holders = share.left_to()
         names = tuple(self._name(u) for u in holders)
         listed = ", ".join(f"{self._name(u)} ({holder})" for u, holder in holders.items())
         self.emit(ev.Waiting(f"left to another build: {listed}", names, ()))
-        expiry = share.claim.next_expiry
         self._held_retry_at = self._ticker.monotonic() + min(
             HELD_POLL, expiry + 0.1 if expiry is not None else HELD_POLL)
 
