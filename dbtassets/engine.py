@@ -3,8 +3,9 @@
 A ``Project`` holds the boundaries (the dbt runner, the clock, the state store), all passed in
 so tests can replace them, and a frozen :class:`~dbtassets.model.snapshot.Snapshot` of what was loaded.
 Its verbs are the commands' (``status``, ``sync``…) and the watcher's (``observe``, ``plan``,
-``build``, ``build_lock``, ``reparse``): nothing outside the engine reaches into the store or the
-runner.
+``leased``, ``build``, ``build_lock``, ``latest_build``, ``reparse``): nothing outside the engine
+reaches into the store or the runner. Planning a build, running it and keeping its run's books
+are :mod:`dbtassets.builder`'s, which ``plan_for``, ``leased`` and ``build`` delegate to.
 """
 
 from __future__ import annotations
