@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dbtassets.building.recording import build_ok
 from dbtassets.building.runner import BuildResult
 from dbtassets.building.steps import BuildStep
 from dbtassets.model.manifest import UniqueId
@@ -100,5 +101,6 @@ class SyncResult:
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.skipped and not self.not_run and not self.failed_checks and (
-            self.build is None or self.build.crashed is None) and not self.lost
+        """The build went well (:func:`~dbtassets.building.recording.build_ok`) and built and recorded its plan."""
+        crashed = self.build.crashed if self.build is not None else None
+        return build_ok(self.failed, self.skipped, self.failed_checks, crashed) and not self.not_run and not self.lost

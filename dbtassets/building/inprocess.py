@@ -29,6 +29,7 @@ from dbtassets.building.runner import (
     BuildResult,
     DbtTarget,
     NodeResult,
+    NodeStatus,
     Runner,
     SubprocessRunner,
     build_command,
@@ -68,6 +69,9 @@ class InProcessRunner:
         self._manifest: Any = None
         self._lock = threading.Lock()
         self._fallback: SubprocessRunner | None = None  # set, for good, once an internal broke
+
+    def retarget(self, target: DbtTarget) -> None:
+        self.target = target
 
     def _fall_back(self, broken: _Broken) -> SubprocessRunner:
         if self._fallback is None:
@@ -112,7 +116,7 @@ class InProcessRunner:
             return BuildResult(display(args), 2, (), log, crashed=f"dbt could not run the build: {reason}")
         try:
             nodes = tuple(_node_result(r) for r in run.results)
-        except AttributeError as exc:
+        except (AttributeError, ValueError) as exc:  # ValueError: a status dbt did not have before
             raise _Broken(f"a dbt run result: {exc}") from None
         return BuildResult(display(args), 0 if result.success else 1, nodes, log)
 
@@ -133,7 +137,7 @@ class InProcessRunner:
         if run is None or not hasattr(run, "results"):
             return {}
         return {UniqueId(r.node.unique_id): r.node.compiled_code for r in run.results
-                if str(r.status) == "success" and getattr(r.node, "compiled_code", None)}
+                if str(r.status) == NodeStatus.SUCCESS and getattr(r.node, "compiled_code", None)}
 
     def query(self, sql: str) -> list[list[Any]]:
         if self._fallback is not None:
@@ -183,7 +187,7 @@ class InProcessRunner:
             return
         data = message.data
         run_result = data.run_result
-        self.on_node(NodeResult(UniqueId(data.node_info.unique_id), str(run_result.status),
+        self.on_node(NodeResult(UniqueId(data.node_info.unique_id), NodeStatus(str(run_result.status)),
                                 str(run_result.message or ""), float(run_result.execution_time or 0.0)))
 
 
@@ -191,7 +195,7 @@ def _node_result(result: Any) -> NodeResult:
     timing = [t for t in (result.timing or []) if t.completed_at is not None]
     rows = (result.adapter_response or {}).get("rows_affected")
     completed = timing[-1].completed_at.isoformat() if timing else None
-    return NodeResult(UniqueId(result.node.unique_id), str(result.status), str(result.message or ""),
+    return NodeResult(UniqueId(result.node.unique_id), NodeStatus(str(result.status)), str(result.message or ""),
                       float(result.execution_time or 0.0), rows, completed,
                       getattr(result.node, "compiled_code", None))
 
