@@ -29,6 +29,8 @@ class Options:
 
 @dataclass(frozen=True)
 class StatusReport:
+    """``status``: each selected asset's status and reasons, the warnings met, and the policies' verdict."""
+
     statuses: Mapping[UniqueId, AssetStatus]
     selected: Sequence[UniqueId]
     warnings: Sequence[str]
@@ -88,6 +90,8 @@ class SyncPlan:
 
 @dataclass(frozen=True)
 class SyncResult:
+    """``sync`` (and ``build``): what the plan built, what failed or was skipped, and what other builds hold."""
+
     plan: SyncPlan
     run_id: int | None = None
     built: Sequence[UniqueId] = ()

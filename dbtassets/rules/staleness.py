@@ -28,6 +28,8 @@ from dbtassets.state.records import Materialization, StateView, Version
 
 
 class Status(str, Enum):
+    """Whether an asset is up to date with its code and inputs: the ``status`` of every answer."""
+
     FRESH = "fresh"
     STALE = "stale"
     MISSING = "missing"
@@ -58,6 +60,8 @@ class ReasonCode(str, Enum):
 
 @dataclass(frozen=True)
 class Reason:
+    """One rule that holds for an asset: its code, a message for people, and the upstream it names, if any."""
+
     code: ReasonCode
     message: str
     upstream: UniqueId | None = None
@@ -90,6 +94,8 @@ def _reads_everything(child: UniqueId, parent: UniqueId, columns: frozenset[str]
 
 @dataclass(frozen=True)
 class AssetStatus:
+    """An asset's status (fresh, stale, missing, unobserved), every reason for it, and what a rebuild must be."""
+
     unique_id: UniqueId
     status: Status
     reasons: tuple[Reason, ...]
