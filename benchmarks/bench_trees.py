@@ -39,7 +39,7 @@ COMMANDS = {  # variant -> dbtassets arguments after --project-dir/--state
     "status --no-observe": ["status", "--no-observe"],
     "status": ["status"],
     "status --format json": ["status", "--format", "json"],
-    "plan": ["plan"],
+    "sync --dry-run": ["sync", "--dry-run"],
 }
 
 
