@@ -7,8 +7,11 @@ current logic, or says which rows do not.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from dbtassets.engine import Options, Project
@@ -84,3 +87,45 @@ def test_a_code_change_fully_refreshes_an_incremental_model_unless_it_opted_out(
             if step == "sync":
                 assert project.sync().plan.to_build == []
     assert report.statuses[UniqueId("model.tiny.orders_kept")].status is Status.FRESH
+
+
+ORDERS_INC = """{{ config(materialized='incremental', unique_key='order_id') }}
+select order_id, customer_id, amount from {{ ref('fact_sales') }}
+{% if is_incremental() %} where order_id > (select coalesce(max(order_id), 0) from {{ this }}) {% endif %}
+"""
+
+
+@pytest.mark.slow
+def test_new_rows_alone_never_fully_refresh_an_incremental_model(project_dir: Path) -> None:
+    """An incremental build renders ``is_incremental()`` true and a first build false: neither is a code change."""
+    orders_inc = UniqueId("model.shopflow.orders_inc")
+    write(project_dir, {"models/marts/orders_inc.sql": ORDERS_INC})
+    with Project(Options(project_dir)) as project:
+        assert project.sync().ok
+        first = project.store.view().last_success[orders_inc].code_version
+
+    def count() -> int:
+        with duckdb.connect(str(project_dir / "shopflow.duckdb"), read_only=True) as db:
+            return int(db.execute("select count(*) from orders_inc").fetchall()[0][0])
+
+    for landing in range(3):
+        before = count()
+        subprocess.run([sys.executable, str(project_dir / "ingest_orders.py"), "--rows", "4", "--seed", str(landing)],
+                       check=True, capture_output=True)
+        with Project(Options(project_dir)) as project:
+            result = project.sync()
+            assert result.ok, result
+            assert orders_inc in result.built and "--full-refresh" not in result.plan.command, result.plan.command
+            report = project.status()
+            assert not report.needing_build(), (landing, {u: [r.message for r in report.statuses[u].reasons]
+                                                          for u in report.needing_build()})
+            assert project.store.view().last_success[orders_inc].code_version == first
+        assert count() == before + 4
+
+    # A comment and some spacing: the same logic, so no rebuild at all, let alone a full refresh.
+    write(project_dir, {"models/marts/orders_inc.sql": "-- each order once, kept as it arrived\n"
+                        + ORDERS_INC.replace("select order_id,", "select\n    order_id,")})
+    with Project(Options(project_dir)) as project:
+        report = project.status()
+        assert [r.message for r in report.statuses[orders_inc].reasons] == []
+        assert project.sync().plan.to_build == []
