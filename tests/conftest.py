@@ -249,8 +249,9 @@ class FakeRunner:
     It resolves selectors against the project graph exactly as dbt would for names and ``+``.
     With ``compiled`` (model name → SQL) it compiles those models to that SQL, in ``compile`` and
     in its build results, as dbt does; without, code versions fall back to the manifest's checksums.
-    A model in ``incremental`` (name → SQL) compiles to that SQL instead wherever ``is_incremental()``
-    would render true: in builds and compiles without ``--full-refresh``.
+    A model in ``incremental`` (name → SQL) compiles to that SQL instead where dbt's ``is_incremental()``
+    renders true: once its table exists (in ``tables``: built by this runner, or there before), in
+    builds and compiles without ``--full-refresh``.
     """
 
     project: Project | None = None
@@ -264,6 +265,7 @@ class FakeRunner:
     compiled: dict[str, str] = field(default_factory=dict)
     compiles: list[list[str]] = field(default_factory=list)  # the selectors of each compile call (and its flag)
     incremental: dict[str, str] = field(default_factory=dict)
+    tables: set[str] = field(default_factory=set)  # models whose table exists
     failing_checks: set[str] = field(default_factory=set)  # names of data tests and unit tests that fail
     on_node: Callable[[NodeResult], None] | None = None  # never called, as by dbt in a subprocess
     target: DbtTarget | None = None  # what the project last pointed it at
@@ -308,6 +310,7 @@ class FakeRunner:
                     continue
                 results.append(NodeResult(uid, NodeStatus.SUCCESS, "OK", 0.1, 3,
                                           compiled_code=self._sql(node.name, "--full-refresh" in extra_args)))
+                self.tables.add(node.name)
                 data = [self._check(c) for c in own if c.kind is CheckKind.DATA_TEST]
                 results.extend(data)
                 if any(r.status is NodeStatus.FAIL for r in data):  # dbt build then skips what is downstream
@@ -335,7 +338,7 @@ class FakeRunner:
         return {uid: sql for uid, sql in found.items() if sql is not None}
 
     def _sql(self, name: str, full_refresh: bool) -> str | None:
-        if name in self.incremental and not full_refresh:
+        if name in self.incremental and name in self.tables and not full_refresh:
             return self.incremental[name]
         return self.compiled.get(name)
 
