@@ -117,9 +117,6 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
 # Needs the profile's default target, known only when a project opens the store: records made
 # before targets existed were built for the target dbt used by default.
 OLD_RECORDS_TO_DEFAULT_TARGET = "0004_old_records_to_default_target"
-# Needs the profile's default target, known only when a project opens the store: records made
-# before targets existed were built for the target dbt used by default.
-OLD_RECORDS_TO_DEFAULT_TARGET = "0004_old_records_to_default_target"
 
 Transaction = Callable[[], AbstractContextManager[Connection]]
 
