@@ -44,8 +44,11 @@ class Query:
     having: bool = False
     qualify: str = ""
     limit: bool = False
+    wrapped: bool = False  # in dbt's style: `with final as (...) select * from final`
 
     def sql(self) -> str:
+        if self.wrapped:
+            return f"with final as ({replace(self, wrapped=False).sql()}) select * from final"
         parts = [f"select {'distinct ' if self.distinct else ''}{', '.join(self.columns)} from t"]
         if self.where:
             parts.append(f"where {self.where}")
@@ -71,7 +74,7 @@ def changes(draw: st.DrawFn) -> tuple[Query, Query]:
     if group and draw(st.booleans()):
         columns.append("count(*) as n_old")
     old = Query(tuple(columns), draw(st.booleans()), draw(st.sampled_from(WHERE)), group, draw(st.booleans()),
-                draw(st.sampled_from(QUALIFY)), draw(st.integers(0, 5)) == 0)
+                draw(st.sampled_from(QUALIFY)), draw(st.integers(0, 5)) == 0, draw(st.booleans()))
     added = draw(st.lists(st.sampled_from(ADDED), min_size=1, max_size=2))
     new = replace(old, columns=old.columns + tuple(added))
     mutation = draw(st.sampled_from(["none", "none", "none", "distinct", "where", "group"]))
@@ -133,6 +136,10 @@ def test_a_non_breaking_change_keeps_the_old_columns_and_rows(db: duckdb.DuckDBP
      "select a, row_number() over (order by b) as rn from t qualify row_number() over (partition by a order by b) = 1"),
     ("with x as (select a, b from t) select a from x where b > 0", "with x as (select a, b from t) "
                                                                    "select a, b from x where b > 0"),
+    ("with final as (select a from t where b > 0) select * from final",
+     "with final as (select a, b * 2 as x from t where b > 0) select * from final"),
+    ("with s as (select * from t), r as (select a from s), f as (select * from r) select f.* from f",
+     "with s as (select * from t), r as (select a, c from s), f as (select * from r) select f.* from f"),
 ])
 def test_the_grammar_reaches_non_breaking_changes(old: str, new: str) -> None:
     """The property above is not vacuous: these changes, of the shapes it generates, are non-breaking."""
@@ -150,6 +157,14 @@ def test_the_grammar_reaches_non_breaking_changes(old: str, new: str) -> None:
     ("select a from t qualify row_number() over (partition by b order by a) = 1",
      "select a, c as b from t qualify row_number() over (partition by b order by a) = 1", "`b` is also used"),
     ("select a from t", "select a, my_udf(b) as u from t", "function whose effect on rows is not known"),
+    ("with f as (select distinct a from t) select * from f", "with f as (select distinct a, b from t) "
+                                                             "select * from f", "DISTINCT"),
+    ("with f as (select a from t) select * from f", "with f as (select a, b from t) select * from f limit 1",
+     "a `*` projection"),
+    ("with f as (select a from t), g as (select * from f) select * from f",
+     "with f as (select a, b from t), g as (select distinct * from f) select * from f", "more than new output"),
+    ("with f(x) as (select a from t) select * from f", "with f(x) as (select a, b from t) select * from f",
+     "a `*` projection"),
 ])
 def test_changes_that_may_move_rows_are_breaking(old: str, new: str, why: str) -> None:
     change = classify(old, new, D)
