@@ -235,3 +235,52 @@ def test_lineage_sees_through_import_ctes(sql: str, reads_new: bool) -> None:
 
     relation = '"db"."main"."parent"'
     assert columns_read(sql.format(rel=relation), D, {relation: ["id", "a", "n"]}).any_of({"n"}) is reads_new
+
+
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(readers(), PARENT_ROWS)
+def test_a_column_a_model_passes_on_is_all_it_changes(db: duckdb.DuckDBPyConnection, sql: str,
+                                                     rows: list[tuple[Any, ...]]) -> None:
+    """Whenever lineage says a model only passes the parent's new column `n` on, its old columns keep their rows."""
+    from dbtassets.sql.lineage import columns_passed
+
+    relation = '"db"."main"."parent"'
+    gained = columns_passed(sql.format(rel=relation), D, {relation: ["id", "a", "b"]},
+                            {relation: ["id", "a", "b", "n"]})
+    if gained is None:
+        return
+    db.execute("create or replace table old_parent (id integer, a integer, b integer)")
+    db.execute("create or replace table new_parent (id integer, a integer, b integer, n integer)")
+    if rows:
+        db.executemany("insert into old_parent values (?, ?, ?)", [r[:3] for r in rows])
+        db.executemany("insert into new_parent values (?, ?, ?, ?)", rows)
+    try:
+        old = db.execute(sql.format(rel="old_parent"))
+        old_names, before = [d[0] for d in old.description], old.fetchall()
+        new = db.execute(sql.format(rel="new_parent"))
+        new_names, after = [d[0] for d in new.description], new.fetchall()
+    except duckdb.Error:
+        return
+    kept = [i for i, name in enumerate(new_names) if name not in gained]
+    assert [new_names[i] for i in kept] == old_names and set(new_names) - set(old_names) == gained, sql
+    assert Counter(map(repr, before)) == Counter(repr(tuple(row[i] for i in kept)) for row in after), sql
+
+
+@pytest.mark.parametrize(("sql", "gained"), [
+    ("with src as (select * from {rel}), final as (select *, a > 1 as big from src) select * from final", {"n"}),
+    ("select * from {rel} where a > 1", {"n"}),
+    ("with src as (select * from {rel}) select id, a from src", None),  # it does not output `n`
+    ("select distinct * from {rel}", None),
+    ("select * from {rel} group by all", None),
+    ("select * from {rel} limit 2", None),
+    ("select * from {rel} union all select * from {rel}", None),
+    ("with src as (select * from {rel}) select * from src natural join other", None),
+    ("with src(x) as (select * from {rel}) select * from src", None),
+    ("select * from {rel} join other using (id)", None),  # other's columns are unknown
+])
+def test_lineage_sees_which_new_columns_a_model_passes_on(sql: str, gained: set[str] | None) -> None:
+    from dbtassets.sql.lineage import columns_passed
+
+    relation = '"db"."main"."parent"'
+    found = columns_passed(sql.format(rel=relation), D, {relation: ["id", "a", "b"]}, {relation: ["id", "a", "b", "n"]})
+    assert found == (frozenset(gained) if gained is not None else None)
