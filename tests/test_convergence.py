@@ -171,7 +171,8 @@ SELECT_STAR_CHAIN = {
                             "final as (select *, amount > 10 as is_big from items)\n"
                             "select * from final\n",
     "models/big_items.sql": "select * from {{ ref('int_items') }} where is_big\n",
-    "models/item_totals.sql": "select customer_id, sum(amount) as total from {{ ref('int_items') }} group by customer_id\n",
+    "models/item_totals.sql": "select customer_id, sum(amount) as total from {{ ref('int_items') }}\n"
+                              "group by customer_id\n",
 }
 
 
