@@ -397,6 +397,8 @@ def test_a_child_that_passes_new_columns_on_is_itself_non_breaking_for_its_child
                                 {STG: CodeChange(False, DISCOUNT, "non-breaking")},
                                 reads_only_in(INT, MART_A), passes=int_passes)
     assert codes(statuses, INT) == ["upstream_stale"] and statuses[INT].impact == DISCOUNT
+    assert statuses[INT].reasons[0].message == ("upstream stg is stale (non-breaking: passes on its new column "
+                                                "`discount`)")
     assert codes(statuses, MART_A) == ["upstream_stale"]
     assert statuses[MART_B].status is Status.FRESH
 

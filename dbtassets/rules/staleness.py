@@ -225,16 +225,18 @@ class _Rules:
                 built_from, current = last.inputs.get(parent), statuses[parent].data_version
                 reason = self._upstream_updated(uid, parent, built_from, current)
                 if reason is not None:
-                    reasons.append(reason)
-                    narrow.extend(self._passed(uid, parent, _added_since(built_from, current), refresh))
+                    passed = self._passed(uid, parent, _added_since(built_from, current), refresh)
+                    reasons.append(Reason(reason.code, reason.message + _passing(passed), parent))
+                    narrow.extend(passed)
         for parent in graph.parents(uid):
             parent_status = statuses[parent]
             name = graph.assets[parent].display_name
             if parent_status.status is Status.MISSING:
                 reasons.append(Reason(ReasonCode.UPSTREAM_MISSING, f"upstream {name} was never materialized", parent))
             elif parent_status.status is Status.STALE and self._affects(uid, parent, parent_status.impact):
-                reasons.append(Reason(ReasonCode.UPSTREAM_STALE, f"upstream {name} is stale", parent))
-                narrow.extend(self._passed(uid, parent, parent_status.impact, refresh))
+                passed = self._passed(uid, parent, parent_status.impact, refresh)
+                reasons.append(Reason(ReasonCode.UPSTREAM_STALE, f"upstream {name} is stale{_passing(passed)}", parent))
+                narrow.extend(passed)
         failure = state.last_failure.get(uid)
         if failure is not None and (last is None or failure.id > last.id):
             reasons.append(Reason(ReasonCode.LAST_BUILD_FAILED,
@@ -352,3 +354,11 @@ def _added_since(built_from: Version | None, current: Version | None) -> frozens
     if built_from is None or current is None or built_from.base_value != current.base_value:
         return None
     return current.added - built_from.added
+
+
+def _passing(passed: list[frozenset[str]]) -> str:
+    """What a reason adds when the asset only passes an upstream's new columns on."""
+    if not passed:
+        return ""
+    names = ", ".join(f"`{c}`" for c in sorted(passed[0]))
+    return f" (non-breaking: passes on its new column{'s' if len(passed[0]) > 1 else ''} {names})"
