@@ -130,6 +130,17 @@ def test_a_changed_seed_says_its_content_changed() -> None:
     assert [r.message for r in statuses[seed].reasons] == ["content changed since the build at t1 (seeds/codes.csv)"]
 
 
+def test_a_seed_built_elsewhere_says_it_moved() -> None:
+    seed = UniqueId("seed.p.codes")
+    nodes = {seed: Node(seed, "codes", ResourceType.SEED, "p", ("p", "codes"), "seeds/codes.csv", (), "seed", (), "",
+                        relation_name='"db"."seeds"."codes"')}
+    seeds = AssetGraph.from_manifest(Manifest(Path("m.json"), "p", "1.11", 12, "duckdb", "", nodes, {}, {}))
+    before = Materialization(1, 1, "t1", "old-version", {}, relation_name='"db"."main"."codes"')
+    statuses = compute_statuses(seeds, {seed: "new-version"}, StateView({seed: before}))
+    assert [r.message for r in statuses[seed].reasons] == [
+        'moved from "db"."main"."codes" to "db"."seeds"."codes" since the build at t1']
+
+
 DISCOUNT = frozenset({"discount"})
 
 

@@ -303,6 +303,10 @@ class _Rules:
                 verb = "does" if len(unaffected) == 1 else "do"
                 detail = f" ({change.description}; {', '.join(unaffected)} {verb} not read it)"
         node = self.graph.assets[uid]
+        if node.resource_type == ResourceType.SEED and last.relation_name and node.relation_name != last.relation_name:
+            # its code version covers where it is built: a changed schema, alias or database moves it
+            return Reason(ReasonCode.CODE_CHANGED, f"moved from {last.relation_name} to {node.relation_name} "
+                                                   f"since the build at {shown(last.finished_at)}")
         if node.resource_type == ResourceType.SEED:  # its code version is its file's checksum: its rows changed
             return Reason(ReasonCode.CODE_CHANGED,
                           f"content changed since the build at {shown(last.finished_at)}{detail or f' ({node.path})'}")
