@@ -187,6 +187,7 @@ def test_a_select_star_from_final_chain_passes_an_added_column_only_to_its_reade
     reasons = stale(built)
     assert set(reasons) == {"stg_items", "int_items", "big_items"}, reasons
     assert "non-breaking: added column `doubled`" in reasons["stg_items"][0]
+    assert "(non-breaking: passes on its new column `doubled`)" in reasons["int_items"][0]
     synced = dbtassets(built, "sync")
     assert synced.returncode == 0 and "Built 3 of 3 assets" in synced.stdout, synced.stdout + synced.stderr
     assert stale(built) == {}  # item_totals, which does not read `doubled`, stays fresh after the rebuilds
