@@ -275,7 +275,7 @@ class Project:
         versions = self.versions
         code = versions.current(view)
         statuses = compute_statuses(self.graph, code.versions, view, observable, code.changes, versions.reads,
-                                    self.manifest.checks)
+                                    self.manifest.checks, versions.passes)
         verdict = apply_policies(self.graph, statuses, self.policies, self.clock.now())
         blind = [f"source {self.graph.assets[uid].display_name} has a freshness SLA "
                  f"({self.policies.slas[uid].describe()}) but no observer: its lateness cannot be checked"

@@ -44,8 +44,11 @@ class Query:
     having: bool = False
     qualify: str = ""
     limit: bool = False
+    wrapped: bool = False  # in dbt's style: `with final as (...) select * from final`
 
     def sql(self) -> str:
+        if self.wrapped:
+            return f"with final as ({replace(self, wrapped=False).sql()}) select * from final"
         parts = [f"select {'distinct ' if self.distinct else ''}{', '.join(self.columns)} from t"]
         if self.where:
             parts.append(f"where {self.where}")
@@ -71,7 +74,7 @@ def changes(draw: st.DrawFn) -> tuple[Query, Query]:
     if group and draw(st.booleans()):
         columns.append("count(*) as n_old")
     old = Query(tuple(columns), draw(st.booleans()), draw(st.sampled_from(WHERE)), group, draw(st.booleans()),
-                draw(st.sampled_from(QUALIFY)), draw(st.integers(0, 5)) == 0)
+                draw(st.sampled_from(QUALIFY)), draw(st.integers(0, 5)) == 0, draw(st.booleans()))
     added = draw(st.lists(st.sampled_from(ADDED), min_size=1, max_size=2))
     new = replace(old, columns=old.columns + tuple(added))
     mutation = draw(st.sampled_from(["none", "none", "none", "distinct", "where", "group"]))
@@ -133,6 +136,10 @@ def test_a_non_breaking_change_keeps_the_old_columns_and_rows(db: duckdb.DuckDBP
      "select a, row_number() over (order by b) as rn from t qualify row_number() over (partition by a order by b) = 1"),
     ("with x as (select a, b from t) select a from x where b > 0", "with x as (select a, b from t) "
                                                                    "select a, b from x where b > 0"),
+    ("with final as (select a from t where b > 0) select * from final",
+     "with final as (select a, b * 2 as x from t where b > 0) select * from final"),
+    ("with s as (select * from t), r as (select a from s), f as (select * from r) select f.* from f",
+     "with s as (select * from t), r as (select a, c from s), f as (select * from r) select f.* from f"),
 ])
 def test_the_grammar_reaches_non_breaking_changes(old: str, new: str) -> None:
     """The property above is not vacuous: these changes, of the shapes it generates, are non-breaking."""
@@ -150,6 +157,14 @@ def test_the_grammar_reaches_non_breaking_changes(old: str, new: str) -> None:
     ("select a from t qualify row_number() over (partition by b order by a) = 1",
      "select a, c as b from t qualify row_number() over (partition by b order by a) = 1", "`b` is also used"),
     ("select a from t", "select a, my_udf(b) as u from t", "function whose effect on rows is not known"),
+    ("with f as (select distinct a from t) select * from f", "with f as (select distinct a, b from t) "
+                                                             "select * from f", "DISTINCT"),
+    ("with f as (select a from t) select * from f", "with f as (select a, b from t) select * from f limit 1",
+     "a `*` projection"),
+    ("with f as (select a from t), g as (select * from f) select * from f",
+     "with f as (select a, b from t), g as (select distinct * from f) select * from f", "more than new output"),
+    ("with f(x) as (select a from t) select * from f", "with f(x) as (select a, b from t) select * from f",
+     "a `*` projection"),
 ])
 def test_changes_that_may_move_rows_are_breaking(old: str, new: str, why: str) -> None:
     change = classify(old, new, D)
@@ -220,3 +235,52 @@ def test_lineage_sees_through_import_ctes(sql: str, reads_new: bool) -> None:
 
     relation = '"db"."main"."parent"'
     assert columns_read(sql.format(rel=relation), D, {relation: ["id", "a", "n"]}).any_of({"n"}) is reads_new
+
+
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(readers(), PARENT_ROWS)
+def test_a_column_a_model_passes_on_is_all_it_changes(db: duckdb.DuckDBPyConnection, sql: str,
+                                                     rows: list[tuple[Any, ...]]) -> None:
+    """Whenever lineage says a model only passes the parent's new column `n` on, its old columns keep their rows."""
+    from dbtassets.sql.lineage import columns_passed
+
+    relation = '"db"."main"."parent"'
+    gained = columns_passed(sql.format(rel=relation), D, {relation: ["id", "a", "b"]},
+                            {relation: ["id", "a", "b", "n"]})
+    if gained is None:
+        return
+    db.execute("create or replace table old_parent (id integer, a integer, b integer)")
+    db.execute("create or replace table new_parent (id integer, a integer, b integer, n integer)")
+    if rows:
+        db.executemany("insert into old_parent values (?, ?, ?)", [r[:3] for r in rows])
+        db.executemany("insert into new_parent values (?, ?, ?, ?)", rows)
+    try:
+        old = db.execute(sql.format(rel="old_parent"))
+        old_names, before = [d[0] for d in old.description], old.fetchall()
+        new = db.execute(sql.format(rel="new_parent"))
+        new_names, after = [d[0] for d in new.description], new.fetchall()
+    except duckdb.Error:
+        return
+    kept = [i for i, name in enumerate(new_names) if name not in gained]
+    assert [new_names[i] for i in kept] == old_names and set(new_names) - set(old_names) == gained, sql
+    assert Counter(map(repr, before)) == Counter(repr(tuple(row[i] for i in kept)) for row in after), sql
+
+
+@pytest.mark.parametrize(("sql", "gained"), [
+    ("with src as (select * from {rel}), final as (select *, a > 1 as big from src) select * from final", {"n"}),
+    ("select * from {rel} where a > 1", {"n"}),
+    ("with src as (select * from {rel}) select id, a from src", None),  # it does not output `n`
+    ("select distinct * from {rel}", None),
+    ("select * from {rel} group by all", None),
+    ("select * from {rel} limit 2", None),
+    ("select * from {rel} union all select * from {rel}", None),
+    ("with src as (select * from {rel}) select * from src natural join other", None),
+    ("with src(x) as (select * from {rel}) select * from src", None),
+    ("select * from {rel} join other using (id)", None),  # other's columns are unknown
+])
+def test_lineage_sees_which_new_columns_a_model_passes_on(sql: str, gained: set[str] | None) -> None:
+    from dbtassets.sql.lineage import columns_passed
+
+    relation = '"db"."main"."parent"'
+    found = columns_passed(sql.format(rel=relation), D, {relation: ["id", "a", "b"]}, {relation: ["id", "a", "b", "n"]})
+    assert found == (frozenset(gained) if gained is not None else None)

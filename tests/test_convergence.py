@@ -160,3 +160,34 @@ def test_an_incremental_model_through_three_landings_builds_incrementally_and_st
         assert stale(built) == {}, landing
     with duckdb.connect(str(built / "conv.duckdb"), read_only=True) as db:
         assert db.execute("select count(*) from orders_inc").fetchall() == [(6,)]
+
+
+SELECT_STAR_CHAIN = {
+    # dbt's standard style: import CTEs, one CTE per step, and `select * from` the last one.
+    "models/stg_items.sql": "with source as (select * from {{ source('raw', 'orders') }}),\n"
+                            "renamed as (select order_id, customer_id, amount from source)\n"
+                            "select * from renamed\n",
+    "models/int_items.sql": "with items as (select * from {{ ref('stg_items') }}),\n"
+                            "final as (select *, amount > 10 as is_big from items)\n"
+                            "select * from final\n",
+    "models/big_items.sql": "select * from {{ ref('int_items') }} where is_big\n",
+    "models/item_totals.sql": "select customer_id, sum(amount) as total from {{ ref('int_items') }}\n"
+                              "group by customer_id\n",
+}
+
+
+def test_a_select_star_from_final_chain_passes_an_added_column_only_to_its_readers(built: Path) -> None:
+    """A column appended to a `select * from renamed` staging model is a non-breaking change; the child
+    that selects `*` from it gains the column and is itself non-breaking for its own children."""
+    for name, text in SELECT_STAR_CHAIN.items():
+        (built / name).write_text(text)
+    synced = dbtassets(built, "sync")
+    assert synced.returncode == 0 and "Built 4 of 4 assets" in synced.stdout, synced.stdout + synced.stderr
+    edit(built / "models/stg_items.sql", "amount from source", "amount, amount * 2 as doubled from source")
+    reasons = stale(built)
+    assert set(reasons) == {"stg_items", "int_items", "big_items"}, reasons
+    assert "non-breaking: added column `doubled`" in reasons["stg_items"][0]
+    assert "(non-breaking: passes on its new column `doubled`)" in reasons["int_items"][0]
+    synced = dbtassets(built, "sync")
+    assert synced.returncode == 0 and "Built 3 of 3 assets" in synced.stdout, synced.stdout + synced.stderr
+    assert stale(built) == {}  # item_totals, which does not read `doubled`, stays fresh after the rebuilds

@@ -152,3 +152,16 @@ def test_lint_and_why_report_reads_no_ref_or_source_declares(built: Path) -> Non
     assert dbtassets(built, "sync").returncode == 0
     why = dbtassets(built, "why", "dim_customer").stdout
     assert "note: it also reads main.customers_snapshot, which no ref() or source() declares" in why
+
+
+def test_a_seed_moved_to_another_schema_says_it_moved_not_that_its_content_changed(built: Path) -> None:
+    (built / "macros/generate_schema_name.sql").write_text(
+        "{% macro generate_schema_name(custom_schema_name, node) -%}\n"
+        "{%- if node.resource_type == 'seed' -%} seeds {%- else -%} {{ target.schema }} {%- endif -%}\n"
+        "{%- endmacro %}\n")
+    reasons = stale(built)
+    seed = reasons["country_codes"]
+    assert len(seed) == 1 and "content changed" not in seed[0], seed
+    assert 'moved from "shopflow"."main"."country_codes" to "shopflow"."seeds"."country_codes"' in seed[0], seed
+    assert dbtassets(built, "sync").returncode == 0
+    assert {name for name, why in stale(built).items() if why} == set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from dbtassets.model.graph import AssetGraph
@@ -127,6 +128,17 @@ def test_a_changed_seed_says_its_content_changed() -> None:
     seeds = AssetGraph.from_manifest(Manifest(Path("m.json"), "p", "1.11", 12, "duckdb", "", nodes, {}, {}))
     statuses = compute_statuses(seeds, {seed: "new-checksum"}, StateView({seed: built(1, "old-checksum")}))
     assert [r.message for r in statuses[seed].reasons] == ["content changed since the build at t1 (seeds/codes.csv)"]
+
+
+def test_a_seed_built_elsewhere_says_it_moved() -> None:
+    seed = UniqueId("seed.p.codes")
+    nodes = {seed: Node(seed, "codes", ResourceType.SEED, "p", ("p", "codes"), "seeds/codes.csv", (), "seed", (), "",
+                        relation_name='"db"."seeds"."codes"')}
+    seeds = AssetGraph.from_manifest(Manifest(Path("m.json"), "p", "1.11", 12, "duckdb", "", nodes, {}, {}))
+    before = Materialization(1, 1, "t1", "old-version", {}, relation_name='"db"."main"."codes"')
+    statuses = compute_statuses(seeds, {seed: "new-version"}, StateView({seed: before}))
+    assert [r.message for r in statuses[seed].reasons] == [
+        'moved from "db"."main"."codes" to "db"."seeds"."codes" since the build at t1']
 
 
 DISCOUNT = frozenset({"discount"})
@@ -360,3 +372,68 @@ def test_an_incremental_model_opted_back_into_full_refreshes_is_rebuilt_with_one
     assert statuses[STG].reasons == (Reason(ReasonCode.OLD_ROWS_KEPT, "rows built before t5 keep the old logic and "
                                             "it is no longer opted out of full refreshes: rebuilt with a full "
                                             "refresh"),)
+
+
+INT, MART_A, MART_B = (UniqueId(u) for u in ("model.p.int", "model.p.mart_a", "model.p.mart_b"))
+
+
+def chain(int_materialized: str = "table") -> AssetGraph:
+    """raw.orders → stg → int (which selects `*` from stg) → mart_a (reads the new column), mart_b (does not)."""
+    nodes = {SRC: node(SRC, "source"), STG: node(STG, "model", (SRC,)),
+             INT: node(INT, "model", (STG,), int_materialized),
+             MART_A: node(MART_A, "model", (INT,)), MART_B: node(MART_B, "model", (INT,))}
+    return AssetGraph.from_manifest(Manifest(Path("m.json"), "p", "1.11", 12, "duckdb", "", nodes, {}, {}))
+
+
+CHAIN_CODE = {STG: "c-stg", INT: "c-int", MART_A: "c-a", MART_B: "c-b"}
+
+
+def chain_state() -> StateView:
+    stg_version, int_version = Version("m10", "t10"), Version("m11", "t11")
+    return StateView({STG: built(10, "c-stg", **{SRC: OBSERVED}), INT: built(11, "c-int", **{STG: stg_version}),
+                      MART_A: built(12, "c-a", **{INT: int_version}), MART_B: built(13, "c-b", **{INT: int_version})},
+                     {}, {SRC: OBSERVED})
+
+
+def reads_only_in(*readers: UniqueId) -> Callable[[UniqueId, frozenset[str]], bool]:
+    return lambda child, columns: child in readers
+
+
+def int_passes(child: UniqueId, parent: UniqueId, columns: frozenset[str]) -> frozenset[str] | None:
+    return columns if child in (INT, MART_A) else None
+
+
+def test_a_child_that_passes_new_columns_on_is_itself_non_breaking_for_its_children() -> None:
+    statuses = compute_statuses(chain(), {**CHAIN_CODE, STG: "c-stg-2"}, chain_state(), {SRC},
+                                {STG: CodeChange(False, DISCOUNT, "non-breaking")},
+                                reads_only_in(INT, MART_A), passes=int_passes)
+    assert codes(statuses, INT) == ["upstream_stale"] and statuses[INT].impact == DISCOUNT
+    assert statuses[INT].reasons[0].message == ("upstream stg is stale (non-breaking: passes on its new column "
+                                                "`discount`)")
+    assert codes(statuses, MART_A) == ["upstream_stale"]
+    assert statuses[MART_B].status is Status.FRESH
+
+
+def test_after_the_parent_is_rebuilt_the_child_that_passes_its_columns_on_stays_non_breaking() -> None:
+    rebuilt = StateView({**chain_state().last_success, STG: Materialization(
+        20, 2, "t20", "c-stg-2", {SRC: OBSERVED}, base="m10", added=DISCOUNT)}, {}, {SRC: OBSERVED})
+    statuses = compute_statuses(chain(), {**CHAIN_CODE, STG: "c-stg-2"}, rebuilt, {SRC}, {},
+                                reads_only_in(INT, MART_A), passes=int_passes)
+    assert codes(statuses, INT) == ["upstream_updated"] and statuses[INT].impact == DISCOUNT
+    assert statuses[MART_B].status is Status.FRESH
+
+
+def test_an_incremental_child_does_not_gain_the_columns_it_passes_on() -> None:
+    """Its incremental build inserts into the existing table, whose columns stay: anything may differ."""
+    statuses = compute_statuses(chain("incremental"), {**CHAIN_CODE, STG: "c-stg-2"}, chain_state(), {SRC},
+                                {STG: CodeChange(False, DISCOUNT, "non-breaking")},
+                                reads_only_in(INT, MART_A), passes=int_passes)
+    assert statuses[INT].impact is None
+    assert codes(statuses, MART_B) == ["upstream_stale"]
+
+
+def test_a_child_that_reads_new_columns_without_passing_them_on_changes_for_all_its_children() -> None:
+    statuses = compute_statuses(chain(), {**CHAIN_CODE, STG: "c-stg-2"}, chain_state(), {SRC},
+                                {STG: CodeChange(False, DISCOUNT, "non-breaking")}, reads_only_in(INT))
+    assert statuses[INT].impact is None
+    assert codes(statuses, MART_A) == ["upstream_stale"] and codes(statuses, MART_B) == ["upstream_stale"]

@@ -9,7 +9,8 @@ that moved.
 Non-breaking changes narrow this. A model whose only change is new output columns has an
 *impact* of just those columns, and so does a rebuild of it that changed nothing else (its
 data version keeps its *base*). A downstream asset that reads none of those columns is not
-made stale by it.
+made stale by it. A child that passes those columns on (it selects ``*`` from the model) gains
+them and nothing else: its own impact is the columns it gains, so the narrowing follows the chain.
 """
 
 from __future__ import annotations
@@ -96,6 +97,19 @@ def _reads_everything(child: UniqueId, columns: frozenset[str]) -> bool:
     return True
 
 
+class ColumnPasses(Protocol):
+    """The output columns ``child`` gains when ``parent`` gains ``columns``, if that is all that changes in it.
+
+    None when more may change (or nothing provably does not), so a rebuild of ``child`` may change anything.
+    """
+
+    def __call__(self, child: UniqueId, parent: UniqueId, columns: frozenset[str]) -> frozenset[str] | None: ...
+
+
+def _passes_nothing(child: UniqueId, parent: UniqueId, columns: frozenset[str]) -> frozenset[str] | None:
+    return None
+
+
 @dataclass(frozen=True)
 class AssetStatus:
     """An asset's status (fresh, stale, missing, unobserved), every reason for it, and what a rebuild must be."""
@@ -137,6 +151,7 @@ def compute_statuses(
     changes: Mapping[UniqueId, CodeChange] | None = None,
     reads: ColumnReads = _reads_everything,
     checks: Mapping[UniqueId, Check] | None = None,
+    passes: ColumnPasses = _passes_nothing,
 ) -> dict[UniqueId, AssetStatus]:
     """The status of every asset in ``graph``, upstream first.
 
@@ -149,12 +164,13 @@ def compute_statuses(
         changes: for assets whose code changed, whether the change was breaking.
         reads: whether a child may read some columns of a parent (default: assume it does).
         checks: the data tests and unit tests, each attached to its assets.
+        passes: which new columns of a parent a child passes on, when that is all it changes (default: none).
     """
     by_asset: dict[UniqueId, list[Check]] = {}
     for check in sorted((checks or {}).values(), key=lambda c: c.name):
         for asset in check.assets:
             by_asset.setdefault(asset, []).append(check)
-    rules = _Rules(graph, state, changes or {}, reads, by_asset)
+    rules = _Rules(graph, state, changes or {}, reads, by_asset, passes)
     statuses: dict[UniqueId, AssetStatus] = {}
     for uid in graph.topological_order():
         node = graph.assets[uid]
@@ -181,6 +197,7 @@ class _Rules:
     changes: Mapping[UniqueId, CodeChange]
     reads: ColumnReads
     checks: Mapping[UniqueId, Sequence[Check]]
+    passes: ColumnPasses = _passes_nothing
 
     def built_status(self, uid: UniqueId, code_version: str,
                      statuses: Mapping[UniqueId, AssetStatus]) -> AssetStatus:
@@ -205,16 +222,21 @@ class _Rules:
                                       "rebuilt with a full refresh"))
                 full_refresh = True
             for parent in graph.parents(uid):
-                reason = self._upstream_updated(uid, parent, last.inputs.get(parent), statuses[parent].data_version)
+                built_from, current = last.inputs.get(parent), statuses[parent].data_version
+                reason = self._upstream_updated(uid, parent, built_from, current)
                 if reason is not None:
-                    reasons.append(reason)
+                    passed = self._passed(uid, parent, _added_since(built_from, current), refresh)
+                    reasons.append(Reason(reason.code, reason.message + _passing(passed), parent))
+                    narrow.extend(passed)
         for parent in graph.parents(uid):
             parent_status = statuses[parent]
             name = graph.assets[parent].display_name
             if parent_status.status is Status.MISSING:
                 reasons.append(Reason(ReasonCode.UPSTREAM_MISSING, f"upstream {name} was never materialized", parent))
             elif parent_status.status is Status.STALE and self._affects(uid, parent, parent_status.impact):
-                reasons.append(Reason(ReasonCode.UPSTREAM_STALE, f"upstream {name} is stale", parent))
+                passed = self._passed(uid, parent, parent_status.impact, refresh)
+                reasons.append(Reason(ReasonCode.UPSTREAM_STALE, f"upstream {name} is stale{_passing(passed)}", parent))
+                narrow.extend(passed)
         failure = state.last_failure.get(uid)
         if failure is not None and (last is None or failure.id > last.id):
             reasons.append(Reason(ReasonCode.LAST_BUILD_FAILED,
@@ -281,6 +303,10 @@ class _Rules:
                 verb = "does" if len(unaffected) == 1 else "do"
                 detail = f" ({change.description}; {', '.join(unaffected)} {verb} not read it)"
         node = self.graph.assets[uid]
+        if node.resource_type == ResourceType.SEED and last.relation_name and node.relation_name != last.relation_name:
+            # its code version covers where it is built: a changed schema, alias or database moves it
+            return Reason(ReasonCode.CODE_CHANGED, f"moved from {last.relation_name} to {node.relation_name} "
+                                                   f"since the build at {shown(last.finished_at)}")
         if node.resource_type == ResourceType.SEED:  # its code version is its file's checksum: its rows changed
             return Reason(ReasonCode.CODE_CHANGED,
                           f"content changed since the build at {shown(last.finished_at)}{detail or f' ({node.path})'}")
@@ -311,6 +337,32 @@ class _Rules:
         since = f"built from the version of {shown(built_from.at)}" if built_from else "a new input"
         return Reason(ReasonCode.UPSTREAM_UPDATED, f"{what} ({since})", parent)
 
+    def _passed(self, child: UniqueId, parent: UniqueId, added: frozenset[str] | None,
+                refresh: Refresh) -> list[frozenset[str]]:
+        """The new columns of ``parent`` that ``child`` passes on, as its own impact ([] when it may change more).
+
+        Only a rebuild that rewrites ``child`` gains them: an incremental build keeps the table's columns.
+        """
+        if not added or refresh is not Refresh.REWRITTEN:
+            return []
+        gained = self.passes(child, parent, added)
+        return [gained] if gained else []
+
     def _affects(self, child: UniqueId, parent: UniqueId, impact: frozenset[str] | None) -> bool:
         """Whether a change of ``impact`` (None: any column) in ``parent`` reaches ``child``."""
         return impact is None or (bool(impact) and self.reads(child, impact))
+
+
+def _added_since(built_from: Version | None, current: Version | None) -> frozenset[str] | None:
+    """The columns added to an input since a build read it, when only columns were (None: any change)."""
+    if built_from is None or current is None or built_from.base_value != current.base_value:
+        return None
+    return current.added - built_from.added
+
+
+def _passing(passed: list[frozenset[str]]) -> str:
+    """What a reason adds when the asset only passes an upstream's new columns on."""
+    if not passed:
+        return ""
+    names = ", ".join(f"`{c}`" for c in sorted(passed[0]))
+    return f" (non-breaking: passes on its new column{'s' if len(passed[0]) > 1 else ''} {names})"

@@ -103,18 +103,60 @@ def classify(old_sql: str, new_sql: str, dialect: str | None) -> Change:
         return Change(True, detail="cannot compare the SQL")
     if not isinstance(old, exp.Select) or not isinstance(new, exp.Select):
         return Change(True, detail="not a single SELECT (a set operation, or another statement)")
-    old_columns, new_columns = _projections(old, dialect), _projections(new, dialect)
+    old_out, new_out = output_select(old), output_select(new)
+    old_columns, new_columns = _projections(old_out, dialect), _projections(new_out, dialect)
     if old_columns is None or new_columns is None:
         return Change(True, detail="a `*` projection")
     if new_columns[: len(old_columns)] != old_columns:
         return Change(True, detail="existing columns changed")
-    if _without_projections(old, dialect) != _without_projections(new, dialect):
+    if _without_projections(old, old_out, dialect) != _without_projections(new, new_out, dialect):
         return Change(True, detail="more than new output columns changed")
     added = tuple(name for name, _ in new_columns[len(old_columns):])
     if not added:
         return Change(True)
-    risk = _row_set_risk(new, len(old_columns), dialect)
+    risk = _row_set_risk(new_out, len(old_columns), dialect)
     return Change(True, detail=risk) if risk else Change(False, added)
+
+
+def output_select(query: exp.Select) -> exp.Select:
+    """The SELECT whose columns and rows ``query`` outputs: dbt's ``select * from final`` passes a CTE's through.
+
+    From ``query``, each ``select * from NAME`` with nothing else in it (no join, filter, grouping, order
+    or limit) is followed to the body of the CTE ``NAME`` (a plain SELECT, with no column list of its own);
+    the first SELECT that is not such a pass-through is the answer.
+    """
+    with_ = query.args.get("with_")
+    if with_ is None or with_.args.get("recursive"):
+        return query
+    ctes = {cte.alias_or_name.lower(): cte for cte in with_.expressions}
+    select, seen = query, set()
+    while (name := _passed_through(select)) and name not in seen:
+        seen.add(name)
+        cte = ctes.get(name)
+        if cte is None or cte.args["alias"].columns:  # a table, or a CTE that renames its columns
+            break
+        if not isinstance(cte.this, exp.Select) or cte.this.args.get("with_"):
+            break
+        select = cte.this
+    return select
+
+
+def _passed_through(select: exp.Select) -> str:
+    """The name of the relation ``select`` is ``select * from NAME`` of and nothing else, else ""."""
+    if any(value not in (None, [], False) for key, value in select.args.items()
+           if key not in ("expressions", "from_", "with_")):
+        return ""
+    projection = select.expressions[0] if len(select.expressions) == 1 else None
+    star = projection.this if isinstance(projection, exp.Column) else projection  # `*` or `final.*`
+    if not isinstance(star, exp.Star) or any(star.args.values()):  # not with EXCLUDE, REPLACE or RENAME
+        return ""
+    source = select.args["from_"].this if select.args.get("from_") else None
+    if (not isinstance(source, exp.Table) or not isinstance(source.this, exp.Identifier)
+            or any(value for key, value in source.args.items() if key not in ("this", "alias"))):
+        return ""
+    if isinstance(projection, exp.Column) and projection.table.lower() != source.alias_or_name.lower():
+        return ""
+    return source.name.lower()
 
 
 _ROW_CLAUSES = ("joins", "where", "group", "having", "qualify", "order", "distinct", "laterals", "windows")
@@ -215,10 +257,14 @@ def _projections(select: exp.Select, dialect: str | None) -> list[tuple[str, str
     return out
 
 
-def _without_projections(select: exp.Select, dialect: str | None) -> str:
-    copy = select.copy()
-    copy.set("expressions", [exp.Star()])
-    return copy.sql(dialect=dialect, normalize=True, comments=False)
+def _without_projections(query: exp.Select, target: exp.Select, dialect: str | None) -> str:
+    """``query`` as SQL with the projections of ``target`` (``query`` or a SELECT inside it) left out."""
+    kept = list(target.expressions)
+    target.set("expressions", [exp.Star()])
+    try:
+        return query.sql(dialect=dialect, normalize=True, comments=False)
+    finally:
+        target.set("expressions", kept)
 
 
 def undeclared_reads(sql: str, dialect: str | None, declared: Collection[str]) -> list[str]:

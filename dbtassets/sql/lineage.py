@@ -55,13 +55,14 @@ def output_columns(sql: str, dialect: str | None, schema: Schema | None = None) 
         tree = parse(sql, dialect)
     except (SqlglotError, ValueError, RecursionError):
         return None
-    if _stars(tree):
-        expanded = _expand(tree, dialect, schema or {}, prune=False)
-        if expanded is None:
-            return None
-        tree = expanded
     if not isinstance(tree, exp.Query) or not tree.selects:
         return None
+    if any(_stars(projection) for projection in tree.selects):
+        # A star elsewhere (``with source as (select * from {{ source(...) }})``) need not be expanded.
+        expanded = _expand(tree, dialect, schema or {}, prune=False, anywhere=False)
+        if not isinstance(expanded, exp.Query) or not expanded.selects:
+            return None
+        tree = expanded
     if not all(isinstance(p, exp.Alias | exp.Column) for p in tree.selects):
         return None  # an unnamed expression: its column name is the warehouse's choice
     names = [projection.alias_or_name.lower() for projection in tree.selects]
@@ -74,8 +75,10 @@ def _stars(tree: exp.Expr) -> bool:
         column.is_star for column in tree.find_all(exp.Column))
 
 
-def _expand(tree: exp.Expr, dialect: str | None, schema: Schema, *, prune: bool = True) -> exp.Expr | None:
-    """``tree`` with its stars expanded (and, with ``prune``, unused CTE columns dropped); None if a star remains."""
+def _expand(tree: exp.Expr, dialect: str | None, schema: Schema, *, prune: bool = True,
+            anywhere: bool = True) -> exp.Expr | None:
+    """``tree`` with its stars expanded (and, with ``prune``, unused CTE columns dropped); None if a star remains
+    (``anywhere``, or else in its output columns)."""
     from sqlglot.optimizer.pushdown_projections import pushdown_projections
     from sqlglot.optimizer.qualify import qualify
 
@@ -103,4 +106,88 @@ def _expand(tree: exp.Expr, dialect: str | None, schema: Schema, *, prune: bool 
             qualified = pushdown_projections(qualified)
     except (SqlglotError, ValueError, KeyError, RecursionError):
         return None
+    if not anywhere and isinstance(qualified, exp.Query):
+        return None if any(_stars(projection) for projection in qualified.selects) else qualified
     return None if _stars(qualified) else qualified
+
+
+def columns_passed(sql: str, dialect: str | None, before: Schema, after: Schema) -> frozenset[str] | None:
+    """The output columns ``sql`` gains when its inputs gain columns (``before`` → ``after``), if that is all.
+
+    That is a child selecting ``*`` from a model that gained columns: its stars pass them on and nothing
+    else about it changes, so it is itself a non-breaking change. Proven syntactically, as
+    :func:`~dbtassets.sql.fingerprint.classify` does: with its stars expanded over ``before`` and over
+    ``after``, the queries differ only by projections that pass a new column through unchanged, in SELECTs
+    where a new column cannot change the rows (no DISTINCT, GROUP BY, LIMIT, positional ORDER BY, set
+    operation, NATURAL join, PIVOT, ``COLUMNS(...)``, star in a function, column list on a CTE) nor
+    the other columns' names. None when unproven, or when the output gains nothing.
+    """
+    from dbtassets.sql.fingerprint import _bare_column
+
+    try:
+        tree = parse(sql, dialect)
+    except (SqlglotError, ValueError, RecursionError):
+        return None
+    if _unsafe_for_new_columns(tree):
+        return None
+    old, new = _expand(tree, dialect, before, prune=False), _expand(tree, dialect, after, prune=False)
+    if old is None or new is None:
+        return None
+    old_selects, new_selects = list(old.find_all(exp.Select)), list(new.find_all(exp.Select))
+    if len(old_selects) != len(new_selects):
+        return None
+    gained: list[str] = []
+    for old_select, new_select in zip(old_selects, new_selects, strict=True):
+        extra = _inserted(old_select.expressions, new_select.expressions, dialect)
+        if extra is None:
+            return None
+        if not extra:
+            continue
+        names = [p.alias_or_name.lower() for p in new_select.expressions]
+        if (any(not _bare_column(new_select.expressions[i]) for i in extra) or len(set(names)) != len(names)
+                or _rows_may_change(new_select)):
+            return None
+        if new_select is new:
+            gained = [names[i] for i in extra]
+        new_select.set("expressions", [p for i, p in enumerate(new_select.expressions) if i not in extra])
+    if new.sql(dialect=dialect) != old.sql(dialect=dialect):
+        return None  # the new columns changed more than the projections (how a column binds, say)
+    return frozenset(gained) or None
+
+
+def _inserted(old: list[exp.Expr], new: list[exp.Expr], dialect: str | None) -> list[int] | None:
+    """The positions in ``new`` of the projections inserted among ``old`` ones; None if others changed."""
+    old_sql = [p.sql(dialect=dialect) for p in old]
+    extra, at = [], 0
+    for i, projection in enumerate(new):
+        if at < len(old_sql) and projection.sql(dialect=dialect) == old_sql[at]:
+            at += 1
+        else:
+            extra.append(i)
+    return extra if at == len(old_sql) else None
+
+
+def _unsafe_for_new_columns(tree: exp.Expr) -> bool:
+    """Whether ``tree`` has a construct where an input's new column may change more than the output columns."""
+    if any(join.args.get("method") for join in tree.find_all(exp.Join)):  # NATURAL (or ASOF) joins by name
+        return True
+    if tree.find(exp.Pivot, exp.Columns) is not None:
+        return True
+    if any(alias.columns for alias in tree.find_all(exp.TableAlias)):  # names columns by position
+        return True
+    return any(isinstance(star.parent, exp.Func) and not isinstance(star.parent, exp.Count)
+               for star in tree.find_all(exp.Star))
+
+
+def _rows_may_change(select: exp.Select) -> bool:
+    """Whether a new column among ``select``'s projections may change its rows or what its clauses mean."""
+    if any(select.args.get(key) for key in ("distinct", "group", "limit", "offset", "sample", "fetch")):
+        return True
+    order = select.args.get("order")
+    if order is not None and any(isinstance(o.this, exp.Literal) for o in order.expressions):
+        return True  # ORDER BY 2: a column inserted before it moves it
+    parent = select.parent
+    if isinstance(parent, exp.Subquery):
+        parent = parent.parent  # a derived table is fine; a subquery in an expression is not
+        return not isinstance(parent, exp.From | exp.Join)
+    return parent is not None and not isinstance(parent, exp.CTE)

@@ -220,6 +220,20 @@ class CodeVersioner:
         sql = self.sql_of(child, node.code_version) if node.resource_type == ResourceType.MODEL else None
         return sql is None or columns_read(sql, self.dialect, self._input_columns(child)).any_of(columns)
 
+    def passes(self, child: UniqueId, parent: UniqueId, columns: frozenset[str]) -> frozenset[str] | None:
+        """The output columns ``child`` (as last compiled) gains when ``parent`` gains ``columns``, if that is
+        all that changes in it (see :func:`dbtassets.sql.lineage.columns_passed`); None when unknown."""
+        from dbtassets.sql.lineage import columns_passed
+
+        node = self.graph.assets[child]
+        sql = self.sql_of(child, node.code_version) if node.resource_type == ResourceType.MODEL else None
+        after = self._input_columns(child)
+        relation = self.manifest.nodes[parent].relation_name
+        if sql is None or relation not in after:
+            return None
+        before = {**after, relation: [c for c in after[relation] if c.lower() not in columns]}
+        return columns_passed(sql, self.dialect, before, after)
+
     def output_columns(self, uid: UniqueId) -> list[str] | None:
         """The columns a model outputs now, from its compiled SQL (stars expanded); None when unknown."""
         if uid not in self._outputs:

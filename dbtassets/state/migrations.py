@@ -113,6 +113,10 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         );
         CREATE INDEX check_results_by_asset ON check_results (unique_id, check_id, id);
     """),
+    # Where a build put the asset (dbt's relation name), so a reason can say it moved.
+    ("0009_materialization_relation", """
+        ALTER TABLE materializations ADD COLUMN relation_name TEXT;
+    """),
 )
 # Needs the profile's default target, known only when a project opens the store: records made
 # before targets existed were built for the target dbt used by default.

@@ -65,6 +65,7 @@ class Materialization:
     base: str = ""
     added: frozenset[str] = frozenset()
     old_rows_before: str | None = None  # rows built before this time came from older code (dbtassets.rules.refresh)
+    relation_name: str | None = None  # where it was built (None: unknown, recorded before dbtassets kept it)
 
     @property
     def data_version(self) -> Version:
@@ -130,6 +131,7 @@ class Outcome:
     base_version: str | None = None
     added_columns: frozenset[str] = frozenset()
     old_rows_before: str | None = None  # rows built before this time came from older code (dbtassets.rules.refresh)
+    relation_name: str | None = None  # where it was built (dbt's relation name)
 
 
 @dataclass(frozen=True)

@@ -57,11 +57,12 @@ class StateStore(Database):
         successes = {
             UniqueId(uid): Materialization(mid, run_id, finished_at, code_version, versions_from_json(inputs),
                                            manifest_version, base or "",
-                                           frozenset(json.loads(added)) if added != "[]" else frozenset(), old_rows)
-            for mid, uid, run_id, finished_at, code_version, inputs, manifest_version, base, added, old_rows
+                                           frozenset(json.loads(added)) if added != "[]" else frozenset(), old_rows,
+                                           relation)
+            for mid, uid, run_id, finished_at, code_version, inputs, manifest_version, base, added, old_rows, relation
             in self._query(
                 "SELECT m.id, m.unique_id, m.run_id, m.finished_at, m.code_version, m.inputs, m.manifest_version, "
-                "m.base_version, m.added_columns, m.old_rows_before "
+                "m.base_version, m.added_columns, m.old_rows_before, m.relation_name "
                 "FROM materializations m JOIN (SELECT MAX(id) AS id FROM materializations "
                 "WHERE target = ? AND status = 'success' GROUP BY unique_id) AS latest USING (id)", (self.target,)
             )
@@ -223,7 +224,7 @@ class StateStore(Database):
                     db, uid=o.unique_id, run_id=run_id, status=o.status.value, finished_at=at,
                     code_version=o.code_version, inputs=inputs, duration=o.duration, rows_affected=o.rows_affected,
                     message=o.message, manifest_version=o.manifest_version, base_version=o.base_version,
-                    added_columns=o.added_columns, old_rows_before=o.old_rows_before)
+                    added_columns=o.added_columns, old_rows_before=o.old_rows_before, relation_name=o.relation_name)
                 if o.status is BuildStatus.SUCCESS:
                     built_ids[o.unique_id] = new_id
                     rebuilt[o.unique_id] = Version(DataVersionKind.BUILD.of(new_id), at, o.base_version or "",
@@ -266,16 +267,16 @@ class StateStore(Database):
                        code_version: str, inputs: Mapping[UniqueId, Version], duration: float | None,
                        rows_affected: int | None, message: str | None, manifest_version: str | None = None,
                        base_version: str | None = None, added_columns: Iterable[str] = (),
-                       old_rows_before: str | None = None) -> int:
+                       old_rows_before: str | None = None, relation_name: str | None = None) -> int:
         """Inside a :meth:`transaction`: one build outcome; returns its id (the new data version)."""
         cursor = db.execute(
             "INSERT INTO materializations (unique_id, run_id, status, finished_at, code_version, inputs, duration, "
-            "rows_affected, message, manifest_version, base_version, added_columns, target, old_rows_before) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "rows_affected, message, manifest_version, base_version, added_columns, target, old_rows_before, "
+            "relation_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (uid, run_id, status, finished_at, code_version,
              json.dumps({p: version_json(v) for p, v in inputs.items()}, sort_keys=True),
              duration, rows_affected, message, manifest_version, base_version, json.dumps(sorted(added_columns)),
-             self.target, old_rows_before),
+             self.target, old_rows_before, relation_name),
         )
         return int(cursor.fetchone()[0])
 
