@@ -1,0 +1,64 @@
+"""Versioned models, with real dbt: named as dbt names them, and a removed version does not wedge dbt's parser.
+
+``dbt ls`` lists a versioned model's versions as ``stg_customers.v1`` and ``stg_customers.v2``
+(the latest version too); dbt's selectors take ``stg_customers.v2`` or ``stg_customers_v2`` for
+one version and ``stg_customers`` for all of them, while ``ref('stg_customers')`` means the latest.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dbtassets.engine import Options, Project
+from dbtassets.model.manifest import UniqueId
+from tests.conftest import dbtassets
+from tests.tiny import dbt, write, write_project
+
+V1, V2 = UniqueId("model.tiny.stg_customers.v1"), UniqueId("model.tiny.stg_customers.v2")
+SCHEMA = """version: 2
+models:
+  - name: stg_customers
+    latest_version: 2
+    columns:
+      - name: id
+        data_tests: [not_null]
+    versions:
+      - v: 1
+      - v: 2
+"""
+FILES = {
+    "seeds/raw_customers.csv": "id,name\n1,a\n2,b\n",
+    "models/stg_customers_v1.sql": "select id, name from {{ ref('raw_customers') }}\n",
+    "models/stg_customers_v2.sql": "select id, name, 1 as tier from {{ ref('raw_customers') }}\n",
+    "models/old_reader.sql": "select * from {{ ref('stg_customers', v=1) }}\n",
+    "models/customers.sql": "select * from {{ ref('stg_customers') }}\n",
+    "models/schema.yml": SCHEMA,
+}
+
+
+def test_versions_are_named_as_dbt_names_them_and_each_name_is_accepted(tmp_path: Path) -> None:
+    directory = write_project(tmp_path / "tiny", FILES)
+    listed = dbtassets(directory, "assets", "--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    names = {a["unique_id"]: a["name"] for a in json.loads(listed.stdout)["assets"]}
+    assert (names[V1], names[V2]) == ("stg_customers.v1", "stg_customers.v2")
+
+    with Project(Options(directory)) as project:
+        for name, meant in [("stg_customers.v1", V1), ("stg_customers.v2", V2), ("stg_customers_v1", V1),
+                            ("stg_customers", V2)]:  # a bare name means the latest version, as ref() does
+            assert project.why(name, observe=False).status.unique_id == meant, name
+            assert project.history(name)[0].unique_id == meant, name
+        root, lineage = project.lineage("stg_customers.v1")
+        assert root == V1 and set(lineage) == {V1, UniqueId("seed.tiny.raw_customers"),
+                                               UniqueId("model.tiny.old_reader")}
+        assert set(project.select(["stg_customers.v1"])) == {V1}
+        assert set(project.select(["stg_customers_v2+"])) == {V2, UniqueId("model.tiny.customers")}
+        assert set(project.select(["stg_customers"])) == {V1, V2}  # dbt's fqn match: every version
+    why = dbtassets(directory, "why", "stg_customers.v2")
+    assert why.returncode == 0 and why.stdout.startswith("stg_customers.v2"), why.stdout + why.stderr
+    # dbt's fqn match never takes a versioned model's version alone as its name.
+    alone = dbtassets(directory, "status", "--no-observe", "--select", "v2")
+    assert alone.returncode == 2 and "no asset is named 'v2'" in alone.stderr, alone.stderr
