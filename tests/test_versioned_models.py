@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from dbtassets.engine import Options, Project
 from dbtassets.model.manifest import UniqueId
+from dbtassets.model.selection import dbt_selectors
 from tests.conftest import dbtassets
-from tests.tiny import dbt, write, write_project
+from tests.tiny import write_project
 
 V1, V2 = UniqueId("model.tiny.stg_customers.v1"), UniqueId("model.tiny.stg_customers.v2")
 SCHEMA = """version: 2
@@ -57,6 +56,7 @@ def test_versions_are_named_as_dbt_names_them_and_each_name_is_accepted(tmp_path
         assert set(project.select(["stg_customers.v1"])) == {V1}
         assert set(project.select(["stg_customers_v2+"])) == {V2, UniqueId("model.tiny.customers")}
         assert set(project.select(["stg_customers"])) == {V1, V2}  # dbt's fqn match: every version
+        assert dbt_selectors(project.graph, [V1, V2]) == ["stg_customers.v1", "stg_customers.v2"]
     why = dbtassets(directory, "why", "stg_customers.v2")
     assert why.returncode == 0 and why.stdout.startswith("stg_customers.v2"), why.stdout + why.stderr
     # dbt's fqn match never takes a versioned model's version alone as its name.

@@ -90,6 +90,8 @@ class Node:
     freshness: FreshnessConfig | None = None
     language: str = "sql"
     varies_by_command: bool = False  # its SQL (or a macro it calls) looks at which dbt command runs
+    version: str = ""  # a versioned model's version ("2" for stg_customers.v2); "" when unversioned
+    latest_version: str = ""  # the version a plain ref() to a versioned model means
 
     @property
     def compiled_compares(self) -> bool:
@@ -102,8 +104,11 @@ class Node:
 
     @property
     def display_name(self) -> str:
-        """``raw.orders`` for a source, the plain name for everything else."""
-        return f"{self.source_name}.{self.name}" if self.resource_type == ResourceType.SOURCE else self.name
+        """``raw.orders`` for a source, ``stg_customers.v2`` for a model version (as ``dbt ls`` names it,
+        the latest one too), the plain name for everything else."""
+        if self.resource_type == ResourceType.SOURCE:
+            return f"{self.source_name}.{self.name}"
+        return f"{self.name}.v{self.version}" if self.version else self.name
 
 
 class CheckKind(str, Enum):
@@ -315,7 +320,7 @@ def _from_compact(path: Path, compact: tuple[Any, ...]) -> Manifest:
             UniqueId(row[0]), row[1], _RESOURCE_TYPES[row[2]], row[3], row[4], row[5], row[6], row[7],
             tuple(UniqueId(p) for p in row[8]), row[9], tuple(sorted(checks.get(row[0], ()))), row[15],
             row[10], row[11], row[12], row[13], row[14],
-            FreshnessConfig(*row[16]) if row[16] is not None else None, row[17], row[18],
+            FreshnessConfig(*row[16]) if row[16] is not None else None, row[17], row[18], row[19], row[20],
         )
         for row in nodes
     }

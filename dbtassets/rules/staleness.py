@@ -264,7 +264,7 @@ class _Rules:
                     "(a snapshot is never fully refreshed)")
         else:
             what = (f"rows built before {last.old_rows_before} keep the old logic ({opt_out_hint(node)}; "
-                    f"`dbt build --full-refresh --select {node.name}` rebuilds them)")
+                    f"`dbt build --full-refresh --select {node.display_name}` rebuilds them)")
         return [Reason(ReasonCode.OLD_ROWS_KEPT, what)]
 
     def _code_changed(self, uid: UniqueId, last: Materialization, code_version: str, refresh: Refresh) -> Reason:
