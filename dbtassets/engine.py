@@ -74,7 +74,8 @@ class Project:
         self.options = options
         self.dbt: DbtProject = load_project(options.project_dir)
         self.target = DbtTarget(self.dbt, options.profiles_dir, options.target)
-        self.runner: Runner = runner or SubprocessRunner(self.target)
+        self.runner: Runner = runner or SubprocessRunner(self.target,
+                                                         warn=lambda message: self.log(f"warning: {message}"))
         # Resolved now, reported when needed (`lineage` on a parsed project needs no profile), and
         # again when profiles.yml changes: dbt reads it at every invocation, a watcher must follow.
         self._targets: Targets | ProjectError = ProjectError("profiles.yml not read yet")

@@ -11,6 +11,7 @@ and every dbt command fails until that file is deleted. dbtassets parses once mo
 
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 from pathlib import Path
@@ -87,6 +88,8 @@ def _partial_parse_forgets_version_one(directory: Path) -> None:
 
 
 @pytest.mark.slow
+# dbt opens logs/dbt.log anew at every invocation in a process and leaves the old handle to the garbage collector.
+@pytest.mark.filterwarnings("ignore:Exception ignored in. <_io.FileIO:pytest.PytestUnraisableExceptionWarning")
 def test_a_partial_parse_that_lost_a_version_is_parsed_again_in_full_and_said(tmp_path: Path) -> None:
     directory = write_project(tmp_path / "tiny", FILES)
     dbt(directory, "parse")
@@ -97,10 +100,11 @@ def test_a_partial_parse_that_lost_a_version_is_parsed_again_in_full_and_said(tm
 
     status = dbtassets(directory, "status", "--no-observe", "--format", "json")
     assert status.returncode == 0, status.stderr
-    said = [line for line in status.stderr.splitlines() if "partial" in line]
+    said = [line for line in status.stderr.splitlines() if "partial parse" in line]
     assert len(said) == 1 and said[0].startswith("dbtassets: warning: dbt's partial parse failed (Compilation Error"), \
         status.stderr
-    assert "parsed again with --no-partial-parse" in said[0] and "target/partial_parse.msgpack" in said[0]
+    assert said[0].endswith(f"; parsed again with --no-partial-parse, which passed: {directory}/target/"
+                            "partial_parse.msgpack was out of step with the project (a dbt bug) and is now rewritten")
     assert "model.tiny.old_reader" in {a["unique_id"] for a in json.loads(status.stdout)["assets"]}
 
     # The runner that keeps dbt loaded in this process (watch --runner in-process) does the same.
@@ -108,4 +112,5 @@ def test_a_partial_parse_that_lost_a_version_is_parsed_again_in_full_and_said(tm
     write(directory, {"models/old_reader.sql": "select name from {{ ref('stg_customers', v=1) }}\n"})
     warnings: list[str] = []
     InProcessRunner(DbtTarget(load_project(directory)), warn=warnings.append).parse()
-    assert len(warnings) == 1 and warnings[0].startswith("dbt's partial parse failed"), warnings
+    assert len(warnings) == 1 and warnings[0].startswith("dbt's partial parse failed (Compilation Error"), warnings
+    gc.collect()  # dbt's dropped log file handles, now, within this test's warning filter
