@@ -74,7 +74,8 @@ class Project:
         self.options = options
         self.dbt: DbtProject = load_project(options.project_dir)
         self.target = DbtTarget(self.dbt, options.profiles_dir, options.target)
-        self.runner: Runner = runner or SubprocessRunner(self.target)
+        self.runner: Runner = runner or SubprocessRunner(self.target,
+                                                         warn=lambda message: self.log(f"warning: {message}"))
         # Resolved now, reported when needed (`lineage` on a parsed project needs no profile), and
         # again when profiles.yml changes: dbt reads it at every invocation, a watcher must follow.
         self._targets: Targets | ProjectError = ProjectError("profiles.yml not read yet")
@@ -118,8 +119,14 @@ class Project:
     def reload(self) -> Snapshot:
         """Load the project again (after an edit): the new snapshot replaces the old one only once loaded."""
         targets = self._targets if isinstance(self._targets, Targets) else None
-        self._snapshot = load_snapshot(self.dbt, self.options.manifest_path, self._parse, targets)
+        self._snapshot = load_snapshot(self.dbt, self.options.manifest_path, self._parse, targets, self._warn_once)
         return self._snapshot
+
+    def _warn_once(self, message: str) -> None:
+        """Say ``message`` the first time only (a watcher loads the project again at every edit)."""
+        if message not in self._warned:
+            self._warned.add(message)
+            self.log(f"warning: {message}")
 
     def _parse(self, why: str) -> None:
         _ = self.targets  # dbt cannot parse without a profile: say where it was looked for, not dbt

@@ -6,7 +6,7 @@ what inprocess.py does with it; the watcher then runs dbt as a subprocess instea
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -59,7 +59,7 @@ class _Subprocess:
 
     builds: ClassVar[list[list[str]]] = []
 
-    def __init__(self, target: DbtTarget) -> None:
+    def __init__(self, target: DbtTarget, *, warn: Callable[[str], None]) -> None:
         self.target = target
 
     def build(self, selectors: Sequence[str], extra_args: Sequence[str] = ()) -> BuildResult:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from dbtassets.building.runner import (
+    NO_PARTIAL_PARSE,
     BuildResult,
     DbtTarget,
     NodeResult,
@@ -36,6 +37,9 @@ from dbtassets.building.runner import (
     compile_command,
     database_error,
     display,
+    error_line,
+    partial_parse_broke,
+    partial_parse_state,
 )
 from dbtassets.errors import ObservationError, RunnerError
 from dbtassets.model.manifest import UniqueId
@@ -52,7 +56,7 @@ def in_process_runner(target: DbtTarget, warn: Callable[[str], None]) -> Runner:
     if problems:
         warn(f"dbt's internals are not what the in-process runner relies on ({'; '.join(problems)}); "
              "running dbt as a subprocess instead")
-        return SubprocessRunner(target)
+        return SubprocessRunner(target, warn=warn)
     return InProcessRunner(target, warn=warn)
 
 
@@ -78,15 +82,20 @@ class InProcessRunner:
         if self._fallback is None:
             self._warn(f"dbt's internals are not what the in-process runner relies on ({broken}); "
                        "running dbt as a subprocess from now on")
-            self._fallback = SubprocessRunner(self.target)
+            self._fallback = SubprocessRunner(self.target, warn=self._warn)
         return self._fallback
 
     def parse(self) -> None:
-        """Parse (partially, when dbt can) and keep the manifest for the following builds."""
+        """Parse (partially, when dbt can; in full when that fails) and keep the manifest for the following builds."""
         if self._fallback is not None:
             return self._fallback.parse()
         try:
             result = self._invoke(["parse"], with_manifest=False)
+            if (not result.success or result.result is None) and partial_parse_state(self.target.project).exists():
+                failure = error_line(str(result.exception or "see log"))
+                result = self._invoke(["parse", NO_PARTIAL_PARSE], with_manifest=False)
+                if result.success and result.result is not None:
+                    self._warn(partial_parse_broke(self.target.project, failure))
         except _Broken as broken:
             return self._fall_back(broken).parse()
         if not result.success or result.result is None:

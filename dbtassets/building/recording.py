@@ -85,7 +85,7 @@ def outcomes(plan: Planned, result: BuildResult, snapshot: Snapshot, previous: M
             check = manifest.checks[uid]
             if check.kind is CheckKind.UNIT_TEST and node_result.status.failed:  # dbt did not build the model
                 for model in check.assets:
-                    failed.setdefault(model, f"{check.describe()} on {graph.assets[model].name} failed: "
+                    failed.setdefault(model, f"{check.describe()} on {graph.assets[model].display_name} failed: "
                                              f"{one_line(node_result.message)}")
     refreshed = full_refreshed(plan.steps)
     planned = {uid: s.data_version for uid, s in plan.statuses.items() if s.data_version is not None}

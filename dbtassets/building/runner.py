@@ -160,6 +160,20 @@ def compile_command(selectors: Sequence[str], full_refresh: bool = False) -> lis
     return ["compile", "--select", *selectors, *(["--full-refresh"] if full_refresh else [])]
 
 
+NO_PARTIAL_PARSE = "--no-partial-parse"
+
+
+def partial_parse_state(project: DbtProject) -> Path:
+    """Where dbt keeps what it parsed last time, to parse only the files that changed since."""
+    return project.target_path / "partial_parse.msgpack"
+
+
+def partial_parse_broke(project: DbtProject, failure: str) -> str:
+    """What to say when ``dbt parse`` failed, and passed once parsing in full: dbt's saved state was wrong."""
+    return (f"dbt's partial parse failed ({failure}); parsed again with {NO_PARTIAL_PARSE}, which passed: "
+            f"{partial_parse_state(project)} was out of step with the project (a dbt bug) and is now rewritten")
+
+
 def display(args: Sequence[str], limit: int = 400) -> str:
     """``dbt build --select a+ b`` for messages, shortened past ``limit`` characters."""
     text = " ".join(["dbt", *(_quote(a) for a in args)])
@@ -174,10 +188,12 @@ class SubprocessRunner:
     """Run each dbt invocation in a fresh ``python`` child process."""
 
     def __init__(self, target: DbtTarget, on_line: Callable[[str], None] | None = None,
-                 on_command: Callable[[str], None] | None = None) -> None:
+                 on_command: Callable[[str], None] | None = None, *,
+                 warn: Callable[[str], None] = lambda message: None) -> None:
         self.target = target
         self.on_line = on_line
         self.on_command = on_command  # told each dbt command as it starts, as display() shows it
+        self.warn = warn
         self.on_node: Callable[[NodeResult], None] | None = None  # never called: results come when dbt ends
 
     def retarget(self, target: DbtTarget) -> None:
@@ -196,7 +212,13 @@ class SubprocessRunner:
         return BuildResult(display(args), returncode, read_run_results(results_path), log_path)
 
     def parse(self) -> None:
+        """``dbt parse``; once more in full when a partial parse failed (dbt's saved state can be wrong)."""
         returncode, output = self._invoke(["parse"])
+        if returncode != 0 and partial_parse_state(self.target.project).exists():
+            failure = _error(output)
+            returncode, output = self._invoke(["parse", NO_PARTIAL_PARSE])
+            if returncode == 0:
+                self.warn(partial_parse_broke(self.target.project, failure))
         if returncode != 0:
             tail = _tail(output, 5)
             raise RunnerError(
@@ -325,6 +347,22 @@ def _tail(output: Sequence[str], count: int) -> str:
             kept = [k for k in kept if not _same_message(k, line)]
             kept.append(line)
     return " / ".join(kept)
+
+
+def _error(output: Sequence[str]) -> str:
+    """The exception that ``_dbt`` printed last (``dbt could not run: …``) in one line, else dbt's last lines."""
+    starts = [i for i, line in enumerate(output) if line.startswith("dbt could not run: ")]
+    if not starts:
+        return _tail(output, 3)
+    return error_line("\n".join([output[starts[-1]].removeprefix("dbt could not run: "), *output[starts[-1] + 1:]]))
+
+
+def error_line(text: str, limit: int = 300) -> str:
+    """dbt's multi-line error (``Compilation Error`` and, indented, what it is) as one line: ``Compilation Error:
+    Model 'model.shop.x' depends on …``."""
+    head, *rest = [line.strip() for line in text.strip().splitlines() if line.strip()] or [""]
+    line = f"{head}: {' '.join(rest)}" if rest else head
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def _same_message(a: str, b: str) -> bool:

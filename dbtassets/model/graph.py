@@ -82,14 +82,20 @@ class AssetGraph:
         )
 
     def resolve(self, name: str) -> UniqueId:
-        """The asset a user means by ``name``: a unique_id, a name, or ``source_name.table`` for a source.
+        """The asset a user means by ``name``: a unique_id, a name, ``source_name.table`` for a source, or
+        ``model.v2`` (or dbt's ``model_v2``) for a model version; a versioned model's plain name means its
+        latest version, as ``ref()`` does.
 
         Raises:
             SelectionError: no asset or more than one matches; the message suggests close names.
         """
         if name in self.assets:
             return UniqueId(name)
-        matches = [uid for uid, node in self.assets.items() if name in (node.name, node.display_name)]
+        matches = [uid for uid, node in self.assets.items() if name in _names(node)]
+        versions = {(self.assets[uid].package_name, self.assets[uid].name) for uid in matches
+                    if self.assets[uid].version}
+        if len(matches) > 1 and len(versions) == 1 and all(self.assets[uid].version for uid in matches):
+            matches = [uid for uid in matches if self.assets[uid].version == self.assets[uid].latest_version]
         if len(matches) == 1:
             return matches[0]
         if matches:
@@ -113,3 +119,10 @@ class AssetGraph:
             frontier = {other for uid in frontier for other in edges[uid]} - seen
             seen |= frontier
         return seen
+
+
+def _names(node: Node) -> tuple[str, ...]:
+    """What a user may call ``node`` by."""
+    if node.version:
+        return node.name, node.display_name, f"{node.name}_v{node.version}"
+    return node.name, node.display_name

@@ -90,6 +90,8 @@ class Node:
     freshness: FreshnessConfig | None = None
     language: str = "sql"
     varies_by_command: bool = False  # its SQL (or a macro it calls) looks at which dbt command runs
+    version: str = ""  # a versioned model's version ("2" for stg_customers.v2); "" when unversioned
+    latest_version: str = ""  # the version a plain ref() to a versioned model means
 
     @property
     def compiled_compares(self) -> bool:
@@ -102,8 +104,11 @@ class Node:
 
     @property
     def display_name(self) -> str:
-        """``raw.orders`` for a source, the plain name for everything else."""
-        return f"{self.source_name}.{self.name}" if self.resource_type == ResourceType.SOURCE else self.name
+        """``raw.orders`` for a source, ``stg_customers.v2`` for a model version (as ``dbt ls`` names it,
+        the latest one too), the plain name for everything else."""
+        if self.resource_type == ResourceType.SOURCE:
+            return f"{self.source_name}.{self.name}"
+        return f"{self.name}.v{self.version}" if self.version else self.name
 
 
 class CheckKind(str, Enum):
@@ -117,7 +122,9 @@ class Check:
 
     ``code_version`` covers what the test runs: its SQL or generic test and arguments, the
     configuration that decides when it fails, and the macros it calls (for a unit test: its
-    fixtures and expectations; the model's own code is the model's code version).
+    fixtures and expectations; the model's own code is the model's code version). ``reads`` are
+    the assets whose data it reads (dbt's ``depends_on``): a relationships test on
+    ``stg_order_items`` reads ``stg_orders`` too, and fails when either holds data it rejects.
     """
 
     unique_id: UniqueId
@@ -125,6 +132,7 @@ class Check:
     kind: CheckKind
     assets: tuple[UniqueId, ...]
     code_version: str
+    reads: tuple[UniqueId, ...] = ()
 
     def describe(self) -> str:
         """``data test not_null_orders_id`` for messages."""
@@ -252,7 +260,7 @@ def _extract(path: Path, raw: Any) -> tuple[Any, ...]:
         macros = Macros.from_manifest(raw["macros"])
         builtin = {"dbt", f"dbt_{metadata.get('adapter_type') or ''}"}  # dbt's own macros and its adapter's
         nodes: dict[str, dict[str, Any]] = {}
-        tests: list[tuple[str, str, tuple[str, ...], str, str]] = []
+        tests: list[tuple[str, str, tuple[str, ...], str, str, tuple[str, ...]]] = []
         for uid, node in raw["nodes"].items():
             where[0] = uid
             config = node.get("config") or {}
@@ -261,22 +269,24 @@ def _extract(path: Path, raw: Any) -> tuple[Any, ...]:
             rtype = node["resource_type"]
             if rtype == "test":
                 attached = node.get("attached_node")
-                parents = (attached,) if attached else tuple(node["depends_on"]["nodes"])
+                read = texts(node["depends_on"]["nodes"])
+                parents = (attached,) if attached else read
                 tests.append((uid, text(node["name"]), texts(parents), CheckKind.DATA_TEST.value,
-                              data_test_version(node, config, macros, builtin)))
+                              data_test_version(node, config, macros, builtin), read))
             elif rtype in ASSET_TYPES:
                 nodes[uid] = node
         for uid, test in (raw.get("unit_tests") or {}).items():
             where[0] = uid
             if (test.get("config") or {}).get("enabled", True) is False:
                 continue
-            tests.append((uid, text(test["name"]), texts(test["depends_on"]["nodes"]), CheckKind.UNIT_TEST.value,
-                          unit_test_version(test)))
+            read = texts(test["depends_on"]["nodes"])
+            tests.append((uid, text(test["name"]), read, CheckKind.UNIT_TEST.value, unit_test_version(test), read))
         sources = {uid: s for uid, s in raw["sources"].items() if (s.get("config") or {}).get("enabled", True)}
         rows = compact_nodes(nodes, sources, macros, where)
         where[0] = "tests"
-        compact_tests = tuple((uid, name, tuple(p for p in parents if p in nodes), kind, version)
-                              for uid, name, parents, kind, version in tests)
+        compact_tests = tuple((uid, name, tuple(p for p in parents if p in nodes), kind, version,
+                               tuple(r for r in read if r in nodes))
+                              for uid, name, parents, kind, version, read in tests)
         return (
             str(metadata.get("project_name") or ""),
             str(metadata.get("dbt_version") or ""),
@@ -301,9 +311,10 @@ def _from_compact(path: Path, compact: tuple[Any, ...]) -> Manifest:
     test_names: dict[UniqueId, str] = {}
     checks: dict[str, list[str]] = {}
     check_records: dict[UniqueId, Check] = {}
-    for uid, name, parents, kind, check_version in tests:
+    for uid, name, parents, kind, check_version, read in tests:
         assets = tuple(UniqueId(p) for p in parents)
-        check_records[UniqueId(uid)] = Check(UniqueId(uid), name, CheckKind(kind), assets, check_version)
+        check_records[UniqueId(uid)] = Check(UniqueId(uid), name, CheckKind(kind), assets, check_version,
+                                             tuple(UniqueId(r) for r in read))
         if kind != CheckKind.DATA_TEST.value:
             continue
         test_parents[UniqueId(uid)] = assets
@@ -315,7 +326,7 @@ def _from_compact(path: Path, compact: tuple[Any, ...]) -> Manifest:
             UniqueId(row[0]), row[1], _RESOURCE_TYPES[row[2]], row[3], row[4], row[5], row[6], row[7],
             tuple(UniqueId(p) for p in row[8]), row[9], tuple(sorted(checks.get(row[0], ()))), row[15],
             row[10], row[11], row[12], row[13], row[14],
-            FreshnessConfig(*row[16]) if row[16] is not None else None, row[17], row[18],
+            FreshnessConfig(*row[16]) if row[16] is not None else None, row[17], row[18], row[19], row[20],
         )
         for row in nodes
     }

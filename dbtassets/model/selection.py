@@ -224,8 +224,9 @@ def _name_keys(graph: AssetGraph) -> Counter[str]:
 
 def _dbt_name(node: Node, keys: Counter[str]) -> str:
     dotted = ".".join(node.fqn)
-    if keys[node.name] == 1 and not node.name.isdigit():  # `2+` would read as a depth
-        return node.name
+    name = node.display_name  # `stg_customers.v2` for a model version (its plain name selects them all)
+    if keys[name] == 1 and not name.isdigit():  # `2+` would read as a depth
+        return name
     if keys[dotted] == 1:
         return dotted
     # `models/staging.sql` beside `models/staging/`: the fqn is also a prefix of its neighbours'.

@@ -48,11 +48,18 @@ _ATOM = re.compile(
 )
 
 
-def _fqn_selects(fqn: Sequence[str], selector: str) -> bool:
-    """dbt's ``is_selected_node`` for unversioned nodes: the leaf name, a dotted prefix, or a glob."""
-    if not fqn:
+def _fqn_selects(fqn: Sequence[str], selector: str, versioned: bool = False) -> bool:
+    """dbt's ``is_selected_node``: the leaf name, a dotted prefix, or a glob.
+
+    A versioned model's fqn ends with its version (``[..., "stg_customers", "v2"]``): its leaf name is
+    the model's name, and ``stg_customers.v2`` or ``stg_customers_v2`` select that one version.
+    """
+    if len(fqn) < (2 if versioned else 1):
         return False
-    if fqn[-1] == selector:
+    if versioned:
+        if fqn[-2] == selector or "_".join(fqn[-2:]) == "_".join(selector.split(".")[-2:]):
+            return True
+    elif fqn[-1] == selector:
         return True
     flat = [part for segment in fqn for part in segment.split(".")]
     parts = selector.split(".")
@@ -61,7 +68,7 @@ def _fqn_selects(fqn: Sequence[str], selector: str) -> bool:
     for i, part in enumerate(parts):
         if _WILDCARDS & set(part):
             rest = fnmatchcase(".".join(flat[i:]), ".".join(parts[i:]))
-            return rest or ("." not in selector and fnmatchcase(fqn[-1], selector))
+            return rest or ("." not in selector and fnmatchcase(fqn[-2] if versioned else fqn[-1], selector))
         if flat[i] != part:
             return False
     return True
@@ -70,7 +77,8 @@ def _fqn_selects(fqn: Sequence[str], selector: str) -> bool:
 def _fqn(value: str, _: str) -> Predicate:
     # Like dbt: also across packages (the fqn without its package), and never sources.
     return lambda n: (n.resource_type != ResourceType.SOURCE
-                      and (_fqn_selects(n.fqn, value) or _fqn_selects(n.fqn[1:], value)))
+                      and (_fqn_selects(n.fqn, value, bool(n.version))
+                           or _fqn_selects(n.fqn[1:], value, bool(n.version))))
 
 
 def _bare_name(value: str, _: str) -> Predicate:

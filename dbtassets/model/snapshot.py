@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from dbtassets.errors import ManifestError
@@ -56,7 +57,7 @@ class Snapshot:
 
 
 def load_snapshot(dbt: DbtProject, manifest_path: Path | None, parse: Callable[[str], None],
-                  targets: Targets | None = None) -> Snapshot:
+                  targets: Targets | None = None, warn: Callable[[str], None] = lambda message: None) -> Snapshot:
     """Load ``manifest_path`` as is, or the project's own manifest after a ``parse()`` if it is stale:
     missing, older than the project's files, or made for another target than ``targets``' selected one.
 
@@ -65,7 +66,8 @@ def load_snapshot(dbt: DbtProject, manifest_path: Path | None, parse: Callable[[
         ConfigError: dbtassets.yml is invalid.
         RunnerError: ``dbt parse`` failed.
 
-    ``parse`` is called with why the manifest is stale.
+    ``parse`` is called with why the manifest is stale; ``warn`` with what the user should know about the
+    manifest used (written by another dbt than the installed one).
     """
     loaded_at: float | None = None
     if manifest_path is not None:
@@ -89,7 +91,23 @@ def load_snapshot(dbt: DbtProject, manifest_path: Path | None, parse: Callable[[
             f"{manifest.path}: manifest of project {manifest.project_name!r}, but {dbt.directory} is "
             f"project {dbt.name!r}; pass the right --manifest or --project-dir"
         )
+    foreign = foreign_dbt(manifest)
+    if foreign is not None:
+        warn(foreign)
     graph = AssetGraph.from_manifest(manifest)
     sources = [n for n in graph.assets.values() if n.resource_type == ResourceType.SOURCE]
     return Snapshot(dbt, manifest, graph, load_settings(dbt.directory, sources), Policies.from_graph(graph),
                     loaded_at)
+
+
+def foreign_dbt(manifest: Manifest) -> str | None:
+    """What to say about ``manifest`` when another dbt than the installed one wrote it (a committed manifest,
+    or one from before an upgrade): its code versions and lineage are that dbt's reading of the project."""
+    try:
+        installed = version("dbt-core")
+    except PackageNotFoundError:  # dbt is not here: nothing else could have written it
+        return None
+    if not manifest.dbt_version or manifest.dbt_version == installed:
+        return None
+    return (f"{manifest.path} was written by dbt {manifest.dbt_version}, but dbt {installed} is installed: its code "
+            "versions and lineage may not be what this dbt builds; write it again with `dbt parse`")

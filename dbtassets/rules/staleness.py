@@ -167,10 +167,16 @@ def compute_statuses(
         passes: which new columns of a parent a child passes on, when that is all it changes (default: none).
     """
     by_asset: dict[UniqueId, list[Check]] = {}
+    readers: dict[UniqueId, list[Check]] = {}  # asset → the checks that read its data
     for check in sorted((checks or {}).values(), key=lambda c: c.name):
         for asset in check.assets:
             by_asset.setdefault(asset, []).append(check)
-    rules = _Rules(graph, state, changes or {}, reads, by_asset, passes)
+        for asset in check.reads or check.assets:
+            readers.setdefault(asset, []).append(check)
+    # A check's state is its asset's: the result of its run on that asset's last materialization.
+    states = {uid: check_statuses(found, state.last_success[uid].id, state.check_results.get(uid, {}))
+              for uid, found in by_asset.items() if uid in state.last_success}
+    rules = _Rules(graph, state, changes or {}, reads, states, readers, passes)
     statuses: dict[UniqueId, AssetStatus] = {}
     for uid in graph.topological_order():
         node = graph.assets[uid]
@@ -196,7 +202,8 @@ class _Rules:
     state: StateView
     changes: Mapping[UniqueId, CodeChange]
     reads: ColumnReads
-    checks: Mapping[UniqueId, Sequence[Check]]
+    checks: Mapping[UniqueId, Sequence[CheckStatus]]  # asset → the state of each check attached to it
+    readers: Mapping[UniqueId, Sequence[Check]]  # asset → the checks that read it
     passes: ColumnPasses = _passes_nothing
 
     def built_status(self, uid: UniqueId, code_version: str,
@@ -247,7 +254,7 @@ class _Rules:
         impact = frozenset().union(*narrow) if narrow and len(narrow) == len(reasons) else None
         checks: tuple[CheckStatus, ...] = ()
         if last is not None:
-            checks = check_statuses(self.checks.get(uid, ()), last.id, state.check_results.get(uid, {}))
+            checks = tuple(self.checks.get(uid, ()))
             if status is Status.FRESH:
                 reasons.extend(self._notes(uid, last, refresh))
             reasons.extend(Reason(ReasonCode.CHECK_FAILED, c.describe()) for c in checks if c.state.failing)
@@ -264,21 +271,36 @@ class _Rules:
 
         dbt build skips what is downstream of a failing test; building it in a later sync would
         spread the data the test rejected, so it waits until the check passes (or the data changes).
+        A check fails on the data of every asset it read (a relationships test reads the model it
+        points to), not only on the asset it is attached to.
         """
         holds = []
         for parent in self.graph.parents(uid):
             parent_status, name = statuses[parent], self.graph.assets[parent].display_name
             read = last.inputs.get(parent) if last is not None else None
             current = parent_status.data_version
-            if (parent_status.failing_checks and not parent_status.needs_build  # a rebuild runs them again
+            failing_reads = self._failing_reads(parent)
+            if (failing_reads and not parent_status.needs_build  # a rebuild runs them again
                     and current is not None and (read is None or read.value != current.value)):
-                failing = ", ".join(c.check.describe() for c in parent_status.failing_checks)
+                failing = ", ".join(failing_reads)
                 holds.append(Reason(ReasonCode.UPSTREAM_CHECK_FAILED,
                                     f"held: upstream {name} fails {failing}; it is built once that passes", parent))
             elif parent_status.held:
                 holds.append(Reason(ReasonCode.UPSTREAM_CHECK_FAILED,
                                     f"held: upstream {name} waits for a failing check", parent))
         return holds
+
+    def _failing_reads(self, asset: UniqueId) -> list[str]:
+        """The failing checks that read ``asset``'s data, described (with the asset each is on, when another)."""
+        found = []
+        for check in self.readers.get(asset, ()):
+            for attached in check.assets:
+                states = [c for c in self.checks.get(attached, ()) if c.check.unique_id == check.unique_id]
+                if any(c.state.failing for c in states):
+                    other = self.graph.assets[attached].display_name if attached in self.graph else attached
+                    on = "" if attached == asset else f" on {other}"
+                    found.append(f"{check.describe()}{on}")
+        return found
 
     def _notes(self, uid: UniqueId, last: Materialization, refresh: Refresh) -> list[Reason]:
         """What a fresh asset's rows hold besides the current logic."""
@@ -290,7 +312,7 @@ class _Rules:
                     "(a snapshot is never fully refreshed)")
         else:
             what = (f"rows built before {last.old_rows_before} keep the old logic ({opt_out_hint(node)}; "
-                    f"`dbt build --full-refresh --select {node.name}` rebuilds them)")
+                    f"`dbt build --full-refresh --select {node.display_name}` rebuilds them)")
         return [Reason(ReasonCode.OLD_ROWS_KEPT, what)]
 
     def _code_changed(self, uid: UniqueId, last: Materialization, code_version: str, refresh: Refresh) -> Reason:
