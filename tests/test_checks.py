@@ -148,9 +148,9 @@ def test_a_new_and_a_changed_unit_test_are_run_by_sync_and_recorded(tmp_path: Pa
         assert reasons(project) == {
             ReasonCode.CHECK_PENDING: "unit test test_total_of_two has never run (a new test)"}
         result = project.sync()
+        assert reasons(project) == {}  # it ran: no longer pending
         assert result.plan.command == "dbt test --select test_total_of_two", result.plan.command
         assert result.ok and result.built == [], (result.failed_checks, result.build)
-        assert reasons(project) == {}
         states = {c.check.name: c.state.value for c in project.status().statuses[ORDERS].checks}
         assert states == {"test_total": "pass", "test_total_of_two": "pass"}
 
