@@ -65,7 +65,7 @@ def test_a_new_failing_data_test_is_run_by_sync_shown_on_its_asset_and_fails_che
 
     with Project(Options(directory)) as project:
         result = project.sync()
-        assert result.plan.command == f"dbt build --select {TEST_NAME}"  # the test alone: orders is fresh
+        assert result.plan.command == f"dbt test --select {TEST_NAME}"  # the test alone: orders is fresh
         assert result.built == [] and not result.ok
         assert [project.manifest.checks[c].name for c in result.failed_checks] == [TEST_NAME]
     failing = dbtassets(directory, "check", "--format", "json")

@@ -14,7 +14,7 @@ import pytest
 
 from dbtassets.building import dbt_contract, inprocess
 from dbtassets.building.dbt_contract import CONTRACT, Assumption
-from dbtassets.building.runner import BuildResult, DbtTarget, NodeStatus, SubprocessRunner
+from dbtassets.building.runner import BuildResult, DbtTarget, NodeStatus, SubprocessRunner, Verb
 from dbtassets.model.project import load_project
 
 
@@ -62,7 +62,8 @@ class _Subprocess:
     def __init__(self, target: DbtTarget) -> None:
         self.target = target
 
-    def build(self, selectors: Sequence[str], extra_args: Sequence[str] = ()) -> BuildResult:
+    def build(self, selectors: Sequence[str], extra_args: Sequence[str] = (),
+              verb: Verb = Verb.BUILD) -> BuildResult:
         self.builds.append(list(selectors))
         return BuildResult("dbt build", 0, (), self.target.project.dbt_log)
 
