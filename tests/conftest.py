@@ -262,6 +262,7 @@ class FakeRunner:
     compiled: dict[str, str] = field(default_factory=dict)
     compiles: list[list[str]] = field(default_factory=list)  # the selectors of each compile call
     failing_checks: set[str] = field(default_factory=set)  # names of data tests and unit tests that fail
+    unreported: set[str] = field(default_factory=set)  # names of checks dbt leaves out (as with --exclude)
     on_node: Callable[[NodeResult], None] | None = None  # never called, as by dbt in a subprocess
     target: DbtTarget | None = None  # what the project last pointed it at
 
@@ -312,6 +313,7 @@ class FakeRunner:
                 results.extend(data)
                 if any(r.status is NodeStatus.FAIL for r in data):  # dbt build then skips what is downstream
                     broken.add(uid)
+        results = [r for r in results if r.unique_id not in {checks[n].unique_id for n in self.unreported}]
         failed = broken or any(r.status is NodeStatus.FAIL for r in results)
         return BuildResult(display(args), 1 if failed else 0, tuple(results), log)
 
