@@ -62,12 +62,14 @@ def plan_for(graph: AssetGraph, manifest: Manifest, to_build: Sequence[UniqueId]
     """The plan that builds exactly ``to_build`` (upstream first) and runs ``checks``.
 
     Models whose rebuild must be a full refresh get ``--full-refresh`` and no other model does,
-    which may take more than one ``dbt build`` (:func:`dbtassets.rules.refresh.invocations`). Checks
-    whose assets are not built run first, by name, in a ``dbt test`` of their own: ``dbt build``
-    runs no unit test whose model it does not build.
+    which may take more than one ``dbt build`` (:func:`dbtassets.rules.refresh.invocations`); so
+    does building an asset and what reads its table through a source (:meth:`AssetGraph.waves`).
+    Checks whose assets are not built run first, by name, in a ``dbt test`` of their own: ``dbt
+    build`` runs no unit test whose model it does not build.
     """
     full = [uid for uid in to_build if statuses[uid].full_refresh]
-    steps = [BuildStep(i.assets, i.full_refresh) for i in invocations(graph, to_build, full)]
+    steps = [BuildStep(i.assets, i.full_refresh)
+             for wave in graph.waves(to_build) for i in invocations(graph, wave, full)]
     if checks:
         steps.insert(0, BuildStep((), checks=tuple(checks), verb=Verb.TEST))
     selectors = [s.selectors(graph, manifest) for s in steps]

@@ -118,7 +118,8 @@ def outcomes(plan: Planned, result: BuildResult, snapshot: Snapshot, previous: M
         duration, rows = timings[uid]
         records.append(Outcome(
             uid, status, code_version, manifest_version, {p: planned[p] for p in parents if p in planned},
-            tuple(p for p in parents if p in own), duration, rows, failed.get(uid), base, added, old_rows))
+            tuple(p for p in parents if p in own), duration, rows, failed.get(uid), base, added, old_rows,
+            fed_inputs={p: graph.fed[p] for p in parents if graph.fed.get(p) in own}))
     # A unit test that stopped its model's build is that build's failure, not a check of the old table.
     checked = [r for r in checked if not (manifest.checks[r.unique_id].kind is CheckKind.UNIT_TEST
                                           and set(manifest.checks[r.unique_id].assets) & set(failed) & set(own))]
