@@ -10,9 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from dbtassets.builder import plan_for
 from dbtassets.engine import Options, Project
-from dbtassets.model.manifest import UniqueId
-from dbtassets.rules.staleness import ReasonCode, Status
+from dbtassets.model.graph import AssetGraph
+from dbtassets.model.manifest import Manifest, Node, ResourceType, UniqueId
+from dbtassets.rules.staleness import AssetStatus, ReasonCode, Status, compute_statuses
+from dbtassets.state.records import Materialization, StateView
 from tests.tiny import PROJECT, rows, write, write_project
 
 SEED = UniqueId("seed.tiny.raw_items")
@@ -43,6 +46,86 @@ unit_tests:
         - {item_id: 1, doubled: 6}
 """,
 }
+
+
+# -- fast: the graph, the waves, the statuses, on a manifest written here -----------------------------
+
+F_SEED, F_SOURCE, F_ITEMS, F_TOTAL, F_LOOP, F_LOOP_SOURCE = (UniqueId(u) for u in (
+    "seed.p.raw_items", "source.p.raw.raw_items", "model.p.items", "model.p.items_total", "model.p.appender",
+    "source.p.raw.appender"))
+
+
+def fed_graph() -> tuple[AssetGraph, Manifest]:
+    """raw_items (seed) feeds source raw.raw_items → items → items_total; appender reads its own table."""
+    def node(uid: UniqueId, rtype: str, relation: str, deps: tuple[UniqueId, ...] = ()) -> Node:
+        name = uid.split(".")[-1]
+        return Node(uid, name, ResourceType(rtype), "p", ("p", name), f"{name}.sql", (), "table", deps, "",
+                    source_name="raw" if rtype == "source" else "", relation_name=relation)
+
+    nodes = {
+        F_SEED: node(F_SEED, "seed", '"db"."raw"."raw_items"'),
+        F_SOURCE: node(F_SOURCE, "source", '"DB"."raw"."raw_items"'),  # rendered with other quoting/case
+        F_ITEMS: node(F_ITEMS, "model", '"db"."main"."items"', (F_SOURCE,)),
+        F_TOTAL: node(F_TOTAL, "model", '"db"."main"."items_total"', (F_ITEMS,)),
+        F_LOOP_SOURCE: node(F_LOOP_SOURCE, "source", '"db"."main"."appender"'),
+        F_LOOP: node(F_LOOP, "model", '"db"."main"."appender"', (F_LOOP_SOURCE,)),
+    }
+    manifest = Manifest(Path("m.json"), "p", "1.11", 12, "duckdb", "", nodes, {}, {})
+    return AssetGraph.from_manifest(manifest), manifest
+
+
+def test_a_source_over_a_built_table_is_a_child_of_what_builds_it_unless_that_reads_it() -> None:
+    graph, _ = fed_graph()
+    assert graph.fed == {F_SOURCE: F_SEED}  # appender reads its own table: no cycle drawn
+    assert graph.parents(F_SOURCE) == (F_SEED,) and graph.children(F_SEED) == (F_SOURCE,)
+    assert graph.descendants(F_SEED) == {F_SOURCE, F_ITEMS, F_TOTAL}
+    assert graph.parents(F_LOOP_SOURCE) == ()
+    assert graph.resolve("raw_items") == F_SEED and graph.resolve("raw.raw_items") == F_SOURCE
+
+
+def test_waves_build_a_feeder_before_what_reads_it_through_its_source_and_split_only_then() -> None:
+    graph, manifest = fed_graph()
+    assert graph.waves([F_TOTAL, F_ITEMS, F_SEED, F_LOOP]) == [[F_SEED, F_LOOP], [F_ITEMS, F_TOTAL]]
+    assert graph.waves([F_ITEMS, F_TOTAL]) == [[F_ITEMS, F_TOTAL]]
+    assert graph.waves([F_SEED]) == [[F_SEED]] and graph.waves([]) == []
+    statuses = {uid: AssetStatus(uid, Status.MISSING, (), None) for uid in graph}
+    plan = plan_for(graph, manifest, [F_SEED, F_ITEMS, F_TOTAL], statuses)
+    assert plan.command == "dbt build --select raw_items && dbt build --select items+"
+
+
+def test_a_fed_source_is_stale_missing_or_fresh_with_its_feeder_and_needs_no_observer() -> None:
+    graph, _ = fed_graph()
+    codes = {F_SEED: "seed-1", F_ITEMS: "c-items", F_TOTAL: "c-total", F_LOOP: "c-loop"}
+    seed = Materialization(1, 1, "t1", "seed-1", {})
+    items = Materialization(2, 1, "t1", "c-items", {F_SOURCE: seed.data_version})
+    total = Materialization(3, 1, "t1", "c-total", {F_ITEMS: items.data_version})
+    loop = Materialization(4, 1, "t1", "c-loop", {})
+    state = StateView({F_SEED: seed, F_ITEMS: items, F_TOTAL: total, F_LOOP: loop}, {}, {})
+
+    fresh = compute_statuses(graph, codes, state)
+    assert {uid: s.status for uid, s in fresh.items()} == {
+        F_SEED: Status.FRESH, F_SOURCE: Status.FRESH, F_ITEMS: Status.FRESH, F_TOTAL: Status.FRESH,
+        F_LOOP: Status.FRESH, F_LOOP_SOURCE: Status.UNOBSERVED}
+    assert fresh[F_SOURCE].data_version == seed.data_version
+
+    changed = compute_statuses(graph, {**codes, F_SEED: "seed-2"}, state)
+    assert [(r.code, r.message, r.upstream) for r in changed[F_SOURCE].reasons] == [
+        (ReasonCode.UPSTREAM_STALE, "its table is built by seed raw_items, which is stale", F_SEED)]
+    assert [(r.code, r.upstream) for r in changed[F_ITEMS].reasons] == [(ReasonCode.UPSTREAM_STALE, F_SOURCE)]
+    assert changed[F_TOTAL].status is Status.STALE
+
+    reseeded = Materialization(5, 2, "t2", "seed-1", {})
+    rebuilt = compute_statuses(graph, codes, StateView({**state.last_success, F_SEED: reseeded}, {}, {}))
+    assert rebuilt[F_SOURCE].status is Status.FRESH
+    assert [r.message for r in rebuilt[F_ITEMS].reasons] == [
+        "upstream raw.raw_items updated: raw_items rebuilt it at t2 (built from the version of t1)"]
+
+    missing = compute_statuses(graph, codes, StateView({}, {}, {}))
+    assert missing[F_SOURCE].status is Status.MISSING
+    assert [r.code for r in missing[F_ITEMS].reasons] == [ReasonCode.NEVER_MATERIALIZED, ReasonCode.UPSTREAM_MISSING]
+
+
+# -- slow: real dbt ------------------------------------------------------------------------------------
 
 
 def not_fresh(project: Project) -> dict[str, list[str]]:
