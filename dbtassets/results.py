@@ -1,4 +1,4 @@
-"""The values the engine's verbs return: plain, frozen, and rendered by :mod:`dbtassets.report.render`."""
+"""The values the engine's verbs return: plain, frozen, and rendered by :mod:`dbtassets.report`."""
 
 from __future__ import annotations
 

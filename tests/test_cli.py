@@ -17,9 +17,9 @@ import pytest
 from click.testing import CliRunner
 
 import dbtassets
-from dbtassets.cli.commands import cli
+from dbtassets import report as render
+from dbtassets.cli import main as cli
 from dbtassets.engine import Project
-from dbtassets.report import render
 from tests.conftest import REPO, FakeClock, FakeRunner, run_cli
 
 README = (REPO / "README.md").read_text()

@@ -83,12 +83,16 @@ class CodeChange:
 
 
 class ColumnReads(Protocol):
-    """Whether ``child`` may read any of ``columns`` from its upstream ``parent``."""
+    """Whether ``child`` may read any of ``columns`` (the columns an upstream added).
 
-    def __call__(self, child: UniqueId, parent: UniqueId, columns: frozenset[str]) -> bool: ...
+    Asked by column name, whichever input it comes from: a safe over-estimate, since a child that reads
+    a column of that name from another input is counted as reading it.
+    """
+
+    def __call__(self, child: UniqueId, columns: frozenset[str]) -> bool: ...
 
 
-def _reads_everything(child: UniqueId, parent: UniqueId, columns: frozenset[str]) -> bool:
+def _reads_everything(child: UniqueId, columns: frozenset[str]) -> bool:
     return True
 
 
@@ -330,4 +334,4 @@ class _Rules:
 
     def _affects(self, child: UniqueId, parent: UniqueId, impact: frozenset[str] | None) -> bool:
         """Whether a change of ``impact`` (None: any column) in ``parent`` reaches ``child``."""
-        return impact is None or (bool(impact) and self.reads(child, parent, impact))
+        return impact is None or (bool(impact) and self.reads(child, impact))

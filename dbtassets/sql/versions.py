@@ -156,7 +156,7 @@ class CodeVersioner:
         entry = self.store.fingerprints([(uid, manifest_version)]).get(uid)
         return self.store.compiled_sql(entry.sql_hash) if entry and entry.sql_hash else None
 
-    def reads(self, child: UniqueId, parent: UniqueId, columns: frozenset[str]) -> bool:
+    def reads(self, child: UniqueId, columns: frozenset[str]) -> bool:
         """Whether ``child``'s SQL (as last compiled) may read any of ``columns``; True when unknown.
 
         Its stars are expanded over the output columns of the models it reads (see :mod:`dbtassets.sql.lineage`).
@@ -257,7 +257,7 @@ class CodeVersioner:
                         if n.resource_type == ResourceType.SOURCE}
         view = StateView(successes, {}, observations)
 
-        def reads(child: UniqueId, parent: UniqueId, columns: frozenset[str]) -> bool:
+        def reads(child: UniqueId, columns: frozenset[str]) -> bool:
             from dbtassets.sql.lineage import columns_read
 
             sql = current_sql.get(child) or other_sql.get(child)
