@@ -28,7 +28,33 @@ class BuildStep:
         return [*(manifest.checks[c].name for c in self.checks), *dbt_selectors(graph, assets)]
 
     def args(self, extra_args: Sequence[str]) -> list[str]:
-        return [*extra_args, *(["--full-refresh"] if self.full_refresh else [])]
+        """The user's extra dbt arguments (less those ``dbt test`` refuses, for a test) and ``--full-refresh``."""
+        given = list(extra_args) if self.verb is Verb.BUILD else _test_args(extra_args)
+        return [*given, *(["--full-refresh"] if self.full_refresh else [])]
+
+
+# The options of `dbt build` that `dbt test` refuses (dbt 1.11; tests/test_dbt_contract.py compares), each
+# with whether it takes a value: `sync -- --full-refresh` must not make the test step a usage error.
+BUILD_ONLY = {"--empty": False, "--no-empty": False, "--event-time-start": True, "--event-time-end": True,
+              "--export-saved-queries": False, "--no-export-saved-queries": False, "--full-refresh": False,
+              "-f": False, "--include-saved-query": False, "--no-include-saved-query": False, "--sample": True,
+              "--show": False}
+
+
+def _test_args(extra_args: Sequence[str]) -> list[str]:
+    """``extra_args`` without the options (and their values) that ``dbt test`` refuses."""
+    kept: list[str] = []
+    value_next = False
+    for arg in extra_args:
+        if value_next:
+            value_next = False
+            continue
+        name, equals, _ = arg.partition("=")
+        if name in BUILD_ONLY:
+            value_next = BUILD_ONLY[name] and not equals
+            continue
+        kept.append(arg)
+    return kept
 
 
 def run_steps(runner: Runner, graph: AssetGraph, manifest: Manifest, steps: Sequence[BuildStep], command: str,
