@@ -6,16 +6,19 @@ models that read it through the source, and a changed seed CSV makes those model
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
 from dbtassets.builder import plan_for
 from dbtassets.engine import Options, Project
+from dbtassets.model.freshness import BuildAfter, Interval, Policies
 from dbtassets.model.graph import AssetGraph
 from dbtassets.model.manifest import Manifest, Node, ResourceType, UniqueId
+from dbtassets.rules.policies import apply as apply_policies
 from dbtassets.rules.staleness import AssetStatus, ReasonCode, Status, compute_statuses
-from dbtassets.state.records import Materialization, StateView
+from dbtassets.state.records import Materialization, StateView, Version
 from tests.tiny import PROJECT, rows, write, write_project
 
 SEED = UniqueId("seed.tiny.raw_items")
@@ -123,6 +126,30 @@ def test_a_fed_source_is_stale_missing_or_fresh_with_its_feeder_and_needs_no_obs
     missing = compute_statuses(graph, codes, StateView({}, {}, {}))
     assert missing[F_SOURCE].status is Status.MISSING
     assert [r.code for r in missing[F_ITEMS].reasons] == [ReasonCode.NEVER_MATERIALIZED, ReasonCode.UPSTREAM_MISSING]
+
+
+def test_what_reads_a_fed_source_is_due_when_what_builds_its_table_is() -> None:
+    raw, clean, fed, report = (UniqueId(u) for u in (
+        "source.p.raw.events", "model.p.clean", "source.p.clean.clean", "model.p.report"))
+
+    def node(uid: UniqueId, rtype: str, deps: tuple[UniqueId, ...] = ()) -> Node:
+        name = uid.split(".")[-1]
+        relation = {raw: "db.raw.events", report: "db.main.report"}.get(uid, "db.main.clean")
+        return Node(uid, name, ResourceType(rtype), "p", ("p", name), f"{name}.sql", (), "table", deps, "",
+                    source_name=uid.split(".")[2] if rtype == "source" else "", relation_name=relation)
+
+    nodes = {raw: node(raw, "source"), clean: node(clean, "model", (raw,)), fed: node(fed, "source"),
+             report: node(report, "model", (fed,))}
+    graph = AssetGraph.from_manifest(Manifest(Path("m.json"), "p", "1.11", 12, "duckdb", "", nodes, {}, {}))
+    assert graph.fed == {fed: clean}
+    clean_built = Materialization(1, 1, "2026-01-01T10:00:00Z", "c-clean", {raw: Version("f1", "2026-01-01T09:00:00Z")})
+    report_built = Materialization(2, 1, "2026-01-01T10:00:00Z", "c-report", {fed: clean_built.data_version})
+    state = StateView({clean: clean_built, report: report_built}, {}, {raw: Version("f2", "2026-01-01T10:10:00Z")})
+    statuses = compute_statuses(graph, {clean: "c-clean", report: "c-report"}, state, {raw})
+    hourly = Policies(build_after={clean: BuildAfter(Interval(1, "hour"))})
+    verdict = apply_policies(graph, statuses, hourly, datetime(2026, 1, 1, 10, 15, tzinfo=timezone.utc))
+    # clean waits for its hour; report, which reads clean's table through the source, waits with it.
+    assert not verdict.schedule.is_due(clean) and not verdict.schedule.is_due(report)
 
 
 # -- slow: real dbt ------------------------------------------------------------------------------------
