@@ -6,6 +6,7 @@ models that read it through the source, and a changed seed CSV makes those model
 
 from __future__ import annotations
 
+import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -176,6 +177,10 @@ def test_a_source_over_a_seed_is_fed_by_it_built_after_it_and_stale_with_it(tmp_
         report = project.status()
         assert report.statuses[SOURCE].status is Status.FRESH
         assert not [w for w in report.warnings if "raw.raw_items" in w], report.warnings
+        # Against the same project deployed (check --against), nothing reads as changed through the source.
+        shutil.copy(directory / "target/manifest.json", tmp_path / "deployed.json")
+        assert {u: s.reasons for u, s in project.plan_against(tmp_path / "deployed.json").statuses.items()
+                if s.needs_build} == {}
     assert rows(directory, "select total from main.items_total") == [(60,)]
 
     # A changed seed CSV: the seed, and what reads it through the source, are stale; sync rebuilds them all.
