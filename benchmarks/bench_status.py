@@ -133,7 +133,7 @@ class SuccessRunner:
         assert self.project is not None
         parse(self.project.dbt.directory)
 
-    def compile(self, selectors: Sequence[str]) -> dict[UniqueId, str]:
+    def compile(self, selectors: Sequence[str], *, full_refresh: bool = False) -> dict[UniqueId, str]:
         return {}  # a state filled by this runner records manifest checksums: nothing to compare
 
     def query(self, sql: str) -> list[list[Any]]:

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from dbtassets.building import recording
 from dbtassets.building.runner import BuildResult, NodeResult, Runner, Verb, build_command, display, listening
-from dbtassets.building.steps import BuildStep, run_steps
+from dbtassets.building.steps import BuildStep, full_refreshed, run_steps
 from dbtassets.errors import DbtAssetsError, Interrupted
 from dbtassets.model.graph import AssetGraph
 from dbtassets.model.manifest import Manifest, UniqueId
@@ -114,15 +114,16 @@ class Builder:
                 result = run_steps(project.runner, snapshot.graph, snapshot.manifest, plan.steps, plan.command,
                                    extra_args, project.dbt.dbt_log)
             unsettled = self._edited_during(snapshot, result)
-            # Fingerprints first: sqlglot must not run while the store's write lock is held.
-            found = project.versions.fingerprints({r.unique_id: r.compiled_code for r in result.results
-                                                   if r.compiled_code and r.unique_id not in unsettled})
+            # Code versions first: sqlglot (and dbt) must not run while the store's write lock is held.
+            built = project.versions.of_build({r.unique_id: r.compiled_code for r in result.results
+                                               if r.compiled_code and r.unique_id not in unsettled},
+                                              full_refreshed(plan.steps))
             at = project.now()
             record = recording.outcomes(plan, result, snapshot, project.store.view().last_success, at,
-                                        unsettled=unsettled, code_versions={f.unique_id: f.code_version for f in found})
+                                        unsettled=unsettled, code_versions=built.versions)
             ok = recording.build_ok(record.failed, record.having(BuildStatus.SKIPPED), record.failed_checks,
                                     result.crashed) and not record.not_run
-            lost = project.store.record_build(run_id, record.outcomes, record.checks, found, ok, at,
+            lost = project.store.record_build(run_id, record.outcomes, record.checks, built.fingerprints, ok, at,
                                               str(result.log_path), result.crashed or _unanswered(snapshot, record),
                                               holder)
         except DbtAssetsError as exc:  # no outcome recorded: close the run rather than leave it 'running'

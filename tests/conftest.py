@@ -249,6 +249,9 @@ class FakeRunner:
     It resolves selectors against the project graph exactly as dbt would for names and ``+``.
     With ``compiled`` (model name → SQL) it compiles those models to that SQL, in ``compile`` and
     in its build results, as dbt does; without, code versions fall back to the manifest's checksums.
+    A model in ``incremental`` (name → SQL) compiles to that SQL instead where dbt's ``is_incremental()``
+    renders true: once its table exists (in ``tables``: built by this runner, or there before), in
+    builds and compiles without ``--full-refresh``.
     """
 
     project: Project | None = None
@@ -260,7 +263,9 @@ class FakeRunner:
     queries: list[str] = field(default_factory=list)  # the SQL of each query call
     during_build: Callable[[], None] | None = None  # called as the build starts, e.g. to edit the project
     compiled: dict[str, str] = field(default_factory=dict)
-    compiles: list[list[str]] = field(default_factory=list)  # the selectors of each compile call
+    compiles: list[list[str]] = field(default_factory=list)  # the selectors of each compile call (and its flag)
+    incremental: dict[str, str] = field(default_factory=dict)
+    tables: set[str] = field(default_factory=set)  # models whose table exists
     failing_checks: set[str] = field(default_factory=set)  # names of data tests and unit tests that fail
     unreported: set[str] = field(default_factory=set)  # names of checks dbt leaves out (as with --exclude)
     on_node: Callable[[NodeResult], None] | None = None  # never called, as by dbt in a subprocess
@@ -308,7 +313,8 @@ class FakeRunner:
                     broken.add(uid)
                     continue
                 results.append(NodeResult(uid, NodeStatus.SUCCESS, "OK", 0.1, 3,
-                                          compiled_code=self.compiled.get(node.name)))
+                                          compiled_code=self._sql(node.name, "--full-refresh" in extra_args)))
+                self.tables.add(node.name)
                 data = [self._check(c) for c in own if c.kind is CheckKind.DATA_TEST]
                 results.extend(data)
                 if any(r.status is NodeStatus.FAIL for r in data):  # dbt build then skips what is downstream
@@ -326,15 +332,20 @@ class FakeRunner:
     def parse(self) -> None:
         raise AssertionError("FakeRunner.parse: the test project should already be parsed")
 
-    def compile(self, selectors: Sequence[str]) -> dict[UniqueId, str]:
+    def compile(self, selectors: Sequence[str], *, full_refresh: bool = False) -> dict[UniqueId, str]:
         """The ``compiled`` SQL of the selected models that have some."""
         from dbtassets.model.selection import select_assets
 
         assert self.project is not None
-        self.compiles.append(list(selectors))
+        self.compiles.append([*selectors, *(["--full-refresh"] if full_refresh else [])])
         graph = self.project.graph
-        return {uid: self.compiled[graph.assets[uid].name] for uid in select_assets(graph, selectors)
-                if graph.assets[uid].name in self.compiled}
+        found = {uid: self._sql(graph.assets[uid].name, full_refresh) for uid in select_assets(graph, selectors)}
+        return {uid: sql for uid, sql in found.items() if sql is not None}
+
+    def _sql(self, name: str, full_refresh: bool) -> str | None:
+        if name in self.incremental and name in self.tables and not full_refresh:
+            return self.incremental[name]
+        return self.compiled.get(name)
 
     def edit(self, name: str, sql: str, config: dict[str, Any] | None = None) -> None:
         """The user edits model ``name`` so that it compiles to ``sql``: what ``dbt parse`` changes, done here.

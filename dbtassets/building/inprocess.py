@@ -34,6 +34,7 @@ from dbtassets.building.runner import (
     SubprocessRunner,
     Verb,
     build_command,
+    compile_command,
     database_error,
     display,
 )
@@ -122,19 +123,19 @@ class InProcessRunner:
             raise _Broken(f"a dbt run result: {exc}") from None
         return BuildResult(display(args), 0 if result.success else 1, nodes, log)
 
-    def compile(self, selectors: Sequence[str]) -> dict[UniqueId, str]:
+    def compile(self, selectors: Sequence[str], *, full_refresh: bool = False) -> dict[UniqueId, str]:
         """The compiled SQL of the selected nodes; nodes that fail to compile are left out."""
         if self._fallback is not None:
-            return self._fallback.compile(selectors)
+            return self._fallback.compile(selectors, full_refresh=full_refresh)
         try:
-            return self._compile(selectors)
+            return self._compile(selectors, full_refresh)
         except _Broken as broken:
-            return self._fall_back(broken).compile(selectors)
+            return self._fall_back(broken).compile(selectors, full_refresh=full_refresh)
 
-    def _compile(self, selectors: Sequence[str]) -> dict[UniqueId, str]:
+    def _compile(self, selectors: Sequence[str], full_refresh: bool) -> dict[UniqueId, str]:
         if self._manifest is None:
             self.parse()
-        result = self._invoke(["compile", "--select", *selectors], with_manifest=True)
+        result = self._invoke(compile_command(selectors, full_refresh), with_manifest=True)
         run = result.result
         if run is None or not hasattr(run, "results"):
             return {}

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from dbtassets.building.runner import BuildResult, NodeResult, NodeStatus
-from dbtassets.building.steps import BuildStep
+from dbtassets.building.steps import BuildStep, full_refreshed
 from dbtassets.model.manifest import CheckKind, Manifest, ResourceType, UniqueId
 from dbtassets.rules.checks import RECORDED, one_line
 from dbtassets.rules.refresh import old_rows_before, refresh_of
@@ -67,7 +67,8 @@ def outcomes(plan: Planned, result: BuildResult, snapshot: Snapshot, previous: M
 
     Args:
         previous: each asset's last successful materialization before this build.
-        code_versions: the semantic code version of each asset dbt compiled in this build.
+        code_versions: the semantic code version of each asset dbt compiled in this build
+            (:meth:`dbtassets.sql.versions.CodeVersioner.of_build`).
         unsettled: assets built while their code changed on disk: recorded with code version ``?``,
             so that the next status rebuilds them whatever dbt read.
     """
@@ -90,7 +91,7 @@ def outcomes(plan: Planned, result: BuildResult, snapshot: Snapshot, previous: M
                 for model in check.assets:
                     failed.setdefault(model, f"{check.describe()} on {graph.assets[model].name} failed: "
                                              f"{one_line(node_result.message)}")
-    full_refreshed = {uid for step in plan.steps if step.full_refresh for uid in step.assets}
+    refreshed = full_refreshed(plan.steps)
     planned = {uid: s.data_version for uid, s in plan.statuses.items() if s.data_version is not None}
     records = []
     for uid in graph.topological_order(own):
@@ -110,7 +111,7 @@ def outcomes(plan: Planned, result: BuildResult, snapshot: Snapshot, previous: M
             base, added = before.data_version.base_value, before.data_version.added | before.impact
         last = previous.get(uid)
         old_rows = old_rows_before(
-            refresh_of(node), full_refreshed=uid in full_refreshed,
+            refresh_of(node), full_refreshed=uid in refreshed,
             previous_code=last.code_version if last else None,
             previous_old_rows=last.old_rows_before if last else None,
             code_version=code_version, at=at) if status is BuildStatus.SUCCESS else None

@@ -141,7 +141,9 @@ class Runner(Protocol):
 
     def parse(self) -> None: ...
 
-    def compile(self, selectors: Sequence[str]) -> dict[UniqueId, str]: ...
+    def compile(self, selectors: Sequence[str], *, full_refresh: bool = False) -> dict[UniqueId, str]:
+        """The compiled SQL of the selected nodes; with ``full_refresh``, as ``--full-refresh`` renders it."""
+        ...
 
     def query(self, sql: str) -> list[list[Any]]: ...
 
@@ -163,6 +165,11 @@ def listening(runner: Runner, on_node: Callable[[NodeResult], None] | None) -> I
 def build_command(selectors: Sequence[str], extra_args: Sequence[str] = (), verb: Verb = Verb.BUILD) -> list[str]:
     """The dbt arguments of a selective build (or test), as a user would type them after ``dbt``."""
     return [verb.value, "--select", *selectors, *extra_args]
+
+
+def compile_command(selectors: Sequence[str], full_refresh: bool = False) -> list[str]:
+    """The dbt arguments of ``dbt compile``; ``--full-refresh`` renders ``is_incremental()`` false."""
+    return ["compile", "--select", *selectors, *(["--full-refresh"] if full_refresh else [])]
 
 
 def display(args: Sequence[str], limit: int = 400) -> str:
@@ -210,11 +217,11 @@ class SubprocessRunner:
                 f"see {self.target.project.dbt_log}"
             )
 
-    def compile(self, selectors: Sequence[str]) -> dict[UniqueId, str]:
+    def compile(self, selectors: Sequence[str], *, full_refresh: bool = False) -> dict[UniqueId, str]:
         """The compiled SQL of the selected nodes (``dbt compile``); nodes that fail to compile are left out."""
         results_path = self.target.project.run_results_path
         before = _mtime(results_path)
-        self._invoke(["compile", "--select", *selectors])
+        self._invoke(compile_command(selectors, full_refresh))
         if _mtime(results_path) == before:
             return {}
         return {r.unique_id: r.compiled_code for r in read_run_results(results_path)

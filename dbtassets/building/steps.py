@@ -57,6 +57,11 @@ def _test_args(extra_args: Sequence[str]) -> list[str]:
     return kept
 
 
+def full_refreshed(steps: Sequence[BuildStep]) -> frozenset[UniqueId]:
+    """The assets that ``steps`` build with ``--full-refresh``."""
+    return frozenset(uid for step in steps if step.full_refresh for uid in step.assets)
+
+
 def run_steps(runner: Runner, graph: AssetGraph, manifest: Manifest, steps: Sequence[BuildStep], command: str,
               extra_args: Sequence[str], fallback_log: object) -> BuildResult:
     """Run each step's ``dbt build`` in turn, as one result; what a failure upstream blocks is skipped."""
