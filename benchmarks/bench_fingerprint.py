@@ -68,7 +68,7 @@ from bench_status import CACHE_NAME, SuccessRunner, Variant, ensure_project, pop
 from bench_watch import environment
 from generate_project import dbt_executable
 
-from dbtassets.building.runner import BuildResult
+from dbtassets.building.runner import BuildResult, Verb
 from dbtassets.engine import Options, Project
 from dbtassets.model.graph import AssetGraph
 from dbtassets.model.manifest import UniqueId, compiled_sql, load_manifest
@@ -88,8 +88,9 @@ class CompiledRunner(SuccessRunner):
         super().__init__()
         self.sql = sql
 
-    def build(self, selectors: Sequence[str], extra_args: Sequence[str] = ()) -> BuildResult:
-        result = super().build(selectors, extra_args)
+    def build(self, selectors: Sequence[str], extra_args: Sequence[str] = (),
+              verb: Verb = Verb.BUILD) -> BuildResult:
+        result = super().build(selectors, extra_args, verb)
         return replace(result, results=tuple(replace(r, compiled_code=self.sql.get(r.unique_id))
                                              for r in result.results))
 

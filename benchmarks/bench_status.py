@@ -44,7 +44,7 @@ from typing import Any
 from generate_project import generate, parse
 
 import dbtassets
-from dbtassets.building.runner import BuildResult, DbtTarget, NodeResult, NodeStatus, build_command, display
+from dbtassets.building.runner import BuildResult, DbtTarget, NodeResult, NodeStatus, Verb, build_command, display
 from dbtassets.engine import Options, Project
 from dbtassets.model.graph import BUILDABLE, AssetGraph
 from dbtassets.model.manifest import UniqueId
@@ -109,7 +109,8 @@ class SuccessRunner:
     def retarget(self, target: DbtTarget) -> None:
         pass  # it runs no dbt
 
-    def build(self, selectors: Sequence[str], extra_args: Sequence[str] = ()) -> BuildResult:
+    def build(self, selectors: Sequence[str], extra_args: Sequence[str] = (),
+              verb: Verb = Verb.BUILD) -> BuildResult:
         assert self.project is not None, "SuccessRunner.project must be set before building"
         self.builds += 1
         graph = self.project.graph
@@ -124,7 +125,7 @@ class SuccessRunner:
                     if check.unique_id not in tested:
                         tested.add(check.unique_id)
                         results.append(NodeResult(check.unique_id, NodeStatus.PASS, "", 0.0))
-        return BuildResult(display(build_command(selectors, extra_args)), 0, tuple(results),
+        return BuildResult(display(build_command(selectors, extra_args, verb)), 0, tuple(results),
                            self.project.dbt.dbt_log)
 
     def parse(self) -> None:

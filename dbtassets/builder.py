@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from dbtassets.building import recording
-from dbtassets.building.runner import BuildResult, NodeResult, Runner, build_command, display, listening
+from dbtassets.building.runner import BuildResult, NodeResult, Runner, Verb, build_command, display, listening
 from dbtassets.building.steps import BuildStep, full_refreshed, run_steps
 from dbtassets.errors import DbtAssetsError, Interrupted
 from dbtassets.model.graph import AssetGraph
@@ -62,17 +62,19 @@ def plan_for(graph: AssetGraph, manifest: Manifest, to_build: Sequence[UniqueId]
     """The plan that builds exactly ``to_build`` (upstream first) and runs ``checks``.
 
     Models whose rebuild must be a full refresh get ``--full-refresh`` and no other model does,
-    which may take more than one ``dbt build`` (:func:`dbtassets.rules.refresh.invocations`). Checks
-    whose assets are not built are selected by name in the first one.
+    which may take more than one ``dbt build`` (:func:`dbtassets.rules.refresh.invocations`); so
+    does building an asset and what reads its table through a source (:meth:`AssetGraph.waves`).
+    Checks whose assets are not built run first, by name, in a ``dbt test`` of their own: ``dbt
+    build`` runs no unit test whose model it does not build.
     """
     full = [uid for uid in to_build if statuses[uid].full_refresh]
-    steps = [BuildStep(i.assets, i.full_refresh) for i in invocations(graph, to_build, full)]
+    steps = [BuildStep(i.assets, i.full_refresh)
+             for wave in graph.waves(to_build) for i in invocations(graph, wave, full)]
     if checks:
-        first = steps[0] if steps else BuildStep(())
-        steps[:1] = [BuildStep(first.assets, first.full_refresh, tuple(checks))]
+        steps.insert(0, BuildStep((), checks=tuple(checks), verb=Verb.TEST))
     selectors = [s.selectors(graph, manifest) for s in steps]
-    command = " && ".join(display(build_command(sel, s.args(extra_args))) for s, sel in zip(steps, selectors,
-                                                                                              strict=True))
+    command = " && ".join(display(build_command(sel, s.args(extra_args), s.verb))
+                          for s, sel in zip(steps, selectors, strict=True))
     return SyncPlan(list(to_build), [one for sel in selectors for one in sel], command, statuses,
                     verdict=verdict, checks=list(checks), steps=steps)
 
@@ -120,9 +122,10 @@ class Builder:
             record = recording.outcomes(plan, result, snapshot, project.store.view().last_success, at,
                                         unsettled=unsettled, code_versions=built.versions)
             ok = recording.build_ok(record.failed, record.having(BuildStatus.SKIPPED), record.failed_checks,
-                                    result.crashed)
+                                    result.crashed) and not record.not_run
             lost = project.store.record_build(run_id, record.outcomes, record.checks, built.fingerprints, ok, at,
-                                              str(result.log_path), result.crashed, holder)
+                                              str(result.log_path), result.crashed or _unanswered(snapshot, record),
+                                              holder)
         except DbtAssetsError as exc:  # no outcome recorded: close the run rather than leave it 'running'
             self.close_runs({run_id: (RunStatus.ERROR, f"nothing recorded: {exc}")})
             raise
@@ -168,3 +171,9 @@ class Builder:
                              "to be sure")
         return unsettled
 
+
+def _unanswered(snapshot: Snapshot, record: recording.BuildRecord) -> str | None:
+    """The run's message when dbt left out assets or checks it was asked for: their names."""
+    names = [snapshot.graph.assets[uid].display_name for uid in record.not_run]
+    names += [snapshot.manifest.checks[uid].name for uid in record.unanswered]
+    return f"dbt reported no result for {', '.join(names)}" if names else None

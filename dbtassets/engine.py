@@ -277,7 +277,7 @@ class Project:
         if observe:
             errors = [f"source {self.graph.assets[o.unique_id].display_name}: {o.error}"
                       for o in self.observe(queries=queries, reuse_recent=not force) if o.error]
-        observable = {uid for uid, d in self.settings.sources.items() if d.observable}
+        observable = {uid for uid, d in self.settings.sources.items() if d.observable} | set(self.graph.fed)
         view = self.store.view()
         versions = self.versions
         code = versions.current(view)

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from hypothesis import settings
 
-from dbtassets.building.runner import BuildResult, DbtTarget, NodeResult, NodeStatus, build_command, display
+from dbtassets.building.runner import BuildResult, DbtTarget, NodeResult, NodeStatus, Verb, build_command, display
 from dbtassets.engine import Options, Project
 from dbtassets.model.manifest import Check, CheckKind, UniqueId
 from tests.pg import PostgresServer
@@ -267,17 +267,19 @@ class FakeRunner:
     incremental: dict[str, str] = field(default_factory=dict)
     tables: set[str] = field(default_factory=set)  # models whose table exists
     failing_checks: set[str] = field(default_factory=set)  # names of data tests and unit tests that fail
+    unreported: set[str] = field(default_factory=set)  # names of checks dbt leaves out (as with --exclude)
     on_node: Callable[[NodeResult], None] | None = None  # never called, as by dbt in a subprocess
     target: DbtTarget | None = None  # what the project last pointed it at
 
     def retarget(self, target: DbtTarget) -> None:
         self.target = target
 
-    def build(self, selectors: Sequence[str], extra_args: Sequence[str] = ()) -> BuildResult:
+    def build(self, selectors: Sequence[str], extra_args: Sequence[str] = (),
+              verb: Verb = Verb.BUILD) -> BuildResult:
         from dbtassets.model.selection import select_assets
 
         assert self.project is not None
-        args = build_command(selectors, extra_args)
+        args = build_command(selectors, extra_args, verb)
         self.calls.append(args)
         if self.during_build is not None:
             self.during_build()
@@ -287,8 +289,10 @@ class FakeRunner:
         graph = self.project.graph
         checks = {c.name: c for c in self.project.manifest.checks.values()}
         assets = [s for s in selectors if s not in checks]
-        chosen = graph.topological_order(select_assets(graph, assets)) if assets else []
-        results: list[NodeResult] = [self._check(checks[s]) for s in selectors if s in checks]
+        chosen = graph.topological_order(select_assets(graph, assets)) if assets and verb is Verb.BUILD else []
+        # As dbt: `dbt build` runs no unit test whose model it does not build; `dbt test` runs what it selects.
+        results: list[NodeResult] = [self._check(checks[s]) for s in selectors if s in checks and (
+            verb is Verb.TEST or checks[s].kind is CheckKind.DATA_TEST)]
         broken: set[UniqueId] = set()
         for uid in chosen:
             node = graph.assets[uid]
@@ -315,6 +319,7 @@ class FakeRunner:
                 results.extend(data)
                 if any(r.status is NodeStatus.FAIL for r in data):  # dbt build then skips what is downstream
                     broken.add(uid)
+        results = [r for r in results if r.unique_id not in {checks[n].unique_id for n in self.unreported}]
         failed = broken or any(r.status is NodeStatus.FAIL for r in results)
         return BuildResult(display(args), 1 if failed else 0, tuple(results), log)
 

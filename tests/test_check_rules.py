@@ -6,6 +6,7 @@ import json
 
 from dbtassets.model.manifest import UniqueId
 from dbtassets.rules.staleness import ReasonCode, Status
+from dbtassets.state.records import RunStatus
 from dbtassets.watch.watcher import Watcher
 from tests.conftest import FakeRunner
 from tests.test_engine import DIM, FACT, STG_ORDERS, Setup, land
@@ -58,12 +59,28 @@ def test_a_pending_check_runs_alone_and_a_rebuild_runs_its_asset_s_checks(fake_p
     assert [c.check.name for c in report.statuses[FACT].pending_checks] == ["test_amounts"]
     assert project.needs_attention(report)  # a new test has not run: `check` fails
     runner.calls.clear()
-    assert project.sync().ok and runner.calls == [["build", "--select", "test_amounts"]]
+    assert project.sync().ok and runner.calls == [["test", "--select", "test_amounts"]]
     assert not project.needs_attention(project.status(observe=False))
     land(project, "orders_more.csv")  # new data: the rebuilt assets' checks run with them, nothing else
     runner.calls.clear()
     assert project.sync().ok and runner.calls == [["build", "--select", "stg_orders+"]]
     assert not project.needs_attention(project.status(observe=False))
+
+
+def test_a_check_dbt_reports_nothing_for_fails_the_sync_named_and_stays_pending(fake_project: Setup) -> None:
+    project, runner, _ = fake_project
+    project.sync()
+    add_unit_test(runner, "test_amounts", FACT)
+    runner.unreported = {"test_amounts"}
+    result = project.sync()
+    check = UniqueId("unit_test.shopflow.fact_sales.test_amounts")
+    assert not result.ok
+    assert result.failed_checks == {check: "unit test test_amounts did not run: dbt reported no result for it"}
+    (*_, run) = project.store.runs()
+    assert run.status is RunStatus.ERROR
+    assert [c.check.name for c in project.status(observe=False).statuses[FACT].pending_checks] == ["test_amounts"]
+    runner.unreported = set()
+    assert project.sync().ok and not project.needs_attention(project.status(observe=False))
 
 
 def test_a_failing_unit_test_fails_its_model_s_build_named_and_watch_backs_off(fake_project: Setup) -> None:

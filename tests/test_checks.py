@@ -15,6 +15,7 @@ import pytest
 from dbtassets.engine import Options, Project
 from dbtassets.model.manifest import UniqueId
 from dbtassets.rules.staleness import ReasonCode, Status
+from dbtassets.state.records import RunStatus
 from tests.conftest import dbtassets
 from tests.tiny import dbt, write, write_project
 
@@ -64,7 +65,7 @@ def test_a_new_failing_data_test_is_run_by_sync_shown_on_its_asset_and_fails_che
 
     with Project(Options(directory)) as project:
         result = project.sync()
-        assert result.plan.command == f"dbt build --select {TEST_NAME}"  # the test alone: orders is fresh
+        assert result.plan.command == f"dbt test --select {TEST_NAME}"  # the test alone: orders is fresh
         assert result.built == [] and not result.ok
         assert [project.manifest.checks[c].name for c in result.failed_checks] == [TEST_NAME]
     failing = dbtassets(directory, "check", "--format", "json")
@@ -115,3 +116,72 @@ def test_a_failing_unit_test_is_a_failed_build_of_its_model_named_and_recorded(t
             assert project.status().statuses[ORDERS].reasons == (), step
             if step == "sync":
                 assert project.sync().plan.command == ""
+
+
+UNIT_TWO = """
+  - name: test_total_of_two
+    model: orders
+    given:
+      - input: ref('raw_orders')
+        rows:
+          - {order_id: 1, status: placed, order_total: 5}
+          - {order_id: 2, status: shipped, order_total: 7}
+    expect:
+      rows:
+        - {order_id: 1, status: placed, total: 5}
+        - {order_id: 2, status: shipped, total: 7}
+"""
+
+
+@pytest.mark.slow
+def test_a_new_and_a_changed_unit_test_are_run_by_sync_and_recorded(tmp_path: Path) -> None:
+    directory = write_project(tmp_path / "tiny", {"seeds/raw_orders.csv": SEED, "models/orders.sql":
+                                                  MODEL.format(factor=1), "models/schema.yml":
+                                                  "version: 2\n" + UNIT.format(total=5)})
+    with Project(Options(directory)) as project:
+        assert project.sync().ok
+        assert reasons(project) == {}
+
+    # A new unit test: pending, then run by sync (`dbt test`: `dbt build` runs no unit test without its model).
+    write(directory, {"models/schema.yml": "version: 2\n" + UNIT.format(total=5) + UNIT_TWO})
+    with Project(Options(directory)) as project:
+        assert reasons(project) == {
+            ReasonCode.CHECK_PENDING: "unit test test_total_of_two has never run (a new test)"}
+        result = project.sync()
+        assert reasons(project) == {}  # it ran: no longer pending
+        assert result.plan.command == "dbt test --select test_total_of_two", result.plan.command
+        assert result.ok and result.built == [], (result.failed_checks, result.build)
+        states = {c.check.name: c.state.value for c in project.status().statuses[ORDERS].checks}
+        assert states == {"test_total": "pass", "test_total_of_two": "pass"}
+
+    # A changed unit test (its expectation, still true): pending, run, recorded.
+    write(directory, {"models/schema.yml": "version: 2\n" + UNIT.format(total=5)
+                      + UNIT_TWO.replace("order_total: 7}", "order_total: 8}").replace("total: 7}", "total: 8}")})
+    with Project(Options(directory)) as project:
+        (pending,) = reasons(project).values()
+        assert pending.startswith("unit test test_total_of_two changed since it ran at"), pending
+        result = project.sync()
+        assert result.ok and result.plan.command == "dbt test --select test_total_of_two"
+        assert reasons(project) == {}
+    # Converged: a second sync runs nothing.
+    again = dbtassets(directory, "sync")
+    assert again.returncode == 0 and "Nothing to build" in again.stdout, again.stdout + again.stderr
+
+
+@pytest.mark.slow
+def test_a_check_asked_for_that_dbt_does_not_run_fails_the_sync_naming_it(tmp_path: Path) -> None:
+    directory = write_project(tmp_path / "tiny", {"seeds/raw_orders.csv": SEED, "models/orders.sql":
+                                                  MODEL.format(factor=1)})
+    with Project(Options(directory)) as project:
+        assert project.sync().ok
+    write(directory, {"models/schema.yml": "version: 2\n" + UNIT.format(total=5)})
+    # dbt is told to leave the pending unit test out: it reports nothing for it, and that is an error.
+    sync = dbtassets(directory, "sync", "--", "--exclude", "test_total")
+    assert sync.returncode == 1, sync.stdout + sync.stderr
+    assert "unit test test_total did not run: dbt reported no result for it" in sync.stdout, sync.stdout
+    with Project(Options(directory)) as project:
+        assert reasons(project) == {ReasonCode.CHECK_PENDING: "unit test test_total has never run (a new test)"}
+        assert project.store.runs()[-1].status is RunStatus.ERROR  # the run is recorded as failed, too
+        result = project.sync(extra_args=["--exclude", "test_total"])
+        assert not result.ok
+        assert [project.manifest.checks[c].name for c in result.failed_checks] == ["test_total"]

@@ -139,6 +139,68 @@ def test_watch_sees_a_source_in_data_outside_the_project_and_a_local_package_edi
         assert events.note(snapshot, "complete", str(root / "helpers/macros/double.sql")).project
 
 
+UNIT_TESTS = """
+unit_tests:
+  - name: test_doubled
+    model: items
+    given:
+      - input: source('shop', 'raw_items')
+        rows:
+          - {{item_id: 1, price: {price}}}
+    expect:
+      rows:
+        - {{item_id: 1, doubled: {doubled}}}
+"""
+SECOND_UNIT_TEST = """
+  - name: test_doubled_none
+    model: items
+    given:
+      - input: source('shop', 'raw_items')
+        rows: []
+    expect:
+      rows: []
+"""
+
+
+def test_a_new_and_a_changed_unit_test_a_source_over_a_seed(built: Path) -> None:
+    """jaffle-shop's style: a seed in its own schema, a source over its table, a model on the source."""
+    files = {
+        "seeds/raw_items.csv": "item_id,price\n1,10\n2,20\n",
+        "seeds/_seeds.yml": "seeds:\n  - name: raw_items\n    config:\n      schema: raw\n",
+        # dbt's default generate_schema_name puts the seed in main_raw: the source says so.
+        "models/_shop.yml": "sources:\n  - name: shop\n    schema: main_raw\n    tables:\n      - name: raw_items\n",
+        "models/items.sql": "select item_id, price * 2 as doubled from {{ source('shop', 'raw_items') }}\n",
+        "models/_items.yml": UNIT_TESTS.format(price=3, doubled=6),
+    }
+    for name, text in files.items():
+        (built / name).parent.mkdir(parents=True, exist_ok=True)
+        (built / name).write_text(text)
+    first = dbtassets(built, "sync")  # the seed must be built before the model that reads it through the source
+    assert first.returncode == 0 and "Built 2 of 2 assets" in first.stdout, first.stdout + first.stderr
+    assert stale(built) == {}
+    checked = dbtassets(built, "check")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    # A changed and a new unit test: pending (check fails) until a sync runs them; then nothing is pending.
+    (built / "models/_items.yml").write_text(UNIT_TESTS.format(price=4, doubled=8) + SECOND_UNIT_TEST)
+    pending = dbtassets(built, "check")
+    assert pending.returncode == 1 and "test_doubled_none" in pending.stdout, pending.stdout + pending.stderr
+    ran = dbtassets(built, "sync")
+    assert ran.returncode == 0 and "dbt test --select" in ran.stdout, ran.stdout + ran.stderr
+    checked = dbtassets(built, "check")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    # A changed seed CSV: the model reading it through the source is stale too, and both are rebuilt.
+    (built / "seeds/raw_items.csv").write_text("item_id,price\n1,10\n2,20\n3,30\n")
+    assert {"raw_items", "shop.raw_items", "items"} <= set(stale(built))
+    again = dbtassets(built, "sync")
+    assert again.returncode == 0 and "Built 2 of 2 assets" in again.stdout, again.stdout + again.stderr
+    assert stale(built) == {}
+    assert dbtassets(built, "check").returncode == 0
+    last = dbtassets(built, "sync")
+    assert "Nothing to build" in last.stdout, last.stdout + last.stderr
+
+
 def test_an_incremental_model_through_three_landings_builds_incrementally_and_stays_fresh(built: Path) -> None:
     import duckdb
 

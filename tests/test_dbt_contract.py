@@ -14,7 +14,8 @@ import pytest
 
 from dbtassets.building import dbt_contract, inprocess
 from dbtassets.building.dbt_contract import CONTRACT, Assumption
-from dbtassets.building.runner import BuildResult, DbtTarget, NodeStatus, SubprocessRunner
+from dbtassets.building.runner import BuildResult, DbtTarget, NodeStatus, SubprocessRunner, Verb
+from dbtassets.building.steps import BUILD_ONLY, BuildStep
 from dbtassets.model.project import load_project
 
 
@@ -29,6 +30,21 @@ def test_every_status_dbt_can_give_a_node_is_a_node_status() -> None:
 
     assert {str(s.value) for s in DbtNodeStatus} <= {s.value for s in NodeStatus}
     assert {s for s in NodeStatus if s.failed} == {NodeStatus.ERROR, NodeStatus.FAIL, NodeStatus.RUNTIME_ERROR}
+
+
+def test_the_options_a_test_step_leaves_out_are_those_dbt_build_takes_and_dbt_test_refuses() -> None:
+    from dbt.cli.main import cli
+
+    def options(command: str) -> dict[str, bool]:  # option -> whether it takes a value
+        return {name: not getattr(p, "is_flag", False) for p in cli.commands[command].params
+                for name in (*p.opts, *p.secondary_opts)}
+
+    build, test = options("build"), options("test")
+    assert {name: value for name, value in build.items() if name not in test} == BUILD_ONLY
+    step = BuildStep((), checks=(), verb=Verb.TEST)
+    assert step.args(["--threads", "4", "--full-refresh", "--sample", "3 days", "--event-time-end=2026-01-01",
+                      "--target", "dev"]) == ["--threads", "4", "--target", "dev"]
+    assert BuildStep(()).args(["-f"]) == ["-f"]
 
 
 def test_a_status_a_newer_dbt_adds_counts_as_a_failure_not_a_crash() -> None:
@@ -62,7 +78,8 @@ class _Subprocess:
     def __init__(self, target: DbtTarget, *, warn: Callable[[str], None]) -> None:
         self.target = target
 
-    def build(self, selectors: Sequence[str], extra_args: Sequence[str] = ()) -> BuildResult:
+    def build(self, selectors: Sequence[str], extra_args: Sequence[str] = (),
+              verb: Verb = Verb.BUILD) -> BuildResult:
         self.builds.append(list(selectors))
         return BuildResult("dbt build", 0, (), self.target.project.dbt_log)
 

@@ -28,6 +28,7 @@ from typing import Any
 import duckdb
 import pytest
 
+from dbtassets.building.runner import Verb
 from tests.conftest import REPO, dbtassets
 from tests.watcher import Event, WatchProcess
 
@@ -733,8 +734,8 @@ def test_a_build_whose_outcome_cannot_be_recorded_does_not_stay_running(project_
     from tests.conftest import FakeRunner
 
     class FillsTheDisk(FakeRunner):
-        def build(self, selectors: Any, extra_args: Any = ()) -> Any:
-            result = super().build(selectors, extra_args)
+        def build(self, selectors: Any, extra_args: Any = (), verb: Any = Verb.BUILD) -> Any:
+            result = super().build(selectors, extra_args, verb)
             assert self.project is not None
 
             def no_room(*args: Any, **kwargs: Any) -> int:  # what SQLite says when an insert finds no room

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from click.testing import CliRunner
 
-from dbtassets.building.runner import BuildResult
+from dbtassets.building.runner import BuildResult, Verb
 from dbtassets.cli import main as cli
 from dbtassets.engine import Project
 from dbtassets.rules.savings import window_start
@@ -26,8 +26,9 @@ class TimedRunner(FakeRunner):
 
     builds = 0
 
-    def build(self, selectors: Sequence[str], extra_args: Sequence[str] = ()) -> BuildResult:
-        result = super().build(selectors, extra_args)
+    def build(self, selectors: Sequence[str], extra_args: Sequence[str] = (),
+              verb: Verb = Verb.BUILD) -> BuildResult:
+        result = super().build(selectors, extra_args, verb)
         self.builds += 1
         assert self.project is not None
         names = self.project.graph.assets

@@ -33,6 +33,7 @@ from dbtassets.building.runner import (
     NodeStatus,
     Runner,
     SubprocessRunner,
+    Verb,
     build_command,
     compile_command,
     database_error,
@@ -103,16 +104,17 @@ class InProcessRunner:
                               f"; see {self.target.project.dbt_log}")
         self._manifest = result.result
 
-    def build(self, selectors: Sequence[str], extra_args: Sequence[str] = ()) -> BuildResult:
+    def build(self, selectors: Sequence[str], extra_args: Sequence[str] = (),
+              verb: Verb = Verb.BUILD) -> BuildResult:
         if self._fallback is not None:
-            return self._fallback.build(selectors, extra_args)
+            return self._fallback.build(selectors, extra_args, verb)
         try:
-            return self._build(selectors, extra_args)
+            return self._build(selectors, extra_args, verb)
         except _Broken as broken:
-            return self._fall_back(broken).build(selectors, extra_args)
+            return self._fall_back(broken).build(selectors, extra_args, verb)
 
-    def _build(self, selectors: Sequence[str], extra_args: Sequence[str]) -> BuildResult:
-        args = build_command(selectors, extra_args)
+    def _build(self, selectors: Sequence[str], extra_args: Sequence[str], verb: Verb) -> BuildResult:
+        args = build_command(selectors, extra_args, verb)
         log = self.target.project.dbt_log
         if self._manifest is None:
             try:

@@ -35,6 +35,9 @@ class Planned(Protocol):
     @property
     def steps(self) -> Sequence[BuildStep]: ...
 
+    @property
+    def checks(self) -> Sequence[UniqueId]: ...
+
 
 @dataclass(frozen=True)
 class BuildRecord:
@@ -45,6 +48,7 @@ class BuildRecord:
     not_run: Sequence[UniqueId] = ()
     checks: Sequence[CheckOutcome] = ()
     failed_checks: Mapping[UniqueId, str] = field(default_factory=dict)  # check -> what failed
+    unanswered: Sequence[UniqueId] = ()  # checks asked for that dbt did not run (among failed_checks)
 
     def having(self, status: BuildStatus) -> list[UniqueId]:
         return [o.unique_id for o in self.outcomes if o.status is status]
@@ -116,13 +120,17 @@ def outcomes(plan: Planned, result: BuildResult, snapshot: Snapshot, previous: M
         records.append(Outcome(
             uid, status, code_version, manifest_version, {p: planned[p] for p in parents if p in planned},
             tuple(p for p in parents if p in own), duration, rows, failed.get(uid), base, added, old_rows,
-            node.relation_name or None))
+            node.relation_name or None,
+            fed_inputs={p: graph.fed[p] for p in parents if graph.fed.get(p) in own}))
     # A unit test that stopped its model's build is that build's failure, not a check of the old table.
     checked = [r for r in checked if not (manifest.checks[r.unique_id].kind is CheckKind.UNIT_TEST
                                           and set(manifest.checks[r.unique_id].assets) & set(failed) & set(own))]
     checks, failed_checks = _checks(manifest, checked, previous)
+    unanswered = _unanswered(manifest, plan.checks, result.results)
+    failed_checks.update(unanswered)
     not_run = [uid for uid in plan.to_build if uid not in own]
-    return BuildRecord(records, {u: m for u, m in failed.items() if u in own}, not_run, checks, failed_checks)
+    return BuildRecord(records, {u: m for u, m in failed.items() if u in own}, not_run, checks, failed_checks,
+                       tuple(unanswered))
 
 
 def _checks(manifest: Manifest, checked: Sequence[NodeResult], previous: Mapping[UniqueId, Materialization]
@@ -140,3 +148,19 @@ def _checks(manifest: Manifest, checked: Sequence[NodeResult], previous: Mapping
         if RECORDED[outcome.status].failing:
             failed[check.unique_id] = f"{check.describe()} failed: {message}"
     return runs, failed
+
+
+def _unanswered(manifest: Manifest, asked: Sequence[UniqueId], results: Sequence[NodeResult]) -> dict[UniqueId, str]:
+    """The checks the plan asked dbt to run that it did not run (no result, or one saying it skipped them).
+
+    Each is an error, named: dbt says "Nothing to do" and exits 0 when a selector matches nothing it
+    runs, and the check would otherwise stay pending with every sync saying it ran.
+    """
+    reported = {r.unique_id: r.status for r in results}
+    unanswered = {}
+    for uid in asked:
+        status = reported.get(uid)
+        if status is None or status not in RECORDED:
+            why = "dbt reported no result for it" if status is None else f"dbt reported it {status}"
+            unanswered[uid] = f"{manifest.checks[uid].describe()} did not run: {why}"
+    return unanswered

@@ -90,6 +90,16 @@ class NodeStatus(str, Enum):
 _FAILED = frozenset({NodeStatus.ERROR, NodeStatus.FAIL, NodeStatus.RUNTIME_ERROR})
 
 
+class Verb(str, Enum):
+    """The dbt command of a build step."""
+
+    BUILD = "build"  # build the selected assets, each with its data tests and unit tests
+    TEST = "test"  # run the selected checks alone: `dbt build` runs no unit test whose model it does not build
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True)
 class NodeResult:
     """One node's line in run_results.json."""
@@ -125,7 +135,9 @@ class Runner(Protocol):
     def retarget(self, target: DbtTarget) -> None:
         """Invoke dbt for ``target`` from now on (profiles.yml changed, or was read for the first time)."""
 
-    def build(self, selectors: Sequence[str], extra_args: Sequence[str] = ()) -> BuildResult: ...
+    def build(self, selectors: Sequence[str], extra_args: Sequence[str] = (),
+              verb: Verb = Verb.BUILD) -> BuildResult:
+        """``dbt VERB --select SELECTORS EXTRA_ARGS`` (``dbt build`` unless told), and what it reported."""
 
     def parse(self) -> None: ...
 
@@ -150,9 +162,9 @@ def listening(runner: Runner, on_node: Callable[[NodeResult], None] | None) -> I
         runner.on_node = previous
 
 
-def build_command(selectors: Sequence[str], extra_args: Sequence[str] = ()) -> list[str]:
-    """The dbt arguments of a selective build, as a user would type them after ``dbt``."""
-    return ["build", "--select", *selectors, *extra_args]
+def build_command(selectors: Sequence[str], extra_args: Sequence[str] = (), verb: Verb = Verb.BUILD) -> list[str]:
+    """The dbt arguments of a selective build (or test), as a user would type them after ``dbt``."""
+    return [verb.value, "--select", *selectors, *extra_args]
 
 
 def compile_command(selectors: Sequence[str], full_refresh: bool = False) -> list[str]:
@@ -199,8 +211,9 @@ class SubprocessRunner:
     def retarget(self, target: DbtTarget) -> None:
         self.target = target
 
-    def build(self, selectors: Sequence[str], extra_args: Sequence[str] = ()) -> BuildResult:
-        args = build_command(selectors, extra_args)
+    def build(self, selectors: Sequence[str], extra_args: Sequence[str] = (),
+              verb: Verb = Verb.BUILD) -> BuildResult:
+        args = build_command(selectors, extra_args, verb)
         results_path = self.target.project.run_results_path
         before = _mtime(results_path)
         returncode, output = self._invoke(args)

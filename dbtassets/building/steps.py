@@ -1,11 +1,13 @@
-"""A plan's ``dbt build`` invocations: usually one; more when some models need ``--full-refresh``."""
+"""A plan's dbt invocations: usually one ``dbt build``; more when some models need ``--full-refresh``, when
+a model reads a seed's (or model's) table through a source (dbt does not know to build that first), or
+when checks run on assets the plan does not build (``dbt test``)."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from dbtassets.building.runner import BuildResult, NodeResult, NodeStatus, Runner
+from dbtassets.building.runner import BuildResult, NodeResult, NodeStatus, Runner, Verb
 from dbtassets.model.graph import AssetGraph
 from dbtassets.model.manifest import Manifest, UniqueId
 from dbtassets.model.selection import dbt_selectors
@@ -13,11 +15,12 @@ from dbtassets.model.selection import dbt_selectors
 
 @dataclass(frozen=True)
 class BuildStep:
-    """One ``dbt build`` of a plan; a plan has several only when some of its models need ``--full-refresh``."""
+    """One dbt invocation of a plan: a ``dbt build`` of assets, or a ``dbt test`` of checks on assets not built."""
 
     assets: Sequence[UniqueId]
     full_refresh: bool = False
     checks: Sequence[UniqueId] = ()  # checks run without building their assets
+    verb: Verb = Verb.BUILD
 
     def selectors(self, graph: AssetGraph, manifest: Manifest, built: Collection[UniqueId] | None = None) -> list[str]:
         """dbt selectors for the checks and the assets (only those in ``built``, if given)."""
@@ -25,7 +28,33 @@ class BuildStep:
         return [*(manifest.checks[c].name for c in self.checks), *dbt_selectors(graph, assets)]
 
     def args(self, extra_args: Sequence[str]) -> list[str]:
-        return [*extra_args, *(["--full-refresh"] if self.full_refresh else [])]
+        """The user's extra dbt arguments (less those ``dbt test`` refuses, for a test) and ``--full-refresh``."""
+        given = list(extra_args) if self.verb is Verb.BUILD else _test_args(extra_args)
+        return [*given, *(["--full-refresh"] if self.full_refresh else [])]
+
+
+# The options of `dbt build` that `dbt test` refuses (dbt 1.11; tests/test_dbt_contract.py compares), each
+# with whether it takes a value: `sync -- --full-refresh` must not make the test step a usage error.
+BUILD_ONLY = {"--empty": False, "--no-empty": False, "--event-time-start": True, "--event-time-end": True,
+              "--export-saved-queries": False, "--no-export-saved-queries": False, "--full-refresh": False,
+              "-f": False, "--include-saved-query": False, "--no-include-saved-query": False, "--sample": True,
+              "--show": False}
+
+
+def _test_args(extra_args: Sequence[str]) -> list[str]:
+    """``extra_args`` without the options (and their values) that ``dbt test`` refuses."""
+    kept: list[str] = []
+    value_next = False
+    for arg in extra_args:
+        if value_next:
+            value_next = False
+            continue
+        name, equals, _ = arg.partition("=")
+        if name in BUILD_ONLY:
+            value_next = BUILD_ONLY[name] and not equals
+            continue
+        kept.append(arg)
+    return kept
 
 
 def full_refreshed(steps: Sequence[BuildStep]) -> frozenset[UniqueId]:
@@ -47,7 +76,7 @@ def run_steps(runner: Runner, graph: AssetGraph, manifest: Manifest, steps: Sequ
         selectors = step.selectors(graph, manifest, set(step.assets) - blocked)
         if not selectors:
             continue
-        last = runner.build(selectors, step.args(extra_args))
+        last = runner.build(selectors, step.args(extra_args), step.verb)
         results.extend(last.results)
         returncode = max(returncode, last.returncode)
         if last.crashed is not None:

@@ -4,13 +4,18 @@ Ephemeral models are not assets (nothing is built for them), so the graph collap
 an asset that selects from an ephemeral model depends on whatever that ephemeral model
 depends on. Their code still reaches the assets that inline them through the code version
 (see :mod:`dbtassets.model.manifest`).
+
+A source declared over the table a seed, model or snapshot builds (jaffle-shop's raw sources over
+its seeds) is *fed* by it: dbt draws no edge between them, the graph does (the source's parent is
+its feeder), so that staleness flows through it and builds are ordered by it (:meth:`AssetGraph.waves`).
 """
 
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from graphlib import TopologicalSorter
 
@@ -27,17 +32,19 @@ class AssetGraph:
     assets: Mapping[UniqueId, Node]
     _parents: Mapping[UniqueId, tuple[UniqueId, ...]]
     _children: Mapping[UniqueId, tuple[UniqueId, ...]]
+    fed: Mapping[UniqueId, UniqueId] = field(default_factory=dict)  # source -> the asset that builds its table
 
     @classmethod
     def from_manifest(cls, manifest: Manifest) -> AssetGraph:
         nodes = manifest.nodes
         assets = {uid: node for uid, node in nodes.items() if not node.is_ephemeral}
         parents = {uid: manifest.ephemerals.upstream(uid).assets for uid in assets}
+        fed = _link_fed_sources(assets, parents)
         children: dict[UniqueId, list[UniqueId]] = {uid: [] for uid in assets}
         for uid, found in parents.items():
             for parent in found:
                 children[parent].append(uid)
-        return cls(assets, parents, {uid: tuple(c) for uid, c in children.items()})
+        return cls(assets, parents, {uid: tuple(c) for uid, c in children.items()}, fed)
 
     def __contains__(self, uid: object) -> bool:
         return uid in self.assets
@@ -79,7 +86,22 @@ class AssetGraph:
             keep,
             {uid: tuple(p for p in self._parents[uid] if p in keep) for uid in keep},
             {uid: tuple(c for c in self._children[uid] if c in keep) for uid in keep},
+            {uid: feeder for uid, feeder in self.fed.items() if uid in keep and feeder in keep},
         )
+
+    def waves(self, subset: Iterable[UniqueId]) -> list[list[UniqueId]]:
+        """``subset`` split into builds run one after the other, each upstream first, so that an asset
+        reading a fed source is built after the asset of ``subset`` that feeds it: dbt does not know
+        that edge, and in one invocation may build the reader first. One wave when no feeder is built."""
+        wanted = set(subset)
+        wave: dict[UniqueId, int] = {}
+        for uid in self._order:
+            wave[uid] = max((wave[p] + (1 if self.fed.get(p) in wanted else 0) for p in self._parents[uid]),
+                            default=0)
+        groups: dict[int, list[UniqueId]] = {}
+        for uid in self.topological_order(wanted):
+            groups.setdefault(wave[uid], []).append(uid)
+        return [groups[w] for w in sorted(groups)]
 
     def resolve(self, name: str) -> UniqueId:
         """The asset a user means by ``name``: a unique_id, a name, ``source_name.table`` for a source, or
@@ -91,7 +113,9 @@ class AssetGraph:
         """
         if name in self.assets:
             return UniqueId(name)
-        matches = [uid for uid, node in self.assets.items() if name in _names(node)]
+        # `raw_items` is the seed even when a source `raw.raw_items` reads its table: a shown name first.
+        matches = ([uid for uid, node in self.assets.items() if name == node.display_name]
+                   or [uid for uid, node in self.assets.items() if name in _names(node)])
         versions = {(self.assets[uid].package_name, self.assets[uid].name) for uid in matches
                     if self.assets[uid].version}
         if len(matches) > 1 and len(versions) == 1 and all(self.assets[uid].version for uid in matches):
@@ -126,3 +150,42 @@ def _names(node: Node) -> tuple[str, ...]:
     if node.version:
         return node.name, node.display_name, f"{node.name}_v{node.version}"
     return node.name, node.display_name
+
+
+def relation_key(relation_name: str) -> str:
+    """A relation as dbt renders it (``"db"."raw"."items"``), unquoted and lower-cased, to compare two."""
+    return _QUOTES.sub("", relation_name).lower()
+
+
+_QUOTES = re.compile(r'["`\[\]]')
+
+
+def _link_fed_sources(assets: Mapping[UniqueId, Node], parents: dict[UniqueId, tuple[UniqueId, ...]]
+                      ) -> dict[UniqueId, UniqueId]:
+    """Make each source whose relation a seed, model or snapshot builds a child of it; return source -> feeder.
+
+    A feeder that reads the source itself (a model that appends to the table it reads) is not
+    linked: that would be a cycle, and the source is then what it was, observed or not.
+    """
+    builds = {relation_key(node.relation_name): uid for uid, node in assets.items()
+              if node.resource_type in BUILDABLE and node.relation_name}
+    fed: dict[UniqueId, UniqueId] = {}
+    for uid, node in assets.items():
+        feeder = builds.get(relation_key(node.relation_name)) if node.resource_type == ResourceType.SOURCE else None
+        if feeder is not None and not _reaches(parents, feeder, uid):
+            parents[uid] = (feeder,)
+            fed[uid] = feeder
+    return fed
+
+
+def _reaches(parents: Mapping[UniqueId, tuple[UniqueId, ...]], start: UniqueId, target: UniqueId) -> bool:
+    """Whether ``target`` is ``start`` or one of its ancestors."""
+    seen, stack = set(), [start]
+    while stack:
+        uid = stack.pop()
+        if uid == target:
+            return True
+        if uid not in seen:
+            seen.add(uid)
+            stack.extend(parents.get(uid, ()))
+    return False

@@ -178,8 +178,8 @@ def dbt_selectors(graph: AssetGraph, nodes: Collection[UniqueId]) -> list[str]:
     """
     wanted = {uid for uid in nodes if uid in graph and graph.assets[uid].resource_type in BUILDABLE}
     order = graph.topological_order()
-    # `closed`: in `wanted` with every descendant in `wanted` (children are never sources), found
-    # bottom-up in one pass rather than with one descendants() walk per node.
+    # `closed`: in `wanted` with every descendant in `wanted` (a source fed by it never is: dbt's `seed+`
+    # does not reach past it), found bottom-up in one pass rather than with one descendants() walk per node.
     closed: set[UniqueId] = set()
     for uid in reversed(order):
         if uid in wanted and all(child in closed for child in graph.children(uid)):

@@ -96,8 +96,8 @@ def load_snapshot(dbt: DbtProject, manifest_path: Path | None, parse: Callable[[
         warn(foreign)
     graph = AssetGraph.from_manifest(manifest)
     sources = [n for n in graph.assets.values() if n.resource_type == ResourceType.SOURCE]
-    return Snapshot(dbt, manifest, graph, load_settings(dbt.directory, sources), Policies.from_graph(graph),
-                    loaded_at)
+    return Snapshot(dbt, manifest, graph, load_settings(dbt.directory, sources, graph.fed),
+                    Policies.from_graph(graph), loaded_at)
 
 
 def foreign_dbt(manifest: Manifest) -> str | None:

@@ -120,8 +120,10 @@ class Observation:
     detail: Mapping[str, Any] = field(default_factory=dict)
 
 
-def load_settings(project_dir: Path, sources: Sequence[Node]) -> Settings:
+def load_settings(project_dir: Path, sources: Sequence[Node], fed: Collection[UniqueId] = ()) -> Settings:
     """Read dbtassets.yml (if any) and declare an observer for every source.
+
+    A ``fed`` source (over a table the project builds: :mod:`dbtassets.model.graph`) needs none.
 
     Raises:
         ConfigError: the file is not valid YAML, has unknown keys or wrong types, or names a
@@ -144,7 +146,7 @@ def load_settings(project_dir: Path, sources: Sequence[Node]) -> Settings:
         entry = declared.get(source.display_name)
         declaration = _declare(source, entry, path) if entry is not None else _default(source)
         declarations[source.unique_id] = declaration
-        if not declaration.observable:
+        if not declaration.observable and source.unique_id not in fed:
             warnings.append(
                 f"source {source.display_name} has no observer: changes to it are not detected; declare "
                 f"files, query or reported for it in {CONFIG_FILE}"

@@ -193,8 +193,8 @@ class _Scheduler:
             elif reason.code is ReasonCode.UPSTREAM_UPDATED:
                 version = self.statuses[parent].data_version
                 news[parent] = parse_time(version.at) if version is not None else self.now
-            elif parent not in news:
-                decision = self.decisions.get(parent)
+            elif parent not in news:  # a fed source (dbtassets.model.graph) is due when what builds its table is
+                decision = self.decisions.get(self.graph.fed.get(parent, parent))
                 news[parent] = decision.due_at if decision is not None else self.now
         return news, other
 

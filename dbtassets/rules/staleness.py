@@ -22,7 +22,7 @@ from typing import Protocol
 
 from dbtassets.clock import shown
 from dbtassets.model.graph import AssetGraph
-from dbtassets.model.manifest import Check, ResourceType, UniqueId
+from dbtassets.model.manifest import Check, Node, ResourceType, UniqueId
 from dbtassets.rules.checks import CheckState, CheckStatus, check_statuses
 from dbtassets.rules.refresh import Refresh, opt_out_hint, refresh_of
 from dbtassets.state.records import Materialization, StateView, Version
@@ -180,7 +180,9 @@ def compute_statuses(
     statuses: dict[UniqueId, AssetStatus] = {}
     for uid in graph.topological_order():
         node = graph.assets[uid]
-        if node.resource_type == ResourceType.SOURCE:
+        if uid in graph.fed:
+            statuses[uid] = _fed_status(uid, graph.assets[graph.fed[uid]], statuses[graph.fed[uid]])
+        elif node.resource_type == ResourceType.SOURCE:
             statuses[uid] = _source_status(uid, state, uid in observable)
         else:
             statuses[uid] = rules.built_status(uid, code_versions[uid], statuses)
@@ -194,6 +196,19 @@ def _source_status(uid: UniqueId, state: StateView, observable: bool) -> AssetSt
     reason = Reason(ReasonCode.UNOBSERVED, "no observer: declare files, query or reported in dbtassets.yml; "
                                            "changes to this source are not detected")
     return AssetStatus(uid, Status.UNOBSERVED, (reason,), version)
+
+
+def _fed_status(uid: UniqueId, feeder: Node, status: AssetStatus) -> AssetStatus:
+    """A source over the table ``feeder`` builds holds what it last built: its data version, stale or missing
+    with it (and held with it), needing no observer."""
+    what = f"its table is built by {feeder.resource_type} {feeder.name}"
+    reasons: tuple[Reason, ...] = ()
+    if status.status is Status.MISSING:
+        reasons = (Reason(ReasonCode.UPSTREAM_MISSING, f"{what}, which was never materialized", feeder.unique_id),)
+    elif status.status is Status.STALE:
+        reasons = (Reason(ReasonCode.UPSTREAM_STALE, f"{what}, which is stale", feeder.unique_id),)
+    return AssetStatus(uid, status.status, reasons, status.data_version, status.impact if reasons else None,
+                       held=status.held)
 
 
 @dataclass(frozen=True)
@@ -277,6 +292,9 @@ class _Rules:
         holds = []
         for parent in self.graph.parents(uid):
             parent_status, name = statuses[parent], self.graph.assets[parent].display_name
+            if parent in self.graph.fed:  # a fed source holds the checks of the asset that builds its table
+                parent_status = statuses[self.graph.fed[parent]]
+                name = self.graph.assets[self.graph.fed[parent]].display_name
             read = last.inputs.get(parent) if last is not None else None
             current = parent_status.data_version
             failing_reads = self._failing_reads(parent)
@@ -352,7 +370,10 @@ class _Rules:
                 and not self._affects(uid, parent, current.added - built_from.added)):
             return None  # only columns this asset does not read were added upstream
         node = self.graph.assets[parent]
-        if node.resource_type == ResourceType.SOURCE:
+        if parent in self.graph.fed:
+            what = (f"upstream {node.display_name} updated: {self.graph.assets[self.graph.fed[parent]].name} "
+                    f"rebuilt it at {shown(current.at)}")
+        elif node.resource_type == ResourceType.SOURCE:
             what = f"upstream {node.display_name} updated: new data observed at {shown(current.at)}"
         else:
             what = f"upstream {node.display_name} updated: rebuilt at {shown(current.at)}"

@@ -290,6 +290,7 @@ class CodeVersioner:
         ids = {uid: -number - 1 for number, uid in enumerate(deployed)}
 
         def input_version(parent: UniqueId) -> Version:
+            parent = self.graph.fed.get(parent, parent)  # a fed source holds what its feeder built
             if parent in ids:
                 return Version(DataVersionKind.BUILD.of(ids[parent]), when)
             return Version(DataVersionKind.DEPLOYED.of(parent), when)

@@ -132,6 +132,9 @@ class Outcome:
     added_columns: frozenset[str] = frozenset()
     old_rows_before: str | None = None  # rows built before this time came from older code (dbtassets.rules.refresh)
     relation_name: str | None = None  # where it was built (dbt's relation name)
+    # Inputs that are sources fed by an asset built earlier in this run (dbtassets.model.graph) -> that asset:
+    # its new version replaces the planned one, as for rebuilt_inputs.
+    fed_inputs: Mapping[UniqueId, UniqueId] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -219,7 +219,8 @@ class StateStore(Database):
             rebuilt: dict[UniqueId, Version] = {}  # what this run built: its inputs' new versions
             built_ids: dict[UniqueId, int] = {}
             for o in outcomes:
-                inputs = {**o.inputs, **{p: rebuilt[p] for p in o.rebuilt_inputs if p in rebuilt}}
+                inputs = {**o.inputs, **{p: rebuilt[p] for p in o.rebuilt_inputs if p in rebuilt},
+                          **{p: rebuilt[f] for p, f in o.fed_inputs.items() if f in rebuilt}}
                 new_id = self.insert_outcome(
                     db, uid=o.unique_id, run_id=run_id, status=o.status.value, finished_at=at,
                     code_version=o.code_version, inputs=inputs, duration=o.duration, rows_affected=o.rows_affected,
