@@ -72,7 +72,7 @@ from dbtassets.building.runner import BuildResult, Verb
 from dbtassets.engine import Options, Project
 from dbtassets.model.graph import AssetGraph
 from dbtassets.model.manifest import UniqueId, compiled_sql, load_manifest
-from dbtassets.rules.staleness import Status
+from dbtassets.rules.statuses import Status
 
 COPY_IGNORE = shutil.ignore_patterns(".dbtassets", "logs", "*.duckdb", "*.duckdb.wal", CACHE_NAME, "compiled", "run")
 SCRUBBED_ENV = ("DBTASSETS_STATE", "DBT_PROJECT_DIR", "DBT_PROFILES_DIR", "DBT_TARGET")

@@ -50,7 +50,7 @@ from dbtassets.model.graph import BUILDABLE, AssetGraph
 from dbtassets.model.manifest import UniqueId
 from dbtassets.model.project import load_project
 from dbtassets.model.selection import select_assets
-from dbtassets.rules.staleness import Status
+from dbtassets.rules.statuses import Status
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / ".work"

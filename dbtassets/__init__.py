@@ -39,7 +39,7 @@ from dbtassets.observe.observer import ObserveOutcome
 from dbtassets.results import Explanation, Options, StatusReport, SyncPlan, SyncResult
 from dbtassets.rules.policies import Verdict
 from dbtassets.rules.savings import AssetSavings, Savings
-from dbtassets.rules.staleness import AssetStatus, Reason, ReasonCode, Status
+from dbtassets.rules.statuses import AssetStatus, Reason, ReasonCode, Status
 from dbtassets.state.records import HistoryEntry
 
 __version__ = "0.1.0"

@@ -23,7 +23,7 @@ from dbtassets.model.snapshot import Snapshot
 from dbtassets.results import SyncPlan, SyncResult
 from dbtassets.rules.policies import Verdict
 from dbtassets.rules.refresh import invocations
-from dbtassets.rules.staleness import AssetStatus
+from dbtassets.rules.statuses import AssetStatus
 from dbtassets.sql.versions import CodeVersioner
 from dbtassets.state import leases
 from dbtassets.state.leases import Leased

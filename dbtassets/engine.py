@@ -42,7 +42,8 @@ from dbtassets.rules.policies import Verdict
 from dbtassets.rules.policies import apply as apply_policies
 from dbtassets.rules.savings import Savings
 from dbtassets.rules.savings import compute as compute_savings
-from dbtassets.rules.staleness import AssetStatus, ReasonCode, compute_statuses
+from dbtassets.rules.staleness import compute_statuses
+from dbtassets.rules.statuses import AssetStatus, ReasonCode
 from dbtassets.sql.versions import CodeVersioner
 from dbtassets.state.backends import Location
 from dbtassets.state.leases import Leased

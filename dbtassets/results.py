@@ -13,7 +13,7 @@ from dbtassets.building.steps import BuildStep
 from dbtassets.model.manifest import UniqueId
 from dbtassets.observe.observer import ObserveOutcome as ObserveOutcome  # Project.observe returns it
 from dbtassets.rules.policies import Verdict
-from dbtassets.rules.staleness import AssetStatus
+from dbtassets.rules.statuses import AssetStatus
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import pytest
 
 from dbtassets.model.graph import AssetGraph
 from dbtassets.model.manifest import Manifest, UniqueId
-from dbtassets.rules.staleness import AssetStatus, Status
+from dbtassets.rules.statuses import AssetStatus, Status
 from dbtassets.state.records import Version
 from dbtassets.watch.backoff import STORE_RETRY_INITIAL, STORE_RETRY_MAX, Backoffs, Outage, delay
 from tests.test_staleness import DIM, FACT, SRC, STG, node

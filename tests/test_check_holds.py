@@ -13,7 +13,7 @@ import pytest
 
 from dbtassets.engine import Options, Project
 from dbtassets.model.manifest import UniqueId
-from dbtassets.rules.staleness import ReasonCode, Status
+from dbtassets.rules.statuses import ReasonCode, Status
 from tests.tiny import write, write_project
 
 STG_ORDERS, ORDER_ITEMS = UniqueId("model.tiny.stg_orders"), UniqueId("model.tiny.order_items")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from dbtassets.model.manifest import UniqueId
-from dbtassets.rules.staleness import ReasonCode, Status
+from dbtassets.rules.statuses import ReasonCode, Status
 from dbtassets.state.records import RunStatus
 from dbtassets.watch.watcher import Watcher
 from tests.conftest import FakeRunner

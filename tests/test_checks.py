@@ -14,7 +14,7 @@ import pytest
 
 from dbtassets.engine import Options, Project
 from dbtassets.model.manifest import UniqueId
-from dbtassets.rules.staleness import ReasonCode, Status
+from dbtassets.rules.statuses import ReasonCode, Status
 from dbtassets.state.records import RunStatus
 from tests.conftest import dbtassets
 from tests.tiny import dbt, write, write_project

@@ -8,7 +8,7 @@ a test that runs in a second and that mutation testing can use.
 from __future__ import annotations
 
 from dbtassets.engine import Project
-from dbtassets.rules.staleness import Status
+from dbtassets.rules.statuses import Status
 from tests.conftest import SHOPFLOW_SQL, FakeClock, FakeRunner
 
 Setup = tuple[Project, FakeRunner, FakeClock]

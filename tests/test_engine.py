@@ -13,7 +13,7 @@ from dbtassets.building.lock import BuildLock
 from dbtassets.engine import Project
 from dbtassets.errors import LockError
 from dbtassets.model.manifest import UniqueId
-from dbtassets.rules.staleness import ReasonCode, Status
+from dbtassets.rules.statuses import ReasonCode, Status
 from tests.conftest import FakeClock, FakeRunner
 
 FACT = UniqueId("model.shopflow.fact_sales")

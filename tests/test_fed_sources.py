@@ -18,7 +18,8 @@ from dbtassets.model.freshness import BuildAfter, Interval, Policies
 from dbtassets.model.graph import AssetGraph
 from dbtassets.model.manifest import Manifest, Node, ResourceType, UniqueId
 from dbtassets.rules.policies import apply as apply_policies
-from dbtassets.rules.staleness import AssetStatus, ReasonCode, Status, compute_statuses
+from dbtassets.rules.staleness import compute_statuses
+from dbtassets.rules.statuses import AssetStatus, ReasonCode, Status
 from dbtassets.state.records import Materialization, StateView, Version
 from tests.tiny import PROJECT, rows, write, write_project
 

@@ -27,7 +27,7 @@ from dbtassets.cli import main as cli
 from dbtassets.engine import Options, Project
 from dbtassets.model.manifest import UniqueId
 from dbtassets.report.watchlog import event_json
-from dbtassets.rules.staleness import ReasonCode, Status
+from dbtassets.rules.statuses import ReasonCode, Status
 from dbtassets.watch.events import NotDue, WatchEvent
 from dbtassets.watch.hooks import EventHook
 from dbtassets.watch.watcher import Watcher

@@ -16,7 +16,7 @@ import pytest
 
 from dbtassets.engine import Options, Project
 from dbtassets.model.manifest import UniqueId
-from dbtassets.rules.staleness import ReasonCode, Status
+from dbtassets.rules.statuses import ReasonCode, Status
 from tests.tiny import dbt, rows, write, write_project
 
 SEED = "order_id,status,order_total\n1,placed,10\n2,shipped,20\n"

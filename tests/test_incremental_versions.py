@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dbtassets.engine import Project
 from dbtassets.model.manifest import UniqueId
-from dbtassets.rules.staleness import Status
+from dbtassets.rules.statuses import Status
 from tests.conftest import SHOPFLOW_SQL, FakeClock, FakeRunner
 
 Setup = tuple[Project, FakeRunner, FakeClock]

@@ -12,7 +12,8 @@ from dbtassets.model.freshness import Policies, Severity
 from dbtassets.model.graph import AssetGraph
 from dbtassets.model.manifest import FreshnessConfig, Manifest, Node, UniqueId
 from dbtassets.rules.policies import Schedule, lateness, next_lateness_change, schedule
-from dbtassets.rules.staleness import ReasonCode, Status, compute_statuses
+from dbtassets.rules.staleness import compute_statuses
+from dbtassets.rules.statuses import ReasonCode, Status
 from dbtassets.state.records import Materialization, StateView, Version
 
 ORDERS, CUSTOMERS = UniqueId("source.p.raw.orders"), UniqueId("source.p.raw.customers")

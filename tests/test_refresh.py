@@ -12,7 +12,8 @@ from dbtassets.model.graph import AssetGraph
 from dbtassets.model.manifest import Check, CheckKind, Manifest, Node, UniqueId
 from dbtassets.rules.checks import CheckState
 from dbtassets.rules.refresh import Invocation, Refresh, invocations, old_rows_before, refresh_of
-from dbtassets.rules.staleness import ReasonCode, Status, compute_statuses
+from dbtassets.rules.staleness import compute_statuses
+from dbtassets.rules.statuses import ReasonCode, Status
 from dbtassets.state.records import CheckResult, Materialization, StateView
 
 SEED, INC, KEPT, DBT_KEPT, SNAP, TABLE = (UniqueId(u) for u in (

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from dbtassets.model.graph import AssetGraph
 from dbtassets.model.manifest import Check, CheckKind, Manifest, Node, ResourceType, UniqueId
-from dbtassets.rules.staleness import AssetStatus, CodeChange, Reason, ReasonCode, Status, compute_statuses
+from dbtassets.rules.staleness import CodeChange, compute_statuses
+from dbtassets.rules.statuses import AssetStatus, Reason, ReasonCode, Status
 from dbtassets.state.records import CheckResult, Failure, Materialization, StateView, Version
 
 SRC, STG, FACT, EPH, DIM = (UniqueId(u) for u in (

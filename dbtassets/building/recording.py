@@ -16,7 +16,7 @@ from dbtassets.building.steps import BuildStep, full_refreshed
 from dbtassets.model.manifest import CheckKind, Manifest, ResourceType, UniqueId
 from dbtassets.rules.checks import RECORDED, one_line
 from dbtassets.rules.refresh import old_rows_before, refresh_of
-from dbtassets.rules.staleness import AssetStatus
+from dbtassets.rules.statuses import AssetStatus
 from dbtassets.state.records import UNSETTLED, BuildStatus, CheckOutcome, Materialization, Outcome
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from dbtassets.results import StatusReport
-from dbtassets.rules.staleness import Status
+from dbtassets.rules.statuses import Status
 
 
 class OutputFormat(str, Enum):

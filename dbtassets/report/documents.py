@@ -16,7 +16,7 @@ from dbtassets.model.sources import SourceDeclaration
 from dbtassets.report.common import Gate, summary
 from dbtassets.results import Explanation, ObserveOutcome, StatusReport, SyncResult
 from dbtassets.rules.savings import Savings
-from dbtassets.rules.staleness import AssetStatus
+from dbtassets.rules.statuses import AssetStatus
 from dbtassets.state.records import HistoryEntry
 
 

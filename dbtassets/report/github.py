@@ -6,7 +6,7 @@ from dbtassets.model.graph import AssetGraph
 from dbtassets.report.common import Gate, plural, summary
 from dbtassets.results import StatusReport
 from dbtassets.rules.policies import Lateness
-from dbtassets.rules.staleness import AssetStatus
+from dbtassets.rules.statuses import AssetStatus
 
 
 def github_annotations(graph: AssetGraph, report: StatusReport, prefix: str = "") -> str:

@@ -35,7 +35,7 @@ from dbtassets.clock import parse_time, show_time, shown, timestamp
 from dbtassets.model.freshness import Interval, Policies, Severity, UpdatesOn
 from dbtassets.model.graph import AssetGraph
 from dbtassets.model.manifest import ResourceType, UniqueId
-from dbtassets.rules.staleness import AssetStatus, Reason, ReasonCode, Status
+from dbtassets.rules.statuses import AssetStatus, Reason, ReasonCode, Status
 
 _IMMEDIATE = frozenset({ReasonCode.NEVER_MATERIALIZED, ReasonCode.CODE_CHANGED})
 _UPSTREAM = frozenset({ReasonCode.UPSTREAM_UPDATED, ReasonCode.UPSTREAM_STALE, ReasonCode.UPSTREAM_MISSING})

@@ -25,7 +25,8 @@ from dbtassets.model.manifest import Manifest, ResourceType, UniqueId, compiled_
 from dbtassets.model.selection import exact_selectors
 from dbtassets.model.sources import DataVersionKind
 from dbtassets.rules.refresh import is_incremental_model, renders_incrementally
-from dbtassets.rules.staleness import AssetStatus, CodeChange, compute_statuses
+from dbtassets.rules.staleness import CodeChange, compute_statuses
+from dbtassets.rules.statuses import AssetStatus
 from dbtassets.state.records import UNSETTLED, CachedFingerprint, Fingerprinted, Materialization, StateView, Version
 from dbtassets.state.store import StateStore
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from dbtassets.model.graph import AssetGraph
 from dbtassets.model.manifest import UniqueId
-from dbtassets.rules.staleness import AssetStatus
+from dbtassets.rules.statuses import AssetStatus
 
 STORE_RETRY_INITIAL = 1.0  # seconds: a state store's server that cannot be reached is tried again after
 STORE_RETRY_MAX = 30.0  # … doubling up to this: a server restart is seen within 30 s of its end

@@ -32,7 +32,7 @@ from dbtassets.errors import DbtAssetsError, StoreUnreachable
 from dbtassets.model.manifest import UniqueId
 from dbtassets.model.sources import ObserverKind, WatchSettings
 from dbtassets.results import SyncPlan, SyncResult
-from dbtassets.rules.staleness import Status
+from dbtassets.rules.statuses import Status
 from dbtassets.watch import events as ev
 from dbtassets.watch import narration
 from dbtassets.watch.backoff import Backoffs, Outage, delay
