@@ -58,7 +58,8 @@ FILES = {
     "transform/models/big_orders.sql": "select order_id, {{ helpers.zone() }} as zone from {{ ref('stg_orders') }}\n"
                                        "where amount > {{ var('min_amount') }}\n",
     "transform/models/big_order_count.sql": "select count(*) as n from {{ ref('big_orders') }}\n",
-    "transform/models/paid_orders.sql": "select order_id from {{ ref('stg_orders') }} where amount > {{ min_total() }}\n",
+    "transform/models/paid_orders.sql":
+        "select order_id from {{ ref('stg_orders') }} where amount > {{ min_total() }}\n",
     "transform/models/_models.yml": "models:\n  - name: customer_count\n    description: How many customers bought\n",
 }
 MODELS = {"stg_orders", "customers", "customer_count", "by_customer", "by_customer_count", "py_orders", "doubled",

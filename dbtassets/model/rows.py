@@ -31,7 +31,7 @@ def compact_nodes(
             versions.code_version(uid), "", "", str(node.get("relation_name") or ""),
             _plain({**(node.get("meta") or {}), **(config.get("meta") or {})}),
             _plain_config(config), config_version(node), _model_freshness(config.get("freshness")),
-            str(node.get("language") or "sql"), versions.varies_by_command(node),
+            str(node.get("language") or "sql"), versions.varies_by_command(node), versions.reads(uid),
         ))
     for uid, source in sources.items():
         where[0] = uid
@@ -44,7 +44,7 @@ def compact_nodes(
             str(source.get("relation_name") or ""), _plain(meta), _plain_config(config), "",
             _source_freshness(source.get("freshness") or config.get("freshness"),
                               source.get("loaded_at_query") or config.get("loaded_at_query")),
-            "sql", False,
+            "sql", False, (),
         ))
     return tuple(compact)
 

@@ -9,16 +9,17 @@ with another manifest (``plan --against``) and finds undeclared reads (``lint``)
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Protocol
 
 from dbtassets.errors import ManifestError
 from dbtassets.model.graph import BUILDABLE, AssetGraph
-from dbtassets.model.manifest import Manifest, ResourceType, UniqueId, compiled_sql, load_manifest
+from dbtassets.model.manifest import Manifest, Node, ResourceType, UniqueId, compiled_sql, load_manifest
 from dbtassets.model.selection import exact_selectors
 from dbtassets.model.sources import DataVersionKind
+from dbtassets.model.values import changed_reads, describe
 from dbtassets.rules.staleness import AssetStatus, CodeChange, compute_statuses
 from dbtassets.state.records import UNSETTLED, CachedFingerprint, Fingerprinted, Materialization, StateView, Version
 from dbtassets.state.store import StateStore
@@ -26,6 +27,13 @@ from dbtassets.state.store import StateStore
 _EPHEMERAL_CTE = "__dbt__cte__"  # how dbt names an inlined ephemeral model
 _UNSETTLED_CHANGE = CodeChange(True, description="the project was edited during that build, so which code it "
                                                  "ran is unknown: rebuilding to be sure")
+
+
+def _values_changed(node: Node, last: Materialization) -> str:
+    """``var('x') changed`` when only the values of the vars and env vars ``node`` reads moved since ``last``."""
+    old = last.manifest_version or ""
+    changed = changed_reads(old, node.code_version, node.reads) if node.reads else None
+    return describe(changed) if changed else ""
 
 
 class Compiler(Protocol):
@@ -80,24 +88,26 @@ class CodeVersioner:
         (one ``dbt compile`` for all of them) and fingerprinted.
         """
         versions: dict[UniqueId, str] = {}
-        unsettled: dict[UniqueId, CodeChange] = {}
+        known: dict[UniqueId, CodeChange] = {}  # changes known without compiling: unsettled builds, values
         moved: list[UniqueId] = []
         for uid, node in self.graph.assets.items():
             if node.resource_type not in BUILDABLE:
                 continue
             last = state.last_success.get(uid)
             if last is not None and last.code_version == UNSETTLED:
-                versions[uid], unsettled[uid] = node.code_version, _UNSETTLED_CHANGE
+                versions[uid], known[uid] = node.code_version, _UNSETTLED_CHANGE
             elif node.resource_type == ResourceType.SEED or not node.compiled_compares or last is None:
                 # seeds: their content checksum; Python and command-dependent models: their code as written,
                 # normalized (see dbtassets.model.manifest); missing: irrelevant
                 versions[uid] = node.code_version
+                if last is not None and last.code_version != node.code_version and _values_changed(node, last):
+                    known[uid] = CodeChange(True, description=_values_changed(node, last))
             elif last.manifest_version == node.code_version:
                 versions[uid] = last.code_version
             else:
                 moved.append(uid)
         if not moved:
-            return CodeVersions(versions, unsettled)
+            return CodeVersions(versions, known)
         cached = self.store.fingerprints((uid, self.graph.assets[uid].code_version) for uid in moved)
         uncached = [uid for uid in moved if uid not in cached]
         if uncached:
@@ -105,7 +115,7 @@ class CodeVersioner:
             compiled = self.compiler.compile(exact_selectors(self.graph, uncached))
             self.store.save_fingerprints(self.fingerprints({u: sql for u, sql in compiled.items() if u in uncached}))
             cached = self.store.fingerprints((uid, self.graph.assets[uid].code_version) for uid in moved)
-        changes: dict[UniqueId, CodeChange] = dict(unsettled)
+        changes: dict[UniqueId, CodeChange] = dict(known)
         notes: dict[UniqueId, str] = {}
         for uid in moved:
             node, last = self.graph.assets[uid], state.last_success[uid]
@@ -117,6 +127,11 @@ class CodeVersioner:
                 notes[uid] = entry.note
             if versions[uid] != last.code_version:
                 changes[uid] = self._classify(uid, last, entry)
+                values = _values_changed(node, last)
+                if values:  # the code is as it was: say which value moved (and how the SQL changed with it)
+                    description = changes[uid].description
+                    changes[uid] = replace(changes[uid], description=f"{values}: {description}" if description
+                                           else values)
         return CodeVersions(versions, changes, notes)
 
     def fingerprints(self, compiled: Mapping[UniqueId, str]) -> list[Fingerprinted]:
@@ -202,7 +217,7 @@ class CodeVersioner:
 
         if other_path.is_dir():  # a directory of artifacts, as `dbt compile --target-path DIR` writes it
             other_path = other_path / "manifest.json"
-        other = load_manifest(other_path.resolve())
+        other = load_manifest(other_path.resolve(), values=self.manifest.values)
         other_sql = compiled_sql(other_path.resolve())
         candidates = [uid for uid, node in self.graph.assets.items()
                       if node.resource_type in (ResourceType.MODEL, ResourceType.SNAPSHOT)
