@@ -51,9 +51,11 @@ class ParseRecord:
             newest_dir: the newest mtime of a directory holding the files.
             env_names: the env vars the selected profile target reads now.
         """
-        for name in sorted({*self.env, *env_names}):
-            if self.env.get(name) != env_digest(name, environ.get(name)):
-                return f"was parsed with another value of the environment variable {name}"
+        moved = [name for name in sorted({*self.env, *env_names})
+                 if self.env.get(name) != env_digest(name, environ.get(name))]
+        if moved:  # named, never shown: a value may be a secret
+            return (f"was parsed with another value of the environment variable{'s' if len(moved) > 1 else ''} "
+                    f"{', '.join(moved)}")
         if files == self.files:
             return None
         if manifest.st_mtime_ns != self.manifest_mtime_ns and newest_dir <= manifest.st_mtime:
