@@ -135,4 +135,4 @@ def test_an_env_var_in_the_projects_yaml_is_followed_and_a_secret_is_kept_only_a
     monkeypatch.setenv("DBT_ENV_SECRET_RAW_SCHEMA", "another-s3cret")
     load(project_dir, parsed)
     assert len(parsed) == 2 and parsed[1].endswith("environment variable DBT_ENV_SECRET_RAW_SCHEMA"), parsed
-    assert "s3cret" not in (project_dir / "target" / NAME).read_text()
+    assert b"s3cret" not in (project_dir / "target" / NAME).read_bytes()

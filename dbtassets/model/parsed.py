@@ -17,7 +17,7 @@ was written (a file added, removed or renamed since); otherwise the record is br
 from __future__ import annotations
 
 import contextlib
-import json
+import marshal
 import os
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -26,7 +26,7 @@ from pathlib import Path
 from dbtassets.model.project import DbtProject, ProjectFiles
 from dbtassets.model.values import env_digest, env_names_in
 
-NAME = "dbtassets-parse.json"
+NAME = "dbtassets-parse.record"  # marshalled, like the manifest cache beside it: read before every command
 FORMAT = 1
 _SCANNED = (".sql", ".yml", ".yaml")  # where env_var() may be (not seeds' CSV: large, and never rendered)
 _SHOWN = 3  # changed files named in a message
@@ -89,14 +89,14 @@ def _profile_key(dbt: DbtProject, profiles: Path) -> str:
 def read_record(dbt: DbtProject) -> ParseRecord | None:
     """The record beside the manifest; None when there is none (or it is unreadable, or of another format)."""
     try:
-        raw = json.loads((dbt.target_path / NAME).read_text(encoding="utf-8"))
-        if raw.get("format") != FORMAT:
-            return None
-        return ParseRecord({path: (size, mtime) for path, (size, mtime) in raw["files"].items()},
-                           dict(raw["env"]), {path: tuple(names) for path, names in raw["env_names"].items()},
-                           int(raw["manifest_mtime_ns"]))
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        # One read, then loads (as the manifest cache): marshal.load on a file object makes many small reads.
+        stored_format, files, env, env_names, manifest_mtime_ns = marshal.loads((dbt.target_path / NAME).read_bytes())
+    except (OSError, EOFError, ValueError, TypeError):  # TypeError, ValueError: not a tuple of five
         return None
+    if stored_format != FORMAT or not all(isinstance(part, dict) for part in (files, env, env_names)) \
+            or not isinstance(manifest_mtime_ns, int):
+        return None
+    return ParseRecord(files, env, env_names, manifest_mtime_ns)
 
 
 def write_record(dbt: DbtProject, files: Mapping[str, tuple[int, int]], profile_env_names: Collection[str],
@@ -106,6 +106,8 @@ def write_record(dbt: DbtProject, files: Mapping[str, tuple[int, int]], profile_
     A file unchanged since ``previous`` is not read again. Best effort: without a record, the next load
     judges by file times alone (and writes one).
     """
+    if not os.access(dbt.target_path, os.W_OK):
+        return  # a read-only target/ (a CI checkout): no record, and no reading every file to make one
     env_names: dict[str, tuple[str, ...]] = {}
     for path, stat in files.items():
         if not path.endswith(_SCANNED) or path.startswith("profile:"):
@@ -124,10 +126,9 @@ def write_record(dbt: DbtProject, files: Mapping[str, tuple[int, int]], profile_
     kept = dbt.target_path / NAME
     temporary = kept.with_name(f".{NAME}.{os.getpid()}.tmp")
     try:
-        record = {"format": FORMAT, "manifest_mtime_ns": dbt.manifest_path.stat().st_mtime_ns,
-                  "env": {name: env_digest(name, environ.get(name)) for name in every},
-                  "env_names": env_names, "files": files}
-        temporary.write_text(json.dumps(record), encoding="utf-8")
+        env = {name: env_digest(name, environ.get(name)) for name in every}
+        with temporary.open("wb") as f:
+            marshal.dump((FORMAT, dict(files), env, env_names, dbt.manifest_path.stat().st_mtime_ns), f)
         os.replace(temporary, kept)
-    except OSError:
+    except (OSError, ValueError):
         temporary.unlink(missing_ok=True)
