@@ -136,3 +136,12 @@ def test_an_env_var_in_the_projects_yaml_is_followed_and_a_secret_is_kept_only_a
     load(project_dir, parsed)
     assert len(parsed) == 2 and parsed[1].endswith("environment variable DBT_ENV_SECRET_RAW_SCHEMA"), parsed
     assert b"s3cret" not in (project_dir / "target" / NAME).read_bytes()
+
+
+def test_without_a_record_a_file_removed_after_the_manifest_is_parsed_again(project_dir: Path) -> None:
+    """A manifest from the user's own `dbt parse` (or an older dbtassets): the directories' times tell."""
+    (project_dir / "models/marts/dim_customer.sql").unlink()
+    parsed: list[str] = []
+    load(project_dir, parsed)
+    assert parsed == [f"{project_dir}/target/manifest.json is older than a change in {project_dir}/models/marts "
+                      "(a file added, removed or renamed)"]

@@ -70,7 +70,7 @@ class DbtProject:
         copy of the project with its ``target/`` finds the same paths.
         """
         entries: dict[str, tuple[int, int]] = {}
-        newest_mtime, newest_path, newest_dir = 0.0, "", 0.0
+        newest_mtime, newest_path, newest_dir, newest_dir_path = 0.0, "", 0.0, ""
         for name in _TOP_FILES:
             try:
                 stat = (self.directory / name).stat()
@@ -84,12 +84,14 @@ class DbtProject:
             relative = os.path.relpath(top, self.directory)
             for path, stat, is_dir in _files_under(top):
                 if is_dir:  # its mtime moves when a file in it is added, removed or renamed
-                    newest_dir = max(newest_dir, stat.st_mtime)
+                    if stat.st_mtime > newest_dir:
+                        newest_dir, newest_dir_path = stat.st_mtime, path
                     continue
                 entries[relative + path[len(top):]] = (stat.st_size, stat.st_mtime_ns)
                 if stat.st_mtime > newest_mtime:
                     newest_mtime, newest_path = stat.st_mtime, path
-        return ProjectFiles(entries, (newest_mtime, Path(newest_path) if newest_path else None), newest_dir)
+        return ProjectFiles(entries, (newest_mtime, Path(newest_path) if newest_path else None),
+                            (newest_dir, Path(newest_dir_path) if newest_dir_path else None))
 
     def files_changed_since(self, mtime: float) -> list[Path]:
         """The files dbt parses that were modified after ``mtime``."""
@@ -110,7 +112,8 @@ class ProjectFiles:
 
     entries: Mapping[str, tuple[int, int]]  # path relative to the project -> (size, mtime_ns)
     newest: tuple[float, Path | None]  # the newest file's (mtime, path); (0, None) when there is none
-    newest_dir: float  # the newest mtime of a directory holding them: a file added, removed or renamed there
+    # the newest directory holding them (mtime, path): its time moves when a file is added, removed or renamed
+    newest_dir: tuple[float, Path | None]
 
 
 def repository_prefix(directory: Path) -> str:

@@ -84,29 +84,8 @@ def load_snapshot(dbt: DbtProject, manifest_path: Path | None, parse: Callable[[
     if manifest_path is not None:
         manifest = load_manifest(manifest_path.resolve(), values=values)
     else:
-        path = dbt.manifest_path
-        walked = dbt.files()
-        (loaded_at, newest), profile_names = walked.newest, targets.env_names if targets else frozenset[str]()
-        files = files_now(dbt, walked, targets.profiles_path if targets else None)
-        record = read_record(dbt)
-        try:
-            stat: os.stat_result | None = path.stat()
-        except OSError:
-            stat = None
-        why = None
-        if stat is None:
-            why = "is missing"
-        elif loaded_at > stat.st_mtime:
-            why = f"is older than {newest}"
-        elif targets is not None and not manifest_is_for(dbt, targets):
-            why = f"was made for another target than {targets.selected.target!r}"
-        elif record is not None:
-            why = record.why_stale(files, stat, walked.newest_dir, profile_names, environ)
-        if why is not None:
-            parse(f"{path} {why}")
-        if why is not None or record is None or record.files != files:
-            write_record(dbt, files, profile_names, record, environ)
-        manifest = load_manifest(path, values=values)
+        loaded_at = _make_current(dbt, parse, targets, environ)
+        manifest = load_manifest(dbt.manifest_path, values=values)
     if manifest.project_name and manifest.project_name != dbt.name:
         raise ManifestError(
             f"{manifest.path}: manifest of project {manifest.project_name!r}, but {dbt.directory} is "
@@ -116,3 +95,34 @@ def load_snapshot(dbt: DbtProject, manifest_path: Path | None, parse: Callable[[
     sources = [n for n in graph.assets.values() if n.resource_type == ResourceType.SOURCE]
     return Snapshot(dbt, manifest, graph, load_settings(dbt.directory, sources), Policies.from_graph(graph),
                     loaded_at)
+
+
+def _make_current(dbt: DbtProject, parse: Callable[[str], None], targets: Targets | None,
+                  environ: Mapping[str, str]) -> float:
+    """``parse()`` if the project's manifest is stale, and keep what the files were (one walk); the newest
+    file's mtime."""
+    path = dbt.manifest_path
+    walked = dbt.files()
+    (newest_mtime, newest), profile_names = walked.newest, targets.env_names if targets else frozenset[str]()
+    files = files_now(dbt, walked, targets.profiles_path if targets else None)
+    record = read_record(dbt)
+    try:
+        stat: os.stat_result | None = path.stat()
+    except OSError:
+        stat = None
+    why = None
+    if stat is None:
+        why = "is missing"
+    elif newest_mtime > stat.st_mtime:
+        why = f"is older than {newest}"
+    elif targets is not None and not manifest_is_for(dbt, targets):
+        why = f"was made for another target than {targets.selected.target!r}"
+    elif record is not None:
+        why = record.why_stale(files, stat, walked.newest_dir[0], profile_names, environ)
+    elif walked.newest_dir[0] > stat.st_mtime:  # no record of what it saw: was a file added, removed or moved since?
+        why = f"is older than a change in {walked.newest_dir[1]} (a file added, removed or renamed)"
+    if why is not None:
+        parse(f"{path} {why}")
+    if why is not None or record is None or record.files != files:
+        write_record(dbt, files, profile_names, record, environ)
+    return newest_mtime

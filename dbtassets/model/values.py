@@ -71,6 +71,7 @@ class Values:
     package_vars: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     cli_vars: Mapping[str, Any] = field(default_factory=dict)
     environ: Mapping[str, str] = field(default_factory=dict)
+    _digests: dict[Read, str] = field(default_factory=dict, compare=False, repr=False)  # many nodes share a read
 
     @classmethod
     def of(cls, dbt: DbtProject, cli_vars: Mapping[str, Any] | None = None,
@@ -96,6 +97,11 @@ class Values:
 
     def digest(self, read: Read) -> str:
         """A short hash of what ``read`` resolves to now (for a var: with the env vars its value renders)."""
+        if read not in self._digests:
+            self._digests[read] = self._digest(read)
+        return self._digests[read]
+
+    def _digest(self, read: Read) -> str:
         kind, name, package = read
         if kind == ENV:
             value: Any = env_digest(name, self.environ.get(name))
