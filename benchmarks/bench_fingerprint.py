@@ -101,7 +101,7 @@ class CountingRunner(SuccessRunner):
         super().__init__()
         self.compiles: list[int] = []
 
-    def compile(self, selectors: Sequence[str]) -> dict[UniqueId, str]:
+    def compile(self, selectors: Sequence[str], *, full_refresh: bool = False) -> dict[UniqueId, str]:
         self.compiles.append(len(selectors))
         return {}
 

@@ -35,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -44,7 +44,7 @@ from typing import Any
 from generate_project import generate, parse
 
 import dbtassets
-from dbtassets.building.runner import BuildResult, NodeResult, build_command, display
+from dbtassets.building.runner import BuildResult, DbtTarget, NodeResult, NodeStatus, build_command, display
 from dbtassets.engine import Options, Project
 from dbtassets.model.graph import BUILDABLE, AssetGraph
 from dbtassets.model.manifest import UniqueId
@@ -104,6 +104,10 @@ class SuccessRunner:
     def __init__(self) -> None:
         self.project: Project | None = None
         self.builds = 0
+        self.on_node: Callable[[NodeResult], None] | None = None  # never called, as by dbt in a subprocess
+
+    def retarget(self, target: DbtTarget) -> None:
+        pass  # it runs no dbt
 
     def build(self, selectors: Sequence[str], extra_args: Sequence[str] = ()) -> BuildResult:
         assert self.project is not None, "SuccessRunner.project must be set before building"
@@ -115,11 +119,11 @@ class SuccessRunner:
         tested: set[UniqueId] = set()
         for uid in graph.topological_order(chosen):  # as `dbt build`: each asset, then its tests, all passing
             if graph.assets[uid].resource_type in BUILDABLE:
-                results.append(NodeResult(uid, "success", "OK", 0.0, 0))
+                results.append(NodeResult(uid, NodeStatus.SUCCESS, "OK", 0.0, 0))
                 for check in manifest.checks_of(uid):  # so that no check is left pending
                     if check.unique_id not in tested:
                         tested.add(check.unique_id)
-                        results.append(NodeResult(check.unique_id, "pass", "", 0.0))
+                        results.append(NodeResult(check.unique_id, NodeStatus.PASS, "", 0.0))
         return BuildResult(display(build_command(selectors, extra_args)), 0, tuple(results),
                            self.project.dbt.dbt_log)
 
@@ -128,7 +132,7 @@ class SuccessRunner:
         assert self.project is not None
         parse(self.project.dbt.directory)
 
-    def compile(self, selectors: Sequence[str]) -> dict[UniqueId, str]:
+    def compile(self, selectors: Sequence[str], *, full_refresh: bool = False) -> dict[UniqueId, str]:
         return {}  # a state filled by this runner records manifest checksums: nothing to compare
 
     def query(self, sql: str) -> list[list[Any]]:

@@ -8,9 +8,13 @@ cache) and of one populated state store. Every round runs every variant of every
 rotating order, so machine noise falls on all of them alike. The state store is populated by this
 checkout's code, as ``bench_status.py`` does (a fake build: every asset recorded built).
 
+With ``--instructions``, each command also runs once per version under ``valgrind --tool=callgrind``
+with ``PYTHONHASHSEED=0``, and the instructions it executed are compared: a count that does not move
+with the machine's load, for when the machine is too busy for wall-clock medians to settle.
+
 Usage::
 
-    .venv/bin/python benchmarks/bench_trees.py BEFORE [AFTER] [--models 5000] [--repeat 7]
+    .venv/bin/python benchmarks/bench_trees.py BEFORE [AFTER] [--models 5000] [--repeat 7] [--instructions]
 
 AFTER defaults to this working tree as it is (uncommitted changes included).
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -39,7 +44,7 @@ COMMANDS = {  # variant -> dbtassets arguments after --project-dir/--state
     "status --no-observe": ["status", "--no-observe"],
     "status": ["status"],
     "status --format json": ["status", "--format", "json"],
-    "plan": ["plan"],
+    "sync --dry-run": ["sync", "--dry-run"],
 }
 
 
@@ -66,6 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("after", nargs="?", default=".", help="the other commit (default: this working tree)")
     parser.add_argument("--models", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--instructions", action="store_true", help="also count instructions under callgrind")
     args = parser.parse_args(argv)
     trees = {"before": export(args.before), "after": export(args.after)}
     project = ensure_project(args.models, None, None, None)
@@ -99,6 +105,11 @@ def main(argv: list[str] | None = None) -> None:
             for key, argv, run_env in runs[shift:] + runs[:shift]:
                 samples.setdefault(key, []).append(once(argv, run_env))
             print(f"round {round_no + 1}/{args.repeat} done", flush=True)
+        counted: dict[tuple[str, str], int] = {}
+        if args.instructions:
+            for key, argv, run_env in runs:
+                counted[key] = instructions(argv, {**run_env, "PYTHONHASHSEED": "0"}, scratch)
+                print(f"{key[0]} {key[1]}: {counted[key]:,} instructions", flush=True)
     print(f"\n### {args.before} (before) and {args.after} (after), side by side, N = {args.models} models\n")
     print(f"{args.repeat} interleaved rounds after a warm-up; {platform.machine()}, {os.cpu_count()} cpus, "
           f"python {platform.python_version()}; whole process, `python -m dbtassets`\n")
@@ -108,6 +119,22 @@ def main(argv: list[str] | None = None) -> None:
         b, a = samples[("before", variant)], samples[("after", variant)]
         print(f"| `{variant}` | {statistics.median(b):.3f} | {statistics.median(a):.3f} | "
               f"{statistics.median(a) / statistics.median(b):.2f}x | {min(b):.3f} | {min(a):.3f} |")
+    if counted:
+        print("\n| command | before: instructions | after: instructions | after / before |")
+        print("|---|---:|---:|---:|")
+        for variant in COMMANDS:
+            b_count, a_count = counted[("before", variant)], counted[("after", variant)]
+            print(f"| `{variant}` | {b_count:,} | {a_count:,} | {a_count / b_count:.3f}x |")
+
+
+def instructions(argv: list[str], run_env: dict[str, str], cwd: str) -> int:
+    """The instructions one run of ``argv`` executes, counted by callgrind (its own process only)."""
+    done = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv],
+                          env=run_env, capture_output=True, text=True, cwd=cwd)
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if done.returncode not in (0, 1) or found is None:
+        raise SystemExit(f"callgrind run failed ({done.returncode}): {' '.join(argv)}\n{done.stderr[-2000:]}")
+    return int(found.group(1))
 
 
 if __name__ == "__main__":

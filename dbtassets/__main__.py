@@ -1,5 +1,5 @@
 """``python -m dbtassets``."""
 
-from dbtassets.cli.commands import main
+from dbtassets.cli import main
 
 main()

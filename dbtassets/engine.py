@@ -3,8 +3,9 @@
 A ``Project`` holds the boundaries (the dbt runner, the clock, the state store), all passed in
 so tests can replace them, and a frozen :class:`~dbtassets.model.snapshot.Snapshot` of what was loaded.
 Its verbs are the commands' (``status``, ``sync``…) and the watcher's (``observe``, ``plan``,
-``build``, ``build_lock``, ``reparse``): nothing outside the engine reaches into the store or the
-runner.
+``leased``, ``build``, ``build_lock``, ``latest_build``, ``reparse``): nothing outside the engine
+reaches into the store or the runner. Planning a build, running it and keeping its run's books
+are :mod:`dbtassets.builder`'s, which ``plan_for``, ``leased`` and ``build`` delegate to.
 """
 
 from __future__ import annotations
@@ -16,21 +17,16 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-from dbtassets.building import recording
+from dbtassets.builder import Builder
 from dbtassets.building.lock import BuildLock
 from dbtassets.building.runner import (
-    BuildResult,
     DbtTarget,
     NodeResult,
     Runner,
     SubprocessRunner,
-    build_command,
-    display,
-    listening,
 )
-from dbtassets.building.steps import BuildStep, run_steps
 from dbtassets.clock import Clock, SystemClock, timestamp
-from dbtassets.errors import DbtAssetsError, Interrupted, ProjectError, SelectionError
+from dbtassets.errors import ProjectError, SelectionError
 from dbtassets.explain import explain
 from dbtassets.model.freshness import Policies
 from dbtassets.model.graph import BUILDABLE, AssetGraph
@@ -44,14 +40,13 @@ from dbtassets.observe.observer import Observer
 from dbtassets.results import Explanation, ObserveOutcome, Options, StatusReport, SyncPlan, SyncResult
 from dbtassets.rules.policies import Verdict
 from dbtassets.rules.policies import apply as apply_policies
-from dbtassets.rules.refresh import invocations
 from dbtassets.rules.savings import Savings
 from dbtassets.rules.savings import compute as compute_savings
 from dbtassets.rules.staleness import AssetStatus, ReasonCode, compute_statuses
 from dbtassets.sql.versions import CodeVersioner
 from dbtassets.state.backends import Location
-from dbtassets.state.leases import leased
-from dbtassets.state.records import BuildStatus, HistoryEntry, RunStatus
+from dbtassets.state.leases import Leased
+from dbtassets.state.records import HistoryEntry
 from dbtassets.state.store import StateStore
 
 __all__ = ["STATE_ENV", "Explanation", "ObserveOutcome", "Options", "Project", "StatusReport", "SyncPlan",
@@ -85,7 +80,6 @@ class Project:
         self._targets: Targets | ProjectError = ProjectError("profiles.yml not read yet")
         self._profiles_stamp: tuple[str, int] | None = ("", -1)
         self._store: StateStore | None = None
-        self._unclosed: dict[int, tuple[RunStatus, str]] = {}  # runs to close once the store can be reached again
         self._follow_profile()
         self.clock: Clock = clock or SystemClock()
         self.log = log or (lambda message: None)
@@ -93,6 +87,7 @@ class Project:
                                     or self.dbt.directory / ".dbtassets" / "state.db")
         self._snapshot: Snapshot | None = None
         self._warned: set[str] = set()
+        self._builder = Builder(self)
 
     def __enter__(self) -> Project:
         return self
@@ -171,8 +166,7 @@ class Project:
         if after != before:
             self.close()  # the store was opened for the other warehouse's records
             self.target = replace(self.target, warehouse=after or "")
-            if hasattr(self.runner, "target"):
-                self.runner.target = self.target
+            self.runner.retarget(self.target)
 
     @property
     def targets(self) -> Targets:
@@ -215,6 +209,10 @@ class Project:
     def latest_report(self) -> int:
         """A cheap "did a loader report anything?" probe: the id of the newest report."""
         return self.store.latest_observation_id(ObserverKind.REPORTED.value)
+
+    def latest_build(self) -> int:
+        """A cheap "did any build record something?" probe: the id of the newest recorded outcome."""
+        return self.store.latest_materialization_id()
 
     @property
     def runner_name(self) -> str:
@@ -314,22 +312,9 @@ class Project:
     def plan_for(self, to_build: Sequence[UniqueId], statuses: Mapping[UniqueId, AssetStatus],
                  extra_args: Sequence[str] = (), verdict: Verdict | None = None,
                  checks: Sequence[UniqueId] = ()) -> SyncPlan:
-        """The plan that builds exactly ``to_build`` (upstream first) and runs ``checks``.
-
-        Models whose rebuild must be a full refresh get ``--full-refresh`` and no other model does,
-        which may take more than one ``dbt build`` (:func:`dbtassets.rules.refresh.invocations`). Checks
-        whose assets are not built are selected by name in the first one.
-        """
-        full = [uid for uid in to_build if statuses[uid].full_refresh]
-        steps = [BuildStep(i.assets, i.full_refresh) for i in invocations(self.graph, to_build, full)]
-        if checks:
-            first = steps[0] if steps else BuildStep(())
-            steps[:1] = [BuildStep(first.assets, first.full_refresh, tuple(checks))]
-        selectors = [s.selectors(self.graph, self.manifest) for s in steps]
-        command = " && ".join(display(build_command(sel, s.args(extra_args))) for s, sel in zip(steps, selectors,
-                                                                                                  strict=True))
-        return SyncPlan(list(to_build), [one for sel in selectors for one in sel], command, statuses,
-                        verdict=verdict, checks=list(checks), steps=steps)
+        """The plan that builds exactly ``to_build`` (upstream first) and runs ``checks``
+        (:func:`dbtassets.builder.plan_for`)."""
+        return self._builder.plan_for(to_build, statuses, extra_args, verdict, checks)
 
     def sync(self, select: Sequence[str] = (), exclude: Sequence[str] = (), extra_args: Sequence[str] = (),
              *, dry_run: bool = False, all_stale: bool = False) -> SyncResult:
@@ -338,7 +323,7 @@ class Project:
             return SyncResult(self.plan(select, exclude, extra_args, all_stale=all_stale))
         with self.build_lock("sync"):
             self.recover()
-            seen = self.store.latest_materialization_id()
+            seen = self.latest_build()
             plan = self.plan(select, exclude, extra_args, all_stale=all_stale)
             if plan.empty:
                 return SyncResult(plan)
@@ -346,80 +331,32 @@ class Project:
             def replan() -> SyncPlan:
                 return self.plan(select, exclude, extra_args, observe=False, all_stale=all_stale)
 
-            with leased(self, plan, replan, seen, extra_args) as share:
+            with self.leased(plan, replan, seen, extra_args) as share:
                 left = share.left_to()
                 if share.plan.empty:
                     return SyncResult(share.plan, left=left)
                 return replace(self.build(share.plan, extra_args, holder=share.claim.holder), left=left)
+
+    def leased(self, plan: SyncPlan, replan: Callable[[], SyncPlan], seen: int,
+               extra_args: Sequence[str] = ()) -> contextlib.AbstractContextManager[Leased[SyncPlan]]:
+        """Claim ``plan``'s assets for one build and hold them until the block ends: its share of the plan.
+
+        ``seen`` is :meth:`latest_build` from before ``plan`` was made: if another build recorded
+        outcomes since, ``replan`` makes the plan again under the claim. The share builds only the
+        assets this build holds, and says who holds the others (:func:`dbtassets.state.leases.leased`).
+        """
+        return self._builder.leased(plan, replan, seen, extra_args)
 
     def build(self, plan: SyncPlan, extra_args: Sequence[str] = (), *,
               on_node: Callable[[NodeResult], None] | None = None, holder: str | None = None) -> SyncResult:
         """Run the plan's dbt build and record each asset's outcome. The caller holds the build lock.
 
         ``on_node`` hears each node as dbt finishes it, where the runner can tell (in-process).
-        ``holder`` names the build's leases (:func:`dbtassets.state.leases.leased`): an asset whose lease
-        another build took meanwhile is not recorded, but reported in the result's ``lost``.
+        ``holder`` names the build's leases (:meth:`leased`): an asset whose lease another build took
+        meanwhile is not recorded, but reported in the result's ``lost``.
         """
         self._follow_profile()
-        snapshot = self.snapshot
-        self._close_runs()
-        run_id = self.store.start_run(plan.command, plan.to_build, self.now())
-        try:
-            with listening(self.runner, on_node):
-                result = run_steps(self.runner, snapshot.graph, snapshot.manifest, plan.steps, plan.command,
-                                   extra_args, self.dbt.dbt_log)
-            unsettled = self._edited_during(snapshot, result)
-            # Fingerprints first: sqlglot must not run while the store's write lock is held.
-            found = self.versions.fingerprints({r.unique_id: r.compiled_code for r in result.results
-                                                if r.compiled_code and r.unique_id not in unsettled})
-            at = self.now()
-            record = recording.outcomes(plan, result, snapshot, self.store.view().last_success, at,
-                                        unsettled=unsettled, code_versions={f.unique_id: f.code_version for f in found})
-            ok = (not record.failed and not record.having(BuildStatus.SKIPPED) and not record.failed_checks
-                  and result.crashed is None)
-            lost = self.store.record_build(run_id, record.outcomes, record.checks, found, ok, at,
-                                           str(result.log_path), result.crashed, holder)
-        except DbtAssetsError as exc:  # no outcome recorded: close the run rather than leave it 'running'
-            self._close_runs({run_id: (RunStatus.ERROR, f"nothing recorded: {exc}")})
-            raise
-        except Interrupted as stop:  # the runner has stopped dbt; say so now, not at the next command
-            if self._close_runs({run_id: (RunStatus.INTERRUPTED, f"stopped by {stop.signal_name}; nothing recorded")}):
-                stop.run_id = run_id
-            raise
-        return SyncResult(plan, run_id, [u for u in record.having(BuildStatus.SUCCESS) if u not in lost],
-                          record.failed, record.having(BuildStatus.SKIPPED), record.not_run, result,
-                          failed_checks=record.failed_checks, lost=lost)
-
-    def _close_runs(self, runs: Mapping[int, tuple[RunStatus, str]] | None = None) -> bool:
-        """Close ``runs`` (id → status, message), which recorded nothing, with those not closed before.
-
-        A store that cannot be reached (its server restarting) keeps them for the next build; the
-        assets stay stale meanwhile, so nothing is lost. True once they are closed.
-        """
-        self._unclosed.update(runs or {})
-        if not self._unclosed:
-            return True
-        try:
-            with self.store.transaction() as db:
-                for run_id, (status, message) in self._unclosed.items():
-                    self.store.finish_run(db, run_id, status, self.now(), None, message)
-        except DbtAssetsError:
-            return False
-        self._unclosed.clear()
-        return True
-
-    def _edited_during(self, snapshot: Snapshot, result: BuildResult) -> frozenset[UniqueId]:
-        """The built assets whose code was edited during the build (see :meth:`Snapshot.edited_since_load`)."""
-        unsettled, changed = snapshot.edited_since_load({r.unique_id for r in result.results})
-        if changed and snapshot.loaded_at is not None:
-            # dbt may have rewritten target/manifest.json from code read before the edit: make it look
-            # older than the edit, so that the next command parses again rather than trusting it.
-            with contextlib.suppress(OSError):
-                os.utime(self.dbt.manifest_path, (snapshot.loaded_at, snapshot.loaded_at))
-        if unsettled:
-            names = ", ".join(sorted(str(p.relative_to(self.dbt.directory)) for p in changed))
-            self.log(f"{names} changed during the build: {len(unsettled)} asset(s) will be built again to be sure")
-        return unsettled
+        return self._builder.build(plan, extra_args, on_node=on_node, holder=holder)
 
     def plan_against(self, other_path: Path, select: Sequence[str] = (),
                      exclude: Sequence[str] = ()) -> StatusReport:

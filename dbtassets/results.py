@@ -1,4 +1,4 @@
-"""The values the engine's verbs return: plain, frozen, and rendered by :mod:`dbtassets.report.render`."""
+"""The values the engine's verbs return: plain, frozen, and rendered by :mod:`dbtassets.report`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dbtassets.building.recording import build_ok
 from dbtassets.building.runner import BuildResult
 from dbtassets.building.steps import BuildStep
 from dbtassets.model.manifest import UniqueId
@@ -28,6 +29,8 @@ class Options:
 
 @dataclass(frozen=True)
 class StatusReport:
+    """``status``: each selected asset's status and reasons, the warnings met, and the policies' verdict."""
+
     statuses: Mapping[UniqueId, AssetStatus]
     selected: Sequence[UniqueId]
     warnings: Sequence[str]
@@ -87,6 +90,8 @@ class SyncPlan:
 
 @dataclass(frozen=True)
 class SyncResult:
+    """``sync`` (and ``build``): what the plan built, what failed or was skipped, and what other builds hold."""
+
     plan: SyncPlan
     run_id: int | None = None
     built: Sequence[UniqueId] = ()
@@ -100,5 +105,6 @@ class SyncResult:
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.skipped and not self.not_run and not self.failed_checks and (
-            self.build is None or self.build.crashed is None) and not self.lost
+        """The build went well (:func:`~dbtassets.building.recording.build_ok`) and built and recorded its plan."""
+        crashed = self.build.crashed if self.build is not None else None
+        return build_ok(self.failed, self.skipped, self.failed_checks, crashed) and not self.not_run and not self.lost

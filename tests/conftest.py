@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from hypothesis import settings
 
-from dbtassets.building.runner import BuildResult, NodeResult, build_command, display
+from dbtassets.building.runner import BuildResult, DbtTarget, NodeResult, NodeStatus, build_command, display
 from dbtassets.engine import Options, Project
 from dbtassets.model.manifest import Check, CheckKind, UniqueId
 from tests.pg import PostgresServer
@@ -249,6 +249,9 @@ class FakeRunner:
     It resolves selectors against the project graph exactly as dbt would for names and ``+``.
     With ``compiled`` (model name → SQL) it compiles those models to that SQL, in ``compile`` and
     in its build results, as dbt does; without, code versions fall back to the manifest's checksums.
+    A model in ``incremental`` (name → SQL) compiles to that SQL instead where dbt's ``is_incremental()``
+    renders true: once its table exists (in ``tables``: built by this runner, or there before), in
+    builds and compiles without ``--full-refresh``.
     """
 
     project: Project | None = None
@@ -260,8 +263,15 @@ class FakeRunner:
     queries: list[str] = field(default_factory=list)  # the SQL of each query call
     during_build: Callable[[], None] | None = None  # called as the build starts, e.g. to edit the project
     compiled: dict[str, str] = field(default_factory=dict)
-    compiles: list[list[str]] = field(default_factory=list)  # the selectors of each compile call
+    compiles: list[list[str]] = field(default_factory=list)  # the selectors of each compile call (and its flag)
+    incremental: dict[str, str] = field(default_factory=dict)
+    tables: set[str] = field(default_factory=set)  # models whose table exists
     failing_checks: set[str] = field(default_factory=set)  # names of data tests and unit tests that fail
+    on_node: Callable[[NodeResult], None] | None = None  # never called, as by dbt in a subprocess
+    target: DbtTarget | None = None  # what the project last pointed it at
+
+    def retarget(self, target: DbtTarget) -> None:
+        self.target = target
 
     def build(self, selectors: Sequence[str], extra_args: Sequence[str] = ()) -> BuildResult:
         from dbtassets.model.selection import select_assets
@@ -285,44 +295,52 @@ class FakeRunner:
             if node.resource_type == "source":
                 continue
             if any(p in broken for p in graph.parents(uid)):
-                results.append(NodeResult(uid, "skipped", "skipped", 0.0))
+                results.append(NodeResult(uid, NodeStatus.SKIPPED, "skipped", 0.0))
                 broken.add(uid)
             elif node.name in self.fail:
-                results.append(NodeResult(uid, "error", self.fail_message.format(name=node.name), 0.1))
+                results.append(NodeResult(uid, NodeStatus.ERROR, self.fail_message.format(name=node.name), 0.1))
                 broken.add(uid)
             else:  # as dbt build: its unit tests first, its data tests after it
                 own = self.project.manifest.checks_of(uid)
                 unit = [self._check(c) for c in own if c.kind is CheckKind.UNIT_TEST]
                 results.extend(unit)
-                if any(r.status == "fail" for r in unit):
-                    results.append(NodeResult(uid, "skipped", "skipped", 0.0))
+                if any(r.status is NodeStatus.FAIL for r in unit):
+                    results.append(NodeResult(uid, NodeStatus.SKIPPED, "skipped", 0.0))
                     broken.add(uid)
                     continue
-                results.append(NodeResult(uid, "success", "OK", 0.1, 3, compiled_code=self.compiled.get(node.name)))
+                results.append(NodeResult(uid, NodeStatus.SUCCESS, "OK", 0.1, 3,
+                                          compiled_code=self._sql(node.name, "--full-refresh" in extra_args)))
+                self.tables.add(node.name)
                 data = [self._check(c) for c in own if c.kind is CheckKind.DATA_TEST]
                 results.extend(data)
-                if any(r.status == "fail" for r in data):  # dbt build skips what is downstream of a failing test
+                if any(r.status is NodeStatus.FAIL for r in data):  # dbt build then skips what is downstream
                     broken.add(uid)
-        failed = broken or any(r.status == "fail" for r in results)
+        failed = broken or any(r.status is NodeStatus.FAIL for r in results)
         return BuildResult(display(args), 1 if failed else 0, tuple(results), log)
 
     def _check(self, check: Check) -> NodeResult:
         if check.name in self.failing_checks:
-            return NodeResult(check.unique_id, "fail", f"Got 1 result, configured to fail if != 0 ({check.name})", 0.1)
-        return NodeResult(check.unique_id, "pass", "", 0.1)
+            return NodeResult(check.unique_id, NodeStatus.FAIL,
+                              f"Got 1 result, configured to fail if != 0 ({check.name})", 0.1)
+        return NodeResult(check.unique_id, NodeStatus.PASS, "", 0.1)
 
     def parse(self) -> None:
         raise AssertionError("FakeRunner.parse: the test project should already be parsed")
 
-    def compile(self, selectors: Sequence[str]) -> dict[UniqueId, str]:
+    def compile(self, selectors: Sequence[str], *, full_refresh: bool = False) -> dict[UniqueId, str]:
         """The ``compiled`` SQL of the selected models that have some."""
         from dbtassets.model.selection import select_assets
 
         assert self.project is not None
-        self.compiles.append(list(selectors))
+        self.compiles.append([*selectors, *(["--full-refresh"] if full_refresh else [])])
         graph = self.project.graph
-        return {uid: self.compiled[graph.assets[uid].name] for uid in select_assets(graph, selectors)
-                if graph.assets[uid].name in self.compiled}
+        found = {uid: self._sql(graph.assets[uid].name, full_refresh) for uid in select_assets(graph, selectors)}
+        return {uid: sql for uid, sql in found.items() if sql is not None}
+
+    def _sql(self, name: str, full_refresh: bool) -> str | None:
+        if name in self.incremental and name in self.tables and not full_refresh:
+            return self.incremental[name]
+        return self.compiled.get(name)
 
     def edit(self, name: str, sql: str, config: dict[str, Any] | None = None) -> None:
         """The user edits model ``name`` so that it compiles to ``sql``: what ``dbt parse`` changes, done here.

@@ -92,7 +92,7 @@ def test_a_failing_unit_test_fails_its_model_s_build_named_and_watch_backs_off(f
 
 
 def test_a_github_annotation_names_the_failing_or_pending_check_of_a_fresh_asset(fake_project: Setup) -> None:
-    from dbtassets.report.render import github_annotations
+    from dbtassets.report.github import github_annotations
 
     project, runner, _ = fake_project
     project.sync()

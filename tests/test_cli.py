@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import click
@@ -16,9 +17,9 @@ import pytest
 from click.testing import CliRunner
 
 import dbtassets
-from dbtassets.cli.commands import cli
+from dbtassets import report as render
+from dbtassets.cli import main as cli
 from dbtassets.engine import Project
-from dbtassets.report import render
 from tests.conftest import REPO, FakeClock, FakeRunner, run_cli
 
 README = (REPO / "README.md").read_text()
@@ -132,15 +133,38 @@ def test_python_dash_m_and_version() -> None:
 
 def test_the_public_surface_is_explicit() -> None:
     assert sorted(dbtassets.__all__) == sorted(
-        ["AssetStatus", "ConfigError", "DbtAssetsError", "LockError", "ManifestError", "ObservationError", "Options",
-         "Project", "ProjectError", "Reason", "ReasonCode", "RunnerError", "SelectionError", "StateError", "Status",
-         "StatusReport", "SyncPlan", "SyncResult", "__version__"])
+        ["AssetGraph", "AssetSavings", "AssetStatus", "ConfigError", "DbtAssetsError", "Explanation", "HistoryEntry",
+         "Interrupted", "LockError", "ManifestError", "Node", "Observation", "ObservationError", "ObserveOutcome",
+         "Options", "Project", "ProjectError", "Reason", "ReasonCode", "RunnerError", "Savings", "SelectionError",
+         "Snapshot", "StateError", "Status", "StatusReport", "StoreUnreachable", "SyncPlan", "SyncResult", "UniqueId",
+         "Verdict", "__version__"])
     for name in dbtassets.__all__:
         assert hasattr(dbtassets, name), name
     for name in dbtassets.__all__:
         value = getattr(dbtassets, name)
         if isinstance(value, type) and issubclass(value, Exception):
             assert issubclass(value, dbtassets.DbtAssetsError), name
+        if isinstance(value, type):  # a docstring of its own, not the signature dataclasses write
+            assert value.__doc__ and not value.__doc__.startswith(f"{name}("), f"{name} has no docstring"
+
+
+VERBS = ["observe", "report", "status", "why", "lineage", "history", "plan", "sync", "build", "plan_against", "lint",
+         "savings"]
+
+
+def test_every_type_a_project_verb_returns_is_public() -> None:
+    def named(hint: object) -> set[type]:
+        found = {hint} if isinstance(hint, type) and hint.__module__.startswith("dbtassets") else set()
+        for arg in typing.get_args(hint):
+            found |= named(arg)
+        return found
+
+    returned: set[type] = set()
+    for verb in VERBS:
+        returned |= named(typing.get_type_hints(getattr(dbtassets.Project, verb))["return"])
+    assert returned, "no verb return type was found: the test would pass vacuously"
+    assert {t.__name__ for t in returned} - set(dbtassets.__all__) == set()
+    assert all(getattr(dbtassets, t.__name__) is t for t in returned)
 
 
 def test_json_assets_carry_the_documented_fields(project_dir: Path) -> None:

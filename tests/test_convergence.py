@@ -230,3 +230,26 @@ def test_a_moved_model_is_parsed_again_and_a_move_that_breaks_the_parse_fails_ch
     checked = dbtassets(built, "check")
     assert checked.returncode == 2, checked.stdout + checked.stderr
     assert "dbt parse" in checked.stderr, checked.stderr
+
+
+def test_an_incremental_model_through_three_landings_builds_incrementally_and_stays_fresh(built: Path) -> None:
+    import duckdb
+
+    (built / "models/orders_inc.sql").write_text(
+        "{{ config(materialized='incremental', unique_key='order_id') }}\n"
+        "select order_id, customer_id, amount from {{ ref('stg_orders') }}\n"
+        "{% if is_incremental() %} where order_id > (select coalesce(max(order_id), 0) from {{ this }}) {% endif %}\n")
+    first = dbtassets(built, "sync")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert stale(built) == {}
+    for landing in range(3):
+        with (built / "../data/orders.csv").open("a") as data:
+            data.write(f"{10 + landing},3,{landing + 1}\n")
+        synced = dbtassets(built, "sync", "--format", "json")
+        assert synced.returncode == 0, synced.stdout + synced.stderr
+        plan = json.loads(synced.stdout)
+        assert "orders_inc" in [a["name"] for a in plan["assets"]], plan["command"]
+        assert "--full-refresh" not in plan["command"], (landing, plan["command"])
+        assert stale(built) == {}, landing
+    with duckdb.connect(str(built / "conv.duckdb"), read_only=True) as db:
+        assert db.execute("select count(*) from orders_inc").fetchall() == [(6,)]

@@ -14,7 +14,7 @@ import pytest
 
 from dbtassets.building import dbt_contract, inprocess
 from dbtassets.building.dbt_contract import CONTRACT, Assumption
-from dbtassets.building.runner import BuildResult, DbtTarget, SubprocessRunner
+from dbtassets.building.runner import BuildResult, DbtTarget, NodeStatus, SubprocessRunner
 from dbtassets.model.project import load_project
 
 
@@ -22,6 +22,17 @@ from dbtassets.model.project import load_project
 def test_the_installed_dbt_keeps_what_inprocess_relies_on(assumption: Assumption) -> None:
     problem = assumption.problem()
     assert problem is None, problem
+
+
+def test_every_status_dbt_can_give_a_node_is_a_node_status() -> None:
+    from dbt.artifacts.schemas.results import NodeStatus as DbtNodeStatus
+
+    assert {str(s.value) for s in DbtNodeStatus} <= {s.value for s in NodeStatus}
+    assert {s for s in NodeStatus if s.failed} == {NodeStatus.ERROR, NodeStatus.FAIL, NodeStatus.RUNTIME_ERROR}
+
+
+def test_a_status_a_newer_dbt_adds_counts_as_a_failure_not_a_crash() -> None:
+    assert NodeStatus("reused") is NodeStatus.ERROR and NodeStatus("reused").failed
 
 
 def test_a_broken_assumption_says_which_and_why_it_matters() -> None:

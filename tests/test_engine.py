@@ -73,7 +73,7 @@ def test_a_failure_is_recorded_and_its_descendants_are_skipped(fake_project: Set
 def test_a_multi_line_dbt_error_keeps_the_status_table_one_row_per_reason(fake_project: Setup) -> None:
     import click
 
-    from dbtassets.report import render
+    from dbtassets import report as render
     project, runner, _ = fake_project
     runner.fail, runner.fail_message = {"stg_orders"}, "Runtime Error in model {name}\n  Conversion Error:\n    bad 'x'"
     project.sync()

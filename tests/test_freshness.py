@@ -22,10 +22,10 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from dbtassets.cli.commands import cli
+from dbtassets import report as render
+from dbtassets.cli import main as cli
 from dbtassets.engine import Options, Project
 from dbtassets.model.manifest import UniqueId
-from dbtassets.report import render
 from dbtassets.report.watchlog import event_json
 from dbtassets.rules.staleness import ReasonCode, Status
 from dbtassets.watch.events import NotDue, WatchEvent

@@ -5,11 +5,12 @@ from __future__ import annotations
 import multiprocessing
 import socket
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from dbtassets.engine import Options, Project
 from dbtassets.model.manifest import UniqueId
-from dbtassets.state.leases import Renewer, claim, leases, new_holder, release
+from dbtassets.state.leases import Renewer, claim, leased, leases, new_holder, release
 from dbtassets.state.store import StateStore
 from tests.conftest import FakeClock, FakeRunner
 
@@ -125,3 +126,29 @@ def test_sync_leaves_what_another_build_holds_and_everything_downstream_of_it(
         again = project.sync()
         assert {project.graph.assets[u].name for u in again.built} == {"stg_orders", "fact_sales", "dim_customer"}
         assert again.left == {}
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """All a lease needs of a plan: the assets it builds."""
+
+    to_build: tuple[UniqueId, ...]
+
+
+def test_a_share_leaves_what_another_build_holds_and_what_is_downstream_of_it(tmp_path: Path) -> None:
+    downstream = {X: {Y}, Y: set(), Z: set()}  # y reads x
+    replans: list[int] = []
+
+    def replan() -> _Plan:
+        replans.append(1)
+        return _Plan((X, Y, Z))
+
+    with StateStore.open(tmp_path / "state.db") as store:
+        claim(store, {X}, "other:1:n", ttl=60)
+        with leased(store, _Plan((X, Y, Z)), 60, seen=store.latest_materialization_id(), replan=replan,
+                    narrowed=lambda plan, allowed: _Plan(tuple(allowed)),
+                    descendants=lambda uid: downstream[uid]) as share:
+            assert share.plan == _Plan((Z,)) and share.left == [X, Y] and replans == []
+            assert share.left_to() == {X: "other:1:n", Y: "an upstream asset being built elsewhere"}
+            assert set(leases(store)) == {X, Z}  # y, granted but left, is given back at once
+        assert set(leases(store)) == {X}

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from dbtassets.building.runner import BuildResult
-from dbtassets.cli.commands import cli
+from dbtassets.cli import main as cli
 from dbtassets.engine import Project
 from dbtassets.rules.savings import window_start
 from tests.conftest import FakeClock, FakeRunner

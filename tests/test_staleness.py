@@ -132,7 +132,7 @@ def test_a_changed_seed_says_its_content_changed() -> None:
 DISCOUNT = frozenset({"discount"})
 
 
-def reads_nothing_new(child: UniqueId, parent: UniqueId, columns: frozenset[str]) -> bool:
+def reads_nothing_new(child: UniqueId, columns: frozenset[str]) -> bool:
     return False
 
 
@@ -161,7 +161,7 @@ def test_a_breaking_change_reaches_readers_whatever_columns_they_read() -> None:
     assert codes(statuses, FACT) == ["upstream_stale"] and codes(statuses, DIM) == ["upstream_stale"]
 
 
-def reads_everything(child: UniqueId, parent: UniqueId, columns: frozenset[str]) -> bool:
+def reads_everything(child: UniqueId, columns: frozenset[str]) -> bool:
     return True
 
 
@@ -214,7 +214,7 @@ def test_a_failure_before_the_last_success_is_history_and_a_missing_asset_that_f
 def test_a_non_breaking_change_says_which_readers_do_not_read_it() -> None:
     change = CodeChange(False, DISCOUNT, "non-breaking: added column `discount`")
 
-    def only_dim_reads(child: UniqueId, parent: UniqueId, columns: frozenset[str]) -> bool:
+    def only_dim_reads(child: UniqueId, columns: frozenset[str]) -> bool:
         return child == DIM
 
     one = compute_statuses(graph(), {**CODE, STG: "c-stg-2"}, fresh_state(), {SRC}, {STG: change}, only_dim_reads)
@@ -250,18 +250,18 @@ def test_a_rebuild_that_only_added_columns_reaches_only_their_readers() -> None:
     assert loud[FACT].reasons[0].message == "upstream stg updated: rebuilt at t20 (built from the version of t10)"
 
 
-def test_after_a_rebuild_that_added_columns_the_reader_is_asked_about_that_upstream() -> None:
-    asked: set[tuple[UniqueId, UniqueId, frozenset[str]]] = set()
+def test_after_a_rebuild_that_added_columns_the_reader_is_asked_about_those_columns() -> None:
+    asked: set[tuple[UniqueId, frozenset[str]]] = set()
 
-    def reads_from_stg(child: UniqueId, parent: UniqueId, columns: frozenset[str]) -> bool:
-        asked.add((child, parent, columns))
-        return parent == STG
+    def reads_what_is_added(child: UniqueId, columns: frozenset[str]) -> bool:
+        asked.add((child, columns))
+        return True
 
     state = fresh_state()
     widened = Materialization(20, 2, "t20", "c-stg-2", {SRC: OBSERVED}, base="m10", added=DISCOUNT)
     view = StateView({**state.last_success, STG: widened}, {}, state.observations)
-    statuses = compute_statuses(graph(), {**CODE, STG: "c-stg-2"}, view, {SRC}, reads=reads_from_stg)
-    assert asked == {(FACT, STG, DISCOUNT), (DIM, STG, DISCOUNT)}
+    statuses = compute_statuses(graph(), {**CODE, STG: "c-stg-2"}, view, {SRC}, reads=reads_what_is_added)
+    assert asked == {(FACT, DISCOUNT), (DIM, DISCOUNT)}
     assert codes(statuses, FACT) == ["upstream_updated"] and codes(statuses, DIM) == ["upstream_updated"]
 
 
@@ -280,17 +280,17 @@ def test_without_a_column_reader_every_child_reads_an_added_column() -> None:
     assert codes(statuses, FACT) == ["upstream_stale"] and codes(statuses, DIM) == ["upstream_stale"]
 
 
-def test_the_column_reader_is_asked_about_the_upstream_that_changed() -> None:
-    asked: set[tuple[UniqueId, UniqueId, frozenset[str]]] = set()
+def test_the_column_reader_is_asked_about_the_columns_the_upstream_added() -> None:
+    asked: set[tuple[UniqueId, frozenset[str]]] = set()
 
-    def reads_from_stg(child: UniqueId, parent: UniqueId, columns: frozenset[str]) -> bool:
-        asked.add((child, parent, columns))
-        return parent == STG
+    def reads_what_is_added(child: UniqueId, columns: frozenset[str]) -> bool:
+        asked.add((child, columns))
+        return True
 
     statuses = compute_statuses(graph(), {**CODE, STG: "c-stg-2"}, fresh_state(), {SRC},
                                 {STG: CodeChange(False, DISCOUNT, "non-breaking: added column `discount`")},
-                                reads_from_stg)
-    assert asked == {(FACT, STG, DISCOUNT), (DIM, STG, DISCOUNT)}
+                                reads_what_is_added)
+    assert asked == {(FACT, DISCOUNT), (DIM, DISCOUNT)}
     assert "do not read it" not in statuses[STG].reasons[0].message
     assert codes(statuses, FACT) == ["upstream_stale"] and codes(statuses, DIM) == ["upstream_stale"]
 

@@ -29,9 +29,11 @@ from dbtassets.building.runner import (
     BuildResult,
     DbtTarget,
     NodeResult,
+    NodeStatus,
     Runner,
     SubprocessRunner,
     build_command,
+    compile_command,
     database_error,
     display,
 )
@@ -68,6 +70,9 @@ class InProcessRunner:
         self._manifest: Any = None
         self._lock = threading.Lock()
         self._fallback: SubprocessRunner | None = None  # set, for good, once an internal broke
+
+    def retarget(self, target: DbtTarget) -> None:
+        self.target = target
 
     def _fall_back(self, broken: _Broken) -> SubprocessRunner:
         if self._fallback is None:
@@ -112,28 +117,28 @@ class InProcessRunner:
             return BuildResult(display(args), 2, (), log, crashed=f"dbt could not run the build: {reason}")
         try:
             nodes = tuple(_node_result(r) for r in run.results)
-        except AttributeError as exc:
+        except (AttributeError, ValueError) as exc:  # ValueError: a status dbt did not have before
             raise _Broken(f"a dbt run result: {exc}") from None
         return BuildResult(display(args), 0 if result.success else 1, nodes, log)
 
-    def compile(self, selectors: Sequence[str]) -> dict[UniqueId, str]:
+    def compile(self, selectors: Sequence[str], *, full_refresh: bool = False) -> dict[UniqueId, str]:
         """The compiled SQL of the selected nodes; nodes that fail to compile are left out."""
         if self._fallback is not None:
-            return self._fallback.compile(selectors)
+            return self._fallback.compile(selectors, full_refresh=full_refresh)
         try:
-            return self._compile(selectors)
+            return self._compile(selectors, full_refresh)
         except _Broken as broken:
-            return self._fall_back(broken).compile(selectors)
+            return self._fall_back(broken).compile(selectors, full_refresh=full_refresh)
 
-    def _compile(self, selectors: Sequence[str]) -> dict[UniqueId, str]:
+    def _compile(self, selectors: Sequence[str], full_refresh: bool) -> dict[UniqueId, str]:
         if self._manifest is None:
             self.parse()
-        result = self._invoke(["compile", "--select", *selectors], with_manifest=True)
+        result = self._invoke(compile_command(selectors, full_refresh), with_manifest=True)
         run = result.result
         if run is None or not hasattr(run, "results"):
             return {}
         return {UniqueId(r.node.unique_id): r.node.compiled_code for r in run.results
-                if str(r.status) == "success" and getattr(r.node, "compiled_code", None)}
+                if str(r.status) == NodeStatus.SUCCESS and getattr(r.node, "compiled_code", None)}
 
     def query(self, sql: str) -> list[list[Any]]:
         if self._fallback is not None:
@@ -183,7 +188,7 @@ class InProcessRunner:
             return
         data = message.data
         run_result = data.run_result
-        self.on_node(NodeResult(UniqueId(data.node_info.unique_id), str(run_result.status),
+        self.on_node(NodeResult(UniqueId(data.node_info.unique_id), NodeStatus(str(run_result.status)),
                                 str(run_result.message or ""), float(run_result.execution_time or 0.0)))
 
 
@@ -191,7 +196,7 @@ def _node_result(result: Any) -> NodeResult:
     timing = [t for t in (result.timing or []) if t.completed_at is not None]
     rows = (result.adapter_response or {}).get("rows_affected")
     completed = timing[-1].completed_at.isoformat() if timing else None
-    return NodeResult(UniqueId(result.node.unique_id), str(result.status), str(result.message or ""),
+    return NodeResult(UniqueId(result.node.unique_id), NodeStatus(str(result.status)), str(result.message or ""),
                       float(result.execution_time or 0.0), rows, completed,
                       getattr(result.node, "compiled_code", None))
 

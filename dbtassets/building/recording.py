@@ -9,19 +9,31 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from dbtassets.building.runner import BuildResult, NodeResult
+from dbtassets.building.runner import BuildResult, NodeResult, NodeStatus
+from dbtassets.building.steps import BuildStep, full_refreshed
 from dbtassets.model.manifest import CheckKind, Manifest, ResourceType, UniqueId
 from dbtassets.rules.checks import RECORDED, one_line
 from dbtassets.rules.refresh import old_rows_before, refresh_of
+from dbtassets.rules.staleness import AssetStatus
 from dbtassets.state.records import UNSETTLED, BuildStatus, CheckOutcome, Materialization, Outcome
 
 if TYPE_CHECKING:
     from dbtassets.model.snapshot import Snapshot
-    from dbtassets.results import SyncPlan
 
-_DBT_FAILED = frozenset({"error", "fail", "runtime error"})  # dbt's node statuses that are failures
+
+class Planned(Protocol):
+    """What :func:`outcomes` reads of the plan it recorded (a :class:`dbtassets.results.SyncPlan`)."""
+
+    @property
+    def to_build(self) -> Sequence[UniqueId]: ...
+
+    @property
+    def statuses(self) -> Mapping[UniqueId, AssetStatus]: ...
+
+    @property
+    def steps(self) -> Sequence[BuildStep]: ...
 
 
 @dataclass(frozen=True)
@@ -34,26 +46,30 @@ class BuildRecord:
     checks: Sequence[CheckOutcome] = ()
     failed_checks: Mapping[UniqueId, str] = field(default_factory=dict)  # check -> what failed
 
-    @property
-    def ok(self) -> bool:
-        return not self.failed and all(o.status is BuildStatus.SUCCESS for o in self.outcomes) and not self.not_run
-
     def having(self, status: BuildStatus) -> list[UniqueId]:
         return [o.unique_id for o in self.outcomes if o.status is status]
 
 
-def outcomes(plan: SyncPlan, result: BuildResult, snapshot: Snapshot, previous: Mapping[UniqueId, Materialization],
+def build_ok(failed: Collection[UniqueId], skipped: Collection[UniqueId], failed_checks: Collection[UniqueId],
+             crashed: str | None) -> bool:
+    """The one definition of a build that went well (its run is recorded ``success``): dbt finished,
+    and no asset failed or was skipped, and no check failed."""
+    return not failed and not skipped and not failed_checks and crashed is None
+
+
+def outcomes(plan: Planned, result: BuildResult, snapshot: Snapshot, previous: Mapping[UniqueId, Materialization],
              at: str, *, code_versions: Mapping[UniqueId, str], unsettled: Collection[UniqueId] = ()) -> BuildRecord:
     """What to record for a build that finished at ``at``.
 
     Args:
         previous: each asset's last successful materialization before this build.
-        code_versions: the semantic code version of each asset dbt compiled in this build.
+        code_versions: the semantic code version of each asset dbt compiled in this build
+            (:meth:`dbtassets.sql.versions.CodeVersioner.of_build`).
         unsettled: assets built while their code changed on disk: recorded with code version ``?``,
             so that the next status rebuilds them whatever dbt read.
     """
     graph, manifest = snapshot.graph, snapshot.manifest
-    own: dict[UniqueId, str] = {}
+    own: dict[UniqueId, NodeStatus] = {}
     failed: dict[UniqueId, str] = {}
     checked: list[NodeResult] = []
     timings: dict[UniqueId, tuple[float, int | None]] = {}
@@ -62,22 +78,22 @@ def outcomes(plan: SyncPlan, result: BuildResult, snapshot: Snapshot, previous: 
         if uid in graph:
             own[uid] = node_result.status
             timings[uid] = (node_result.execution_time, node_result.rows_affected)
-            if node_result.status in _DBT_FAILED:
+            if node_result.status.failed:
                 failed[uid] = node_result.message or node_result.status
         elif uid in manifest.checks and node_result.status in RECORDED:
             checked.append(node_result)
             check = manifest.checks[uid]
-            if check.kind is CheckKind.UNIT_TEST and node_result.status in _DBT_FAILED:  # dbt did not build the model
+            if check.kind is CheckKind.UNIT_TEST and node_result.status.failed:  # dbt did not build the model
                 for model in check.assets:
                     failed.setdefault(model, f"{check.describe()} on {graph.assets[model].name} failed: "
                                              f"{one_line(node_result.message)}")
-    full_refreshed = {uid for step in plan.steps if step.full_refresh for uid in step.assets}
+    refreshed = full_refreshed(plan.steps)
     planned = {uid: s.data_version for uid, s in plan.statuses.items() if s.data_version is not None}
     records = []
     for uid in graph.topological_order(own):
         node = graph.assets[uid]
         status = (BuildStatus.ERROR if uid in failed else
-                  BuildStatus.SUCCESS if own[uid] == "success" else BuildStatus.SKIPPED)
+                  BuildStatus.SUCCESS if own[uid] is NodeStatus.SUCCESS else BuildStatus.SKIPPED)
         code_version: str = node.code_version
         manifest_version: str | None = node.code_version
         if uid in unsettled:
@@ -91,7 +107,7 @@ def outcomes(plan: SyncPlan, result: BuildResult, snapshot: Snapshot, previous: 
             base, added = before.data_version.base_value, before.data_version.added | before.impact
         last = previous.get(uid)
         old_rows = old_rows_before(
-            refresh_of(node), full_refreshed=uid in full_refreshed,
+            refresh_of(node), full_refreshed=uid in refreshed,
             previous_code=last.code_version if last else None,
             previous_old_rows=last.old_rows_before if last else None,
             code_version=code_version, at=at) if status is BuildStatus.SUCCESS else None
@@ -115,7 +131,7 @@ def _checks(manifest: Manifest, checked: Sequence[NodeResult], previous: Mapping
     failed: dict[UniqueId, str] = {}
     for outcome in checked:
         check = manifest.checks[outcome.unique_id]
-        message = one_line(outcome.message) if outcome.status != "pass" else ""
+        message = one_line(outcome.message) if outcome.status is not NodeStatus.PASS else ""
         for asset in check.assets:
             last = previous.get(asset)
             runs.append(CheckOutcome(check.unique_id, asset, check.code_version, outcome.status, message,
@@ -123,8 +139,3 @@ def _checks(manifest: Manifest, checked: Sequence[NodeResult], previous: Mapping
         if RECORDED[outcome.status].failing:
             failed[check.unique_id] = f"{check.describe()} failed: {message}"
     return runs, failed
-
-
-def short_test_name(manifest: Manifest, uid: UniqueId) -> str:
-    """A data test by its short name (``unique_stg_orders_order_id``), not its unique_id."""
-    return manifest.test_names.get(uid, uid)

@@ -22,6 +22,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -54,12 +55,47 @@ class DbtTarget:
         return args
 
 
+class NodeStatus(str, Enum):
+    """A node's status in dbt's run results: dbt's own ``NodeStatus``, for every kind of node.
+
+    Models, seeds and snapshots end ``success``, ``error`` or ``skipped``; data tests and unit
+    tests ``pass``, ``warn``, ``fail``, ``error`` or ``skipped``; source freshness may end in a
+    ``runtime error``. A test checks that every status dbt has is one of these.
+    """
+
+    SUCCESS = "success"
+    ERROR = "error"
+    FAIL = "fail"
+    WARN = "warn"
+    SKIPPED = "skipped"
+    PARTIAL_SUCCESS = "partial success"
+    PASS = "pass"
+    RUNTIME_ERROR = "runtime error"
+    NO_OP = "no-op"
+
+    @property
+    def failed(self) -> bool:
+        """Whether dbt counts this as a failure: an error, a failing test, a runtime error (not a warning)."""
+        return self in _FAILED
+
+    def __str__(self) -> str:
+        return self.value
+
+    @classmethod
+    def _missing_(cls, value: object) -> NodeStatus:
+        """A status a newer dbt may add: counted as an error, so nothing is recorded built on its word."""
+        return cls.ERROR
+
+
+_FAILED = frozenset({NodeStatus.ERROR, NodeStatus.FAIL, NodeStatus.RUNTIME_ERROR})
+
+
 @dataclass(frozen=True)
 class NodeResult:
     """One node's line in run_results.json."""
 
     unique_id: UniqueId
-    status: str
+    status: NodeStatus
     message: str
     execution_time: float
     rows_affected: int | None = None
@@ -82,19 +118,28 @@ class BuildResult:
 class Runner(Protocol):
     """Runs dbt for one project. Implementations must not run two invocations at once."""
 
+    on_node: Callable[[NodeResult], None] | None
+    """Told each node as dbt finishes it, by a runner that can tell (the in-process one); a runner that
+    hears of nodes only once dbt ends (the subprocess one, the fakes) never calls it."""
+
+    def retarget(self, target: DbtTarget) -> None:
+        """Invoke dbt for ``target`` from now on (profiles.yml changed, or was read for the first time)."""
+
     def build(self, selectors: Sequence[str], extra_args: Sequence[str] = ()) -> BuildResult: ...
 
     def parse(self) -> None: ...
 
-    def compile(self, selectors: Sequence[str]) -> dict[UniqueId, str]: ...
+    def compile(self, selectors: Sequence[str], *, full_refresh: bool = False) -> dict[UniqueId, str]:
+        """The compiled SQL of the selected nodes; with ``full_refresh``, as ``--full-refresh`` renders it."""
+        ...
 
     def query(self, sql: str) -> list[list[Any]]: ...
 
 
 @contextlib.contextmanager
 def listening(runner: Runner, on_node: Callable[[NodeResult], None] | None) -> Iterator[None]:
-    """Point a runner that reports finished nodes (the in-process one) at ``on_node`` for one invocation."""
-    if on_node is None or not hasattr(runner, "on_node"):
+    """Point ``runner`` at ``on_node`` for one invocation (a runner that cannot tell never calls it)."""
+    if on_node is None:
         yield
         return
     previous = runner.on_node
@@ -108,6 +153,11 @@ def listening(runner: Runner, on_node: Callable[[NodeResult], None] | None) -> I
 def build_command(selectors: Sequence[str], extra_args: Sequence[str] = ()) -> list[str]:
     """The dbt arguments of a selective build, as a user would type them after ``dbt``."""
     return ["build", "--select", *selectors, *extra_args]
+
+
+def compile_command(selectors: Sequence[str], full_refresh: bool = False) -> list[str]:
+    """The dbt arguments of ``dbt compile``; ``--full-refresh`` renders ``is_incremental()`` false."""
+    return ["compile", "--select", *selectors, *(["--full-refresh"] if full_refresh else [])]
 
 
 def display(args: Sequence[str], limit: int = 400) -> str:
@@ -128,6 +178,10 @@ class SubprocessRunner:
         self.target = target
         self.on_line = on_line
         self.on_command = on_command  # told each dbt command as it starts, as display() shows it
+        self.on_node: Callable[[NodeResult], None] | None = None  # never called: results come when dbt ends
+
+    def retarget(self, target: DbtTarget) -> None:
+        self.target = target
 
     def build(self, selectors: Sequence[str], extra_args: Sequence[str] = ()) -> BuildResult:
         args = build_command(selectors, extra_args)
@@ -150,15 +204,15 @@ class SubprocessRunner:
                 f"see {self.target.project.dbt_log}"
             )
 
-    def compile(self, selectors: Sequence[str]) -> dict[UniqueId, str]:
+    def compile(self, selectors: Sequence[str], *, full_refresh: bool = False) -> dict[UniqueId, str]:
         """The compiled SQL of the selected nodes (``dbt compile``); nodes that fail to compile are left out."""
         results_path = self.target.project.run_results_path
         before = _mtime(results_path)
-        self._invoke(["compile", "--select", *selectors])
+        self._invoke(compile_command(selectors, full_refresh))
         if _mtime(results_path) == before:
             return {}
         return {r.unique_id: r.compiled_code for r in read_run_results(results_path)
-                if r.compiled_code is not None and r.status == "success"}
+                if r.compiled_code is not None and r.status is NodeStatus.SUCCESS}
 
     def query(self, sql: str) -> list[list[Any]]:
         """The rows ``sql`` returns, run by ``dbt show`` through the project's profile."""
@@ -242,7 +296,7 @@ def read_run_results(path: Path) -> tuple[NodeResult, ...]:
         raw = json.loads(path.read_text())
         return tuple(
             NodeResult(
-                UniqueId(r["unique_id"]), str(r["status"]), str(r.get("message") or ""),
+                UniqueId(r["unique_id"]), NodeStatus(r["status"]), str(r.get("message") or ""),
                 float(r.get("execution_time") or 0.0),
                 (r.get("adapter_response") or {}).get("rows_affected"),
                 next((t.get("completed_at") for t in reversed(r.get("timing") or []) if t.get("completed_at")), None),

@@ -5,12 +5,10 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from dbtassets.building.runner import BuildResult, NodeResult, Runner
+from dbtassets.building.runner import BuildResult, NodeResult, NodeStatus, Runner
 from dbtassets.model.graph import AssetGraph
 from dbtassets.model.manifest import Manifest, UniqueId
 from dbtassets.model.selection import dbt_selectors
-
-FAILED = frozenset({"error", "fail", "runtime error"})  # dbt's node statuses that are failures
 
 
 @dataclass(frozen=True)
@@ -30,6 +28,11 @@ class BuildStep:
         return [*extra_args, *(["--full-refresh"] if self.full_refresh else [])]
 
 
+def full_refreshed(steps: Sequence[BuildStep]) -> frozenset[UniqueId]:
+    """The assets that ``steps`` build with ``--full-refresh``."""
+    return frozenset(uid for step in steps if step.full_refresh for uid in step.assets)
+
+
 def run_steps(runner: Runner, graph: AssetGraph, manifest: Manifest, steps: Sequence[BuildStep], command: str,
               extra_args: Sequence[str], fallback_log: object) -> BuildResult:
     """Run each step's ``dbt build`` in turn, as one result; what a failure upstream blocks is skipped."""
@@ -38,9 +41,9 @@ def run_steps(runner: Runner, graph: AssetGraph, manifest: Manifest, steps: Sequ
     results: list[NodeResult] = []
     returncode, crashed, last = 0, None, None
     for step in steps:
-        broken = {r.unique_id for r in results if r.status in FAILED or r.status == "skipped"}
+        broken = {r.unique_id for r in results if r.status.failed or r.status is NodeStatus.SKIPPED}
         blocked = {uid for uid in step.assets if broken & graph.ancestors(uid)}
-        results.extend(NodeResult(uid, "skipped", "an upstream asset failed", 0.0) for uid in blocked)
+        results.extend(NodeResult(uid, NodeStatus.SKIPPED, "an upstream asset failed", 0.0) for uid in blocked)
         selectors = step.selectors(graph, manifest, set(step.assets) - blocked)
         if not selectors:
             continue

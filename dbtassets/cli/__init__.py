@@ -1,8 +1,12 @@
-"""The click commands: parse options, make one call into the engine, render.
+"""The command line: each command parses options, makes one call into the engine, renders the result.
 
-The console script ``dbtassets`` is :func:`main`.
+:func:`main` is the ``dbtassets`` click group (the console script and ``python -m dbtassets``
+run it); :mod:`~dbtassets.cli.group` holds it with the global options and the one place library
+errors become messages, :mod:`~dbtassets.cli.answers` the commands that answer questions and
+:mod:`~dbtassets.cli.builds` those that observe and build.
 """
 
-from dbtassets.cli.commands import main
+from dbtassets.cli import answers, builds  # noqa: F401  (importing them adds their commands to the group)
+from dbtassets.cli.group import main
 
 __all__ = ["main"]

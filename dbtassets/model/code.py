@@ -141,7 +141,7 @@ class NodeVersions:
 
     def reads(self, uid: str) -> tuple[Read, ...]:
         """The vars and env vars its SQL reads: in its Jinja, the macros it calls and the ephemeral models it
-        inlines (a var in the scope of the package whose node reads it). None for a Python model."""
+        inlines (a var in the scope of the package whose node reads it); none for a Python model."""
         node = self._nodes[uid]
         if node.get("language") == "python":
             return ()

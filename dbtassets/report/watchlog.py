@@ -15,27 +15,23 @@ from typing import Any, TypeVar
 
 import click
 
-from dbtassets.report.render import OutputFormat
+from dbtassets.report.common import OutputFormat, plural
 from dbtassets.watch import events as ev
 
 E = TypeVar("E", bound=ev.WatchEvent)
 _OK = frozenset({"success", "pass"})
 
 
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
-
-
 def _watching(e: ev.Watching) -> str:
     runner = "dbt in-process" if e.runner == "InProcessRunner" else "dbt as a subprocess"
     sources = ", ".join(f"{name}: {how}" for name, how in e.sources.items())
-    return (f"watching {e.project}: {_plural(e.assets, 'asset')}, {_plural(len(e.sources), 'source')} ({sources}); "
+    return (f"watching {e.project}: {plural(e.assets, 'asset')}, {plural(len(e.sources), 'source')} ({sources}); "
             f"{runner}; Ctrl-C stops")
 
 
 def _new_data(e: ev.NewData) -> str:
     if e.files is not None:
-        return f"new data in {e.source}: {_plural(e.files, 'file')}, newest {e.newest or '-'}"
+        return f"new data in {e.source}: {plural(e.files, 'file')}, newest {e.newest or '-'}"
     watermark = f", watermark {e.watermark}" if e.watermark is not None else ""
     return f"new data in {e.source} ({e.observer}{watermark})"
 
@@ -63,7 +59,7 @@ def _node_finished(e: ev.NodeFinished) -> str:
 
 
 def _build_finished(e: ev.BuildFinished) -> str:
-    line = f"built {_plural(len(e.built), 'asset')} in {e.seconds:.2f}s"
+    line = f"built {plural(len(e.built), 'asset')} in {e.seconds:.2f}s"
     problems = [f"{name} failed (retry in {e.retry_in.get(name, '?')}s)" for name in e.failed]
     problems += [f"check {name} failed" for name in e.failed_checks]
     problems += [f"{len(e.skipped)} skipped"] if e.skipped else []
@@ -89,12 +85,12 @@ TEXT: Mapping[type[ev.WatchEvent], Callable[[ev.WatchEvent], str]] = dict([
     _entry(ev.ObserveFailed, lambda e: click.style(f"cannot observe {e.source}: {e.message}", fg="red")),
     _entry(ev.Reported, lambda e: "a loader reported new data"),
     _entry(ev.Parsing, lambda e: "project files changed: re-parsing"),
-    _entry(ev.Parsed, lambda e: f"re-parsed in {e.seconds}s ({_plural(e.assets, 'asset')})"),
+    _entry(ev.Parsed, lambda e: f"re-parsed in {e.seconds}s ({plural(e.assets, 'asset')})"),
     _entry(ev.Stale, _stale),
-    _entry(ev.BuildStarted, lambda e: click.style(f"building {_plural(e.count, 'asset')}: {e.command}", bold=True)),
+    _entry(ev.BuildStarted, lambda e: click.style(f"building {plural(e.count, 'asset')}: {e.command}", bold=True)),
     _entry(ev.NodeFinished, _node_finished),
     _entry(ev.BuildFinished, _build_finished),
-    _entry(ev.Fresh, lambda e: f"everything is fresh ({_plural(e.assets, 'asset')})"),
+    _entry(ev.Fresh, lambda e: f"everything is fresh ({plural(e.assets, 'asset')})"),
     _entry(ev.BackingOff, _backing_off),
     _entry(ev.Waiting, lambda e: f"waiting: {e.message}"),
     _entry(ev.Error, lambda e: click.style(f"error: {e.message} (retry in {e.retry_in:g}s)", fg="red")),
@@ -179,6 +175,9 @@ def event_text(event: ev.WatchEvent, at: datetime, *, quiet: bool = False) -> st
         return None
     stamp = click.style(at.strftime("%H:%M:%S"), dim=True)
     return "\n".join(f"{stamp} {line}" for line in TEXT[type(event)](event).splitlines())
+
+
+FORMATS = (OutputFormat.TEXT, OutputFormat.JSON)  # what the printer can print
 
 
 class WatchPrinter:

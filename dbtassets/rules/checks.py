@@ -37,7 +37,11 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def one_line(message: str, limit: int = 300) -> str:
-    """dbt's test message (unit test diffs are multi-line and coloured) as one plain line."""
+    """A message as one plain line for a table or a log: colour codes stripped, whitespace folded, cut.
+
+    dbt's messages span many lines and unit test diffs come coloured; the cut keeps ``limit``
+    characters, the last an ellipsis. The one definition: recording and the reports use it.
+    """
     text = " ".join(_ANSI.sub("", message).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 

@@ -38,9 +38,24 @@ class Refresh(str, Enum):
 def refresh_of(node: Node) -> Refresh:
     if node.resource_type == ResourceType.SNAPSHOT:
         return Refresh.HISTORY
-    if node.resource_type != ResourceType.MODEL or node.materialized != "incremental":
+    if not is_incremental_model(node):
         return Refresh.REWRITTEN
     return Refresh.KEPT if _opted_out_by_dbt(node) or _opted_out_by_meta(node) else Refresh.FULL_ON_CHANGE
+
+
+def is_incremental_model(node: Node) -> bool:
+    """Whether ``node`` is an incremental model, whose SQL renders ``is_incremental()`` (unless fully refreshed)."""
+    return node.resource_type == ResourceType.MODEL and node.materialized == "incremental"
+
+
+def renders_incrementally(node: Node, *, full_refresh: bool) -> bool:
+    """Whether a build of ``node`` may have rendered ``is_incremental()`` true, so that it ran only part of its SQL.
+
+    An incremental model does when built without ``--full-refresh`` (once its table exists), and
+    with it too when dbt's ``full_refresh: false`` keeps it incremental. A first build and a full
+    refresh render it false: that form is the model's whole logic, and its code version.
+    """
+    return is_incremental_model(node) and (not full_refresh or _opted_out_by_dbt(node))
 
 
 def _opted_out_by_dbt(node: Node) -> bool:

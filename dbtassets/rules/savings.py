@@ -33,6 +33,8 @@ ASSUMPTIONS = (
 
 @dataclass(frozen=True)
 class AssetSavings:
+    """One asset's share of :class:`Savings`: its builds in the window, and the seconds they cost and saved."""
+
     unique_id: UniqueId
     name: str
     builds: int  # builds dbtassets ran (successful or failed) in the window
@@ -48,6 +50,8 @@ class AssetSavings:
 
 @dataclass(frozen=True)
 class Savings:
+    """``dbtassets savings``: build time spent and avoided since a moment, against rebuilding everything."""
+
     since: datetime
     until: datetime
     runs: int

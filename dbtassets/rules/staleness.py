@@ -28,6 +28,8 @@ from dbtassets.state.records import Materialization, StateView, Version
 
 
 class Status(str, Enum):
+    """Whether an asset is up to date with its code and inputs: the ``status`` of every answer."""
+
     FRESH = "fresh"
     STALE = "stale"
     MISSING = "missing"
@@ -58,6 +60,8 @@ class ReasonCode(str, Enum):
 
 @dataclass(frozen=True)
 class Reason:
+    """One rule that holds for an asset: its code, a message for people, and the upstream it names, if any."""
+
     code: ReasonCode
     message: str
     upstream: UniqueId | None = None
@@ -79,17 +83,23 @@ class CodeChange:
 
 
 class ColumnReads(Protocol):
-    """Whether ``child`` may read any of ``columns`` from its upstream ``parent``."""
+    """Whether ``child`` may read any of ``columns`` (the columns an upstream added).
 
-    def __call__(self, child: UniqueId, parent: UniqueId, columns: frozenset[str]) -> bool: ...
+    Asked by column name, whichever input it comes from: a safe over-estimate, since a child that reads
+    a column of that name from another input is counted as reading it.
+    """
+
+    def __call__(self, child: UniqueId, columns: frozenset[str]) -> bool: ...
 
 
-def _reads_everything(child: UniqueId, parent: UniqueId, columns: frozenset[str]) -> bool:
+def _reads_everything(child: UniqueId, columns: frozenset[str]) -> bool:
     return True
 
 
 @dataclass(frozen=True)
 class AssetStatus:
+    """An asset's status (fresh, stale, missing, unobserved), every reason for it, and what a rebuild must be."""
+
     unique_id: UniqueId
     status: Status
     reasons: tuple[Reason, ...]
@@ -303,4 +313,4 @@ class _Rules:
 
     def _affects(self, child: UniqueId, parent: UniqueId, impact: frozenset[str] | None) -> bool:
         """Whether a change of ``impact`` (None: any column) in ``parent`` reaches ``child``."""
-        return impact is None or (bool(impact) and self.reads(child, parent, impact))
+        return impact is None or (bool(impact) and self.reads(child, impact))

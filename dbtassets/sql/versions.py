@@ -4,22 +4,28 @@
 and how did the changed ones change?" (for ``status``), fingerprints what a build ran (for
 ``sync``), says which columns a model reads (for non-breaking changes), compares the project
 with another manifest (``plan --against``) and finds undeclared reads (``lint``).
+
+An incremental model's code version is the fingerprint of its full-refresh form, with
+``is_incremental()`` rendered false, as a first build and ``--full-refresh`` render it: its SQL in
+an incremental build (or under a plain ``dbt compile`` once its table exists) holds only part of
+its logic, and new rows must never look like a code change.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Protocol
 
-from dbtassets.errors import ManifestError
+from dbtassets.errors import DbtAssetsError, ManifestError
 from dbtassets.model.graph import BUILDABLE, AssetGraph
 from dbtassets.model.manifest import Manifest, Node, ResourceType, UniqueId, compiled_sql, load_manifest
 from dbtassets.model.selection import exact_selectors
 from dbtassets.model.sources import DataVersionKind
 from dbtassets.model.values import changed_reads, describe
+from dbtassets.rules.refresh import is_incremental_model, renders_incrementally
 from dbtassets.rules.staleness import AssetStatus, CodeChange, compute_statuses
 from dbtassets.state.records import UNSETTLED, CachedFingerprint, Fingerprinted, Materialization, StateView, Version
 from dbtassets.state.store import StateStore
@@ -39,8 +45,8 @@ def _values_changed(node: Node, last: Materialization) -> str:
 class Compiler(Protocol):
     """What code versions need of the dbt runner (:class:`~dbtassets.building.runner.Runner` is one)."""
 
-    def compile(self, selectors: Sequence[str]) -> Mapping[UniqueId, str]:
-        """The compiled SQL of the nodes ``selectors`` select (``dbt compile``), by node."""
+    def compile(self, selectors: Sequence[str], *, full_refresh: bool = False) -> Mapping[UniqueId, str]:
+        """The compiled SQL of the nodes ``selectors`` select (``dbt compile``, with ``--full-refresh``), by node."""
         ...
 
 
@@ -51,6 +57,14 @@ class CodeVersions:
     versions: Mapping[UniqueId, str]
     changes: Mapping[UniqueId, CodeChange] = field(default_factory=dict)
     notes: Mapping[UniqueId, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BuildVersions:
+    """The code versions of what a build ran, and the new fingerprints to remember for them."""
+
+    versions: Mapping[UniqueId, str]
+    fingerprints: Sequence[Fingerprinted]
 
 
 @dataclass(frozen=True)
@@ -112,8 +126,7 @@ class CodeVersioner:
         uncached = [uid for uid in moved if uid not in cached]
         if uncached:
             self.log(f"compiling {len(uncached)} changed model{'s' if len(uncached) > 1 else ''} to compare their SQL")
-            compiled = self.compiler.compile(exact_selectors(self.graph, uncached))
-            self.store.save_fingerprints(self.fingerprints({u: sql for u, sql in compiled.items() if u in uncached}))
+            self.store.save_fingerprints(self.fingerprints(self._compile(uncached)))
             cached = self.store.fingerprints((uid, self.graph.assets[uid].code_version) for uid in moved)
         changes: dict[UniqueId, CodeChange] = dict(known)
         notes: dict[UniqueId, str] = {}
@@ -133,6 +146,46 @@ class CodeVersioner:
                     changes[uid] = replace(changes[uid], description=f"{values}: {description}" if description
                                            else values)
         return CodeVersions(versions, changes, notes)
+
+    def _compile(self, uids: Sequence[UniqueId]) -> dict[UniqueId, str]:
+        """The SQL that is the code of ``uids``: incremental models compiled with ``--full-refresh`` (so that
+        ``is_incremental()`` renders false), the others as ``dbt compile`` renders them; one dbt invocation each."""
+        incremental = {uid for uid in uids if is_incremental_model(self.graph.assets[uid])}
+        compiled: dict[UniqueId, str] = {}
+        for full_refresh in (False, True):
+            chosen = [uid for uid in uids if (uid in incremental) is full_refresh]
+            if chosen:
+                found = self.compiler.compile(exact_selectors(self.graph, chosen), full_refresh=full_refresh)
+                compiled.update((uid, found[uid]) for uid in chosen if uid in found)
+        return compiled
+
+    def of_build(self, compiled: Mapping[UniqueId, str], full_refreshed: Collection[UniqueId]) -> BuildVersions:
+        """The code versions of what a build ran, from the SQL dbt compiled for it (``full_refreshed``: the
+        assets it built with ``--full-refresh``); done before any write transaction opens, like :meth:`fingerprints`.
+
+        A model built incrementally ran with ``is_incremental()`` true: that SQL is not its code. Its
+        code version is its full-refresh form's, as remembered for its manifest version, or else
+        compiled now (a model new to this state store); failing both, its manifest version.
+        """
+        partial = {uid for uid in compiled if uid in self.graph.assets and self.graph.assets[uid].compiled_compares
+                   and renders_incrementally(self.graph.assets[uid], full_refresh=uid in full_refreshed)}
+        found = self.fingerprints({uid: sql for uid, sql in compiled.items() if uid not in partial})
+        versions = {f.unique_id: f.code_version for f in found}
+        if partial:
+            cached = self.store.fingerprints((uid, self.graph.assets[uid].code_version) for uid in partial)
+            missing = sorted(uid for uid in partial if uid not in cached)
+            if missing:
+                self.log(f"compiling {len(missing)} incremental model{'s' if len(missing) > 1 else ''} as a full "
+                         "refresh renders them, for their code version")
+                try:
+                    canonical = self.fingerprints(self._compile(missing))
+                except DbtAssetsError as exc:  # the build happened: record it, with the manifest versions
+                    self.log(f"could not compile them ({exc}); recording their file checksums instead")
+                    canonical = []
+                found += canonical
+                versions.update((f.unique_id, f.code_version) for f in canonical)
+            versions.update((uid, entry.code_version) for uid, entry in cached.items())
+        return BuildVersions(versions, found)
 
     def fingerprints(self, compiled: Mapping[UniqueId, str]) -> list[Fingerprinted]:
         """Fingerprint compiled SQL, keyed by each asset's manifest version: done before any write
@@ -171,7 +224,7 @@ class CodeVersioner:
         entry = self.store.fingerprints([(uid, manifest_version)]).get(uid)
         return self.store.compiled_sql(entry.sql_hash) if entry and entry.sql_hash else None
 
-    def reads(self, child: UniqueId, parent: UniqueId, columns: frozenset[str]) -> bool:
+    def reads(self, child: UniqueId, columns: frozenset[str]) -> bool:
         """Whether ``child``'s SQL (as last compiled) may read any of ``columns``; True when unknown.
 
         Its stars are expanded over the output columns of the models it reads (see :mod:`dbtassets.sql.lineage`).
@@ -272,7 +325,7 @@ class CodeVersioner:
                         if n.resource_type == ResourceType.SOURCE}
         view = StateView(successes, {}, observations)
 
-        def reads(child: UniqueId, parent: UniqueId, columns: frozenset[str]) -> bool:
+        def reads(child: UniqueId, columns: frozenset[str]) -> bool:
             from dbtassets.sql.lineage import columns_read
 
             sql = current_sql.get(child) or other_sql.get(child)

@@ -92,7 +92,6 @@ class Backend:
     """The engine-specific part of the store. Subclasses: :class:`SQLiteBackend`, :class:`PostgresBackend`."""
 
     name = ""
-    shared = False  # True when several machines may use the store at once: builds then take leases
     errors: tuple[type[Exception], ...] = ()
     begin_write = "BEGIN"
     now = ""  # SQL for the time now, in seconds since the epoch, by the store's own clock
@@ -225,7 +224,6 @@ class PostgresBackend(Backend):
     """A PostgreSQL server shared by a team: several watchers, CI reading production's state."""
 
     name = "postgresql"
-    shared = True
     now = "extract(epoch from clock_timestamp())"
 
     def __init__(self, location: Location, connect_timeout: float = 10.0, lock_timeout: float = 30.0) -> None:
@@ -331,10 +329,3 @@ class _PostgresConnection:
 
 def backend_for(location: Location, *, busy_timeout: float = 30.0) -> Backend:
     return PostgresBackend(location) if location.is_server else SQLiteBackend(location, busy_timeout)
-
-
-def default_holder() -> str:
-    """Who builds: ``host:pid``, as leases and runs record it."""
-    import socket
-
-    return f"{socket.gethostname()}:{os.getpid()}"

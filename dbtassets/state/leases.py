@@ -25,17 +25,13 @@ import threading
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Generic, Protocol, TypeVar
 
 from dbtassets.errors import DbtAssetsError
 from dbtassets.model.manifest import UniqueId
 from dbtassets.state.backends import Connection
 from dbtassets.state.hosts import machine_name, pid_alive
 from dbtassets.state.store import StateStore
-
-if TYPE_CHECKING:
-    from dbtassets.engine import Project, SyncPlan
-
 
 # Holders of this process whose leases could not be released (the store's server was unreachable):
 # the next claim drops them, so a watcher that reconnects does not wait out its own leases.
@@ -122,11 +118,21 @@ def _free_dead_local_holders(db: Connection) -> None:
         db.executemany("DELETE FROM leases WHERE holder = ?", dead)
 
 
+class Plan(Protocol):
+    """All leases need of a build's plan: the assets it builds."""
+
+    @property
+    def to_build(self) -> Sequence[UniqueId]: ...
+
+
+P = TypeVar("P", bound=Plan)
+
+
 @dataclass(frozen=True)
-class Leased:
+class Leased(Generic[P]):
     """A build's share of a plan: what it may build now, and what it leaves to other builds."""
 
-    plan: SyncPlan
+    plan: P
     claim: Claim
     left: Sequence[UniqueId]  # wanted, but held by another build or downstream of such an asset
 
@@ -152,31 +158,31 @@ def narrow(to_build: Sequence[UniqueId], granted: Collection[UniqueId],
 
 
 @contextlib.contextmanager
-def leased(project: Project, plan: SyncPlan, replan: Callable[[], SyncPlan], seen: int,
-           extra_args: Sequence[str] = ()) -> Iterator[Leased]:
-    """Claim ``plan``'s assets for one build, and hold them (renewed) until the block ends.
+def leased(store: StateStore, plan: P, ttl: float, *, seen: int, replan: Callable[[], P],
+           narrowed: Callable[[P, list[UniqueId]], P],
+           descendants: Callable[[UniqueId], Collection[UniqueId]]) -> Iterator[Leased[P]]:
+    """Claim ``plan``'s assets for one build for ``ttl`` seconds, and hold them (renewed) until the block ends.
 
     ``seen`` is the store's :meth:`~dbtassets.state.store.StateStore.latest_materialization_id` from
     before ``plan`` was made: if another build recorded outcomes since, the plan is made again by
-    ``replan``, under the claim. Then it is narrowed to what this build holds (see :func:`narrow`).
-    The leases are released when the block ends, after the build's outcomes are recorded; if
-    that fails, they expire.
+    ``replan``, under the claim. Then it is narrowed to what this build holds (see :func:`narrow`;
+    ``narrowed(plan, assets)`` is the plan that builds only ``assets``). The leases are released
+    when the block ends, after the build's outcomes are recorded; if that fails, they expire.
     """
-    store, ttl = project.store, project.settings.watch.lease
     holder = new_holder()
     got = claim(store, plan.to_build, holder, ttl, store.target)
     try:
         if got.granted:
             if store.latest_materialization_id() != seen:
                 plan = replan()
-            allowed, left = narrow(plan.to_build, got.granted, project.graph.descendants)
+            allowed, left = narrow(plan.to_build, got.granted, descendants)
             if set(got.granted) - set(allowed):
                 release(store, holder, set(got.granted) - set(allowed))
         else:
             allowed, left = [], list(plan.to_build)
-        narrowed = project.plan_for(allowed, plan.statuses, extra_args, plan.verdict, plan.checks)
+        share = narrowed(plan, allowed)
         with Renewer(store, holder, ttl) if allowed else contextlib.nullcontext():
-            yield Leased(narrowed, got, left)
+            yield Leased(share, got, left)
     finally:
         try:
             release(store, holder)

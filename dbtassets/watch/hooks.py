@@ -16,9 +16,11 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from dbtassets.watch.events import EventKind
+
 # The events worth acting on: a source late or back, a build's outcome, a failed pass, the state store down or back.
-KINDS = frozenset({"source_late", "source_recovered", "build_finished", "error", "store_unreachable",
-                   "store_reconnected"})
+KINDS = frozenset({EventKind.SOURCE_LATE, EventKind.SOURCE_RECOVERED, EventKind.BUILD_FINISHED, EventKind.ERROR,
+                   EventKind.STORE_UNREACHABLE, EventKind.STORE_RECONNECTED})
 
 
 class EventHook:

@@ -24,19 +24,17 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from dbtassets.building.runner import NodeResult
-from dbtassets.building.steps import FAILED
 from dbtassets.engine import Project
 from dbtassets.errors import DbtAssetsError, StoreUnreachable
 from dbtassets.model.manifest import UniqueId
 from dbtassets.model.sources import ObserverKind, WatchSettings
 from dbtassets.results import SyncPlan, SyncResult
 from dbtassets.rules.staleness import Status
-from dbtassets.state.leases import Leased, leased
 from dbtassets.watch import events as ev
+from dbtassets.watch import narration
 from dbtassets.watch.backoff import Backoffs, Outage, delay
 from dbtassets.watch.files import FileEvents, Inbox, watching
 from dbtassets.watch.policies import PolicyWatch
@@ -96,7 +94,6 @@ class Watcher:
         self._last_materialization = 0
         self._held_retry_at: float | None = None
         self._said: object = None  # the last state announced (fresh, holding…): said again only when it changes
-        self._failed_nodes: set[str] = set()  # in the build in flight, for skip reasons
         self._policies = PolicyWatch()  # wakes when an asset falls due or a source crosses its SLA
 
     def stop(self) -> None:
@@ -143,7 +140,7 @@ class Watcher:
         """Close the runs dead processes left open, note the store's newest records, say what is watched."""
         self.project.recover()
         self._last_report = self.project.latest_report()
-        self._last_materialization = self.project.store.latest_materialization_id()
+        self._last_materialization = self.project.latest_build()
         if not self._once:
             self.emit(self._describe())
         self._begun = True
@@ -183,7 +180,7 @@ class Watcher:
             return True
         try:
             latest = self.project.latest_report()
-            built = self.project.store.latest_materialization_id()
+            built = self.project.latest_build()
         except DbtAssetsError:
             return True  # the store is unreachable: a pass says so, and retries with a backoff
         if latest != self._last_report:
@@ -205,20 +202,20 @@ class Watcher:
         self._pass_retry_at = self._held_retry_at = None
         try:
             if self._outage.since is not None:
-                self.project.store.latest_materialization_id()  # raises while it still cannot be reached
+                self.project.latest_build()  # raises while it still cannot be reached
                 self.emit(ev.StoreReconnected(self._outage.ended(self._ticker.monotonic())))
             if not self._begun:
                 self._begin()
             if pending.project:
                 self._reparse()
             self._observe(None if observe_all or pending.everything else pending.sources)
-            seen = self.project.store.latest_materialization_id()
+            seen = self.project.latest_build()
             plan = self.project.plan(self.select, self.exclude, observe=False)
             for event in self._policies.after_plan(plan, self.project.policies, self._name):
                 self.emit(event)
             to_build = self._buildable(plan)
             ok = self._build(plan, to_build, seen) if to_build or plan.checks else True  # checks: new or changed tests
-            self._last_materialization = self.project.store.latest_materialization_id()
+            self._last_materialization = self.project.latest_build()
         except DbtAssetsError as exc:
             unreachable = isinstance(exc, StoreUnreachable)
             if (unreachable and self._once) or not (unreachable or self._begun):
@@ -303,7 +300,7 @@ class Watcher:
         try:
             self.project.recover()  # a build another machine's watcher left when it died (its leases expired)
             if waited:  # another process was building: plan again, now that nobody else can
-                seen = self.project.store.latest_materialization_id()
+                seen = self.project.latest_build()
                 plan = self.project.plan(self.select, self.exclude, observe=False)
                 to_build = self._buildable(plan)
                 if not to_build and not plan.checks:
@@ -316,35 +313,32 @@ class Watcher:
                 return self.project.plan_for(self._buildable(fresh), fresh.statuses, verdict=fresh.verdict,
                                              checks=fresh.checks)
 
-            with leased(self.project, plan, replan, seen) as share:
+            with self.project.leased(plan, replan, seen) as share:
                 if share.left:
-                    self._leave(share)
+                    self._leave(share.left_to(), share.claim.next_expiry)
                 plan, to_build = share.plan, list(share.plan.to_build)
                 if plan.empty:
                     return True
-                self.emit(ev.Stale(tuple(
-                    ev.StaleAsset(self._name(u), plan.statuses[u].status.value,
-                                  tuple(r.message for r in plan.statuses[u].reasons)) for u in to_build)))
+                self.emit(narration.stale(plan, self.project.snapshot))
                 started = self._ticker.monotonic()
                 self.emit(ev.BuildStarted(len(to_build), plan.command))
-                self._failed_nodes = set()
-                result = self.project.build(plan, on_node=self._on_node, holder=share.claim.holder)
+                nodes = narration.Nodes(self.project.snapshot)
+                result = self.project.build(plan, on_node=lambda node: self._say(nodes.finished(node)),
+                                            holder=share.claim.holder)
         finally:
             lock.release()
-        self._after_build(plan, result, self._ticker.monotonic() - started)
+        self._after_build(plan, result, self._ticker.monotonic() - started, nodes)
         return result.ok
 
-    def _leave(self, share: Leased) -> None:
+    def _leave(self, holders: Mapping[UniqueId, str], expiry: float | None) -> None:
         """Say what another build holds, and look again when it should be done or its lease expires."""
-        holders = share.left_to()
         names = tuple(self._name(u) for u in holders)
         listed = ", ".join(f"{self._name(u)} ({holder})" for u, holder in holders.items())
         self.emit(ev.Waiting(f"left to another build: {listed}", names, ()))
-        expiry = share.claim.next_expiry
         self._held_retry_at = self._ticker.monotonic() + min(
             HELD_POLL, expiry + 0.1 if expiry is not None else HELD_POLL)
 
-    def _after_build(self, plan: SyncPlan, result: SyncResult, seconds: float) -> None:
+    def _after_build(self, plan: SyncPlan, result: SyncResult, seconds: float, nodes: narration.Nodes) -> None:
         now = self._ticker.monotonic()
         if result.lost:  # another build holds them now: plan again at once (build, or leave them to it)
             self.emit(ev.LeaseLost(tuple(self._name(u) for u in result.lost),
@@ -353,42 +347,20 @@ class Watcher:
         failed = set(result.failed)
         if result.build is not None and result.build.crashed:
             failed |= set(result.not_run)
-        for uid, message in result.failed.items():  # a runner that said nothing live: each error, once
-            if self._name(uid) not in self._failed_nodes:
-                self.emit(ev.NodeFinished(self._name(uid), "error", 0.0, message))
+        for event in nodes.unsaid(result.failed):  # a runner that said nothing live
+            self.emit(event)
         watch = self.project.settings.watch
         after = self.project.status(observe=False).statuses if failed else {}
         self._backoffs.after_build(self.project.graph, result.built, failed, after, now, watch.backoff_initial,
                                    watch.backoff_max)
-        self.emit(ev.BuildFinished(
-            tuple(self._name(u) for u in result.built), {self._name(u): m for u, m in result.failed.items()},
-            tuple(self._name(u) for u in result.skipped), round(seconds, 2), plan.command,
-            result.build.crashed if result.build else None,
-            str(result.build.log_path) if result.build else None,
-            {self._name(u): s for u, s in self._backoffs.retry_in(failed, now).items()},
-            {self.project.manifest.checks[c].name: m for c, m in result.failed_checks.items()}))
+        self.emit(narration.finished(plan, result, seconds, self._backoffs.retry_in(failed, now),
+                                     self.project.snapshot))
 
     # -- helpers -------------------------------------------------------------------------
 
-    def _on_node(self, result: NodeResult) -> None:
-        """dbt finished a node (in-process runner): an asset, or a failing data test by its short name."""
-        snapshot = self.project.snapshot
-        uid = result.unique_id
-        node = snapshot.graph.assets.get(uid)
-        failed = result.status in FAILED
-        if node is None and not failed:
-            return
-        name = node.display_name if node is not None else snapshot.manifest.test_names.get(uid, uid)
-        parents = snapshot.graph.parents(uid) if node is not None else snapshot.manifest.test_parents.get(uid, ())
-        if failed:
-            self._failed_nodes.update([name, *(self._name(p) for p in parents if p in snapshot.graph)])
-        message = result.message
-        if result.status == "skipped":
-            upstream = {*parents, *snapshot.graph.ancestors(*(p for p in parents if p in snapshot.graph))}
-            culprits = sorted(n for n in (self._name(u) for u in upstream if u in snapshot.graph)
-                              if n in self._failed_nodes)
-            message = f"upstream {', '.join(culprits)} failed" if culprits else "an upstream failed"
-        self.emit(ev.NodeFinished(name, result.status, round(result.execution_time, 2), message))
+    def _say(self, event: ev.WatchEvent | None) -> None:
+        if event is not None:
+            self.emit(event)
 
     def _name(self, uid: UniqueId) -> str:
         return self.project.graph.assets[uid].display_name

@@ -1,112 +1,23 @@
-"""Turning results into text, JSON, GitHub annotations, Mermaid and Graphviz.
+"""Text for people: tables, the causal chain of ``why``, what a sync built, what building only the stale saved.
 
-Pure functions from engine results to strings; colour goes through ``click.style`` and is
-stripped by ``click.echo`` when the output is not a terminal.
+Colour goes through ``click.style``; ``click.echo`` strips it when the output is not a terminal.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
-from enum import Enum
-from typing import Any
 
 import click
 
 from dbtassets.clock import shown
 from dbtassets.model.graph import AssetGraph
 from dbtassets.model.manifest import Node, ResourceType, UniqueId
-from dbtassets.model.sources import SourceDeclaration
+from dbtassets.model.sources import Observation, SourceDeclaration
+from dbtassets.report.common import Gate, plural, styled_status, summary, table
 from dbtassets.results import Explanation, ObserveOutcome, StatusReport, SyncResult
-from dbtassets.rules.policies import Lateness
+from dbtassets.rules.checks import one_line
 from dbtassets.rules.savings import Savings
-from dbtassets.rules.staleness import AssetStatus, Status
 from dbtassets.state.records import HistoryEntry
-
-
-class OutputFormat(str, Enum):
-    """What ``--format`` can ask for (each command accepts some of them)."""
-
-    TEXT = "text"
-    JSON = "json"
-    GITHUB = "github"  # GitHub Actions workflow commands (annotations)
-    TREE = "tree"
-    MERMAID = "mermaid"
-    DOT = "dot"
-
-    def __str__(self) -> str:
-        return self.value
-
-
-_COLOURS = {Status.FRESH: "green", Status.STALE: "yellow", Status.MISSING: "red", Status.UNOBSERVED: "magenta"}
-
-
-def to_json(document: Any) -> str:
-    return json.dumps(document, indent=2, sort_keys=False)
-
-
-def asset_json(node: Node, status: AssetStatus | None) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "unique_id": node.unique_id, "name": node.display_name, "resource_type": node.resource_type,
-        "status": status.status.value if status else None,
-        "reasons": [r.to_json() for r in status.reasons] if status else [],
-    }
-    if status is not None and status.data_version is not None:
-        out["data_version"] = {"value": status.data_version.value, "at": status.data_version.at}
-    if status is not None and status.due_at is not None:
-        out["due_at"] = status.due_at
-    if status is not None and status.checks:
-        out["checks"] = [c.to_json() for c in status.checks]
-    return out
-
-
-def one_line(message: str, limit: int = 300) -> str:
-    """A message on one line for a table or a log line (dbt errors span many), shortened past ``limit``."""
-    text = " ".join(message.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
-    """Left-aligned columns; the last column is never padded."""
-    widths = [max(len(click.unstyle(str(r[i]))) for r in [header, *rows]) for i in range(len(header) - 1)]
-    lines = []
-    for row in [header, *rows]:
-        cells = [str(c) + " " * (w - len(click.unstyle(str(c)))) for c, w in zip(row, widths, strict=False)]
-        lines.append("  ".join([*cells, str(row[-1])]).rstrip())
-    lines[0] = click.style(lines[0], bold=True)
-    return "\n".join(lines)
-
-
-def styled_status(status: Status) -> str:
-    return click.style(status.value, fg=_COLOURS[status])
-
-
-def plural(count: int, word: str) -> str:
-    """``1 asset``, ``2 assets``."""
-    return f"{count} {word}{'' if count == 1 else 's'}"
-
-
-def summary(report: StatusReport) -> str:
-    counts = {s: 0 for s in Status}
-    failing = pending = 0
-    for uid in report.selected:
-        status = report.statuses[uid]
-        counts[status.status] += 1
-        failing += len(status.failing_checks)
-        pending += len(status.pending_checks)
-    checks = "".join(f", {n} check{'s' if n > 1 else ''} {what}"
-                     for n, what in ((failing, "failing"), (pending, "pending")) if n)
-    text = (f"{counts[Status.STALE]} stale, {counts[Status.MISSING]} missing, "
-            f"{counts[Status.FRESH]} fresh"
-            + (f", {counts[Status.UNOBSERVED]} unobserved" if counts[Status.UNOBSERVED] else "")
-            + f" ({plural(len(report.selected), 'asset')}{checks})")
-    verdict = report.verdict
-    if verdict is not None:
-        waiting = sum(1 for uid in report.selected if not verdict.schedule.is_due(uid))
-        late = sum(1 for uid in report.selected if uid in verdict.late)
-        extra = [f"{waiting} not due yet"] * bool(waiting) + [f"{plural(late, 'source')} late"] * bool(late)
-        text += f"; {', '.join(extra)}" if extra else ""
-    return text
 
 
 def _status_cell(report: StatusReport, uid: UniqueId) -> str:
@@ -154,40 +65,15 @@ def assets_text(graph: AssetGraph, report: StatusReport, sources: Mapping[Unique
     return table(rows, ["ASSET", "TYPE", "BUILT AS / OBSERVED BY", "STATUS", "UPSTREAM"])
 
 
-def github_annotations(graph: AssetGraph, report: StatusReport, prefix: str = "") -> str:
-    """One ``::error`` workflow command per asset that fails the check (``::notice`` for one not due yet).
 
-    ``prefix`` turns the project-relative paths dbt records into repository-relative ones.
-    """
-    lines = []
-    late = report.verdict.late if report.verdict is not None else {}
-    for uid in report.selected:
-        status = report.statuses[uid]
-        if not report.listed(uid):
-            continue
-        node = graph.assets[uid]
-        message = _escape("\n".join(r.message for r in status.reasons))
-        title = _escape(_annotation_title(node.display_name, status, late.get(uid)), prop=True)
-        level = "error" if report.failing(uid) else "notice"
-        lines.append(f"::{level} file={_escape(prefix + node.path, prop=True)},title={title}::{message}")
-    lines.append(f"::notice title=dbtassets::{summary(report)}")
-    return "\n".join(lines)
-
-
-def _annotation_title(name: str, status: AssetStatus, late: Lateness | None) -> str:
-    """What is wrong with the asset, in a few words: a fresh asset fails the check only through its checks."""
-    if late is not None:
-        return f"{name} is late ({late.severity.value})"
-    if not status.needs_build and status.failing_checks:
-        return f"{name}: {plural(len(status.failing_checks), 'check')} failed"
-    if not status.needs_build and status.pending_checks:
-        return f"{name}: {plural(len(status.pending_checks), 'check')} not run yet"
-    return f"{name} is {status.status.value}"
-
-
-def _escape(text: str, prop: bool = False) -> str:
-    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-    return text.replace(":", "%3A").replace(",", "%2C") if prop else text
+def gate_text(graph: AssetGraph, gate: Gate) -> str:
+    """``check`` and ``plan``: the assets that fail the gate and the notes, or that a change affects nothing."""
+    report = gate.report
+    if gate.against and not any(report.listed(uid) for uid in report.selected):
+        return (f"This change affects nothing: deploying it leaves every selected asset as it is "
+                f"({plural(len(report.selected), 'asset')} compared).")
+    notes = [f"note: {graph.assets[uid].display_name}: {note}" for uid, note in report.notes.items()]
+    return "\n".join([status_text(graph, report, show_all=False), *notes])
 
 
 def why_text(graph: AssetGraph, explanation: Explanation) -> str:
@@ -218,55 +104,13 @@ def _why_lines(graph: AssetGraph, explanation: Explanation, indent: str, lines: 
             _why_lines(graph, explanation.causes[reason.upstream], indent + "     ", lines)
 
 
-def why_json(graph: AssetGraph, explanation: Explanation) -> dict[str, Any]:
-    out = asset_json(graph.assets[explanation.status.unique_id], explanation.status)
-    if explanation.observed:
-        out["observed"] = dict(explanation.observed)
-    if explanation.notes:
-        out["notes"] = list(explanation.notes)
-    for reason in out["reasons"]:
-        cause = explanation.causes.get(reason.get("upstream"))
-        if cause is not None:
-            reason["cause"] = why_json(graph, cause)
-    return out
 
-
-def lineage(graph: AssetGraph, root: UniqueId, fmt: OutputFormat) -> str:
-    names = {uid: graph.assets[uid].display_name for uid in graph}
-    order = graph.topological_order()
-    edges = [(p, uid) for uid in order for p in graph.parents(uid)]
-    if fmt is OutputFormat.JSON:
-        return to_json({"root": root, "assets": [{"unique_id": u, "name": names[u],
-                                                  "resource_type": graph.assets[u].resource_type,
-                                                  "parents": list(graph.parents(u))} for u in order]})
-    if fmt is OutputFormat.MERMAID:
-        ids = {uid: f"n{i}" for i, uid in enumerate(order)}
-        lines = ["graph LR"]
-        lines += [f'    {ids[u]}["{names[u]}"]' for u in order]
-        lines += [f"    {ids[p]} --> {ids[c]}" for p, c in edges]
-        lines.append(f"    style {ids[root]} stroke-width:3px")
-        return "\n".join(lines)
-    if fmt is OutputFormat.DOT:
-        lines = ["digraph lineage {", "    rankdir=LR;"]
-        lines += [f'    "{names[u]}"{" [penwidth=3]" if u == root else ""};' for u in order]
-        lines += [f'    "{names[p]}" -> "{names[c]}";' for p, c in edges]
-        return "\n".join([*lines, "}"])
-    return _tree(graph, root, names)
-
-
-def _tree(graph: AssetGraph, root: UniqueId, names: Mapping[UniqueId, str]) -> str:
-    """Upstream assets above the root (indented by distance), downstream below it."""
-    lines = [click.style(names[root], bold=True)]
-    for label, edges in (("upstream", graph.parents), ("downstream", graph.children)):
-        if not edges(root):
-            continue
-        lines.append(f"  {label}:")
-        stack = [(uid, 2) for uid in reversed(sorted(edges(root), key=names.__getitem__))]
-        while stack:
-            uid, depth = stack.pop()
-            lines.append(f"{'  ' * depth}└ {names[uid]} ({graph.assets[uid].resource_type})")
-            stack.extend((n, depth + 1) for n in reversed(sorted(edges(uid), key=names.__getitem__)))
-    return "\n".join(lines)
+def lint_text(graph: AssetGraph, findings: Mapping[UniqueId, Sequence[str]]) -> str:
+    named = {graph.assets[u].display_name: reads for u, reads in findings.items()}
+    if not named:
+        return "Every table and file the models read is declared with ref() or source()."
+    return "\n".join(f"{name} reads {', '.join(reads)}, which no ref() or source() declares"
+                     for name, reads in named.items())
 
 
 def observe_text(graph: AssetGraph, outcomes: Sequence[ObserveOutcome]) -> str:
@@ -280,6 +124,12 @@ def observe_text(graph: AssetGraph, outcomes: Sequence[ObserveOutcome]) -> str:
             detail = ", ".join(f"{k} {v}" for k, v in o.observation.detail.items())
             rows.append([name, o.kind.value, "new data" if o.changed else "unchanged", detail])
     return table(rows, ["SOURCE", "OBSERVER", "RESULT", "DETAIL"]) if rows else "No source has an observer to run."
+
+
+
+def reported_text(graph: AssetGraph, observation: Observation) -> str:
+    return (f"Recorded new data for {graph.assets[observation.unique_id].display_name} "
+            f"(data version {observation.data_version}).")
 
 
 def history_text(node: Node, entries: Sequence[HistoryEntry], graph: AssetGraph) -> str:
@@ -381,34 +231,3 @@ def savings_text(savings: Savings, limit: int = 20) -> str:
 
 def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}s"
-
-
-def sync_json(graph: AssetGraph, result: SyncResult, dry_run: bool) -> dict[str, Any]:
-    plan = result.plan
-    return {
-        "dry_run": dry_run, "command": plan.command, "selectors": list(plan.selectors), "run_id": result.run_id,
-        "ok": result.ok,
-        "assets": [{**asset_json(graph.assets[u], plan.statuses[u]),
-                    "outcome": _outcome(u, result, dry_run)} for u in plan.to_build],
-        "failed_checks": dict(result.failed_checks),
-        "log_path": str(result.build.log_path) if result.build else None,
-        "error": result.build.crashed if result.build else None,
-        "not_due": [asset_json(graph.assets[u], plan.statuses[u])
-                    for u in (plan.verdict.schedule.waiting() if plan.verdict is not None else [])],
-        "left_to_other_builds": [{"unique_id": u, "name": graph.assets[u].display_name, "holder": holder}
-                                 for u, holder in result.left.items()],
-        "lost_leases": [{"unique_id": u, "name": graph.assets[u].display_name, "holder": holder}
-                        for u, holder in result.lost.items()],
-    }
-
-
-def _outcome(uid: UniqueId, result: SyncResult, dry_run: bool) -> str:
-    if dry_run:
-        return "planned"
-    if uid in result.failed:
-        return "error"
-    if uid in result.skipped:
-        return "skipped"
-    if uid in result.lost:
-        return "lease_lost"
-    return "success" if uid in result.built else "not_run"

@@ -1,0 +1,92 @@
+"""What every output kind shares: the ``--format`` values, JSON encoding, tables, counts and the summary line.
+
+Pure functions from engine results to strings; colour goes through ``click.style`` and is
+stripped by ``click.echo`` when the output is not a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import click
+
+from dbtassets.results import StatusReport
+from dbtassets.rules.staleness import Status
+
+
+class OutputFormat(str, Enum):
+    """What ``--format`` can ask for (each command accepts some of them)."""
+
+    TEXT = "text"
+    JSON = "json"
+    GITHUB = "github"  # GitHub Actions workflow commands (annotations)
+    TREE = "tree"
+    MERMAID = "mermaid"
+    DOT = "dot"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What ``check`` and ``plan`` answer: the report, whether it passes, and how to show it."""
+
+    report: StatusReport
+    ok: bool
+    against: bool = False  # compared with a deployed manifest: say so when the change affects nothing
+    prefix: str = ""  # put before the project-relative file paths of GitHub annotations
+
+
+_COLOURS = {Status.FRESH: "green", Status.STALE: "yellow", Status.MISSING: "red", Status.UNOBSERVED: "magenta"}
+
+
+def to_json(document: Any) -> str:
+    return json.dumps(document, indent=2, sort_keys=False)
+
+
+def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
+    """Left-aligned columns; the last column is never padded."""
+    widths = [max(len(click.unstyle(str(r[i]))) for r in [header, *rows]) for i in range(len(header) - 1)]
+    lines = []
+    for row in [header, *rows]:
+        cells = [str(c) + " " * (w - len(click.unstyle(str(c)))) for c, w in zip(row, widths, strict=False)]
+        lines.append("  ".join([*cells, str(row[-1])]).rstrip())
+    lines[0] = click.style(lines[0], bold=True)
+    return "\n".join(lines)
+
+
+def styled_status(status: Status) -> str:
+    return click.style(status.value, fg=_COLOURS[status])
+
+
+def plural(count: int, word: str) -> str:
+    """``1 asset``, ``2 assets``."""
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def summary(report: StatusReport) -> str:
+    counts = {s: 0 for s in Status}
+    failing = pending = 0
+    for uid in report.selected:
+        status = report.statuses[uid]
+        counts[status.status] += 1
+        failing += len(status.failing_checks)
+        pending += len(status.pending_checks)
+    checks = "".join(f", {n} check{'s' if n > 1 else ''} {what}"
+                     for n, what in ((failing, "failing"), (pending, "pending")) if n)
+    text = (f"{counts[Status.STALE]} stale, {counts[Status.MISSING]} missing, "
+            f"{counts[Status.FRESH]} fresh"
+            + (f", {counts[Status.UNOBSERVED]} unobserved" if counts[Status.UNOBSERVED] else "")
+            + f" ({plural(len(report.selected), 'asset')}{checks})")
+    verdict = report.verdict
+    if verdict is not None:
+        waiting = sum(1 for uid in report.selected if not verdict.schedule.is_due(uid))
+        late = sum(1 for uid in report.selected if uid in verdict.late)
+        extra = [f"{waiting} not due yet"] * bool(waiting) + [f"{plural(late, 'source')} late"] * bool(late)
+        text += f"; {', '.join(extra)}" if extra else ""
+    return text
