@@ -5,6 +5,9 @@ The project lives in ``transform/`` beside its raw data (``../data``) and a loca
 models, a package macro, and a macro whose SQL depends on the dbt command. After a ``sync`` it
 must stay fresh across ``dbt parse``, ``dbt compile`` and a second ``sync`` that builds nothing,
 and each kind of edit must be judged on what it changes.
+
+The long tail of issue 18 too: models read a var (directly, and through a package macro) and an
+env var (through a macro), the profile's schema is an env var, and models are deleted and moved.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import dbtassets
+from tests.conftest import dbtassets, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -26,16 +29,21 @@ FILES = {
     "data/orders.csv": "order_id,customer_id,amount\n1,1,10\n2,1,20\n3,2,5\n",
     "helpers/dbt_project.yml": 'name: helpers\nversion: "1.0.0"\nconfig-version: 2\nmacro-paths: ["macros"]\n',
     "helpers/macros/double.sql": "{% macro double(column) %}({{ column }} * 2){% endmacro %}\n",
+    "helpers/macros/zone.sql": "{% macro zone() %}'{{ var('helpers_zone', 'UTC') }}'{% endmacro %}\n",
     "transform/dbt_project.yml": 'name: conv\nversion: "1.0.0"\nconfig-version: 2\nprofile: conv\n'
-                                 "models:\n  conv:\n    +materialized: table\n",
+                                 "vars:\n  min_amount: 5\n  helpers_zone: UTC\n"
+                                 "models:\n  conv:\n    +materialized: table\n    views:\n"
+                                 "      +materialized: view\n",
     "transform/profiles.yml": "conv:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n"
-                              "      path: conv.duckdb\n      threads: 1\n",
+                              "      path: conv.duckdb\n      schema: \"{{ env_var('CONV_SCHEMA', 'main') }}\"\n"
+                              "      threads: 1\n",
     "transform/packages.yml": "packages:\n  - local: ../helpers\n",
     "transform/models/_sources.yml": "sources:\n  - name: raw\n    tables:\n      - name: orders\n        meta:\n"
                                      "          external_location: \"read_csv('../data/orders.csv')\"\n",
     "transform/macros/only_when_building.sql":
         "{% macro only_when_building() %}{% if flags.WHICH != 'compile' %}where order_id is not null"
         "{% endif %}{% endmacro %}\n",
+    "transform/macros/min_total.sql": "{% macro min_total() %}{{ env_var('CONV_MIN_TOTAL', '0') }}{% endmacro %}\n",
     "transform/models/stg_orders.sql": "select order_id, customer_id, amount from {{ source('raw', 'orders') }}\n",
     "transform/models/customers.sql": "select distinct customer_id from {{ ref('stg_orders') }}\n",
     "transform/models/customer_count.sql": "select count(*) as customers from {{ ref('customers') }}\n",
@@ -47,7 +55,15 @@ FILES = {
     "transform/models/doubled.sql":
         "select order_id, {{ helpers.double('amount') }} as amount2 from {{ ref('stg_orders') }}\n",
     "transform/models/building.sql": "select order_id from {{ ref('stg_orders') }} {{ only_when_building() }}\n",
+    "transform/models/big_orders.sql": "select order_id, {{ helpers.zone() }} as zone from {{ ref('stg_orders') }}\n"
+                                       "where amount > {{ var('min_amount') }}\n",
+    "transform/models/big_order_count.sql": "select count(*) as n from {{ ref('big_orders') }}\n",
+    "transform/models/paid_orders.sql":
+        "select order_id from {{ ref('stg_orders') }} where amount > {{ min_total() }}\n",
+    "transform/models/_models.yml": "models:\n  - name: customer_count\n    description: How many customers bought\n",
 }
+MODELS = {"stg_orders", "customers", "customer_count", "by_customer", "by_customer_count", "py_orders", "doubled",
+          "building", "big_orders", "big_order_count", "paid_orders"}
 
 
 def dbt(project: Path, *args: str) -> None:
@@ -66,7 +82,7 @@ def built_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     os.symlink("../../helpers", root / "transform/dbt_packages/helpers")  # what `dbt deps` makes, relative
     synced = dbtassets(root / "transform", "sync")
     assert synced.returncode == 0, synced.stdout + synced.stderr
-    assert "Built 8 of 8 assets" in synced.stdout, synced.stdout
+    assert f"Built {len(MODELS)} of {len(MODELS)} assets" in synced.stdout, synced.stdout
     return root
 
 
@@ -77,8 +93,8 @@ def built(built_template: Path, tmp_path: Path) -> Path:
     return tmp_path / "root" / "transform"
 
 
-def stale(project: Path) -> dict[str, list[str]]:
-    result = dbtassets(project, "status", "--format", "json")
+def stale(project: Path, env: dict[str, str] | None = None) -> dict[str, list[str]]:
+    result = run_cli("--project-dir", str(project), "status", "--format", "json", env=env)
     assert result.returncode == 0, result.stderr
     return {a["name"]: [r["message"] for r in a["reasons"]] for a in json.loads(result.stdout)["assets"]
             if a["status"] != "fresh"}
@@ -199,6 +215,83 @@ def test_a_new_and_a_changed_unit_test_a_source_over_a_seed(built: Path) -> None
     assert dbtassets(built, "check").returncode == 0
     last = dbtassets(built, "sync")
     assert "Nothing to build" in last.stdout, last.stdout + last.stderr
+
+
+def sync(project: Path, env: dict[str, str] | None = None) -> str:
+    result = run_cli("--project-dir", str(project), "sync", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def rows(project: Path, sql: str) -> list[tuple[object, ...]]:
+    import duckdb
+
+    with duckdb.connect(str(project / "conv.duckdb"), read_only=True) as db:
+        return db.execute(sql).fetchall()
+
+
+def test_a_changed_var_makes_its_readers_stale_directly_or_through_a_package_macro(built: Path) -> None:
+    edit(built / "dbt_project.yml", "min_amount: 5", "min_amount: 15")
+    reasons = stale(built)
+    assert set(reasons) == {"big_orders", "big_order_count"}, reasons
+    assert "var('min_amount')" in reasons["big_orders"][0], reasons
+    assert "Built 2 of 2 assets" in sync(built)
+    assert rows(built, "select n from main.big_order_count") == [(1,)]
+    assert stale(built) == {}
+
+    edit(built / "dbt_project.yml", "helpers_zone: UTC", "helpers_zone: Europe/Paris")
+    reasons = stale(built)
+    assert set(reasons) == {"big_orders", "big_order_count"}, reasons
+    assert "var('helpers_zone')" in reasons["big_orders"][0], reasons
+    assert "Built 2 of 2 assets" in sync(built)
+    assert rows(built, "select distinct zone from main.big_orders") == [("Europe/Paris",)]
+    assert stale(built) == {}
+
+
+def test_an_env_var_read_through_a_macro_makes_its_readers_stale(built: Path) -> None:
+    env = {"CONV_MIN_TOTAL": "8"}
+    reasons = stale(built, env)
+    assert set(reasons) == {"paid_orders"}, reasons
+    assert "CONV_MIN_TOTAL" in reasons["paid_orders"][0] and "'8'" not in reasons["paid_orders"][0], reasons
+    assert "Built 1 of 1 asset" in sync(built, env)
+    assert rows(built, "select count(*) from main.paid_orders") == [(2,)]
+    assert stale(built, env) == {}
+    assert set(stale(built)) == {"paid_orders"}  # unset again: its default, so not what was built
+
+
+def test_an_env_var_in_the_profile_is_seen_by_the_first_status_and_sync(built: Path) -> None:
+    env = {"CONV_SCHEMA": "other"}
+    reasons = stale(built, env)
+    assert set(reasons) == MODELS, reasons
+    assert f"Built {len(MODELS)} of {len(MODELS)} assets" in sync(built, env)
+    assert rows(built, "select count(*) from other.customers") == [(2,)]
+    assert stale(built, env) == {}
+
+
+def test_a_deleted_model_and_its_yaml_are_no_longer_listed(built: Path) -> None:
+    (built / "models/customer_count.sql").unlink()
+    (built / "models/_models.yml").unlink()
+    listed = dbtassets(built, "assets", "--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    assert {a["name"] for a in json.loads(listed.stdout)["assets"]} == (MODELS - {"customer_count"}) | {"raw.orders"}
+    assert stale(built) == {}
+    again = dbtassets(built, "sync")
+    assert again.returncode == 0 and "Nothing to build" in again.stdout, again.stdout + again.stderr
+
+
+def test_a_moved_model_is_parsed_again_and_a_move_that_breaks_the_parse_fails_check(built: Path) -> None:
+    (built / "models/views").mkdir()
+    os.rename(built / "models/by_customer_count.sql", built / "models/views/by_customer_count.sql")  # mtime kept
+    reasons = stale(built)
+    assert set(reasons) == {"by_customer_count"}, reasons
+    assert "configuration changed" in reasons["by_customer_count"][0], reasons
+    assert "Built 1 of 1 asset" in sync(built)
+    assert stale(built) == {}
+
+    os.rename(built / "models/customers.sql", built / "models/customers.sql.bak")  # customer_count's ref breaks
+    checked = dbtassets(built, "check")
+    assert checked.returncode == 2, checked.stdout + checked.stderr
+    assert "dbt parse" in checked.stderr, checked.stderr
 
 
 def test_an_incremental_model_through_three_landings_builds_incrementally_and_stays_fresh(built: Path) -> None:

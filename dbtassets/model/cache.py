@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-FORMAT = 10
+FORMAT = 11
 NAME = "dbtassets-manifest.cache"
 
 Key = tuple[Any, ...]

@@ -7,7 +7,9 @@ macros dbt lists for it differ between a manifest from ``dbt parse`` and one fro
 (``py_script_postfix``), so they must not count. A model whose Jinja (or a macro it calls) looks at
 the dbt command renders differently under ``dbt compile`` than under ``dbt build``, so its compiled SQL
 cannot be compared across the two: its version is its Jinja source and its macros' as the Jinja lexer
-reads them (layout inside tags left out).
+reads them (layout inside tags left out). What a node's SQL reads besides its code (vars, env vars) is
+found here too, in its Jinja and its macros' (:func:`NodeVersions.reads`); their values are
+:mod:`dbtassets.model.values`' to resolve, on every load.
 
 Everything here works on the manifest's raw JSON, while :mod:`dbtassets.model.manifest` extracts it.
 """
@@ -24,6 +26,7 @@ from typing import Any
 
 from dbtassets.model.ephemeral import EphemeralWalk
 from dbtassets.model.ids import UniqueId
+from dbtassets.model.values import Read, calls_in
 
 # Configuration that changes the object dbt builds (not docs, tags or meta).
 _BUILD_CONFIG_KEYS = (
@@ -52,6 +55,7 @@ class Macros:
     reads_command: Mapping[str, bool]
     sql: Mapping[str, str]
     _jinja: dict[str, str] = field(default_factory=dict)
+    _reads: dict[str, frozenset[tuple[str, str]]] = field(default_factory=dict)
 
     @classmethod
     def from_manifest(cls, macros: Mapping[str, Mapping[str, Any]]) -> Macros:
@@ -67,6 +71,12 @@ class Macros:
         if uid not in self._jinja:
             self._jinja[uid] = hashlib.sha256(jinja_text(self.sql[uid]).encode()).hexdigest()[:16]
         return self._jinja[uid]
+
+    def reads(self, uid: str) -> frozenset[tuple[str, str]]:
+        """The vars and env vars the macro reads (see :func:`dbtassets.model.values.calls_in`)."""
+        if uid not in self._reads:
+            self._reads[uid] = calls_in(self.sql[uid])
+        return self._reads[uid]
 
     def closure(self, roots: Iterable[str]) -> set[str]:
         """The macros in ``roots`` and every macro they call, transitively."""
@@ -128,6 +138,22 @@ class NodeVersions:
                 own = hashlib.sha256("".join([own, *(self._own_version(e) for e in inlined)]).encode()).hexdigest()
             self._code_versions[uid] = own[:16]
         return self._code_versions[uid]
+
+    def reads(self, uid: str) -> tuple[Read, ...]:
+        """The vars and env vars its SQL reads: in its Jinja, the macros it calls and the ephemeral models it
+        inlines (a var in the scope of the package whose node reads it); none for a Python model."""
+        node = self._nodes[uid]
+        if node.get("language") == "python":
+            return ()
+        found: set[Read] = set()
+        for inlined in (uid, *self._ephemerals.upstream(UniqueId(uid)).inlined):
+            model = self._nodes[inlined]
+            package = str(model.get("package_name") or "")
+            calls = set(calls_in(str(model.get("raw_code") or "")))
+            for macro in self._macros.closure(model["depends_on"].get("macros", ())):
+                calls |= self._macros.reads(macro)
+            found.update((kind, name, package if kind == "var" else "") for kind, name in calls)
+        return tuple(sorted(found))
 
     def _own_version(self, uid: str) -> str:
         """Its code (the checksum; a Python model's code; the Jinja of SQL that depends on the command),

@@ -6,7 +6,8 @@ parse it every time. :func:`load_manifest` therefore keeps a compact, marshalled
 the manifest (:mod:`dbtassets.model.cache`), keyed by the manifest's size and modification time,
 and reads that instead when it is current. The extract holds plain tuples, so building it once
 costs one JSON parse. The code versions it holds are the manifest-based ones of
-:mod:`dbtassets.model.code`.
+:mod:`dbtassets.model.code`; the values of the vars and env vars a node reads are folded in on every
+load (:mod:`dbtassets.model.values`), since they change without the manifest changing.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dbtassets.model.code import Macros, data_test_version, unit_test_version
 from dbtassets.model.ephemeral import EphemeralWalk
 from dbtassets.model.ids import UniqueId as UniqueId
 from dbtassets.model.rows import compact_nodes, text, texts
+from dbtassets.model.values import Read, Values, versioned
 
 SUPPORTED_SCHEMAS = range(10, 13)  # v10 (dbt 1.6) to v12 (dbt 1.8 - 1.11)
 
@@ -92,6 +94,7 @@ class Node:
     varies_by_command: bool = False  # its SQL (or a macro it calls) looks at which dbt command runs
     version: str = ""  # a versioned model's version ("2" for stg_customers.v2); "" when unversioned
     latest_version: str = ""  # the version a plain ref() to a versioned model means
+    reads: tuple[Read, ...] = ()  # the vars and env vars its SQL reads (their values are in code_version)
 
     @property
     def compiled_compares(self) -> bool:
@@ -153,6 +156,7 @@ class Manifest:
     test_parents: Mapping[UniqueId, tuple[UniqueId, ...]]
     test_names: Mapping[UniqueId, str]
     checks: Mapping[UniqueId, Check] = field(default_factory=dict)
+    values: Values | None = field(default=None, compare=False)  # what its code versions include (None: no values)
 
     def checks_of(self, asset: UniqueId) -> list[Check]:
         """The checks attached to ``asset``, by name."""
@@ -166,8 +170,11 @@ class Manifest:
                              lambda uid: uid in nodes and nodes[uid].is_ephemeral)
 
 
-def load_manifest(path: Path, *, use_cache: bool = True) -> Manifest:
+def load_manifest(path: Path, *, use_cache: bool = True, values: Values | None = None) -> Manifest:
     """Load ``path``, from the compact cache beside it when that is current.
+
+    With ``values``, each node's code version includes the values of the vars and env vars it reads;
+    without, it is the manifest's alone.
 
     Raises:
         ManifestError: the file is missing, not JSON, truncated, of the wrong shape or of a schema
@@ -188,11 +195,11 @@ def load_manifest(path: Path, *, use_cache: bool = True) -> Manifest:
     if use_cache:
         compact = cache.read_cache(cache_path, key)
         if compact is not None:
-            return _from_compact(path, compact)
+            return _from_compact(path, compact, values)
     compact = _extract(path, _read_json(path, stat.st_size))
     if use_cache:
         cache.write_cache(cache_path, key, compact)
-    return _from_compact(path, compact)
+    return _from_compact(path, compact, values)
 
 
 def compiled_sql(path: Path) -> dict[UniqueId, str]:
@@ -305,7 +312,7 @@ def _extract(path: Path, raw: Any) -> tuple[Any, ...]:
         ) from None
 
 
-def _from_compact(path: Path, compact: tuple[Any, ...]) -> Manifest:
+def _from_compact(path: Path, compact: tuple[Any, ...], values: Values | None) -> Manifest:
     project_name, dbt_version, version, adapter_type, generated_at, nodes, tests = compact
     test_parents: dict[UniqueId, tuple[UniqueId, ...]] = {}
     test_names: dict[UniqueId, str] = {}
@@ -324,11 +331,11 @@ def _from_compact(path: Path, compact: tuple[Any, ...]) -> Manifest:
     built = {
         UniqueId(row[0]): Node(
             UniqueId(row[0]), row[1], _RESOURCE_TYPES[row[2]], row[3], row[4], row[5], row[6], row[7],
-            tuple(UniqueId(p) for p in row[8]), row[9], tuple(sorted(checks.get(row[0], ()))), row[15],
-            row[10], row[11], row[12], row[13], row[14],
-            FreshnessConfig(*row[16]) if row[16] is not None else None, row[17], row[18], row[19], row[20],
+            tuple(UniqueId(p) for p in row[8]), versioned(row[9], row[21], values),
+            tuple(sorted(checks.get(row[0], ()))), row[15], row[10], row[11], row[12], row[13], row[14],
+            FreshnessConfig(*row[16]) if row[16] is not None else None, row[17], row[18], row[19], row[20], row[21],
         )
         for row in nodes
     }
     return Manifest(path, project_name, dbt_version, version, adapter_type, generated_at, built,
-                    test_parents, test_names, check_records)
+                    test_parents, test_names, check_records, values)

@@ -1,16 +1,17 @@
-"""The dbt project on disk: where it is, what dbt_project.yml says, and whether the manifest is current.
+"""The dbt project on disk: where it is, what dbt_project.yml says, and the files dbt parses.
 
 The files dbt parses include those of installed packages (``dbt_packages/``, where a local package is a
 link to its directory, perhaps outside the project): an edit of a package macro must be seen like an
-edit of the project's own.
+edit of the project's own. One walk (:meth:`DbtProject.files`) finds them all, with each one's size and
+time, for :mod:`dbtassets.model.parsed` to tell whether the manifest is current.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,9 @@ class DbtProject:
     log_path: Path
     package_dirs: tuple[Path, ...] = ()  # the model/macro/... directories of installed packages, resolved
     profile: str = ""  # dbt_project.yml's `profile:` (dbt's default: the project's name)
+    vars: Mapping[str, Any] = field(default_factory=dict, compare=False)  # dbt_project.yml's `vars:`
+    # each installed package's own `vars:` (from its dbt_project.yml), by package name
+    package_vars: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, compare=False)
 
     @property
     def parsed_dirs(self) -> tuple[Path, ...]:
@@ -56,19 +60,38 @@ class DbtProject:
 
     def newest_file(self) -> tuple[float, Path | None]:
         """The most recently modified file dbt parses (mtime, path); (0, None) if there is none."""
-        newest: tuple[float, Path | None] = (0.0, None)
+        return self.files().newest
+
+    def files(self) -> ProjectFiles:
+        """Every file dbt parses (the project's top files, and those under its and its packages' directories),
+        with its size and mtime, and the newest file and directory: one walk.
+
+        Paths are relative to the project (``../helpers/macros/x.sql`` for a local package beside it), so a
+        copy of the project with its ``target/`` finds the same paths.
+        """
+        entries: dict[str, tuple[int, int]] = {}
+        newest_mtime, newest_path, newest_dir, newest_dir_path = 0.0, "", 0.0, ""
         for name in _TOP_FILES:
-            path = self.directory / name
             try:
-                mtime = path.stat().st_mtime
+                stat = (self.directory / name).stat()
             except OSError:
                 continue
-            newest = max(newest, (mtime, path), key=lambda item: item[0])
+            entries[name] = (stat.st_size, stat.st_mtime_ns)
+            if stat.st_mtime > newest_mtime:
+                newest_mtime, newest_path = stat.st_mtime, str(self.directory / name)
         for root in self.parsed_dirs:
-            mtime, found = _newest_under(str(root))
-            if mtime > newest[0]:
-                newest = (mtime, Path(found))
-        return newest
+            top = str(root)
+            relative = os.path.relpath(top, self.directory)
+            for path, stat, is_dir in _files_under(top):
+                if is_dir:  # its mtime moves when a file in it is added, removed or renamed
+                    if stat.st_mtime > newest_dir:
+                        newest_dir, newest_dir_path = stat.st_mtime, path
+                    continue
+                entries[relative + path[len(top):]] = (stat.st_size, stat.st_mtime_ns)
+                if stat.st_mtime > newest_mtime:
+                    newest_mtime, newest_path = stat.st_mtime, path
+        return ProjectFiles(entries, (newest_mtime, Path(newest_path) if newest_path else None),
+                            (newest_dir, Path(newest_dir_path) if newest_dir_path else None))
 
     def files_changed_since(self, mtime: float) -> list[Path]:
         """The files dbt parses that were modified after ``mtime``."""
@@ -78,8 +101,19 @@ class DbtProject:
                 if (self.directory / name).stat().st_mtime > mtime:
                     changed.append(self.directory / name)
         for root in self.parsed_dirs:
-            changed.extend(Path(path) for modified, path in _files_under(str(root)) if modified > mtime)
+            changed.extend(Path(path) for path, stat, is_dir in _files_under(str(root))
+                           if not is_dir and stat.st_mtime > mtime)
         return changed
+
+
+@dataclass(frozen=True)
+class ProjectFiles:
+    """The files dbt parses as one walk found them."""
+
+    entries: Mapping[str, tuple[int, int]]  # path relative to the project -> (size, mtime_ns)
+    newest: tuple[float, Path | None]  # the newest file's (mtime, path); (0, None) when there is none
+    # the newest directory holding them (mtime, path): its time moves when a file is added, removed or renamed
+    newest_dir: tuple[float, Path | None]
 
 
 def repository_prefix(directory: Path) -> str:
@@ -119,8 +153,15 @@ def load_project(directory: Path) -> DbtProject:
         raise ProjectError(f"{config_path}: not a valid dbt_project.yml (it needs a `name:`)")
     target = os.environ.get("DBT_TARGET_PATH") or str(config.get("target-path") or "target")
     logs = os.environ.get("DBT_LOG_PATH") or str(config.get("log-path") or "logs")
+    package_dirs, package_vars = _packages(directory, config)
     return DbtProject(directory, config["name"], _paths(directory, config), directory / target, directory / logs,
-                      _package_dirs(directory, config), str(config.get("profile") or config["name"]))
+                      package_dirs, str(config.get("profile") or config["name"]), _vars(config), package_vars)
+
+
+def _vars(config: dict[str, Any]) -> dict[str, Any]:
+    """A dbt_project.yml's ``vars:`` (global ones, and dicts of package-scoped ones under a package's name)."""
+    found = config.get("vars")
+    return found if isinstance(found, dict) else {}
 
 
 def _paths(directory: Path, config: dict[str, Any]) -> tuple[Path, ...]:
@@ -133,8 +174,9 @@ def _paths(directory: Path, config: dict[str, Any]) -> tuple[Path, ...]:
     return tuple(found)
 
 
-def _package_dirs(directory: Path, config: dict[str, Any]) -> tuple[Path, ...]:
-    """The parsed directories of every installed package (links resolved), and of local packages.
+def _packages(directory: Path, config: dict[str, Any]) -> tuple[tuple[Path, ...], dict[str, dict[str, Any]]]:
+    """The parsed directories of every installed package (links resolved) and of local packages, and each
+    package's own ``vars:`` by its name.
 
     A package that cannot be read is left out: dbt itself reports it at the next parse.
     """
@@ -150,6 +192,7 @@ def _package_dirs(directory: Path, config: dict[str, Any]) -> tuple[Path, ...]:
                 if isinstance(package, dict) and isinstance(package.get("local"), str):
                     roots.append(directory / package["local"])
     found: dict[Path, None] = {}
+    package_vars: dict[str, dict[str, Any]] = {}
     for root in roots:
         try:
             resolved = root.resolve()
@@ -158,19 +201,21 @@ def _package_dirs(directory: Path, config: dict[str, Any]) -> tuple[Path, ...]:
             continue
         if isinstance(package_config, dict):
             found.update(dict.fromkeys(_paths(resolved, package_config)))
-    return tuple(found)
+            if isinstance(package_config.get("name"), str):
+                package_vars[package_config["name"]] = _vars(package_config)
+    return tuple(found), package_vars
 
 
-def _newest_under(root: str) -> tuple[float, str]:
-    """The newest file under ``root`` (mtime, path), skipping hidden entries such as editors' swap files.
+def _files_under(root: str) -> Iterator[tuple[str, os.stat_result, bool]]:
+    """(path, stat, is a directory) of ``root`` and of everything under it, hidden entries (editors' swap
+    files) left out.
 
     Plain strings and scandir keep this cheap: it runs before every command on every project file.
     """
-    return max(_files_under(root), default=(0.0, ""), key=lambda item: item[0])
-
-
-def _files_under(root: str) -> Iterator[tuple[float, str]]:
-    """(mtime, path) of every file under ``root``, hidden entries left out."""
+    try:
+        yield root, os.stat(root), True
+    except OSError:
+        return
     stack = [root]
     while stack:
         try:
@@ -183,8 +228,9 @@ def _files_under(root: str) -> Iterator[tuple[float, str]]:
             try:
                 if entry.is_dir(follow_symlinks=False):
                     stack.append(entry.path)
+                    yield entry.path, entry.stat(follow_symlinks=False), True
                 else:
-                    yield entry.stat().st_mtime, entry.path
+                    yield entry.path, entry.stat(), False
             except OSError:
                 continue
 

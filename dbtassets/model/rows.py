@@ -32,7 +32,7 @@ def compact_nodes(
             _plain({**(node.get("meta") or {}), **(config.get("meta") or {})}),
             _plain_config(config), config_version(node), _model_freshness(config.get("freshness")),
             str(node.get("language") or "sql"), versions.varies_by_command(node),
-            _version(node.get("version")), _version(node.get("latest_version")),
+            _version(node.get("version")), _version(node.get("latest_version")), versions.reads(uid),
         ))
     for uid, source in sources.items():
         where[0] = uid
@@ -45,7 +45,7 @@ def compact_nodes(
             str(source.get("relation_name") or ""), _plain(meta), _plain_config(config), "",
             _source_freshness(source.get("freshness") or config.get("freshness"),
                               source.get("loaded_at_query") or config.get("loaded_at_query")),
-            "sql", False, "", "",
+            "sql", False, "", "", (),
         ))
     return tuple(compact)
 

@@ -1,25 +1,31 @@
 """What was loaded: one frozen :class:`Snapshot` of a dbt project, replaced whole on reload.
 
 :func:`load_snapshot` is the only place that decides whether the manifest is current: it runs
-``dbt parse`` first when ``target/manifest.json`` is missing or older than the project's files,
-then reads the manifest, draws the asset graph and reads ``dbtassets.yml``. A reload is one
+``dbt parse`` first when ``target/manifest.json`` is missing, older than the project's files, made
+for another target, or made from other files or env var values than there are now (the record of
+:mod:`dbtassets.model.parsed`), then reads the manifest with the current values of vars and env vars
+folded into code versions, draws the asset graph and reads ``dbtassets.yml``. A reload is one
 assignment of a new snapshot; nothing is cached beside it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+import os
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 from dbtassets.errors import ManifestError
 from dbtassets.model.freshness import Policies
 from dbtassets.model.graph import AssetGraph
 from dbtassets.model.manifest import Manifest, ResourceType, UniqueId, load_manifest
+from dbtassets.model.parsed import files_now, read_record, write_record
 from dbtassets.model.project import DbtProject
 from dbtassets.model.sources import Settings, load_settings
 from dbtassets.model.targets import Targets, manifest_is_for
+from dbtassets.model.values import Values
 
 
 @dataclass(frozen=True)
@@ -57,9 +63,14 @@ class Snapshot:
 
 
 def load_snapshot(dbt: DbtProject, manifest_path: Path | None, parse: Callable[[str], None],
-                  targets: Targets | None = None, warn: Callable[[str], None] = lambda message: None) -> Snapshot:
+                  targets: Targets | None = None, warn: Callable[[str], None] = lambda message: None, *,
+                  cli_vars: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Snapshot:
     """Load ``manifest_path`` as is, or the project's own manifest after a ``parse()`` if it is stale:
-    missing, older than the project's files, or made for another target than ``targets``' selected one.
+    missing, older than the project's files, made for another target than ``targets``' selected one, or
+    parsed from another set of files or under other env var values than now.
+
+    Code versions include the values of the vars (``cli_vars`` over dbt_project.yml's) and env vars
+    (``environ``, this process's by default) each node reads.
 
     Raises:
         ManifestError: the manifest cannot be read, or belongs to another project.
@@ -69,23 +80,14 @@ def load_snapshot(dbt: DbtProject, manifest_path: Path | None, parse: Callable[[
     ``parse`` is called with why the manifest is stale; ``warn`` with what the user should know about the
     manifest used (written by another dbt than the installed one).
     """
+    environ = os.environ if environ is None else environ
+    values = Values.of(dbt, cli_vars, environ)
     loaded_at: float | None = None
     if manifest_path is not None:
-        manifest = load_manifest(manifest_path.resolve())
+        manifest = load_manifest(manifest_path.resolve(), values=values)
     else:
-        path = dbt.manifest_path
-        loaded_at, newest = dbt.newest_file()
-        manifest_mtime = path.stat().st_mtime if path.exists() else None
-        why = None
-        if manifest_mtime is None:
-            why = "missing"
-        elif loaded_at > manifest_mtime:
-            why = f"older than {newest}"
-        elif targets is not None and not manifest_is_for(dbt, targets):
-            why = f"made for another target than {targets.selected.target!r}"
-        if why is not None:
-            parse(f"{path} is {why}")
-        manifest = load_manifest(path)
+        loaded_at = _make_current(dbt, parse, targets, environ)
+        manifest = load_manifest(dbt.manifest_path, values=values)
     if manifest.project_name and manifest.project_name != dbt.name:
         raise ManifestError(
             f"{manifest.path}: manifest of project {manifest.project_name!r}, but {dbt.directory} is "
@@ -111,3 +113,34 @@ def foreign_dbt(manifest: Manifest) -> str | None:
         return None
     return (f"{manifest.path} was written by dbt {manifest.dbt_version}, but dbt {installed} is installed: its code "
             "versions and lineage may not be what this dbt builds; write it again with `dbt parse`")
+
+
+def _make_current(dbt: DbtProject, parse: Callable[[str], None], targets: Targets | None,
+                  environ: Mapping[str, str]) -> float:
+    """``parse()`` if the project's manifest is stale, and keep what the files were (one walk); the newest
+    file's mtime."""
+    path = dbt.manifest_path
+    walked = dbt.files()
+    (newest_mtime, newest), profile_names = walked.newest, targets.env_names if targets else frozenset[str]()
+    files = files_now(dbt, walked, targets.profiles_path if targets else None)
+    record = read_record(dbt)
+    try:
+        stat: os.stat_result | None = path.stat()
+    except OSError:
+        stat = None
+    why = None
+    if stat is None:
+        why = "is missing"
+    elif newest_mtime > stat.st_mtime:
+        why = f"is older than {newest}"
+    elif targets is not None and not manifest_is_for(dbt, targets):
+        why = f"was made for another target than {targets.selected.target!r}"
+    elif record is not None:
+        why = record.why_stale(files, stat, walked.newest_dir[0], profile_names, environ)
+    elif walked.newest_dir[0] > stat.st_mtime:  # no record of what it saw: was a file added, removed or moved since?
+        why = f"is older than a change in {walked.newest_dir[1]} (a file added, removed or renamed)"
+    if why is not None:
+        parse(f"{path} {why}")
+    if why is not None or record is None or record.files != files:
+        write_record(dbt, files, profile_names, record, environ)
+    return newest_mtime

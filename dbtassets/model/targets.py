@@ -27,6 +27,7 @@ import yaml
 
 from dbtassets.errors import ProjectError
 from dbtassets.model.project import DbtProject, load_yaml
+from dbtassets.model.values import env_names_in
 
 # The profile keys that say where the data is, by adapter family; the first present ones are used.
 _LOCATION_KEYS = ("account", "host", "port", "project", "catalog", "database", "dbname", "dataset", "schema")
@@ -60,6 +61,8 @@ class Targets:
     selected: Warehouse
     default: Warehouse
     profiles_path: Path
+    # the env vars the selected target's settings read: dbt renders them into the manifest (schema, database)
+    env_names: frozenset[str] = frozenset()
 
 
 def profiles_file(project: DbtProject, profiles_dir: Path | None) -> Path:
@@ -104,7 +107,9 @@ def resolve_targets(project: DbtProject, profiles_dir: Path | None, target: str 
         adapter = _render(path, f"{name}.type", output.get("type", ""))
         return Warehouse(project.profile, name, adapter, _location(project, path, name, adapter, output))
 
-    return Targets(warehouse(target or default_name), warehouse(default_name), path)
+    selected = target or default_name
+    env_names = env_names_in(json.dumps([profile.get("target"), outputs.get(selected)], default=str))
+    return Targets(warehouse(selected), warehouse(default_name), path, env_names)
 
 
 def _location(project: DbtProject, path: Path, name: str, adapter: str, output: Mapping[str, Any]) -> str:

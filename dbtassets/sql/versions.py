@@ -14,16 +14,17 @@ its logic, and new rows must never look like a code change.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Protocol
 
 from dbtassets.errors import DbtAssetsError, ManifestError
 from dbtassets.model.graph import BUILDABLE, AssetGraph
-from dbtassets.model.manifest import Manifest, ResourceType, UniqueId, compiled_sql, load_manifest
+from dbtassets.model.manifest import Manifest, Node, ResourceType, UniqueId, compiled_sql, load_manifest
 from dbtassets.model.selection import exact_selectors
 from dbtassets.model.sources import DataVersionKind
+from dbtassets.model.values import changed_reads, describe
 from dbtassets.rules.refresh import is_incremental_model, renders_incrementally
 from dbtassets.rules.staleness import CodeChange, compute_statuses
 from dbtassets.rules.statuses import AssetStatus
@@ -33,6 +34,13 @@ from dbtassets.state.store import StateStore
 _EPHEMERAL_CTE = "__dbt__cte__"  # how dbt names an inlined ephemeral model
 _UNSETTLED_CHANGE = CodeChange(True, description="the project was edited during that build, so which code it "
                                                  "ran is unknown: rebuilding to be sure")
+
+
+def _values_changed(node: Node, last: Materialization) -> str:
+    """``var('x') changed`` when only the values of the vars and env vars ``node`` reads moved since ``last``."""
+    old = last.manifest_version or ""
+    changed = changed_reads(old, node.code_version, node.reads) if node.reads else None
+    return describe(changed) if changed else ""
 
 
 class Compiler(Protocol):
@@ -95,31 +103,33 @@ class CodeVersioner:
         (one ``dbt compile`` for all of them) and fingerprinted.
         """
         versions: dict[UniqueId, str] = {}
-        unsettled: dict[UniqueId, CodeChange] = {}
+        known: dict[UniqueId, CodeChange] = {}  # changes known without compiling: unsettled builds, values
         moved: list[UniqueId] = []
         for uid, node in self.graph.assets.items():
             if node.resource_type not in BUILDABLE:
                 continue
             last = state.last_success.get(uid)
             if last is not None and last.code_version == UNSETTLED:
-                versions[uid], unsettled[uid] = node.code_version, _UNSETTLED_CHANGE
+                versions[uid], known[uid] = node.code_version, _UNSETTLED_CHANGE
             elif node.resource_type == ResourceType.SEED or not node.compiled_compares or last is None:
                 # seeds: their content checksum; Python and command-dependent models: their code as written,
                 # normalized (see dbtassets.model.manifest); missing: irrelevant
                 versions[uid] = node.code_version
+                if last is not None and last.code_version != node.code_version and _values_changed(node, last):
+                    known[uid] = CodeChange(True, description=_values_changed(node, last))
             elif last.manifest_version == node.code_version:
                 versions[uid] = last.code_version
             else:
                 moved.append(uid)
         if not moved:
-            return CodeVersions(versions, unsettled)
+            return CodeVersions(versions, known)
         cached = self.store.fingerprints((uid, self.graph.assets[uid].code_version) for uid in moved)
         uncached = [uid for uid in moved if uid not in cached]
         if uncached:
             self.log(f"compiling {len(uncached)} changed model{'s' if len(uncached) > 1 else ''} to compare their SQL")
             self.store.save_fingerprints(self.fingerprints(self._compile(uncached)))
             cached = self.store.fingerprints((uid, self.graph.assets[uid].code_version) for uid in moved)
-        changes: dict[UniqueId, CodeChange] = dict(unsettled)
+        changes: dict[UniqueId, CodeChange] = dict(known)
         notes: dict[UniqueId, str] = {}
         for uid in moved:
             node, last = self.graph.assets[uid], state.last_success[uid]
@@ -131,6 +141,11 @@ class CodeVersioner:
                 notes[uid] = entry.note
             if versions[uid] != last.code_version:
                 changes[uid] = self._classify(uid, last, entry)
+                values = _values_changed(node, last)
+                if values:  # the code is as it was: say which value moved (and how the SQL changed with it)
+                    description = changes[uid].description
+                    changes[uid] = replace(changes[uid], description=f"{values}: {description}" if description
+                                           else values)
         return CodeVersions(versions, changes, notes)
 
     def _compile(self, uids: Sequence[UniqueId]) -> dict[UniqueId, str]:
@@ -270,7 +285,7 @@ class CodeVersioner:
 
         if other_path.is_dir():  # a directory of artifacts, as `dbt compile --target-path DIR` writes it
             other_path = other_path / "manifest.json"
-        other = load_manifest(other_path.resolve())
+        other = load_manifest(other_path.resolve(), values=self.manifest.values)
         other_sql = compiled_sql(other_path.resolve())
         candidates = [uid for uid, node in self.graph.assets.items()
                       if node.resource_type in (ResourceType.MODEL, ResourceType.SNAPSHOT)

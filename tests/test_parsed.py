@@ -1,0 +1,147 @@
+"""Whether target/manifest.json is current beyond file times: the files a parse saw (a deleted file, a file
+moved with its time kept) and the env vars it was parsed under, in the one walk that finds the newest file.
+
+dbt's parse is faked here (it only rewrites the manifest, as a parse that changes nothing would): the
+rules are about when dbtassets asks for one. test_convergence.py shows the same with real dbt.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dbtassets.model.parsed import NAME, read_record
+from dbtassets.model.project import load_project
+from dbtassets.model.snapshot import Snapshot, load_snapshot
+from dbtassets.model.targets import resolve_targets
+
+
+def load(project: Path, parsed: list[str]) -> Snapshot:
+    """Load ``project`` as dbtassets does, noting in ``parsed`` why each parse was asked for."""
+    dbt = load_project(project)
+
+    def parse(why: str) -> None:
+        parsed.append(why)
+        os.utime(dbt.manifest_path)  # dbt wrote it anew
+
+    return load_snapshot(dbt, None, parse, resolve_targets(dbt, None, None))
+
+
+def age(project: Path, seconds: float) -> None:
+    """Make every file of the project (and its manifest) ``seconds`` old, in order: files, then the manifest."""
+    then = time.time() - seconds
+    for path in project.rglob("*"):
+        os.utime(path, (then, then), follow_symlinks=False)
+    os.utime(project / "target/manifest.json", (then + 1, then + 1))
+
+
+def test_an_unchanged_project_is_not_parsed_and_its_files_are_recorded_once(project_dir: Path) -> None:
+    parsed: list[str] = []
+    load(project_dir, parsed)
+    record = read_record(load_project(project_dir))
+    assert record is not None and "models/marts/dim_customer.sql" in record.files
+    assert "profile:profiles.yml" in record.files
+    load(project_dir, parsed)
+    assert parsed == []
+
+
+def test_status_walks_each_directory_once(project_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    load(project_dir, [])
+    scanned: list[str] = []
+    real = os.scandir
+
+    def counting(path: str) -> Any:
+        scanned.append(str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", counting)
+    load(project_dir, [])
+    assert scanned and len(scanned) == len(set(scanned))
+
+
+def test_a_deleted_model_and_its_yaml_are_parsed_again(project_dir: Path) -> None:
+    parsed: list[str] = []
+    load(project_dir, parsed)
+    (project_dir / "models/marts/dim_customer.sql").unlink()
+    (project_dir / "models/marts/_marts.yml").unlink()
+    load(project_dir, parsed)
+    assert len(parsed) == 1 and "was parsed before models/marts/_marts.yml was removed, " \
+                                  "models/marts/dim_customer.sql was removed" in parsed[0], parsed
+    load(project_dir, parsed)
+    assert len(parsed) == 1  # the parse was recorded
+
+
+def test_a_model_moved_with_its_time_kept_is_parsed_again(project_dir: Path) -> None:
+    parsed: list[str] = []
+    load(project_dir, parsed)
+    (project_dir / "models/reporting").mkdir()
+    os.rename(project_dir / "models/marts/fact_sales.sql", project_dir / "models/reporting/fact_sales.sql")
+    load(project_dir, parsed)
+    assert parsed == [f"{project_dir}/target/manifest.json was parsed before models/marts/fact_sales.sql was "
+                      "removed, models/reporting/fact_sales.sql was added"]
+
+
+def test_a_changed_profile_is_parsed_again(project_dir: Path) -> None:
+    parsed: list[str] = []
+    load(project_dir, parsed)
+    profiles = project_dir / "profiles.yml"
+    stat = profiles.stat()
+    profiles.write_text(profiles.read_text().replace("threads: 4", "threads: 4\n      schema: analytics", 1))
+    os.utime(profiles, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # even with its time kept
+    load(project_dir, parsed)
+    assert len(parsed) == 1 and "profile:profiles.yml changed" in parsed[0], parsed
+
+
+def test_a_manifest_a_later_dbt_command_wrote_is_trusted_unless_a_directory_changed_after_it(
+        project_dir: Path) -> None:
+    parsed: list[str] = []
+    load(project_dir, parsed)
+    stg_orders = project_dir / "models/staging/stg_orders.sql"
+    stg_orders.write_text(stg_orders.read_text() + "\n-- reviewed\n")
+    age(project_dir, 60)  # then `dbt build` wrote the manifest from the edited file
+    load(project_dir, parsed)
+    assert parsed == []
+    (project_dir / "models/staging/stg_customers.sql").unlink()  # after that build
+    load(project_dir, parsed)
+    assert len(parsed) == 1 and "models/staging/stg_customers.sql was removed" in parsed[0], parsed
+
+
+def test_an_env_var_the_selected_target_reads_is_followed_and_another_targets_is_not(
+        project_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    parsed: list[str] = []
+    load(project_dir, parsed)
+    monkeypatch.setenv("SHOPFLOW_PG_HOST", "db.example.com")  # the pg target's: dev's manifest is unchanged
+    load(project_dir, parsed)
+    assert parsed == []
+    monkeypatch.setenv("SHOPFLOW_DUCKDB", "shopflow.duckdb")  # dev's, set to its default: still another value
+    load(project_dir, parsed)
+    assert parsed == [f"{project_dir}/target/manifest.json was parsed with another value of the environment "
+                      "variable SHOPFLOW_DUCKDB"]
+
+
+def test_an_env_var_in_the_projects_yaml_is_followed_and_a_secret_is_kept_only_as_a_hash(
+        project_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sources = project_dir / "models/staging/_sources.yml"
+    sources.write_text(sources.read_text().replace("  - name: raw\n", "  - name: raw\n    schema: \"{{ env_var("
+                                                   "'DBT_ENV_SECRET_RAW_SCHEMA', 'main') }}\"\n", 1))
+    monkeypatch.setenv("DBT_ENV_SECRET_RAW_SCHEMA", "s3cret-value")
+    parsed: list[str] = []
+    load(project_dir, parsed)  # parsed: the YAML is newer than the manifest
+    assert len(parsed) == 1
+    monkeypatch.setenv("DBT_ENV_SECRET_RAW_SCHEMA", "another-s3cret")
+    load(project_dir, parsed)
+    assert len(parsed) == 2 and parsed[1].endswith("environment variable DBT_ENV_SECRET_RAW_SCHEMA"), parsed
+    assert b"s3cret" not in (project_dir / "target" / NAME).read_bytes()
+
+
+def test_without_a_record_a_file_removed_after_the_manifest_is_parsed_again(project_dir: Path) -> None:
+    """A manifest from the user's own `dbt parse` (or an older dbtassets): the directories' times tell."""
+    (project_dir / "models/marts/dim_customer.sql").unlink()
+    parsed: list[str] = []
+    load(project_dir, parsed)
+    assert parsed == [f"{project_dir}/target/manifest.json is older than a change in {project_dir}/models/marts "
+                      "(a file added, removed or renamed)"]
