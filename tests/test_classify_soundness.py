@@ -208,18 +208,10 @@ def test_a_column_a_model_does_not_read_cannot_change_it(db: duckdb.DuckDBPyConn
     reads = columns_read(sql.format(rel='"db"."main"."parent"'), D, {'"db"."main"."parent"': ["id", "a", "b", "n"]})
     if reads.any_of({"n"}):
         return
-    db.execute("create or replace table old_parent (id integer, a integer, b integer)")
-    db.execute("create or replace table new_parent (id integer, a integer, b integer, n integer)")
-    if rows:
-        db.executemany("insert into old_parent values (?, ?, ?)", [r[:3] for r in rows])
-        db.executemany("insert into new_parent values (?, ?, ?, ?)", rows)
-    try:
-        old = db.execute(sql.format(rel="old_parent"))
-        old_names, before = [d[0] for d in old.description], old.fetchall()
-        new = db.execute(sql.format(rel="new_parent"))
-        new_names, after = [d[0] for d in new.description], new.fetchall()
-    except duckdb.Error:
+    ran = run_before_and_after(db, sql, rows)
+    if ran is None:
         return
+    (old_names, before), (new_names, after) = ran
     assert new_names == old_names and Counter(map(repr, before)) == Counter(map(repr, after)), sql
 
 
@@ -249,18 +241,10 @@ def test_a_column_a_model_passes_on_is_all_it_changes(db: duckdb.DuckDBPyConnect
                             {relation: ["id", "a", "b", "n"]})
     if gained is None:
         return
-    db.execute("create or replace table old_parent (id integer, a integer, b integer)")
-    db.execute("create or replace table new_parent (id integer, a integer, b integer, n integer)")
-    if rows:
-        db.executemany("insert into old_parent values (?, ?, ?)", [r[:3] for r in rows])
-        db.executemany("insert into new_parent values (?, ?, ?, ?)", rows)
-    try:
-        old = db.execute(sql.format(rel="old_parent"))
-        old_names, before = [d[0] for d in old.description], old.fetchall()
-        new = db.execute(sql.format(rel="new_parent"))
-        new_names, after = [d[0] for d in new.description], new.fetchall()
-    except duckdb.Error:
+    ran = run_before_and_after(db, sql, rows)
+    if ran is None:
         return
+    (old_names, before), (new_names, after) = ran
     kept = [i for i, name in enumerate(new_names) if name not in gained]
     assert [new_names[i] for i in kept] == old_names and set(new_names) - set(old_names) == gained, sql
     assert Counter(map(repr, before)) == Counter(repr(tuple(row[i] for i in kept)) for row in after), sql
@@ -284,3 +268,21 @@ def test_lineage_sees_which_new_columns_a_model_passes_on(sql: str, gained: set[
     relation = '"db"."main"."parent"'
     found = columns_passed(sql.format(rel=relation), D, {relation: ["id", "a", "b"]}, {relation: ["id", "a", "b", "n"]})
     assert found == (frozenset(gained) if gained is not None else None)
+
+
+def run_before_and_after(db: duckdb.DuckDBPyConnection, sql: str, rows: list[tuple[Any, ...]]
+                         ) -> tuple[tuple[list[str], list[Any]], tuple[list[str], list[Any]]] | None:
+    """``sql`` over the parent without and with its new column `n` (the same rows): (names, rows) of each;
+    None when DuckDB refuses the query."""
+    db.execute("create or replace table old_parent (id integer, a integer, b integer)")
+    db.execute("create or replace table new_parent (id integer, a integer, b integer, n integer)")
+    if rows:
+        db.executemany("insert into old_parent values (?, ?, ?)", [r[:3] for r in rows])
+        db.executemany("insert into new_parent values (?, ?, ?, ?)", rows)
+    try:
+        old = db.execute(sql.format(rel="old_parent"))
+        old_side = [d[0] for d in old.description], old.fetchall()
+        new = db.execute(sql.format(rel="new_parent"))
+        return old_side, ([d[0] for d in new.description], new.fetchall())
+    except duckdb.Error:
+        return None
