@@ -235,9 +235,7 @@ class Project:
         """The selected assets, upstream first; a warning about each --exclude that leaves nothing out, once."""
         selection = resolve_selection(self.graph, select, exclude)
         for warning in selection.warnings:
-            if warning not in self._warned:
-                self._warned.add(warning)
-                self.log(f"warning: {warning}")
+            self._warn_once(warning)
         return self.graph.topological_order(selection.assets)
 
     def observe(self, sources: Iterable[UniqueId] | None = None, *, queries: bool = True,
