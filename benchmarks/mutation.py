@@ -60,11 +60,15 @@ MUTMUT = "mutmut==3.8.1"
 # each mutated module by its short name, with where it lives in the package
 MODULES = {"staleness": "rules.staleness", "statuses": "rules.statuses", "selection": "model.selection",
            "selectors": "model.selectors", "fingerprint": "sql.fingerprint", "versions": "sql.versions",
-           "watch": "watch.watcher", "backoff": "watch.backoff"}
+           "watch": "watch.watcher", "backoff": "watch.backoff",
+           # code versions and file currency: what a node's version is made of, and whether the parse is current
+           "code": "model.code", "values": "model.values", "parsed": "model.parsed", "snapshot": "model.snapshot"}
 # The watcher's planning: what a pass builds, holds and retries (backoff.py, all of it, and these
 # Watcher methods). The rest of watch.py is threads, inotify and the loop's timing, which the slow
 # end-to-end tests cover.
 WATCH_PLANNING = ("_buildable", "_hold_for_open_files", "_after_build")
+# the modules whose survivors are shown with their diffs (the rest by name: `mutmut show NAME` gives each)
+SHOWN = ("staleness", "selection", "selectors", "code", "values", "parsed", "snapshot")
 KILLED = {"killed", "timeout", "caught by type check"}
 _IGNORE = shutil.ignore_patterns("target", "logs", ".dbtassets", "*.duckdb", "*.duckdb.wal", "__pycache__")
 
@@ -113,7 +117,7 @@ def main() -> int:
 def finish(python: Path, tree: Path, seconds: float | None, args: argparse.Namespace) -> int:
     statuses = collect(tree)
     # Diffs for the modules meant to have no survivor (`mutmut show NAME` gives any other's); names for the rest.
-    survivors = {name: show(python, tree, name) if module_of(name) in ("staleness", "selection", "selectors") else ""
+    survivors = {name: show(python, tree, name) if module_of(name) in SHOWN else ""
                  for name, status in sorted(statuses.items()) if status not in KILLED and status != "not checked"}
     markdown = args.markdown or args.docs
     summary = report(statuses, seconds, args.jobs, markdown)
