@@ -11,6 +11,7 @@ are :mod:`dbtassets.builder`'s, which ``plan_for``, ``leased`` and ``build`` del
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -74,7 +75,8 @@ class Project:
     ) -> None:
         self.options = options
         self.dbt: DbtProject = load_project(options.project_dir)
-        self.target = DbtTarget(self.dbt, options.profiles_dir, options.target)
+        self.target = DbtTarget(self.dbt, options.profiles_dir, options.target,
+                                vars=json.dumps(dict(options.vars)) if options.vars else None)
         self.runner: Runner = runner or SubprocessRunner(self.target,
                                                          warn=lambda message: self.log(f"warning: {message}"))
         # Resolved now, reported when needed (`lineage` on a parsed project needs no profile), and
@@ -120,7 +122,8 @@ class Project:
     def reload(self) -> Snapshot:
         """Load the project again (after an edit): the new snapshot replaces the old one only once loaded."""
         targets = self._targets if isinstance(self._targets, Targets) else None
-        self._snapshot = load_snapshot(self.dbt, self.options.manifest_path, self._parse, targets, self._warn_once)
+        self._snapshot = load_snapshot(self.dbt, self.options.manifest_path, self._parse, targets, self._warn_once,
+                                       cli_vars=self.options.vars)
         return self._snapshot
 
     def _warn_once(self, message: str) -> None:

@@ -25,6 +25,7 @@ class Options:
     target: str | None = None
     state_path: Path | str | None = None  # a file, or a postgresql:// URL
     manifest_path: Path | None = None
+    vars: Mapping[str, Any] = field(default_factory=dict)  # dbt's --vars: over dbt_project.yml's, for every dbt command
 
 
 @dataclass(frozen=True)

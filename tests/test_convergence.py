@@ -93,8 +93,8 @@ def built(built_template: Path, tmp_path: Path) -> Path:
     return tmp_path / "root" / "transform"
 
 
-def stale(project: Path, env: dict[str, str] | None = None) -> dict[str, list[str]]:
-    result = run_cli("--project-dir", str(project), "status", "--format", "json", env=env)
+def stale(project: Path, env: dict[str, str] | None = None, *options: str) -> dict[str, list[str]]:
+    result = run_cli("--project-dir", str(project), *options, "status", "--format", "json", env=env)
     assert result.returncode == 0, result.stderr
     return {a["name"]: [r["message"] for r in a["reasons"]] for a in json.loads(result.stdout)["assets"]
             if a["status"] != "fresh"}
@@ -217,8 +217,8 @@ def test_a_new_and_a_changed_unit_test_a_source_over_a_seed(built: Path) -> None
     assert "Nothing to build" in last.stdout, last.stdout + last.stderr
 
 
-def sync(project: Path, env: dict[str, str] | None = None) -> str:
-    result = run_cli("--project-dir", str(project), "sync", env=env)
+def sync(project: Path, env: dict[str, str] | None = None, *options: str) -> str:
+    result = run_cli("--project-dir", str(project), *options, "sync", env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 
@@ -246,6 +246,19 @@ def test_a_changed_var_makes_its_readers_stale_directly_or_through_a_package_mac
     assert "Built 2 of 2 assets" in sync(built)
     assert rows(built, "select distinct zone from main.big_orders") == [("Europe/Paris",)]
     assert stale(built) == {}
+
+
+def test_a_var_given_with_vars_makes_its_readers_stale_and_is_built_with(built: Path) -> None:
+    given = ("--vars", "{min_amount: 15}")
+    reasons = stale(built, None, *given)
+    assert set(reasons) == {"big_orders", "big_order_count"}, reasons
+    assert "var('min_amount')" in reasons["big_orders"][0], reasons
+    assert "Built 2 of 2 assets" in sync(built, None, *given)  # dbt builds with them too
+    assert rows(built, "select n from main.big_order_count") == [(1,)]
+    assert stale(built, None, *given) == {}
+    assert set(stale(built)) == {"big_orders", "big_order_count"}  # without them: dbt_project.yml's value again
+    bad = run_cli("--project-dir", str(built), "--vars", "[1, 2]", "status")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--vars '[1, 2]' is not a mapping" in bad.stderr
 
 
 def test_an_env_var_read_through_a_macro_makes_its_readers_stale(built: Path) -> None:

@@ -145,3 +145,24 @@ def test_without_a_record_a_file_removed_after_the_manifest_is_parsed_again(proj
     load(project_dir, parsed)
     assert parsed == [f"{project_dir}/target/manifest.json is older than a change in {project_dir}/models/marts "
                       "(a file added, removed or renamed)"]
+
+
+def test_other_vars_are_parsed_again_and_kept_only_as_a_hash(project_dir: Path) -> None:
+    dbt = load_project(project_dir)
+    parsed: list[str] = []
+
+    def parse(why: str) -> None:
+        parsed.append(why)
+        os.utime(dbt.manifest_path)
+
+    def load_with(cli_vars: dict[str, Any]) -> None:
+        load_snapshot(dbt, None, parse, resolve_targets(dbt, None, None), cli_vars=cli_vars)
+
+    load_with({})
+    assert parsed == []
+    load_with({"password": "s3cret-value"})
+    load_with({"password": "s3cret-value"})
+    assert parsed == [f"{dbt.manifest_path} was parsed with other --vars"]
+    assert b"s3cret" not in (project_dir / "target" / NAME).read_bytes()
+    load_with({})
+    assert parsed[1:] == [f"{dbt.manifest_path} was parsed with --vars, given no more"]

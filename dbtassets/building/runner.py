@@ -34,12 +34,13 @@ from dbtassets.model.targets import note_manifest
 
 @dataclass(frozen=True)
 class DbtTarget:
-    """How to invoke dbt for a project: ``--profiles-dir`` and ``--target`` when the user gave them."""
+    """How to invoke dbt for a project: ``--profiles-dir``, ``--target`` and ``--vars`` when the user gave them."""
 
     project: DbtProject
     profiles_dir: Path | None = None
     target: str | None = None
     warehouse: str = ""  # the target's warehouse key (see dbtassets.model.targets); "" when unknown
+    vars: str | None = None  # dbt's --vars (YAML or JSON text), passed to every dbt command
 
     def invoked(self) -> None:
         """After any dbt command: target/manifest.json is now the one for this target."""
@@ -52,6 +53,8 @@ class DbtTarget:
             args += ["--profiles-dir", str(self.profiles_dir)]
         if self.target is not None:
             args += ["--target", self.target]
+        if self.vars is not None:
+            args += ["--vars", self.vars]
         return args
 
 

@@ -78,9 +78,12 @@ class Group(AnyOrderGroup):
                    "default <project>/.dbtassets/state.db).")
 @click.option("--manifest", "manifest_path", type=click.Path(path_type=Path), default=None,
               help="Use this manifest.json as is (no dbt parse).")
+@click.option("--vars", "cli_vars", default=None, metavar="YAML",
+              help="dbt's --vars, e.g. '{scenarios: 150}': over dbt_project.yml's vars in code versions, and "
+                   "passed to every dbt command.")
 @click.pass_context
 def main(ctx: click.Context, project_dir: Path, profiles_dir: Path | None, target: str | None,
-         state_path: str | None, manifest_path: Path | None) -> None:
+         state_path: str | None, manifest_path: Path | None, cli_vars: str | None) -> None:
     """Keep a dbt project's data fresh: see what is stale and why, and rebuild exactly that.
 
     Options go before or after the command: `dbtassets status --target prod` works too.
@@ -96,7 +99,8 @@ def main(ctx: click.Context, project_dir: Path, profiles_dir: Path | None, targe
       143  stopped by SIGTERM; watch exits 0 on either signal
     """
     state = state_path if state_path is None or "://" in state_path else Path(state_path).resolve()
-    options = Options(project_dir, profiles_dir.resolve() if profiles_dir else None, target, state, manifest_path)
+    options = Options(project_dir, profiles_dir.resolve() if profiles_dir else None, target, state, manifest_path,
+                      parse_vars(cli_vars) if cli_vars is not None else {})
 
     def open_project(runner: Runner | None = None) -> Project:
         project = Project(options, runner=runner, log=lambda message: click.echo(f"dbtassets: {message}", err=True))
@@ -107,6 +111,22 @@ def main(ctx: click.Context, project_dir: Path, profiles_dir: Path | None, targe
         return project
 
     ctx.obj = open_project
+
+
+def parse_vars(text: str) -> dict[str, Any]:
+    """``--vars`` as dbt reads it: a YAML (or JSON) mapping."""
+    import yaml  # only when --vars is given
+
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise UsageError(f"--vars {text!r}: {problem}; give a YAML mapping, e.g. --vars '{{key: value}}'") from None
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise UsageError(f"--vars {text!r} is not a mapping; give a YAML mapping, e.g. --vars '{{key: value}}'")
+    return value
 
 
 def project_of(ctx: click.Context, runner: Runner | None = None) -> Project:

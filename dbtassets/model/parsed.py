@@ -17,17 +17,20 @@ was written (a file added, removed or renamed since); otherwise the record is br
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import marshal
 import os
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from dbtassets.model.project import DbtProject, ProjectFiles
 from dbtassets.model.values import env_digest, env_names_in
 
 NAME = "dbtassets-parse.record"  # marshalled, like the manifest cache beside it: read before every command
-FORMAT = 1
+FORMAT = 2  # 2: the --vars digest
 _SCANNED = (".sql", ".yml", ".yaml")  # where env_var() may be (not seeds' CSV: large, and never rendered)
 _SHOWN = 3  # changed files named in a message
 
@@ -40,9 +43,10 @@ class ParseRecord:
     env: Mapping[str, str]  # env var name -> env_digest of its value (never the value: it may be a secret)
     env_names: Mapping[str, tuple[str, ...]]  # file -> the env vars it reads, for the files that read some
     manifest_mtime_ns: int  # of the manifest that parse wrote
+    vars: str = ""  # vars_digest of the --vars it was parsed with ("" without)
 
     def why_stale(self, files: Mapping[str, tuple[int, int]], manifest: os.stat_result, newest_dir: float,
-                  env_names: Collection[str], environ: Mapping[str, str]) -> str | None:
+                  env_names: Collection[str], environ: Mapping[str, str], cli_vars: str = "") -> str | None:
         """Why a manifest whose files are all older than it is stale all the same, or None.
 
         Args:
@@ -50,7 +54,10 @@ class ParseRecord:
             manifest: the manifest's stat.
             newest_dir: the newest mtime of a directory holding the files.
             env_names: the env vars the selected profile target reads now.
+            cli_vars: :func:`vars_digest` of the ``--vars`` given now.
         """
+        if cli_vars != self.vars:  # dbt renders configs (enabled, schema, ...) with them: parse again
+            return "was parsed with other --vars" if cli_vars else "was parsed with --vars, given no more"
         moved = [name for name in sorted({*self.env, *env_names})
                  if self.env.get(name) != env_digest(name, environ.get(name))]
         if moved:  # named, never shown: a value may be a secret
@@ -61,6 +68,13 @@ class ParseRecord:
         if manifest.st_mtime_ns != self.manifest_mtime_ns and newest_dir <= manifest.st_mtime:
             return None  # a later dbt command wrote the manifest after the files last moved: it saw them
         return f"was parsed before {describe_changes(self.files, files)}"
+
+
+def vars_digest(cli_vars: Mapping[str, Any]) -> str:
+    """What a record keeps of ``--vars``: a digest ("" without any), never the values (a var may be a secret)."""
+    if not cli_vars:
+        return ""
+    return hashlib.sha256(json.dumps(cli_vars, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def describe_changes(before: Mapping[str, tuple[int, int]], after: Mapping[str, tuple[int, int]]) -> str:
@@ -90,18 +104,20 @@ def read_record(dbt: DbtProject) -> ParseRecord | None:
     """The record beside the manifest; None when there is none (or it is unreadable, or of another format)."""
     try:
         # One read, then loads (as the manifest cache): marshal.load on a file object makes many small reads.
-        stored_format, files, env, env_names, manifest_mtime_ns = marshal.loads((dbt.target_path / NAME).read_bytes())
-    except (OSError, EOFError, ValueError, TypeError):  # TypeError, ValueError: not a tuple of five
+        stored_format, files, env, env_names, manifest_mtime_ns, cli_vars = marshal.loads(
+            (dbt.target_path / NAME).read_bytes())
+    except (OSError, EOFError, ValueError, TypeError):  # TypeError, ValueError: not a tuple of six
         return None
     if stored_format != FORMAT or not all(isinstance(part, dict) for part in (files, env, env_names)) \
-            or not isinstance(manifest_mtime_ns, int):
+            or not isinstance(manifest_mtime_ns, int) or not isinstance(cli_vars, str):
         return None
-    return ParseRecord(files, env, env_names, manifest_mtime_ns)
+    return ParseRecord(files, env, env_names, manifest_mtime_ns, cli_vars)
 
 
 def write_record(dbt: DbtProject, files: Mapping[str, tuple[int, int]], profile_env_names: Collection[str],
-                 previous: ParseRecord | None, environ: Mapping[str, str]) -> None:
-    """Keep what a parse saw: ``files`` (:func:`files_now`, taken before it ran) and the env vars they read now.
+                 previous: ParseRecord | None, environ: Mapping[str, str], cli_vars: str = "") -> None:
+    """Keep what a parse saw: ``files`` (:func:`files_now`, taken before it ran), the env vars they read now and
+    ``cli_vars`` (:func:`vars_digest` of the ``--vars`` it ran with).
 
     A file unchanged since ``previous`` is not read again. Best effort: without a record, the next load
     judges by file times alone (and writes one).
@@ -128,7 +144,7 @@ def write_record(dbt: DbtProject, files: Mapping[str, tuple[int, int]], profile_
     try:
         env = {name: env_digest(name, environ.get(name)) for name in every}
         with temporary.open("wb") as f:
-            marshal.dump((FORMAT, dict(files), env, env_names, dbt.manifest_path.stat().st_mtime_ns), f)
+            marshal.dump((FORMAT, dict(files), env, env_names, dbt.manifest_path.stat().st_mtime_ns, cli_vars), f)
         os.replace(temporary, kept)
     except (OSError, ValueError):
         temporary.unlink(missing_ok=True)

@@ -21,7 +21,7 @@ from dbtassets.errors import ManifestError
 from dbtassets.model.freshness import Policies
 from dbtassets.model.graph import AssetGraph
 from dbtassets.model.manifest import Manifest, ResourceType, UniqueId, load_manifest
-from dbtassets.model.parsed import files_now, read_record, write_record
+from dbtassets.model.parsed import files_now, read_record, vars_digest, write_record
 from dbtassets.model.project import DbtProject
 from dbtassets.model.sources import Settings, load_settings
 from dbtassets.model.targets import Targets, manifest_is_for
@@ -86,7 +86,7 @@ def load_snapshot(dbt: DbtProject, manifest_path: Path | None, parse: Callable[[
     if manifest_path is not None:
         manifest = load_manifest(manifest_path.resolve(), values=values)
     else:
-        loaded_at = _make_current(dbt, parse, targets, environ)
+        loaded_at = _make_current(dbt, parse, targets, environ, values.cli_vars)
         manifest = load_manifest(dbt.manifest_path, values=values)
     if manifest.project_name and manifest.project_name != dbt.name:
         raise ManifestError(
@@ -116,7 +116,7 @@ def foreign_dbt(manifest: Manifest) -> str | None:
 
 
 def _make_current(dbt: DbtProject, parse: Callable[[str], None], targets: Targets | None,
-                  environ: Mapping[str, str]) -> float:
+                  environ: Mapping[str, str], cli_vars: Mapping[str, Any]) -> float:
     """``parse()`` if the project's manifest is stale, and keep what the files were (one walk); the newest
     file's mtime."""
     path = dbt.manifest_path
@@ -136,11 +136,11 @@ def _make_current(dbt: DbtProject, parse: Callable[[str], None], targets: Target
     elif targets is not None and not manifest_is_for(dbt, targets):
         why = f"was made for another target than {targets.selected.target!r}"
     elif record is not None:
-        why = record.why_stale(files, stat, walked.newest_dir[0], profile_names, environ)
+        why = record.why_stale(files, stat, walked.newest_dir[0], profile_names, environ, vars_digest(cli_vars))
     elif walked.newest_dir[0] > stat.st_mtime:  # no record of what it saw: was a file added, removed or moved since?
         why = f"is older than a change in {walked.newest_dir[1]} (a file added, removed or renamed)"
     if why is not None:
         parse(f"{path} {why}")
     if why is not None or record is None or record.files != files:
-        write_record(dbt, files, profile_names, record, environ)
+        write_record(dbt, files, profile_names, record, environ, vars_digest(cli_vars))
     return newest_mtime
