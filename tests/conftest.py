@@ -126,7 +126,7 @@ def postgres() -> Iterator[PostgresServer]:
     try:
         import psycopg2  # noqa: F401
     except ImportError:
-        unavailable('psycopg2 is not installed (pip install "dbtassets[postgres]")')
+        unavailable('psycopg2 is not installed (pip install -e ".[postgres]")')
     bin_dir = binaries()
     if bin_dir is None:
         unavailable("PostgreSQL is not installed here (no initdb on PATH or under /usr/lib/postgresql)")

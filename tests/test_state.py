@@ -141,7 +141,7 @@ def test_a_wrong_password_is_one_clear_line_and_exit_code_2(postgres: PostgresSe
 
 
 def test_a_server_that_is_not_there_is_one_clear_line(project_dir: Path) -> None:
-    pytest.importorskip("psycopg2", reason='the PostgreSQL backend needs psycopg2: pip install "dbtassets[postgres]"')
+    pytest.importorskip("psycopg2", reason='the PostgreSQL backend needs psycopg2: pip install -e ".[postgres]"')
     url = f"postgresql://someone@127.0.0.1:{free_port()}/state"
     result = run_cli("--project-dir", str(project_dir), "--state", url, "status")
     assert result.returncode == 2

@@ -125,7 +125,7 @@ def test_a_build_whose_outcomes_could_not_be_recorded_is_built_again_and_its_run
 def own_server() -> Iterator[PostgresServer]:
     """A private server these tests may stop and start (the session's one is shared with other tests)."""
     if os.environ.get("CI") != "true":
-        pytest.importorskip("psycopg2", reason='the PostgreSQL tests need psycopg2: pip install "dbtassets[postgres]"')
+        pytest.importorskip("psycopg2", reason='the PostgreSQL tests need psycopg2: pip install -e ".[postgres]"')
     bin_dir = binaries()
     if bin_dir is None:
         if os.environ.get("CI") == "true":

@@ -11,7 +11,7 @@ read-then-write (an observation compared with the latest one) never races, and i
 out in commit order, as SQLite does.
 
     --state .dbtassets/state.db                  SQLite (the default, beside the project)
-    --state postgresql://user@host:5432/db       PostgreSQL (``pip install "dbtassets[postgres]"``)
+    --state postgresql://user@host:5432/db       PostgreSQL (psycopg2: the ``postgres`` extra)
 
 The PostgreSQL driver is psycopg2 rather than psycopg 3: both wrap libpq, but importing psycopg 3
 costs about 0.4 s (asyncio, importlib.metadata), a third of a whole ``status`` on a 5,000-model
@@ -232,8 +232,8 @@ class PostgresBackend(Backend):
             import psycopg2
             import psycopg2.errors
         except ImportError:
-            raise StateError(f"{location}: a PostgreSQL state store needs psycopg2; "
-                             'pip install "dbtassets[postgres]"') from None
+            raise StateError(f"{location}: a PostgreSQL state store needs psycopg2; install it beside dbtassets "
+                             "(pip install psycopg2-binary), or install dbtassets with its postgres extra") from None
         self._driver = psycopg2
         self.errors = (psycopg2.Error,)
         self.connect_timeout = connect_timeout
