@@ -177,7 +177,7 @@ NO_PARTIAL_PARSE = "--no-partial-parse"
 
 def partial_parse_state(project: DbtProject) -> Path:
     """Where dbt keeps what it parsed last time, to parse only the files that changed since."""
-    return project.target_path / "partial_parse.msgpack"
+    return project.partial_parse_path
 
 
 def partial_parse_broke(project: DbtProject, failure: str) -> str:

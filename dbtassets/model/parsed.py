@@ -63,6 +63,12 @@ class ParseRecord:
         return f"was parsed before {describe_changes(self.files, files)}"
 
 
+def forget_partial_parse(dbt: DbtProject) -> None:
+    """Delete dbt's saved parse state (``target/partial_parse.msgpack``): its next parse is a full one."""
+    with contextlib.suppress(OSError):
+        dbt.partial_parse_path.unlink()
+
+
 def describe_changes(before: Mapping[str, tuple[int, int]], after: Mapping[str, tuple[int, int]]) -> str:
     """``models/a.sql was removed, models/b/a.sql was added`` (the first few)."""
     changes = [f"{path} was removed" for path in sorted(before.keys() - after.keys())]
