@@ -16,6 +16,8 @@ entry (``models.dim_customer``) and the test's name, as dbt records them (``orig
 
 from __future__ import annotations
 
+import contextlib
+import marshal
 import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
@@ -28,6 +30,8 @@ from dbtassets.model.ids import UniqueId
 from dbtassets.model.project import DbtProject, load_yaml
 
 _SECTIONS = {"models": "model", "seeds": "seed", "snapshots": "snapshot"}
+CACHE = "dbtassets-declared.cache"  # beside the manifest: each YAML file's declared tests, by its size and mtime
+_FORMAT = 1
 
 TestKey = tuple[str, str, str]  # (YAML file relative to the project, entry as dbt's file_key_name, test name)
 
@@ -52,29 +56,58 @@ class _Declared:
     owner: str  # the model/seed/snapshot name, or "source.table", or the unit test's model
 
 
-def missing_checks(dbt: DbtProject, yaml_files: Iterable[str], held: Iterable[TestKey],
+def missing_checks(dbt: DbtProject, yaml_files: Mapping[str, tuple[int, int]], held: Iterable[TestKey],
                    assets: Mapping[tuple[str, str], tuple[UniqueId, ...]]) -> tuple[MissingCheck, ...]:
     """The declared tests that are not in the manifest, in file order.
 
     Args:
-        yaml_files: the project's files (relative paths); its ``.yml``/``.yaml`` ones under its own
-            source directories are read.
+        yaml_files: the project's files (relative path -> size and mtime); its ``.yml``/``.yaml`` ones under
+            its own source directories are read (those unchanged since the last time, from a cache).
         held: the key of every test the manifest holds, enabled or disabled.
         assets: (section's resource type, name) -> the asset uids of that name (``("source", "raw.orders")``).
     """
     own = tuple(os.path.relpath(d, dbt.directory) for d in dbt.source_dirs)
+    cached = _read_cache(dbt)
+    found: dict[str, Any] = {}
     left = Counter(held)
     out: list[MissingCheck] = []
     for path in sorted(yaml_files):
         if not path.endswith((".yml", ".yaml")) or not any(_under(path, d) for d in own):
             continue
-        for declared in _declared_in(dbt, path):
-            if left[declared.key] > 0:
-                left[declared.key] -= 1
+        stamp = tuple(yaml_files[path])
+        previous = cached.get(path)
+        declared = previous[1] if previous is not None and previous[0] == stamp else \
+            tuple((d.key, d.label, d.section, d.owner) for d in _declared_in(dbt, path))
+        found[path] = (stamp, declared)  # marshal keeps tuples: what is read back compares equal
+        for key, label, section, owner in declared:
+            if left[key] > 0:
+                left[key] -= 1
                 continue
-            kind = "source" if declared.section == "sources" else _SECTIONS.get(declared.section, "model")
-            out.extend(MissingCheck(uid, declared.label, path) for uid in assets.get((kind, declared.owner), ()))
+            kind = "source" if section == "sources" else _SECTIONS.get(section, "model")
+            out.extend(MissingCheck(uid, label, path) for uid in assets.get((kind, owner), ()))
+    if found != cached:
+        _write_cache(dbt, found)
     return tuple(out)
+
+
+def _read_cache(dbt: DbtProject) -> dict[str, Any]:
+    try:
+        stored_format, found = marshal.loads((dbt.target_path / CACHE).read_bytes())
+    except (OSError, EOFError, ValueError, TypeError):
+        return {}
+    return found if stored_format == _FORMAT and isinstance(found, dict) else {}
+
+
+def _write_cache(dbt: DbtProject, found: Mapping[str, Any]) -> None:
+    """Best effort, as the manifest cache: a read-only target/ just means reading the YAML each time."""
+    kept = dbt.target_path / CACHE
+    temporary = kept.with_name(f".{CACHE}.{os.getpid()}.tmp")
+    with contextlib.suppress(OSError, ValueError):
+        try:
+            temporary.write_bytes(marshal.dumps((_FORMAT, dict(found))))
+            os.replace(temporary, kept)
+        finally:
+            temporary.unlink(missing_ok=True)
 
 
 def _under(path: str, directory: str) -> bool:
