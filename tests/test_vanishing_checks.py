@@ -126,3 +126,33 @@ def test_check_fails_on_tests_dbt_lost_and_only_reports_tests_deleted_from_the_y
         assert list(project.sync().built) == [ORDERS]  # the next build: said, and now forgotten
         assert not [c for c in project.status(observe=False).statuses[ORDERS].checks
                     if c.state is CheckState.REMOVED]
+
+
+def test_a_removed_check_is_said_until_its_asset_is_next_built_and_never_fails() -> None:
+    # imported here, as removed_checks above: so that this file runs on main, where the tests above fail
+    from dbtassets.model.declared import MissingCheck
+    from dbtassets.results import StatusReport
+    from dbtassets.rules.statuses import AssetStatus, Status
+    from dbtassets.rules.vanished import with_vanished
+    from dbtassets.state.records import CheckResult, Materialization, StateView
+
+    a, b = UniqueId("model.p.a"), UniqueId("model.p.b")
+    gone = UniqueId("test.p.unique_a_id.1234")
+    fresh = {uid: AssetStatus(uid, Status.FRESH, (), None) for uid in (a, b)}
+
+    def state(built: int) -> StateView:
+        return StateView({a: Materialization(built, 1, "t", "v", {}), b: Materialization(9, 1, "t", "v", {})},
+                         check_results={a: {gone: CheckResult("c", 7, "pass", "t1", "")}})
+
+    said = with_vanished(fresh, (), state(7), known=())
+    assert [(c.check.name, c.state) for c in said[a].checks] == [("unique_a_id", CheckState.REMOVED)]
+    assert [r.code for r in said[a].reasons] == [ReasonCode.CHECK_REMOVED]
+    report = StatusReport(said, [a, b], [])
+    assert report.listed(a) and not report.failing(a) and not report.listed(b)
+    assert with_vanished(fresh, (), state(8), known=())[a].checks == ()  # rebuilt since: forgotten
+    assert with_vanished(fresh, (), state(7), known=(gone,))[a].checks == ()  # still declared: nothing to say
+
+    lost = with_vanished(fresh, (MissingCheck(a, "unique on a.id", "models/a.yml"),), state(8), known=())
+    assert {(c.check.name, c.state) for c in lost[a].checks} == {("unique on a.id", CheckState.MISSING),
+                                                                  ("unique_a_id", CheckState.MISSING)}
+    assert StatusReport(lost, [a, b], []).failing(a)
