@@ -31,7 +31,7 @@ from dbtassets.model.project import DbtProject, load_yaml
 
 _SECTIONS = {"models": "model", "seeds": "seed", "snapshots": "snapshot"}
 CACHE = "dbtassets-declared.cache"  # beside the manifest: each YAML file's declared tests, by its size and mtime
-_FORMAT = 1
+_FORMAT = 2  # bump when what is kept per file changes
 
 TestKey = tuple[str, str, str]  # (YAML file relative to the project, entry as dbt's file_key_name, test name)
 
@@ -41,11 +41,12 @@ class MissingCheck:
     """A test the YAML declares that the manifest does not hold."""
 
     asset: UniqueId  # the asset it is declared on
-    label: str  # ``unique on dim_customer.customer_id``
+    label: str  # ``unique on dim_customer.customer_id``, or a unit test's name
     file: str  # the YAML file declaring it, relative to the project
+    unit_test: bool = False
 
     def describe(self) -> str:
-        return f"{self.label} (declared in {self.file})"
+        return f"{'unit' if self.unit_test else 'data'} test {self.label} (declared in {self.file})"
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ def missing_checks(dbt: DbtProject, yaml_files: Mapping[str, tuple[int, int]], h
                 left[key] -= 1
                 continue
             kind = "source" if section == "sources" else _SECTIONS.get(section, "model")
-            out.extend(MissingCheck(uid, label, path) for uid in assets.get((kind, owner), ()))
+            out.extend(MissingCheck(uid, label, path, section == "unit_tests") for uid in assets.get((kind, owner), ()))
     if found != cached:
         _write_cache(dbt, found)
     return tuple(out)
@@ -131,8 +132,7 @@ def _declared_in(dbt: DbtProject, path: str) -> Iterator[_Declared]:
             yield from _tests_of(table, path, f"sources.{source['name']}", "sources", owner, owner)
     for test in _entries(document.get("unit_tests")):
         if isinstance(test.get("model"), str):
-            yield _Declared((path, "unit_tests", test["name"]), f"unit test {test['name']}", "unit_tests",
-                            test["model"])
+            yield _Declared((path, "unit_tests", test["name"]), test["name"], "unit_tests", test["model"])
 
 
 def _entries(value: Any) -> Iterator[dict[str, Any]]:

@@ -34,7 +34,8 @@ def with_vanished(statuses: Mapping[UniqueId, AssetStatus], missing: Sequence[Mi
     out = dict(statuses)
     lost: dict[UniqueId, list[CheckStatus]] = {}
     for m in missing:
-        check = Check(UniqueId(""), m.label, CheckKind.DATA_TEST, (m.asset,), "")
+        kind = CheckKind.UNIT_TEST if m.unit_test else CheckKind.DATA_TEST
+        check = Check(UniqueId(""), m.label, kind, (m.asset,), "")
         lost.setdefault(m.asset, []).append(CheckStatus(check, CheckState.MISSING,
                                                         f"is declared in {m.file} but not in the manifest: {_FIX}"))
     for uid, by_check in state.check_results.items():
