@@ -11,7 +11,6 @@ are :mod:`dbtassets.builder`'s, which ``plan_for``, ``leased`` and ``build`` del
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
@@ -45,6 +44,7 @@ from dbtassets.rules.savings import Savings
 from dbtassets.rules.savings import compute as compute_savings
 from dbtassets.rules.staleness import compute_statuses
 from dbtassets.rules.statuses import AssetStatus, ReasonCode
+from dbtassets.rules.vanished import with_vanished
 from dbtassets.sql.versions import CodeVersioner
 from dbtassets.state.backends import Location
 from dbtassets.state.leases import Leased
@@ -75,8 +75,7 @@ class Project:
     ) -> None:
         self.options = options
         self.dbt: DbtProject = load_project(options.project_dir)
-        self.target = DbtTarget(self.dbt, options.profiles_dir, options.target,
-                                vars=json.dumps(dict(options.vars)) if options.vars else None)
+        self.target = DbtTarget(self.dbt, options.profiles_dir, options.target, vars=options.vars)
         self.runner: Runner = runner or SubprocessRunner(self.target,
                                                          warn=lambda message: self.log(f"warning: {message}"))
         # Resolved now, reported when needed (`lineage` on a parsed project needs no profile), and
@@ -119,11 +118,12 @@ class Project:
         """The snapshot if one was loaded (None before the first use, or if loading failed)."""
         return self._snapshot
 
-    def reload(self) -> Snapshot:
-        """Load the project again (after an edit): the new snapshot replaces the old one only once loaded."""
+    def reload(self, *, reparse: bool = False) -> Snapshot:
+        """Load the project again (after an edit; parsing first with ``reparse``): the new snapshot replaces
+        the old one only once loaded."""
         targets = self._targets if isinstance(self._targets, Targets) else None
         self._snapshot = load_snapshot(self.dbt, self.options.manifest_path, self._parse, targets, self._warn_once,
-                                       cli_vars=self.options.vars)
+                                       cli_vars=self.options.vars, reparse=reparse)
         return self._snapshot
 
     def _warn_once(self, message: str) -> None:
@@ -134,13 +134,16 @@ class Project:
 
     def _parse(self, why: str) -> None:
         _ = self.targets  # dbt cannot parse without a profile: say where it was looked for, not dbt
-        self.log(f"{why}: running dbt parse")
+        if why:  # no reason given: the watcher asked, and says so itself
+            self.log(f"{why}: running dbt parse")
         self.runner.parse()
 
     def reparse(self) -> Snapshot:
-        """Re-parse the project with dbt (partially where dbt can), then reload it."""
-        self.runner.parse()
-        return self.reload()
+        """Re-parse the project with dbt (partially where dbt can, in full when that lost tests the YAML
+        declares), then reload it."""
+        if self.options.manifest_path is not None:  # a given manifest is used as is
+            self.runner.parse()
+        return self.reload(reparse=self.options.manifest_path is None)
 
     @property
     def manifest(self) -> Manifest:
@@ -285,6 +288,7 @@ class Project:
         code = versions.current(view)
         statuses = compute_statuses(self.graph, code.versions, view, observable, code.changes, versions.reads,
                                     self.manifest.checks, versions.passes)
+        statuses = with_vanished(statuses, self.snapshot.missing_checks, view, self.manifest.checks)
         verdict = apply_policies(self.graph, statuses, self.policies, self.clock.now())
         blind = [f"source {self.graph.assets[uid].display_name} has a freshness SLA "
                  f"({self.policies.slas[uid].describe()}) but no observer: its lateness cannot be checked"

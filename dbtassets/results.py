@@ -12,6 +12,7 @@ from dbtassets.building.runner import BuildResult
 from dbtassets.building.steps import BuildStep
 from dbtassets.model.manifest import UniqueId
 from dbtassets.observe.observer import ObserveOutcome as ObserveOutcome  # Project.observe returns it
+from dbtassets.rules.checks import CheckState
 from dbtassets.rules.policies import Verdict
 from dbtassets.rules.statuses import AssetStatus
 
@@ -44,8 +45,11 @@ class StatusReport:
         return [uid for uid in self.selected if self.statuses[uid].needs_build and (due is None or due(uid))]
 
     def listed(self, uid: UniqueId) -> bool:
-        """Whether ``status`` and ``check`` list ``uid``: stale, missing, a late source, a check failing or pending."""
-        return self.statuses[uid].needs_attention or (self.verdict is not None and uid in self.verdict.late)
+        """Whether ``status`` and ``check`` list ``uid``: stale, missing, a late source, a check failing, pending,
+        missing from the manifest or removed."""
+        status = self.statuses[uid]
+        return status.needs_attention or (self.verdict is not None and uid in self.verdict.late) \
+            or any(c.state is CheckState.REMOVED for c in status.checks)
 
     def failing(self, uid: UniqueId) -> bool:
         """Whether ``check`` fails on ``uid``: stale or missing and due (overdue), a source late past error_after,

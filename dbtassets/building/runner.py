@@ -40,7 +40,7 @@ class DbtTarget:
     profiles_dir: Path | None = None
     target: str | None = None
     warehouse: str = ""  # the target's warehouse key (see dbtassets.model.targets); "" when unknown
-    vars: str | None = None  # dbt's --vars (YAML or JSON text), passed to every dbt command
+    vars: Mapping[str, Any] = field(default_factory=dict)  # dbt's --vars, passed to every dbt command
 
     def invoked(self) -> None:
         """After any dbt command: target/manifest.json is now the one for this target."""
@@ -53,8 +53,8 @@ class DbtTarget:
             args += ["--profiles-dir", str(self.profiles_dir)]
         if self.target is not None:
             args += ["--target", self.target]
-        if self.vars is not None:
-            args += ["--vars", self.vars]
+        if self.vars:
+            args += ["--vars", json.dumps(dict(self.vars))]
         return args
 
 
@@ -180,7 +180,7 @@ NO_PARTIAL_PARSE = "--no-partial-parse"
 
 def partial_parse_state(project: DbtProject) -> Path:
     """Where dbt keeps what it parsed last time, to parse only the files that changed since."""
-    return project.target_path / "partial_parse.msgpack"
+    return project.partial_parse_path
 
 
 def partial_parse_broke(project: DbtProject, failure: str) -> str:

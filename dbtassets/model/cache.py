@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-FORMAT = 11
+FORMAT = 12
 NAME = "dbtassets-manifest.cache"
 
 Key = tuple[Any, ...]

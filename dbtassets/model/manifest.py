@@ -157,6 +157,8 @@ class Manifest:
     test_names: Mapping[UniqueId, str]
     checks: Mapping[UniqueId, Check] = field(default_factory=dict)
     values: Values | None = field(default=None, compare=False)  # what its code versions include (None: no values)
+    # every data test and unit test it holds, enabled or not, as its YAML declares it (model.declared.TestKey)
+    test_keys: tuple[tuple[str, str, str], ...] = ()
 
     def checks_of(self, asset: UniqueId) -> list[Check]:
         """The checks attached to ``asset``, by name."""
@@ -282,6 +284,8 @@ def _extract(path: Path, raw: Any) -> tuple[Any, ...]:
                               data_test_version(node, config, macros, builtin), read))
             elif rtype in ASSET_TYPES:
                 nodes[uid] = node
+        where[0] = "test keys"
+        keys = _test_keys(raw)
         for uid, test in (raw.get("unit_tests") or {}).items():
             where[0] = uid
             if (test.get("config") or {}).get("enabled", True) is False:
@@ -302,6 +306,7 @@ def _extract(path: Path, raw: Any) -> tuple[Any, ...]:
             str(metadata.get("generated_at") or ""),
             rows,
             compact_tests,
+            keys,
         )
     except ManifestError:
         raise
@@ -312,8 +317,30 @@ def _extract(path: Path, raw: Any) -> tuple[Any, ...]:
         ) from None
 
 
+def _test_keys(raw: Mapping[str, Any]) -> tuple[tuple[str, str, str], ...]:
+    """(YAML file, ``file_key_name``, test name) of each generic data test and unit test, disabled ones too.
+
+    Not the disabled tests attached to nothing: that is where dbt's partial parse leaves the tests it lost
+    (their model's file moved away and back), not where ``enabled: false`` puts a test.
+    """
+    disabled = raw.get("disabled") or {}
+    every = [*raw["nodes"].values(), *(raw.get("unit_tests") or {}).values(),
+             *(n for found in disabled.values() if isinstance(found, list) for n in found
+               if isinstance(n, dict) and (n.get("attached_node") or (n.get("depends_on") or {}).get("nodes")))]
+    keys = []
+    for node in every:
+        if not isinstance(node, dict):
+            continue
+        path = node.get("original_file_path")
+        if node.get("resource_type") == "unit_test" and isinstance(node.get("name"), str):
+            keys.append((str(path), "unit_tests", node["name"]))
+        elif node.get("resource_type") == "test" and isinstance(node.get("test_metadata"), dict):
+            keys.append((str(path), str(node.get("file_key_name")), str(node["test_metadata"].get("name"))))
+    return tuple(keys)
+
+
 def _from_compact(path: Path, compact: tuple[Any, ...], values: Values | None) -> Manifest:
-    project_name, dbt_version, version, adapter_type, generated_at, nodes, tests = compact
+    project_name, dbt_version, version, adapter_type, generated_at, nodes, tests, keys = compact
     test_parents: dict[UniqueId, tuple[UniqueId, ...]] = {}
     test_names: dict[UniqueId, str] = {}
     checks: dict[str, list[str]] = {}
@@ -338,4 +365,4 @@ def _from_compact(path: Path, compact: tuple[Any, ...], values: Values | None) -
         for row in nodes
     }
     return Manifest(path, project_name, dbt_version, version, adapter_type, generated_at, built,
-                    test_parents, test_names, check_records, values)
+                    test_parents, test_names, check_records, values, keys)

@@ -77,6 +77,12 @@ def vars_digest(cli_vars: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(cli_vars, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def forget_partial_parse(dbt: DbtProject) -> None:
+    """Delete dbt's saved parse state (``target/partial_parse.msgpack``): its next parse is a full one."""
+    with contextlib.suppress(OSError):
+        dbt.partial_parse_path.unlink()
+
+
 def describe_changes(before: Mapping[str, tuple[int, int]], after: Mapping[str, tuple[int, int]]) -> str:
     """``models/a.sql was removed, models/b/a.sql was added`` (the first few)."""
     changes = [f"{path} was removed" for path in sorted(before.keys() - after.keys())]

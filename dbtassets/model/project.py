@@ -51,6 +51,11 @@ class DbtProject:
         return self.target_path / "manifest.json"
 
     @property
+    def partial_parse_path(self) -> Path:
+        """Where dbt keeps what it parsed last time, to parse only the files that changed since."""
+        return self.target_path / "partial_parse.msgpack"
+
+    @property
     def run_results_path(self) -> Path:
         return self.target_path / "run_results.json"
 

@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from dbtassets.errors import ManifestError
+from dbtassets.model.declared import MissingCheck, missing_checks
 from dbtassets.model.freshness import Policies
 from dbtassets.model.graph import AssetGraph
 from dbtassets.model.manifest import Manifest, ResourceType, UniqueId, load_manifest
-from dbtassets.model.parsed import files_now, read_record, vars_digest, write_record
-from dbtassets.model.project import DbtProject
+from dbtassets.model.parsed import files_now, forget_partial_parse, read_record, vars_digest, write_record
+from dbtassets.model.project import DbtProject, ProjectFiles
 from dbtassets.model.sources import Settings, load_settings
 from dbtassets.model.targets import Targets, manifest_is_for
 from dbtassets.model.values import Values
@@ -38,6 +39,8 @@ class Snapshot:
     settings: Settings
     policies: Policies
     loaded_at: float | None  # mtime of the newest project file the manifest reflects; None: the caller's manifest
+    # tests the project's YAML declares that the manifest lacks (never looked for in a caller's manifest)
+    missing_checks: tuple[MissingCheck, ...] = ()
 
     def edited_since_load(self, built: Collection[UniqueId]) -> tuple[frozenset[UniqueId], list[Path]]:
         """Which of ``built`` may have been built from code edited after this snapshot was loaded (say,
@@ -64,7 +67,8 @@ class Snapshot:
 
 def load_snapshot(dbt: DbtProject, manifest_path: Path | None, parse: Callable[[str], None],
                   targets: Targets | None = None, warn: Callable[[str], None] = lambda message: None, *,
-                  cli_vars: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Snapshot:
+                  cli_vars: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None,
+                  reparse: bool = False) -> Snapshot:
     """Load ``manifest_path`` as is, or the project's own manifest after a ``parse()`` if it is stale:
     missing, older than the project's files, made for another target than ``targets``' selected one, or
     parsed from another set of files or under other env var values than now.
@@ -77,17 +81,31 @@ def load_snapshot(dbt: DbtProject, manifest_path: Path | None, parse: Callable[[
         ConfigError: dbtassets.yml is invalid.
         RunnerError: ``dbt parse`` failed.
 
-    ``parse`` is called with why the manifest is stale; ``warn`` with what the user should know about the
-    manifest used (written by another dbt than the installed one).
+    ``parse`` is called with why the manifest is stale (with "" for ``reparse``: parse whatever it is); ``warn`` with
+    what the user should know about the manifest used (written by another dbt than the installed one).
+
+    After a parse, the tests the YAML declares are looked for in the manifest: dbt's partial parsing can
+    lose them (:mod:`dbtassets.model.declared`), so when some are missing it parses once more in full.
+    Those still missing then are the snapshot's ``missing_checks``.
     """
     environ = os.environ if environ is None else environ
     values = Values.of(dbt, cli_vars, environ)
     loaded_at: float | None = None
+    missing: tuple[MissingCheck, ...] = ()
     if manifest_path is not None:
         manifest = load_manifest(manifest_path.resolve(), values=values)
+        if manifest_path.resolve() == dbt.manifest_path.resolve():  # the project's own, as is
+            missing = _missing(dbt, manifest, dbt.files())
     else:
-        loaded_at = _make_current(dbt, parse, targets, environ, values.cli_vars)
+        loaded_at, walked, parsed = _make_current(dbt, parse, targets, environ, values.cli_vars, reparse)
         manifest = load_manifest(dbt.manifest_path, values=values)
+        missing = _missing(dbt, manifest, walked)
+        if missing and parsed:  # the record of what it parsed stands: the files are the same
+            forget_partial_parse(dbt)
+            parse(f"{dbt.manifest_path} lacks {len(missing)} test{'s' if len(missing) > 1 else ''} the YAML declares "
+                  f"({missing[0].describe()}): dbt's partial parse lost them, parsing in full")
+            manifest = load_manifest(dbt.manifest_path, values=values)
+            missing = _missing(dbt, manifest, walked)
     if manifest.project_name and manifest.project_name != dbt.name:
         raise ManifestError(
             f"{manifest.path}: manifest of project {manifest.project_name!r}, but {dbt.directory} is "
@@ -99,7 +117,17 @@ def load_snapshot(dbt: DbtProject, manifest_path: Path | None, parse: Callable[[
     graph = AssetGraph.from_manifest(manifest)
     sources = [n for n in graph.assets.values() if n.resource_type == ResourceType.SOURCE]
     return Snapshot(dbt, manifest, graph, load_settings(dbt.directory, sources, graph.fed),
-                    Policies.from_graph(graph), loaded_at)
+                    Policies.from_graph(graph), loaded_at, missing)
+
+
+def _missing(dbt: DbtProject, manifest: Manifest, walked: ProjectFiles) -> tuple[MissingCheck, ...]:
+    """The tests the project's YAML declares that ``manifest`` lacks, on its own assets."""
+    assets: dict[tuple[str, str], list[UniqueId]] = {}
+    for uid, node in manifest.nodes.items():
+        if node.package_name == dbt.name:
+            name = node.display_name if node.resource_type == ResourceType.SOURCE else node.name
+            assets.setdefault((node.resource_type.value, name), []).append(uid)
+    return missing_checks(dbt, walked.entries, manifest.test_keys, {k: tuple(v) for k, v in assets.items()})
 
 
 def foreign_dbt(manifest: Manifest) -> str | None:
@@ -116,9 +144,10 @@ def foreign_dbt(manifest: Manifest) -> str | None:
 
 
 def _make_current(dbt: DbtProject, parse: Callable[[str], None], targets: Targets | None,
-                  environ: Mapping[str, str], cli_vars: Mapping[str, Any]) -> float:
-    """``parse()`` if the project's manifest is stale, and keep what the files were (one walk); the newest
-    file's mtime."""
+                  environ: Mapping[str, str], cli_vars: Mapping[str, Any],
+                  reparse: bool = False) -> tuple[float, ProjectFiles, bool]:
+    """``parse()`` if the project's manifest is stale (or ``reparse``), and keep what the files were (one
+    walk); the newest file's mtime, the walk, and whether it parsed."""
     path = dbt.manifest_path
     walked = dbt.files()
     (newest_mtime, newest), profile_names = walked.newest, targets.env_names if targets else frozenset[str]()
@@ -129,7 +158,9 @@ def _make_current(dbt: DbtProject, parse: Callable[[str], None], targets: Target
     except OSError:
         stat = None
     why = None
-    if stat is None:
+    if reparse:
+        why = ""
+    elif stat is None:
         why = "is missing"
     elif newest_mtime > stat.st_mtime:
         why = f"is older than {newest}"
@@ -140,7 +171,7 @@ def _make_current(dbt: DbtProject, parse: Callable[[str], None], targets: Target
     elif walked.newest_dir[0] > stat.st_mtime:  # no record of what it saw: was a file added, removed or moved since?
         why = f"is older than a change in {walked.newest_dir[1]} (a file added, removed or renamed)"
     if why is not None:
-        parse(f"{path} {why}")
+        parse(f"{path} {why}" if why else "")
     if why is not None or record is None or record.files != files:
         write_record(dbt, files, profile_names, record, environ, vars_digest(cli_vars))
-    return newest_mtime
+    return newest_mtime, walked, why is not None

@@ -108,6 +108,8 @@ TEXT: Mapping[type[ev.WatchEvent], Callable[[ev.WatchEvent], str]] = dict([
         + "; built here but not recorded, planning again", fg="yellow")),
     _entry(ev.StoreReconnected, lambda e: click.style(f"state store reachable again (down {e.down_for:g}s): "
                                                       "observing what landed meanwhile", fg="green")),
+    _entry(ev.CheckRemoved, lambda e: click.style(f"{e.asset}: {e.message}",
+                                            fg="red" if e.state == "missing" else "yellow")),
 ])
 
 
@@ -162,6 +164,7 @@ QUIET: Mapping[type[ev.WatchEvent], Callable[[ev.WatchEvent], bool]] = {
     ev.StoreUnreachable: lambda e: True,
     ev.StoreReconnected: lambda e: True,
     ev.LeaseLost: lambda e: True,
+    ev.CheckRemoved: lambda e: isinstance(e, ev.CheckRemoved) and e.state == "missing",
 }
 
 

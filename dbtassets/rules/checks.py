@@ -23,10 +23,12 @@ class CheckState(str, Enum):
     PASS = "pass"
     WARN = "warn"
     FAIL = "fail"
+    MISSING = "missing"  # the YAML declares it, the manifest lacks it (dbt's partial parse lost it): never runs
+    REMOVED = "removed"  # it ran here, and is no longer declared: said until its asset is next built
 
     @property
     def failing(self) -> bool:
-        return self is CheckState.FAIL
+        return self in (CheckState.FAIL, CheckState.MISSING)
 
 
 # dbt's test and unit test statuses, as recorded; "error" (the test itself could not run) fails too.
@@ -56,13 +58,13 @@ class CheckStatus:
     def describe(self) -> str:
         """One line for reasons: ``data test accepted_values_orders_status failed at …: Got 1 result``."""
         name = self.check.describe()
-        if self.state is CheckState.PENDING:
+        if self.state in (CheckState.PENDING, CheckState.MISSING, CheckState.REMOVED):
             return f"{name} {self.message}"
         verb = {CheckState.PASS: "passed", CheckState.WARN: "warned", CheckState.FAIL: "failed"}[self.state]
         return f"{name} {verb} at {self.at}" + (f": {self.message}" if self.message else "")
 
     def to_json(self) -> dict[str, str | None]:
-        return {"unique_id": self.check.unique_id, "name": self.check.name, "kind": self.check.kind.value,
+        return {"unique_id": self.check.unique_id or None, "name": self.check.name, "kind": self.check.kind.value,
                 "state": self.state.value, "message": self.message or None, "at": self.at}
 
 

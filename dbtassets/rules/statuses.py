@@ -43,6 +43,8 @@ class ReasonCode(str, Enum):
     UPSTREAM_CHECK_FAILED = "upstream_check_failed"  # stale, but held: building it would spread failing data
     CHECK_FAILED = "check_failed"
     CHECK_PENDING = "check_pending"
+    CHECK_MISSING = "check_missing"  # the YAML declares it, the manifest lacks it: it never runs (fails `check`)
+    CHECK_REMOVED = "check_removed"  # it ran here and is no longer declared: a note until the asset's next build
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ class EventKind(str, Enum):
     STORE_UNREACHABLE = "store_unreachable"
     STORE_RECONNECTED = "store_reconnected"
     LEASE_LOST = "lease_lost"
+    CHECK_REMOVED = "check_removed"
 
     def __str__(self) -> str:
         return self.value
@@ -221,6 +222,19 @@ class LeaseLost(WatchEvent):
 
 
 @dataclass(frozen=True)
+class CheckRemoved(WatchEvent):
+    """A re-parse left a data test or unit test out of the manifest: ``missing`` when the YAML still declares it
+    (dbt's partial parse lost it; ``check`` fails until a full parse brings it back), ``removed`` when it was
+    deleted from the YAML (said once)."""
+
+    kind = EventKind.CHECK_REMOVED
+    asset: str
+    check: str  # its short name (unique_stg_orders_order_id), or what the YAML declares (unique on dim_customer.id)
+    state: str  # "missing" or "removed"
+    message: str
+
+
+@dataclass(frozen=True)
 class Stopped(WatchEvent):
     kind = EventKind.STOPPED
 
@@ -259,4 +273,5 @@ class SourceRecovered(WatchEvent):
 EVENT_TYPES: Mapping[EventKind, type[WatchEvent]] = {
     cls.kind: cls for cls in (Watching, NewData, ObserveFailed, Reported, Parsing, Parsed, Stale, BuildStarted,
                               NodeFinished, BuildFinished, Fresh, BackingOff, Waiting, Error, Stopped, NotDue,
-                              SourceLate, SourceRecovered, StoreUnreachable, StoreReconnected, LeaseLost)}
+                              SourceLate, SourceRecovered, StoreUnreachable, StoreReconnected, LeaseLost,
+                              CheckRemoved)}

@@ -36,6 +36,29 @@ def finished(plan: SyncPlan, result: SyncResult, seconds: float, retry_in: Mappi
         {snapshot.manifest.checks[c].name: m for c, m in result.failed_checks.items()})
 
 
+def removed_checks(before: Snapshot | None, after: Snapshot) -> list[ev.CheckRemoved]:
+    """The checks a re-parse left out of the manifest (on assets it kept), and the declared tests it lacks that
+    ``before`` had not lacked already."""
+    if before is None:
+        return []
+    lacking = {m.asset for m in after.missing_checks}
+    out = []
+    for uid, check in sorted(before.manifest.checks.items()):
+        for asset in (a for a in check.assets if a in after.graph and uid not in after.manifest.checks):
+            state = "missing" if asset in lacking else "removed"
+            why = ("the YAML still declares it: dbt's partial parse lost it; it does not run until "
+                   "`dbt parse --no-partial-parse`" if state == "missing" else "no longer declared")
+            out.append(ev.CheckRemoved(after.graph.assets[asset].display_name, check.name, state,
+                                       f"{check.describe()} {state}: {why}"))
+    said = {e.asset for e in out}
+    for m in after.missing_checks:
+        name = after.graph.assets[m.asset].display_name
+        if name not in said and m not in before.missing_checks:
+            out.append(ev.CheckRemoved(name, m.label, "missing", f"{m.describe()} is not in the manifest: it does not "
+                                       "run until `dbt parse --no-partial-parse`"))
+    return out
+
+
 class Nodes:
     """Follows one build's nodes as dbt finishes them, to say why one was skipped, and each failure once."""
 

@@ -241,11 +241,13 @@ class Watcher:
 
     def _reparse(self) -> None:
         self.emit(ev.Parsing())
-        started = self._ticker.monotonic()
+        started, before = self._ticker.monotonic(), self.project.loaded
         snapshot = self.project.reparse()
         settle_memory()
         self._next_query = {}
         self.emit(ev.Parsed(round(self._ticker.monotonic() - started, 2), len(snapshot.graph)))
+        for event in narration.removed_checks(before, snapshot):
+            self.emit(event)
 
     def _observe(self, sources: set[UniqueId] | None) -> None:
         declarations = self.project.settings.sources
