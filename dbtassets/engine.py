@@ -47,6 +47,7 @@ from dbtassets.rules.statuses import AssetStatus, ReasonCode
 from dbtassets.sql.versions import CodeVersioner
 from dbtassets.state.backends import Location
 from dbtassets.state.leases import Leased
+from dbtassets.state.readonly import ReadOnlyStore
 from dbtassets.state.records import HistoryEntry
 from dbtassets.state.store import StateStore
 
@@ -195,9 +196,12 @@ class Project:
 
     @property
     def store(self) -> StateStore:
+        """The state store; with ``options.read_only``, one that keeps what it records in memory (readers never write)."""
         if self._store is None:
-            self._store = StateStore.open(self.state, target=self.targets.selected.key,
-                                          default_target=self.targets.default.key)
+            keys = {"target": self.targets.selected.key, "default_target": self.targets.default.key}
+            implicit = not (self.options.state_path or os.environ.get(STATE_ENV))  # a project with no store yet
+            self._store = (ReadOnlyStore.open_reader(self.state, empty_if_missing=implicit, **keys)
+                           if self.options.read_only else StateStore.open(self.state, **keys))
         return self._store
 
     # -- the world, for the watcher ------------------------------------------------------

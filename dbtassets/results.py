@@ -25,6 +25,7 @@ class Options:
     target: str | None = None
     state_path: Path | str | None = None  # a file, or a postgresql:// URL
     manifest_path: Path | None = None
+    read_only: bool = False  # a command that answers questions: the state store is read, never written
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """The commands that answer questions: what there is, what is stale and why, what a deploy would change.
 
 Each parses its options, makes one call into the engine and prints the result with the renderer
-its ``--format`` picks from :mod:`dbtassets.report.formats`. None of them builds anything; the
-ones that read the sources (``status``, ``why``, ``check`` without ``--no-observe``) record what
-they observed.
+its ``--format`` picks from :mod:`dbtassets.report.formats`. None of them builds or writes anything:
+they open the state store read-only (:func:`~dbtassets.cli.group.reader_of`), and the ones that read
+the sources (``status``, ``why``, ``check`` without ``--no-observe``) keep what they observed in memory.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from dbtassets.cli.group import UsageError, main, project_of, warn
+from dbtassets.cli.group import UsageError, main, reader_of, warn
 from dbtassets.cli.options import against_option, example, format_option, path_prefix_option, selection_options
 from dbtassets.engine import Project
 from dbtassets.model.project import repository_prefix
@@ -28,7 +28,7 @@ from dbtassets.rules.savings import window_start
 @click.pass_context
 def assets(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...], fmt: OutputFormat) -> None:
     """List the assets: models, seeds, snapshots and sources, with their status as last recorded."""
-    project = project_of(ctx)
+    project = reader_of(ctx)
     report = project.status(select, exclude, observe=False)
     click.echo(formats.ASSETS[fmt](project.graph, report, project.settings.sources))
 
@@ -49,7 +49,7 @@ def status(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...]
     """
     if no_observe and force_observe:
         raise UsageError("--observe and --no-observe contradict each other; give one of them")
-    project = project_of(ctx)
+    project = reader_of(ctx)
     report = project.status(select, exclude, observe=not no_observe, force=force_observe)
     warn(report.warnings)
     click.echo(formats.STATUS[fmt](project.graph, report, show_all))
@@ -62,7 +62,7 @@ def status(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...]
 @click.pass_context
 def why(ctx: click.Context, asset: str, no_observe: bool, fmt: OutputFormat) -> None:
     """Explain an asset's status: the causal chain down to the source that moved."""
-    project = project_of(ctx)
+    project = reader_of(ctx)
     explanation = project.why(asset, observe=not no_observe)
     click.echo(formats.WHY[fmt](project.graph, explanation))
 
@@ -75,7 +75,7 @@ def why(ctx: click.Context, asset: str, no_observe: bool, fmt: OutputFormat) -> 
 @click.pass_context
 def lineage(ctx: click.Context, asset: str, upstream: bool, downstream: bool, fmt: OutputFormat) -> None:
     """Show an asset's upstream and downstream assets as a tree, Mermaid, Graphviz dot or JSON."""
-    project = project_of(ctx)
+    project = reader_of(ctx)
     both = upstream == downstream  # neither flag, or both: both directions
     root, graph = project.lineage(asset, upstream=upstream or both, downstream=downstream or both)
     click.echo(formats.LINEAGE[fmt](graph, root))
@@ -101,7 +101,7 @@ def check(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...],
     With --against MANIFEST, exit 1 if deploying the project over that manifest would make
     anything stale (see `dbtassets plan`).
     """
-    project = project_of(ctx)
+    project = reader_of(ctx)
     if against is not None:
         report = project.plan_against(against, select, exclude)
     else:
@@ -127,7 +127,7 @@ def plan(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...], 
     Semantic: reformatting changes nothing, and a change that only adds columns reaches only the
     models that read them. Compare with dbt's `state:modified+`.
     """
-    project = project_of(ctx)
+    project = reader_of(ctx)
     report = project.plan_against(against, select, exclude)
     click.echo(formats.GATE[fmt](project.graph, _gate(project, report, path_prefix, against=True)))
 
@@ -141,7 +141,7 @@ def lint(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...], 
 
     Exits 1 if any is found.
     """
-    project = project_of(ctx)
+    project = reader_of(ctx)
     findings = project.lint(select, exclude)
     click.echo(formats.LINT[fmt](project.graph, findings))
     ctx.exit(1 if findings else 0)
@@ -154,7 +154,7 @@ def lint(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...], 
 @click.pass_context
 def history(ctx: click.Context, asset: str, limit: int, fmt: OutputFormat) -> None:
     """Show an asset's builds: when, which run, code version, input versions, duration, rows."""
-    project = project_of(ctx)
+    project = reader_of(ctx)
     node, entries = project.history(asset, limit)
     click.echo(formats.HISTORY[fmt](node, entries, project.graph))
 
@@ -170,7 +170,7 @@ def savings(ctx: click.Context, since: str, fmt: OutputFormat) -> None:
     Warehouse seconds avoided are estimated per asset from the median of its recorded dbt
     execution times; the output's footer states the assumptions.
     """
-    project = project_of(ctx)
+    project = reader_of(ctx)
     try:
         start = window_start(since, project.clock.now())
     except ValueError as exc:
