@@ -45,6 +45,7 @@ from dbtassets.rules.savings import compute as compute_savings
 from dbtassets.rules.staleness import compute_statuses
 from dbtassets.rules.statuses import AssetStatus, ReasonCode
 from dbtassets.sql.versions import CodeVersioner
+from dbtassets.state import heartbeats
 from dbtassets.state.backends import Location
 from dbtassets.state.leases import Leased
 from dbtassets.state.readonly import ReadOnlyStore
@@ -196,12 +197,14 @@ class Project:
 
     @property
     def store(self) -> StateStore:
-        """The state store; with ``options.read_only``, one that keeps what it records in memory (readers never write)."""
+        """The state store; with ``options.read_only``, one that keeps what it records in memory: readers
+        never write. A reader's default store that does not exist yet reads as empty; a --state must exist."""
         if self._store is None:
-            keys = {"target": self.targets.selected.key, "default_target": self.targets.default.key}
+            target, default = self.targets.selected.key, self.targets.default.key
             implicit = not (self.options.state_path or os.environ.get(STATE_ENV))  # a project with no store yet
-            self._store = (ReadOnlyStore.open_reader(self.state, empty_if_missing=implicit, **keys)
-                           if self.options.read_only else StateStore.open(self.state, **keys))
+            self._store = (ReadOnlyStore.open_reader(self.state, target=target, default_target=default,
+                                                     empty_if_missing=implicit) if self.options.read_only
+                           else StateStore.open(self.state, target=target, default_target=default))
         return self._store
 
     # -- the world, for the watcher ------------------------------------------------------
@@ -213,6 +216,10 @@ class Project:
     def watch_lock(self) -> BuildLock:
         """The lock that keeps a second watcher off this project; not yet held."""
         return BuildLock(self.dbt.directory / ".dbtassets" / "watch.lock", "watch")
+
+    def heartbeat(self) -> heartbeats.Heartbeat:
+        """This process's watcher record in the store, for the watcher to start, beat and stop."""
+        return heartbeats.Heartbeat(lambda: self.store, self.dbt.name, self.now)
 
     def recover(self) -> list[int]:
         """Close the runs that a dead process left 'running' (its assets stay stale)."""
@@ -291,7 +298,7 @@ class Project:
                  f"({self.policies.slas[uid].describe()}) but no observer: its lateness cannot be checked"
                  for uid in self.policies.slas if uid not in observable]
         return StatusReport(verdict.statuses, selected, [*self.settings.warnings, *blind, *errors], code.notes,
-                            verdict)
+                            verdict, heartbeats.watching(self.store, self.dbt.name, self.clock.now()))
 
     def why(self, name: str, *, observe: bool = True) -> Explanation:
         uid = self.graph.resolve(name)
@@ -299,12 +306,8 @@ class Project:
 
     def lineage(self, name: str, *, upstream: bool = True, downstream: bool = True) -> tuple[UniqueId, AssetGraph]:
         uid = self.graph.resolve(name)
-        nodes = {uid}
-        if upstream:
-            nodes |= self.graph.ancestors(uid)
-        if downstream:
-            nodes |= self.graph.descendants(uid)
-        return uid, self.graph.subgraph(nodes)
+        nodes = {uid} | (self.graph.ancestors(uid) if upstream else set())
+        return uid, self.graph.subgraph(nodes | (self.graph.descendants(uid) if downstream else set()))
 
     def history(self, name: str, limit: int = 20) -> tuple[Node, list[HistoryEntry]]:
         uid = self.graph.resolve(name)

@@ -14,6 +14,7 @@ from dbtassets.model.manifest import UniqueId
 from dbtassets.observe.observer import ObserveOutcome as ObserveOutcome  # Project.observe returns it
 from dbtassets.rules.policies import Verdict
 from dbtassets.rules.statuses import AssetStatus
+from dbtassets.state.heartbeats import Watching
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class StatusReport:
     warnings: Sequence[str]
     notes: Mapping[UniqueId, str] = field(default_factory=dict)
     verdict: Verdict | None = None  # the freshness policies' (None when they were not applied)
+    watching: Watching | None = None  # this project's watchers on this target, from their heartbeats
 
     def needing_build(self, *, all_stale: bool = False) -> list[UniqueId]:
         """The selected stale and missing assets that are due (all of them with ``all_stale``)."""

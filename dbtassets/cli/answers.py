@@ -15,7 +15,9 @@ import click
 from dbtassets.cli.group import UsageError, main, reader_of, warn
 from dbtassets.cli.options import against_option, example, format_option, path_prefix_option, selection_options
 from dbtassets.engine import Project
+from dbtassets.errors import ConfigError
 from dbtassets.model.project import repository_prefix
+from dbtassets.model.sources import duration
 from dbtassets.report import formats
 from dbtassets.report.common import Gate, OutputFormat
 from dbtassets.results import StatusReport
@@ -81,25 +83,39 @@ def lineage(ctx: click.Context, asset: str, upstream: bool, downstream: bool, fm
     click.echo(formats.LINEAGE[fmt](graph, root))
 
 
-def _gate(project: Project, report: StatusReport, path_prefix: str | None, *, against: bool) -> Gate:
+def _gate(project: Project, report: StatusReport, path_prefix: str | None, *, against: bool,
+          watcher_within: float | None = None) -> Gate:
     """What check and plan print: the report, whether it passes, and the annotations' path prefix."""
     prefix = repository_prefix(project.dbt.directory) if path_prefix is None else path_prefix
-    return Gate(report, not project.needs_attention(report), against, prefix)
+    no_watcher = report.watching.missing(watcher_within) if watcher_within is not None and report.watching else None
+    return Gate(report, not project.needs_attention(report) and no_watcher is None, against, prefix, no_watcher)
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """``--watcher-within``: a duration such as 90s, 10m or 1h, as in dbtassets.yml."""
+    try:
+        return None if value is None else duration(Path("."), "--watcher-within", value)
+    except ConfigError:
+        raise UsageError(f"--watcher-within: expected a duration such as 90s, 10m or 1h, got {value!r}") from None
 
 
 @main.command(epilog=example("dbtassets check --against prod-artifacts/ --format github"))
 @selection_options
 @click.option("--no-observe", is_flag=True, help="Use the last recorded observations; read no source.")
 @against_option
+@click.option("--watcher-within", callback=_duration, default=None, metavar="DURATION",
+              help="Also exit 1 unless a watcher of this project and target has beaten within DURATION "
+                   "(90s, 10m, 1h): the scheduled gate notices a watcher that died.")
 @format_option(formats.GATE)
 @path_prefix_option
 @click.pass_context
 def check(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...], no_observe: bool,
-          against: Path | None, fmt: OutputFormat, path_prefix: str | None) -> None:
+          against: Path | None, watcher_within: float | None, fmt: OutputFormat, path_prefix: str | None) -> None:
     """Exit 1 if any selected asset is stale or missing (a CI gate); 0 if all are fresh.
 
     With --against MANIFEST, exit 1 if deploying the project over that manifest would make
-    anything stale (see `dbtassets plan`).
+    anything stale (see `dbtassets plan`). With --watcher-within, exit 1 too when no watcher of
+    this project and target has beaten within that time (it died, or never ran).
     """
     project = reader_of(ctx)
     if against is not None:
@@ -107,7 +123,7 @@ def check(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...],
     else:
         report = project.status(select, exclude, observe=not no_observe)
     warn(report.warnings)
-    gate = _gate(project, report, path_prefix, against=against is not None)
+    gate = _gate(project, report, path_prefix, against=against is not None, watcher_within=watcher_within)
     click.echo(formats.GATE[fmt](project.graph, gate))
     ctx.exit(0 if gate.ok else 1)
 

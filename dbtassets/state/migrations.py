@@ -117,6 +117,22 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("0009_materialization_relation", """
         ALTER TABLE materializations ADD COLUMN relation_name TEXT;
     """),
+    # Each watcher's heartbeat (dbtassets.state.heartbeats): is anyone watching this project and target?
+    ("0010_watcher_heartbeats", """
+        CREATE TABLE watchers (
+            id TEXT PRIMARY KEY,
+            project TEXT NOT NULL,
+            target TEXT NOT NULL,
+            host TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            started_at TEXT NOT NULL,
+            beat_at TEXT NOT NULL,
+            last_pass_at TEXT,
+            every REAL NOT NULL,
+            stopped_at TEXT
+        );
+        CREATE INDEX watchers_by_project ON watchers (project, target, beat_at);
+    """),
 )
 # Needs the profile's default target, known only when a project opens the store: records made
 # before targets existed were built for the target dbt used by default.
@@ -165,9 +181,10 @@ def check_current(db: Connection, backend: Backend, where: object, default_targe
                          "with this --state to make one")
     wanted = {name for name, _ in MIGRATIONS} | ({OLD_RECORDS_TO_DEFAULT_TARGET} if default_target else set())
     if wanted - applied:
-        raise StateError(f"{where}: was written by an older dbtassets (migrations {', '.join(sorted(wanted - applied))} "
-                         "not applied) and commands that only read never change a store; run `dbtassets sync` or "
-                         "`dbtassets watch` of this version with this --state once to upgrade it")
+        missing = ", ".join(sorted(wanted - applied))
+        raise StateError(f"{where}: was written by an older dbtassets (migrations {missing} not applied) and "
+                         "commands that only read never change a store; run `dbtassets sync` or `dbtassets watch` "
+                         "of this version with this --state once to upgrade it")
 
 
 def _applied(db: Connection, backend: Backend, where: object) -> set[str] | None:
