@@ -219,7 +219,7 @@ class Project:
 
     def heartbeat(self) -> heartbeats.Heartbeat:
         """This process's watcher record in the store, for the watcher to start, beat and stop."""
-        return heartbeats.Heartbeat(lambda: self.store, self.dbt.name, self.now)
+        return heartbeats.Heartbeat(lambda: self.store, self.dbt.name, self.clock.now)
 
     def recover(self) -> list[int]:
         """Close the runs that a dead process left 'running' (its assets stay stale)."""

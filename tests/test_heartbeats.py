@@ -113,8 +113,9 @@ def test_check_watcher_within_fails_with_one_line_when_no_watcher_beat_within_it
     with Project(Options(project_dir), runner=FakeRunner()) as project:
         project.runner.project = project  # type: ignore[attr-defined]
         project.sync()
-        two_hours_ago = timestamp(project.clock.now() - timedelta(hours=2))
-        beat = Heartbeat(lambda: project.store, "shopflow", lambda: two_hours_ago)
+        then = project.clock.now() - timedelta(hours=2)
+        two_hours_ago = timestamp(then)
+        beat = Heartbeat(lambda: project.store, "shopflow", lambda: then)
         beat.start()
         beat.beat(passed=True)
     assert state.exists()

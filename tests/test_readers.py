@@ -65,7 +65,7 @@ def test_status_observes_in_memory_and_leaves_the_store_as_it_was(project_dir: P
         # A code change the reader must compile and fingerprint: writers cache that in the store.
         runner.edit("fact_sales", SHOPFLOW_SQL["fact_sales"].replace("amount\n", "amount, 1 as one\n"))
     land(project_dir)
-    before = store_rows(state_location)
+    before, files = store_rows(state_location), store_files(Path(state_location))
     with reader(project_dir, state_location, runner) as project:
         statuses = project.status().statuses
         assert statuses[STG_ORDERS].status is Status.STALE  # the landing, observed in memory
@@ -75,6 +75,22 @@ def test_status_observes_in_memory_and_leaves_the_store_as_it_was(project_dir: P
         assert project.why("stg_orders").status.status is Status.STALE
         assert project.store.observation_history(ORDERS, 1)[0][2] == "files"
     assert store_rows(state_location) == before  # no observation, no fingerprint, no migration written
+    assert store_files(Path(state_location)) == files  # SQLite: no -wal or -shm left behind either
+
+
+def test_a_reader_beside_a_writer_leaves_the_writers_wal_files_to_it(project_dir: Path) -> None:
+    state = project_dir / "state.db"
+    runner = FakeRunner()
+    with Project(Options(project_dir, state_path=str(state)), runner=runner, clock=FakeClock()) as writer:
+        runner.project = writer
+        writer.sync()
+        assert all(Path(f"{state}{suffix}").exists() for suffix in ("-wal", "-shm"))  # the writer has it open
+        with reader(project_dir, str(state), FakeRunner()) as project:
+            assert project.status(observe=False).statuses[STG_ORDERS].status is Status.FRESH
+        assert all(Path(f"{state}{suffix}").exists() for suffix in ("-wal", "-shm"))
+        land(project_dir)
+        runner.project = writer
+        assert writer.sync().built  # the writer goes on writing
 
 
 def test_a_reader_gives_the_answer_a_writer_gives(project_dir: Path) -> None:

@@ -119,37 +119,41 @@ def watching(store: StateStore, project: str, now: datetime) -> Watching:
 class Heartbeat:
     """This process's watcher row: :meth:`start`, :meth:`beat`, :meth:`keep` (while building), :meth:`stop`.
 
-    ``store`` gives the store now (the project reopens it when its target changes); ``now`` gives
-    a timestamp by the project's clock.
+    ``store`` gives the store now (the project reopens it when its target changes); ``clock`` gives
+    the time by the project's clock.
     """
 
-    def __init__(self, store: Callable[[], StateStore], project: str, now: Callable[[], str],
+    def __init__(self, store: Callable[[], StateStore], project: str, clock: Callable[[], datetime],
                  every: float = HEARTBEAT_EVERY) -> None:
-        self._store, self.project, self._now, self.every = store, project, now, every
+        self._store, self.project, self._clock, self.every = store, project, clock, every
         self.id = f"{machine_name()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._last: str | None = None  # when this process last beat
+        self._last: datetime | None = None  # when this process last beat
+
+    def _now(self) -> str:
+        return timestamp(self._clock())
 
     def start(self) -> None:
-        store, at = self._store(), self._now()
+        store, now = self._store(), self._clock()
+        at = timestamp(now)
         with store.transaction() as db:
             db.execute("DELETE FROM watchers WHERE project = ? AND target = ? AND beat_at < ?",
-                       (self.project, store.target, _before(at, _KEPT_FOR)))
+                       (self.project, store.target, timestamp(now - timedelta(seconds=_KEPT_FOR))))
             db.execute("INSERT INTO watchers (id, project, target, host, pid, started_at, beat_at, every) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                        (self.id, self.project, store.target, machine_name(), os.getpid(), at, at, self.every))
-        self._last = at
+        self._last = now
 
     def beat(self, *, passed: bool = False) -> None:
         """Beat: at the end of a pass (``passed``), or while idle, once ``every`` seconds have gone by."""
-        at = self._now()
-        if not passed and self._last is not None and (parse_time(at) - parse_time(self._last)).total_seconds() < (
-                self.every):
+        now = self._clock()
+        if not passed and self._last is not None and (now - self._last).total_seconds() < self.every:
             return
+        at = timestamp(now)
         passed_at = "last_pass_at = ?, " if passed else ""
         with self._store().transaction() as db:
             db.execute(f"UPDATE watchers SET {passed_at}beat_at = ? WHERE id = ?",
                        (*([at] if passed else []), at, self.id))
-        self._last = at
+        self._last = now
 
     def stop(self) -> None:
         at = self._now()
@@ -194,6 +198,3 @@ class _Keeper:
         self._thread.join(timeout=30)
 
 
-
-def _before(at: str, seconds: float) -> str:
-    return timestamp(parse_time(at) - timedelta(seconds=seconds))

@@ -39,7 +39,7 @@ class ReadOnlyStore(StateStore):
         self._observed: list[tuple[UniqueId, str, str, str, Mapping[str, Any]]] = []  # uid, version, kind, at, detail
         self._checked: dict[tuple[UniqueId, str], str] = {}  # (uid, kind) → when last read, unchanged
         self._fingerprints: dict[tuple[UniqueId, str], Fingerprinted] = {}
-        self._created: list[Path] = []  # SQLite's -wal and -shm files, if opening the store made them
+        self._tidy_up: Path | None = None  # an SQLite store whose -wal and -shm files reading it may make
 
     @classmethod
     def open_reader(cls, where: Path | str | Location, *, target: str = "", default_target: str | None = None,
@@ -56,11 +56,11 @@ class ReadOnlyStore(StateStore):
                         target)
             migrate(empty._db, empty.backend, super(ReadOnlyStore, empty).transaction, location, default_target)
             return empty
-        side = [Path(f"{location.path}{suffix}") for suffix in ("-wal", "-shm")] if location.path else []
-        absent = [path for path in side if not path.exists()]
+        idle = location.path is not None and not any(_side_files(location.path))  # nobody has it open
         backend = backend_for(location, read_only=True)
         db = backend.connect()
         store = cls(backend, db, target)
+        store._tidy_up = location.path if idle else None
         try:
             check_current(db, backend, location, default_target)
         except backend.errors as exc:
@@ -69,7 +69,6 @@ class ReadOnlyStore(StateStore):
         except BaseException:
             store.close()
             raise
-        store._created = [path for path in absent if path.exists()]
         return store
 
     def close(self) -> None:
@@ -84,10 +83,9 @@ class ReadOnlyStore(StateStore):
         changes nothing else (the log is empty: nobody wrote). Another process using the store
         keeps them, and removes them itself.
         """
-        created, self._created = self._created, []
-        if not created or not all(path.exists() for path in created):
+        path, self._tidy_up = self._tidy_up, None
+        if path is None or not all(_side_files(path)):
             return
-        path = Path(str(created[0])[:-len("-wal")])
         with contextlib.suppress(sqlite3.Error):
             db = sqlite3.connect(path, isolation_level=None)
             try:
@@ -159,3 +157,8 @@ class ReadOnlyStore(StateStore):
                     None)
         return mine if mine is not None else super().compiled_sql(hashed)
 
+
+
+def _side_files(path: Path) -> list[bool]:
+    """Whether the -wal and -shm files of the SQLite store at ``path`` exist."""
+    return [Path(f"{path}{suffix}").exists() for suffix in ("-wal", "-shm")]
