@@ -293,12 +293,12 @@ class Project:
         code = versions.current(view)
         statuses = compute_statuses(self.graph, code.versions, view, observable, code.changes, versions.reads,
                                     self.manifest.checks, versions.passes)
-        verdict = apply_policies(self.graph, statuses, self.policies, self.clock.now())
+        verdict = apply_policies(self.graph, statuses, self.policies, now := self.clock.now())  # watchers too
         blind = [f"source {self.graph.assets[uid].display_name} has a freshness SLA "
                  f"({self.policies.slas[uid].describe()}) but no observer: its lateness cannot be checked"
                  for uid in self.policies.slas if uid not in observable]
         return StatusReport(verdict.statuses, selected, [*self.settings.warnings, *blind, *errors], code.notes,
-                            verdict, heartbeats.watching(self.store, self.dbt.name, self.clock.now()))
+                            verdict, heartbeats.watching(self.store, self.dbt.name, now))
 
     def why(self, name: str, *, observe: bool = True) -> Explanation:
         uid = self.graph.resolve(name)
