@@ -43,16 +43,18 @@ from dbtassets.rules.policies import apply as apply_policies
 from dbtassets.rules.savings import Savings
 from dbtassets.rules.savings import compute as compute_savings
 from dbtassets.rules.staleness import compute_statuses
-from dbtassets.rules.statuses import AssetStatus, ReasonCode
+from dbtassets.rules.statuses import AssetStatus
 from dbtassets.rules.vanished import with_vanished
 from dbtassets.sql.versions import CodeVersioner
+from dbtassets.state import heartbeats
 from dbtassets.state.backends import Location
 from dbtassets.state.leases import Leased
+from dbtassets.state.readonly import open_store
 from dbtassets.state.records import HistoryEntry
 from dbtassets.state.store import StateStore
 
 __all__ = ["STATE_ENV", "Explanation", "ObserveOutcome", "Options", "Project", "StatusReport", "SyncPlan",
-           "SyncResult", "unobserved"]
+           "SyncResult"]
 
 STATE_ENV = "DBTASSETS_STATE"
 
@@ -201,9 +203,12 @@ class Project:
 
     @property
     def store(self) -> StateStore:
+        """The state store; with ``options.read_only``, one that keeps what it records in memory: readers
+        never write. A reader's default store that does not exist yet reads as empty; a --state must exist."""
         if self._store is None:
-            self._store = StateStore.open(self.state, target=self.targets.selected.key,
-                                          default_target=self.targets.default.key)
+            implicit = not (self.options.state_path or os.environ.get(STATE_ENV))  # a project with no store yet
+            self._store = open_store(self.state, self.targets.selected.key, self.targets.default.key,
+                                     read_only=self.options.read_only, empty_if_missing=implicit)
         return self._store
 
     # -- the world, for the watcher ------------------------------------------------------
@@ -215,6 +220,10 @@ class Project:
     def watch_lock(self) -> BuildLock:
         """The lock that keeps a second watcher off this project; not yet held."""
         return BuildLock(self.dbt.directory / ".dbtassets" / "watch.lock", "watch")
+
+    def heartbeat(self) -> heartbeats.Heartbeat:
+        """This process's watcher record in the store, for the watcher to start, beat and stop."""
+        return heartbeats.Heartbeat(lambda: self.store, self.dbt.name, self.clock.now)
 
     def recover(self) -> list[int]:
         """Close the runs that a dead process left 'running' (its assets stay stale)."""
@@ -289,12 +298,12 @@ class Project:
         statuses = compute_statuses(self.graph, code.versions, view, observable, code.changes, versions.reads,
                                     self.manifest.checks, versions.passes)
         statuses = with_vanished(statuses, self.snapshot.missing_checks, view, self.manifest.checks)
-        verdict = apply_policies(self.graph, statuses, self.policies, self.clock.now())
+        verdict = apply_policies(self.graph, statuses, self.policies, now := self.clock.now())  # watchers too
         blind = [f"source {self.graph.assets[uid].display_name} has a freshness SLA "
                  f"({self.policies.slas[uid].describe()}) but no observer: its lateness cannot be checked"
                  for uid in self.policies.slas if uid not in observable]
         return StatusReport(verdict.statuses, selected, [*self.settings.warnings, *blind, *errors], code.notes,
-                            verdict)
+                            verdict, heartbeats.watching(self.store, self.dbt.name, now))
 
     def why(self, name: str, *, observe: bool = True) -> Explanation:
         uid = self.graph.resolve(name)
@@ -302,12 +311,8 @@ class Project:
 
     def lineage(self, name: str, *, upstream: bool = True, downstream: bool = True) -> tuple[UniqueId, AssetGraph]:
         uid = self.graph.resolve(name)
-        nodes = {uid}
-        if upstream:
-            nodes |= self.graph.ancestors(uid)
-        if downstream:
-            nodes |= self.graph.descendants(uid)
-        return uid, self.graph.subgraph(nodes)
+        nodes = {uid} | (self.graph.ancestors(uid) if upstream else set())
+        return uid, self.graph.subgraph(nodes | (self.graph.descendants(uid) if downstream else set()))
 
     def history(self, name: str, limit: int = 20) -> tuple[Node, list[HistoryEntry]]:
         uid = self.graph.resolve(name)
@@ -392,8 +397,3 @@ class Project:
         selected asset fails or has not run yet."""
         return any(report.failing(uid) for uid in report.selected)
 
-
-def unobserved(report: StatusReport) -> list[UniqueId]:
-    """Sources in the report with no way to be observed."""
-    return [uid for uid in report.selected
-            if any(r.code is ReasonCode.UNOBSERVED for r in report.statuses[uid].reasons)]

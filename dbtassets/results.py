@@ -14,7 +14,8 @@ from dbtassets.model.manifest import UniqueId
 from dbtassets.observe.observer import ObserveOutcome as ObserveOutcome  # Project.observe returns it
 from dbtassets.rules.checks import CheckState
 from dbtassets.rules.policies import Verdict
-from dbtassets.rules.statuses import AssetStatus
+from dbtassets.rules.statuses import AssetStatus, ReasonCode
+from dbtassets.state.heartbeats import Watching
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class Options:
     state_path: Path | str | None = None  # a file, or a postgresql:// URL
     manifest_path: Path | None = None
     vars: Mapping[str, Any] = field(default_factory=dict)  # dbt's --vars: over dbt_project.yml's, for every dbt command
+    read_only: bool = False  # a command that answers questions: the state store is read, never written
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,12 @@ class StatusReport:
     warnings: Sequence[str]
     notes: Mapping[UniqueId, str] = field(default_factory=dict)
     verdict: Verdict | None = None  # the freshness policies' (None when they were not applied)
+    watching: Watching | None = None  # this project's watchers on this target, from their heartbeats
+
+    def unobserved(self) -> list[UniqueId]:
+        """The selected sources with no way to be observed."""
+        return [uid for uid in self.selected
+                if any(r.code is ReasonCode.UNOBSERVED for r in self.statuses[uid].reasons)]
 
     def needing_build(self, *, all_stale: bool = False) -> list[UniqueId]:
         """The selected stale and missing assets that are due (all of them with ``all_stale``)."""

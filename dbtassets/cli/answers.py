@@ -1,9 +1,9 @@
 """The commands that answer questions: what there is, what is stale and why, what a deploy would change.
 
 Each parses its options, makes one call into the engine and prints the result with the renderer
-its ``--format`` picks from :mod:`dbtassets.report.formats`. None of them builds anything; the
-ones that read the sources (``status``, ``why``, ``check`` without ``--no-observe``) record what
-they observed.
+its ``--format`` picks from :mod:`dbtassets.report.formats`. None of them builds or writes anything:
+they open the state store read-only (:func:`~dbtassets.cli.group.reader_of`), and the ones that read
+the sources (``status``, ``why``, ``check`` without ``--no-observe``) keep what they observed in memory.
 """
 
 from __future__ import annotations
@@ -12,10 +12,12 @@ from pathlib import Path
 
 import click
 
-from dbtassets.cli.group import UsageError, main, project_of, warn
+from dbtassets.cli.group import UsageError, main, reader_of, warn
 from dbtassets.cli.options import against_option, example, format_option, path_prefix_option, selection_options
 from dbtassets.engine import Project
+from dbtassets.errors import ConfigError
 from dbtassets.model.project import repository_prefix
+from dbtassets.model.sources import duration
 from dbtassets.report import formats
 from dbtassets.report.common import Gate, OutputFormat
 from dbtassets.results import StatusReport
@@ -28,7 +30,7 @@ from dbtassets.rules.savings import window_start
 @click.pass_context
 def assets(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...], fmt: OutputFormat) -> None:
     """List the assets: models, seeds, snapshots and sources, with their status as last recorded."""
-    project = project_of(ctx)
+    project = reader_of(ctx)
     report = project.status(select, exclude, observe=False)
     click.echo(formats.ASSETS[fmt](project.graph, report, project.settings.sources))
 
@@ -49,7 +51,7 @@ def status(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...]
     """
     if no_observe and force_observe:
         raise UsageError("--observe and --no-observe contradict each other; give one of them")
-    project = project_of(ctx)
+    project = reader_of(ctx)
     report = project.status(select, exclude, observe=not no_observe, force=force_observe)
     warn(report.warnings)
     click.echo(formats.STATUS[fmt](project.graph, report, show_all))
@@ -62,7 +64,7 @@ def status(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...]
 @click.pass_context
 def why(ctx: click.Context, asset: str, no_observe: bool, fmt: OutputFormat) -> None:
     """Explain an asset's status: the causal chain down to the source that moved."""
-    project = project_of(ctx)
+    project = reader_of(ctx)
     explanation = project.why(asset, observe=not no_observe)
     click.echo(formats.WHY[fmt](project.graph, explanation))
 
@@ -75,39 +77,53 @@ def why(ctx: click.Context, asset: str, no_observe: bool, fmt: OutputFormat) -> 
 @click.pass_context
 def lineage(ctx: click.Context, asset: str, upstream: bool, downstream: bool, fmt: OutputFormat) -> None:
     """Show an asset's upstream and downstream assets as a tree, Mermaid, Graphviz dot or JSON."""
-    project = project_of(ctx)
+    project = reader_of(ctx)
     both = upstream == downstream  # neither flag, or both: both directions
     root, graph = project.lineage(asset, upstream=upstream or both, downstream=downstream or both)
     click.echo(formats.LINEAGE[fmt](graph, root))
 
 
-def _gate(project: Project, report: StatusReport, path_prefix: str | None, *, against: bool) -> Gate:
+def _gate(project: Project, report: StatusReport, path_prefix: str | None, *, against: bool,
+          watcher_within: float | None = None) -> Gate:
     """What check and plan print: the report, whether it passes, and the annotations' path prefix."""
     prefix = repository_prefix(project.dbt.directory) if path_prefix is None else path_prefix
-    return Gate(report, not project.needs_attention(report), against, prefix)
+    no_watcher = report.watching.missing(watcher_within) if watcher_within is not None and report.watching else None
+    return Gate(report, not project.needs_attention(report) and no_watcher is None, against, prefix, no_watcher)
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """``--watcher-within``: a duration such as 90s, 10m or 1h, as in dbtassets.yml."""
+    try:
+        return None if value is None else duration(Path("."), "--watcher-within", value)
+    except ConfigError:
+        raise UsageError(f"--watcher-within: expected a duration such as 90s, 10m or 1h, got {value!r}") from None
 
 
 @main.command(epilog=example("dbtassets check --against prod-artifacts/ --format github"))
 @selection_options
 @click.option("--no-observe", is_flag=True, help="Use the last recorded observations; read no source.")
 @against_option
+@click.option("--watcher-within", callback=_duration, default=None, metavar="DURATION",
+              help="Also exit 1 unless a watcher of this project and target has beaten within DURATION "
+                   "(90s, 10m, 1h): the scheduled gate notices a watcher that died.")
 @format_option(formats.GATE)
 @path_prefix_option
 @click.pass_context
 def check(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...], no_observe: bool,
-          against: Path | None, fmt: OutputFormat, path_prefix: str | None) -> None:
+          against: Path | None, watcher_within: float | None, fmt: OutputFormat, path_prefix: str | None) -> None:
     """Exit 1 if any selected asset is stale or missing (a CI gate); 0 if all are fresh.
 
     With --against MANIFEST, exit 1 if deploying the project over that manifest would make
-    anything stale (see `dbtassets plan`).
+    anything stale (see `dbtassets plan`). With --watcher-within, exit 1 too when no watcher of
+    this project and target has beaten within that time (it died, or never ran).
     """
-    project = project_of(ctx)
+    project = reader_of(ctx)
     if against is not None:
         report = project.plan_against(against, select, exclude)
     else:
         report = project.status(select, exclude, observe=not no_observe)
     warn(report.warnings)
-    gate = _gate(project, report, path_prefix, against=against is not None)
+    gate = _gate(project, report, path_prefix, against=against is not None, watcher_within=watcher_within)
     click.echo(formats.GATE[fmt](project.graph, gate))
     ctx.exit(0 if gate.ok else 1)
 
@@ -127,7 +143,7 @@ def plan(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...], 
     Semantic: reformatting changes nothing, and a change that only adds columns reaches only the
     models that read them. Compare with dbt's `state:modified+`.
     """
-    project = project_of(ctx)
+    project = reader_of(ctx)
     report = project.plan_against(against, select, exclude)
     click.echo(formats.GATE[fmt](project.graph, _gate(project, report, path_prefix, against=True)))
 
@@ -141,7 +157,7 @@ def lint(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...], 
 
     Exits 1 if any is found.
     """
-    project = project_of(ctx)
+    project = reader_of(ctx)
     findings = project.lint(select, exclude)
     click.echo(formats.LINT[fmt](project.graph, findings))
     ctx.exit(1 if findings else 0)
@@ -154,7 +170,7 @@ def lint(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...], 
 @click.pass_context
 def history(ctx: click.Context, asset: str, limit: int, fmt: OutputFormat) -> None:
     """Show an asset's builds: when, which run, code version, input versions, duration, rows."""
-    project = project_of(ctx)
+    project = reader_of(ctx)
     node, entries = project.history(asset, limit)
     click.echo(formats.HISTORY[fmt](node, entries, project.graph))
 
@@ -170,7 +186,7 @@ def savings(ctx: click.Context, since: str, fmt: OutputFormat) -> None:
     Warehouse seconds avoided are estimated per asset from the median of its recorded dbt
     execution times; the output's footer states the assumptions.
     """
-    project = project_of(ctx)
+    project = reader_of(ctx)
     try:
         start = window_start(since, project.clock.now())
     except ValueError as exc:

@@ -12,6 +12,7 @@ import gc
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -102,8 +103,9 @@ def main(ctx: click.Context, project_dir: Path, profiles_dir: Path | None, targe
     options = Options(project_dir, profiles_dir.resolve() if profiles_dir else None, target, state, manifest_path,
                       parse_vars(cli_vars) if cli_vars is not None else {})
 
-    def open_project(runner: Runner | None = None) -> Project:
-        project = Project(options, runner=runner, log=lambda message: click.echo(f"dbtassets: {message}", err=True))
+    def open_project(runner: Runner | None = None, read_only: bool = False) -> Project:
+        project = Project(replace(options, read_only=read_only), runner=runner,
+                          log=lambda message: click.echo(f"dbtassets: {message}", err=True))
         ctx.call_on_close(project.close)
         if sys.stderr.isatty() and isinstance(project.runner, SubprocessRunner):  # quiet when piped
             progress = DbtProgress(lambda line: click.echo(click.style(line, dim=True), err=True))
@@ -131,8 +133,15 @@ def parse_vars(text: str) -> dict[str, Any]:
 
 def project_of(ctx: click.Context, runner: Runner | None = None) -> Project:
     """The project the global options name, opened (with ``runner`` if given) and closed with the command."""
-    opener: Callable[[Runner | None], Project] = ctx.obj
-    return opener(runner)
+    opener: Callable[[Runner | None, bool], Project] = ctx.obj
+    return opener(runner, False)
+
+
+def reader_of(ctx: click.Context) -> Project:
+    """The project, for a command that answers questions: its state store is read, never written
+    (what it observes stays in memory), and a ``--state`` that does not exist is an error."""
+    opener: Callable[[Runner | None, bool], Project] = ctx.obj
+    return opener(None, True)
 
 
 def warn(warnings: Sequence[str]) -> None:

@@ -14,8 +14,10 @@ from typing import Any
 
 import click
 
+from dbtassets.clock import shown
 from dbtassets.results import StatusReport
 from dbtassets.rules.statuses import Status
+from dbtassets.state.heartbeats import WatcherState, Watching
 
 
 class OutputFormat(str, Enum):
@@ -40,6 +42,7 @@ class Gate:
     ok: bool
     against: bool = False  # compared with a deployed manifest: say so when the change affects nothing
     prefix: str = ""  # put before the project-relative file paths of GitHub annotations
+    no_watcher: str | None = None  # why check --watcher-within fails: nobody watched within it
 
 
 _COLOURS = {Status.FRESH: "green", Status.STALE: "yellow", Status.MISSING: "red", Status.UNOBSERVED: "magenta"}
@@ -67,6 +70,21 @@ def styled_status(status: Status) -> str:
 def plural(count: int, word: str) -> str:
     """``1 asset``, ``2 assets``."""
     return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def watcher_line(watching: Watching | None) -> str | None:
+    """What ``status`` says of the watchers (None if none has run for this project and target)."""
+    w = watching.watcher if watching is not None else None
+    if watching is None or w is None:
+        return None
+    who = f"{w.host}, pid {w.pid}"
+    last_pass = f"last pass {shown(w.last_pass_at)}" if w.last_pass_at else "no pass yet"
+    if watching.state is WatcherState.RUNNING:
+        return f"watcher: running ({who}) since {shown(w.started_at)}; {last_pass}, last heartbeat {shown(w.beat_at)}"
+    if watching.state is WatcherState.STOPPED:
+        return f"watcher: none running; the last one ({who}) stopped at {shown(w.beat_at)} ({last_pass})"
+    return (f"watcher: none running; the last one ({who}) looks dead: no heartbeat since {shown(w.beat_at)} "
+            f"(it beats every {w.every:g}s; {last_pass})")
 
 
 def summary(report: StatusReport) -> str:

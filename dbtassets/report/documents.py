@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dbtassets.engine import unobserved
 from dbtassets.model.graph import AssetGraph
 from dbtassets.model.manifest import Node, UniqueId
 from dbtassets.model.sources import SourceDeclaration
@@ -49,7 +48,8 @@ def status_document(graph: AssetGraph, report: StatusReport, show_all: bool) -> 
     shown = [u for u in report.selected if show_all or report.listed(u)]
     return {"summary": summary(report),
             "assets": [asset_json(graph.assets[u], report.statuses[u]) for u in shown],
-            "warnings": list(report.warnings)}
+            "warnings": list(report.warnings),
+            "watcher": report.watching.to_json() if report.watching is not None else None}
 
 
 def gate_document(graph: AssetGraph, gate: Gate) -> dict[str, Any]:
@@ -57,8 +57,10 @@ def gate_document(graph: AssetGraph, gate: Gate) -> dict[str, Any]:
     report = gate.report
     return {"ok": gate.ok, "summary": summary(report),
             "assets": [asset_json(graph.assets[u], report.statuses[u]) for u in report.selected if report.listed(u)],
-            "unobserved": unobserved(report), "warnings": list(report.warnings),
-            "notes": {graph.assets[u].display_name: n for u, n in report.notes.items()}}
+            "unobserved": report.unobserved(), "warnings": list(report.warnings),
+            "notes": {graph.assets[u].display_name: n for u, n in report.notes.items()},
+            "watcher": report.watching.to_json() if report.watching is not None else None,
+            "no_watcher": gate.no_watcher}
 
 
 def why_document(graph: AssetGraph, explanation: Explanation) -> dict[str, Any]:

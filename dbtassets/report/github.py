@@ -31,7 +31,8 @@ def github_annotations(graph: AssetGraph, report: StatusReport, prefix: str = ""
 
 def gate_annotations(graph: AssetGraph, gate: Gate) -> str:
     """``check`` and ``plan`` with ``--format github``."""
-    return github_annotations(graph, gate.report, gate.prefix)
+    failed = f"\n::error title=No watcher::{_escape(gate.no_watcher)}" if gate.no_watcher else ""
+    return github_annotations(graph, gate.report, gate.prefix) + failed
 
 
 def _annotation_title(name: str, status: AssetStatus, late: Lateness | None) -> str:

@@ -13,7 +13,7 @@ from dbtassets.clock import shown
 from dbtassets.model.graph import AssetGraph
 from dbtassets.model.manifest import Node, ResourceType, UniqueId
 from dbtassets.model.sources import Observation, SourceDeclaration
-from dbtassets.report.common import Gate, plural, styled_status, summary, table
+from dbtassets.report.common import Gate, plural, styled_status, summary, table, watcher_line
 from dbtassets.results import Explanation, ObserveOutcome, StatusReport, SyncResult
 from dbtassets.rules.checks import one_line
 from dbtassets.rules.savings import Savings
@@ -46,9 +46,11 @@ def status_text(graph: AssetGraph, report: StatusReport, show_all: bool) -> str:
         reasons = [one_line(r.message) for r in status.reasons] or ["-"]
         rows.append([node.display_name, node.resource_type, _status_cell(report, uid), reasons[0]])
         rows.extend(["", "", "", more] for more in reasons[1:])
+    watcher = watcher_line(report.watching)
     if not rows:
-        return f"Everything selected is fresh: {summary(report)}."
-    return table(rows, ["ASSET", "TYPE", "STATUS", "REASONS"]) + "\n\n" + summary(report)
+        return f"Everything selected is fresh: {summary(report)}." + (f"\n{watcher}" if watcher else "")
+    return table(rows, ["ASSET", "TYPE", "STATUS", "REASONS"]) + "\n\n" + summary(report) + (
+        f"\n{watcher}" if watcher else "")
 
 
 def assets_text(graph: AssetGraph, report: StatusReport, sources: Mapping[UniqueId, SourceDeclaration]) -> str:
@@ -73,7 +75,8 @@ def gate_text(graph: AssetGraph, gate: Gate) -> str:
         return (f"This change affects nothing: deploying it leaves every selected asset as it is "
                 f"({plural(len(report.selected), 'asset')} compared).")
     notes = [f"note: {graph.assets[uid].display_name}: {note}" for uid, note in report.notes.items()]
-    return "\n".join([status_text(graph, report, show_all=False), *notes])
+    failed = [click.style(f"check failed: {gate.no_watcher}", fg="red")] if gate.no_watcher else []
+    return "\n".join([status_text(graph, report, show_all=False), *notes, *failed])
 
 
 def why_text(graph: AssetGraph, explanation: Explanation) -> str:

@@ -95,6 +95,7 @@ class Backend:
     errors: tuple[type[Exception], ...] = ()
     begin_write = "BEGIN"
     now = ""  # SQL for the time now, in seconds since the epoch, by the store's own clock
+    read_only = False  # its connections refuse writes (a reader's)
 
     def __init__(self, location: Location) -> None:
         self.location = location
@@ -143,9 +144,10 @@ class SQLiteBackend(Backend):
     begin_write = "BEGIN IMMEDIATE"
     now = "((julianday('now') - 2440587.5) * 86400.0)"
 
-    def __init__(self, location: Location, busy_timeout: float = 30.0) -> None:
+    def __init__(self, location: Location, busy_timeout: float = 30.0, read_only: bool = False) -> None:
         super().__init__(location)
         self.busy_timeout = busy_timeout
+        self.read_only = read_only
 
     @property
     def path(self) -> Path:
@@ -157,6 +159,8 @@ class SQLiteBackend(Backend):
         if path.is_dir():
             raise StateError(f"{path}: is a directory; --state takes the path of a state file "
                              f"(e.g. {path}/state.db)")
+        if self.read_only:
+            return self._connect_read_only(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             return sqlite3.connect(path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
@@ -164,7 +168,23 @@ class SQLiteBackend(Backend):
             raise StateError(f"{path}: cannot open the state store: {exc}; "
                              "check the path and its permissions") from None
 
+    def _connect_read_only(self, path: Path) -> Connection:
+        """A connection that cannot write (``mode=ro``): for the commands that answer questions."""
+        if not path.exists():
+            raise StateError(f"{path}: no state store there (the --state path does not exist); pass the path of "
+                             "an existing store, or run `dbtassets sync` or `dbtassets watch` to make one")
+        try:
+            db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=self.busy_timeout,
+                                 isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA query_only = ON")
+        except sqlite3.Error as exc:
+            raise StateError(f"{path}: cannot open the state store to read it: {exc}; check the path and its "
+                             "permissions") from None
+        return db
+
     def prepare(self, db: Connection) -> None:
+        if self.read_only:
+            return  # its journal mode is the writers' to set
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = FULL")
         db.execute("PRAGMA foreign_keys = ON")
@@ -226,8 +246,10 @@ class PostgresBackend(Backend):
     name = "postgresql"
     now = "extract(epoch from clock_timestamp())"
 
-    def __init__(self, location: Location, connect_timeout: float = 10.0, lock_timeout: float = 30.0) -> None:
+    def __init__(self, location: Location, connect_timeout: float = 10.0, lock_timeout: float = 30.0,
+                 read_only: bool = False) -> None:
         super().__init__(location)
+        self.read_only = read_only
         try:
             import psycopg2
             import psycopg2.errors
@@ -247,8 +269,10 @@ class PostgresBackend(Backend):
         driver = self._driver
         assert self.location.url is not None
         try:
+            # A reader's session refuses every write: the server enforces "readers never write".
+            read_only = " -c default_transaction_read_only=on" if self.read_only else ""
             raw = driver.connect(self.location.url, connect_timeout=max(1, int(self.connect_timeout)),
-                                 options=f"-c lock_timeout={int(self.lock_timeout * 1000)}")
+                                 options=f"-c lock_timeout={int(self.lock_timeout * 1000)}{read_only}")
             raw.autocommit = True  # transactions are explicit: BEGIN … COMMIT
         except driver.Error as exc:
             raise self.error(exc) from None
@@ -327,5 +351,8 @@ class _PostgresConnection:
         self.raw.close()
 
 
-def backend_for(location: Location, *, busy_timeout: float = 30.0) -> Backend:
-    return PostgresBackend(location) if location.is_server else SQLiteBackend(location, busy_timeout)
+def backend_for(location: Location, *, busy_timeout: float = 30.0, read_only: bool = False) -> Backend:
+    """The backend for ``location``; with ``read_only``, its connections cannot write."""
+    if location.is_server:
+        return PostgresBackend(location, read_only=read_only)
+    return SQLiteBackend(location, busy_timeout, read_only)

@@ -117,6 +117,22 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("0009_materialization_relation", """
         ALTER TABLE materializations ADD COLUMN relation_name TEXT;
     """),
+    # Each watcher's heartbeat (dbtassets.state.heartbeats): is anyone watching this project and target?
+    ("0010_watcher_heartbeats", """
+        CREATE TABLE watchers (
+            id TEXT PRIMARY KEY,
+            project TEXT NOT NULL,
+            target TEXT NOT NULL,
+            host TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            started_at TEXT NOT NULL,
+            beat_at TEXT NOT NULL,
+            last_pass_at TEXT,
+            every REAL NOT NULL,
+            stopped_at TEXT
+        );
+        CREATE INDEX watchers_by_project ON watchers (project, target, beat_at);
+    """),
 )
 # Needs the profile's default target, known only when a project opens the store: records made
 # before targets existed were built for the target dbt used by default.
@@ -133,24 +149,12 @@ def migrate(db: Connection, backend: Backend, transaction: Transaction, where: o
         StateError: the database is not a dbtassets store, or a newer dbtassets wrote it (``where``
             names it in the message).
     """
-    tables = backend.tables(db)
-    if tables and "migrations" not in tables:
-        kind = "an SQLite database" if backend.name == "sqlite" else "a PostgreSQL schema"
-        raise StateError(
-            f"{where}: is {kind} but not a dbtassets state store "
-            f"(it has tables {', '.join(sorted(tables))}); pass another --state"
-        )
+    applied = _applied(db, backend, where)
     backend.prepare(db)
-    if "migrations" not in tables:
+    if applied is None:
         with transaction():
             db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
-    applied = {row[0] for row in db.execute("SELECT name FROM migrations")}
-    known = {name for name, _ in MIGRATIONS} | {OLD_RECORDS_TO_DEFAULT_TARGET}
-    if applied - known:
-        raise StateError(
-            f"{where}: was written by a newer dbtassets (migrations {', '.join(sorted(applied - known))}); "
-            "upgrade dbtassets or pass another --state path"
-        )
+        applied = set()
     for name, sql in MIGRATIONS:
         if name in applied:
             continue
@@ -163,6 +167,49 @@ def migrate(db: Connection, backend: Backend, transaction: Transaction, where: o
             db.execute("INSERT INTO migrations VALUES (?, ?)", (name, _utc_now()))
     if default_target is not None and OLD_RECORDS_TO_DEFAULT_TARGET not in applied:
         _file_old_records(transaction, default_target)
+
+
+def check_current(db: Connection, backend: Backend, where: object, default_target: str | None) -> None:
+    """For a reader, which never migrates: make sure the store on ``db`` has every migration this version knows.
+
+    Raises:
+        StateError: it is empty, not a dbtassets store, or written by an older or a newer dbtassets.
+    """
+    applied = _applied(db, backend, where)
+    if applied is None:
+        raise StateError(f"{where}: holds no dbtassets state store yet; run `dbtassets sync` or `dbtassets watch` "
+                         "with this --state to make one")
+    wanted = {name for name, _ in MIGRATIONS} | ({OLD_RECORDS_TO_DEFAULT_TARGET} if default_target else set())
+    if wanted - applied:
+        missing = ", ".join(sorted(wanted - applied))
+        raise StateError(f"{where}: was written by an older dbtassets (migrations {missing} not applied) and "
+                         "commands that only read never change a store; run `dbtassets sync` or `dbtassets watch` "
+                         "of this version with this --state once to upgrade it")
+
+
+def _applied(db: Connection, backend: Backend, where: object) -> set[str] | None:
+    """The migrations applied to the store on ``db`` (None: the database is empty).
+
+    Raises:
+        StateError: the database is not a dbtassets store, or a newer dbtassets wrote it.
+    """
+    tables = backend.tables(db)
+    if tables and "migrations" not in tables:
+        kind = "an SQLite database" if backend.name == "sqlite" else "a PostgreSQL schema"
+        raise StateError(
+            f"{where}: is {kind} but not a dbtassets state store "
+            f"(it has tables {', '.join(sorted(tables))}); pass another --state"
+        )
+    if "migrations" not in tables:
+        return None
+    applied = {row[0] for row in db.execute("SELECT name FROM migrations")}
+    known = {name for name, _ in MIGRATIONS} | {OLD_RECORDS_TO_DEFAULT_TARGET}
+    if applied - known:
+        raise StateError(
+            f"{where}: was written by a newer dbtassets (migrations {', '.join(sorted(applied - known))}); "
+            "upgrade dbtassets or pass another --state path"
+        )
+    return applied
 
 
 def _file_old_records(transaction: Transaction, default_target: str) -> None:

@@ -46,6 +46,11 @@ from dbtassets.state.records import (
 )
 
 
+def sql_hash(normalized_sql: str) -> str | None:
+    """What the fingerprint cache names a normalized SQL text by (None: there is none)."""
+    return hashlib.sha256(normalized_sql.encode()).hexdigest()[:24] if normalized_sql else None
+
+
 class StateStore(Database):
     """An open state store: the records' queries over a :class:`Database`. Use :meth:`open`; close it
     (or use ``with``) when done."""
@@ -314,15 +319,14 @@ class StateStore(Database):
                     self.save_fingerprints(found, db)
             return
         for f in found:
-            sql_hash = None
-            if f.normalized_sql:
-                sql_hash = hashlib.sha256(f.normalized_sql.encode()).hexdigest()[:24]
+            hashed = sql_hash(f.normalized_sql)
+            if hashed is not None:
                 db.execute("INSERT INTO compiled_sql VALUES (?, ?) ON CONFLICT DO NOTHING",
-                           (sql_hash, f.normalized_sql))
+                           (hashed, f.normalized_sql))
             db.execute("INSERT INTO fingerprints VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (unique_id, manifest_version) "
                        "DO UPDATE SET code_version = excluded.code_version, semantic = excluded.semantic, "
                        "sql_hash = excluded.sql_hash, note = excluded.note",
-                       (f.unique_id, f.manifest_version, f.code_version, int(f.semantic), sql_hash, f.note or None))
+                       (f.unique_id, f.manifest_version, f.code_version, int(f.semantic), hashed, f.note or None))
 
     def compiled_sql(self, sql_hash: str) -> str | None:
         rows = self._query("SELECT normalized_sql FROM compiled_sql WHERE sql_hash = ?", (sql_hash,))

@@ -21,6 +21,7 @@ It talks to the project only through the engine's verbs, says what it does in ty
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -33,6 +34,7 @@ from dbtassets.model.manifest import UniqueId
 from dbtassets.model.sources import ObserverKind, WatchSettings
 from dbtassets.results import SyncPlan, SyncResult
 from dbtassets.rules.statuses import Status
+from dbtassets.state.heartbeats import Heartbeat
 from dbtassets.watch import events as ev
 from dbtassets.watch import narration
 from dbtassets.watch.backoff import Backoffs, Outage, delay
@@ -95,6 +97,7 @@ class Watcher:
         self._held_retry_at: float | None = None
         self._said: object = None  # the last state announced (fresh, holding…): said again only when it changes
         self._policies = PolicyWatch()  # wakes when an asset falls due or a source crosses its SLA
+        self._heartbeat: Heartbeat | None = None  # this watcher's row in the store, once begun
 
     def stop(self) -> None:
         """Ask the loop to finish: the build in flight completes and is recorded first. Thread- and signal-safe."""
@@ -123,7 +126,9 @@ class Watcher:
             if once:
                 self._once = True
                 self._begin()  # a store that cannot be reached is a StateError: one line, exit 2
-                return self._pass(observe_all=True)
+                ok = self._pass(observe_all=True)
+                self._beat(stopped=True)
+                return ok
             with watching(self.project.snapshot, self._inbox):
                 ok = self._pass(observe_all=True)
                 settle_memory()
@@ -133,12 +138,16 @@ class Watcher:
                         break
                     if self._due():
                         ok = self._pass(observe_all=False)
+                    self._beat()
+            self._beat(stopped=True)
             self.emit(ev.Stopped())
             return ok
 
     def _begin(self) -> None:
         """Close the runs dead processes left open, note the store's newest records, say what is watched."""
         self.project.recover()
+        self._heartbeat = self.project.heartbeat()
+        self._heartbeat.start()
         self._last_report = self.project.latest_report()
         self._last_materialization = self.project.latest_build()
         if not self._once:
@@ -216,6 +225,7 @@ class Watcher:
             to_build = self._buildable(plan)
             ok = self._build(plan, to_build, seen) if to_build or plan.checks else True  # checks: new or changed tests
             self._last_materialization = self.project.latest_build()
+            self._beat(passed=True)
         except DbtAssetsError as exc:
             unreachable = isinstance(exc, StoreUnreachable)
             if (unreachable and self._once) or not (unreachable or self._begun):
@@ -325,8 +335,9 @@ class Watcher:
                 started = self._ticker.monotonic()
                 self.emit(ev.BuildStarted(len(to_build), plan.command))
                 nodes = narration.Nodes(self.project.snapshot)
-                result = self.project.build(plan, on_node=lambda node: self._say(nodes.finished(node)),
-                                            holder=share.claim.holder)
+                with self._heartbeat.keep() if self._heartbeat else contextlib.nullcontext():  # a long build
+                    result = self.project.build(plan, on_node=lambda node: self._say(nodes.finished(node)),
+                                                holder=share.claim.holder)
         finally:
             lock.release()
         self._after_build(plan, result, self._ticker.monotonic() - started, nodes)
@@ -359,6 +370,12 @@ class Watcher:
                                      self.project.snapshot))
 
     # -- helpers -------------------------------------------------------------------------
+
+    def _beat(self, *, passed: bool = False, stopped: bool = False) -> None:
+        """Say in the store that this watcher is alive (``passed``: it finished a pass), or has stopped."""
+        if self._heartbeat is not None:
+            with contextlib.suppress(DbtAssetsError):  # the next pass says what is wrong with the store
+                self._heartbeat.stop() if stopped else self._heartbeat.beat(passed=passed)
 
     def _say(self, event: ev.WatchEvent | None) -> None:
         if event is not None:
