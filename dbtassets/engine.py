@@ -249,8 +249,17 @@ class Project:
                 the file observers then leave out; without it they look twice at recent files.
         """
         wanted = set(sources) if sources is not None else None
-        return Observer(self.snapshot, self.store, self.runner, self.now).observe(wanted, queries, in_progress,
-                                                                                  reuse_recent)
+        timeout = self.options.observe_timeout or self.settings.observe_timeout
+        return Observer(self.snapshot, self.store, self.runner, self.now, timeout, self._warehouse()).observe(
+            wanted, queries, in_progress, reuse_recent)
+
+    def _warehouse(self) -> str:
+        """The warehouse as messages name it: ``warehouse postgres:host=db.internal/… (target 'prod')``."""
+        try:
+            selected = self.targets.selected
+        except ProjectError:
+            return "the warehouse"
+        return f"warehouse {selected.key} (target {selected.target!r})"
 
     def report(self, source: str, version: str | None = None, note: str | None = None) -> Observation:
         """A loader says it loaded ``source``: record a new data version for it."""
@@ -273,9 +282,10 @@ class Project:
         self._follow_profile()
         selected = self.select(select, exclude)
         errors = []
-        if observe:
-            errors = [f"source {self.graph.assets[o.unique_id].display_name}: {o.error}"
-                      for o in self.observe(queries=queries, reuse_recent=not force) if o.error]
+        if observe:  # a warehouse that cannot be reached is one line, not one per source
+            errors = list(dict.fromkeys(
+                o.error if o.unreachable else f"source {self.graph.assets[o.unique_id].display_name}: {o.error}"
+                for o in self.observe(queries=queries, reuse_recent=not force) if o.error))
         observable = {uid for uid, d in self.settings.sources.items() if d.observable} | set(self.graph.fed)
         view = self.store.view()
         versions = self.versions

@@ -25,6 +25,7 @@ class Options:
     target: str | None = None
     state_path: Path | str | None = None  # a file, or a postgresql:// URL
     manifest_path: Path | None = None
+    observe_timeout: float | None = None  # seconds; None: dbtassets.yml's observe.timeout, or its default
 
 
 @dataclass(frozen=True)

@@ -78,9 +78,13 @@ class Group(AnyOrderGroup):
                    "default <project>/.dbtassets/state.db).")
 @click.option("--manifest", "manifest_path", type=click.Path(path_type=Path), default=None,
               help="Use this manifest.json as is (no dbt parse).")
+@click.option("--observe-timeout", "observe_timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="SECONDS",
+              help="How long the sources' watermark queries may take once dbt connects to the warehouse "
+                   "(default: observe.timeout in dbtassets.yml, else 10); past it they keep their last readings.")
 @click.pass_context
 def main(ctx: click.Context, project_dir: Path, profiles_dir: Path | None, target: str | None,
-         state_path: str | None, manifest_path: Path | None) -> None:
+         state_path: str | None, manifest_path: Path | None, observe_timeout: float | None) -> None:
     """Keep a dbt project's data fresh: see what is stale and why, and rebuild exactly that.
 
     Options go before or after the command: `dbtassets status --target prod` works too.
@@ -96,7 +100,8 @@ def main(ctx: click.Context, project_dir: Path, profiles_dir: Path | None, targe
       143  stopped by SIGTERM; watch exits 0 on either signal
     """
     state = state_path if state_path is None or "://" in state_path else Path(state_path).resolve()
-    options = Options(project_dir, profiles_dir.resolve() if profiles_dir else None, target, state, manifest_path)
+    options = Options(project_dir, profiles_dir.resolve() if profiles_dir else None, target, state, manifest_path,
+                      observe_timeout)
 
     def open_project(runner: Runner | None = None) -> Project:
         project = Project(options, runner=runner, log=lambda message: click.echo(f"dbtassets: {message}", err=True))
