@@ -82,7 +82,7 @@ def test_a_failing_watermark_query_is_named_and_the_others_are_still_recorded(qu
     assert customers.observation is None and customers.error is not None
     assert "Table with name customers does not exist" in customers.error
     assert "select count(*) from customers" in customers.error
-    assert len(database.queries) == 2  # all in one, then the one the error names set apart from the others
+    assert len(database.queries) == 3  # all in one, then the others together and the one the error names
 
 
 @pytest.mark.slow
