@@ -50,7 +50,8 @@ def show_time(moment: datetime) -> str:
     return shown(moment)
 
 
-_DATA_TIME = re.compile(r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?:\s*(?:Z|[+-]\d{2}(?::?\d{2})?))?")
+_DATA_TIME = re.compile(r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?"
+                        r"(?:\s*(?:Z|[+-]\d{2}(?::?\d{2})?))?")
 
 
 def data_time(value: object) -> datetime | None:

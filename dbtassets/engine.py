@@ -250,16 +250,10 @@ class Project:
         """
         wanted = set(sources) if sources is not None else None
         timeout = self.options.observe_timeout or self.settings.observe_timeout
-        return Observer(self.snapshot, self.store, self.runner, self.now, timeout, self._warehouse()).observe(
+        warehouse = (f"warehouse {self._targets.selected.key} (target {self._targets.selected.target!r})"
+                     if isinstance(self._targets, Targets) else "the warehouse")
+        return Observer(self.snapshot, self.store, self.runner, self.now, timeout, warehouse).observe(
             wanted, queries, in_progress, reuse_recent)
-
-    def _warehouse(self) -> str:
-        """The warehouse as messages name it: ``warehouse postgres:host=db.internal/… (target 'prod')``."""
-        try:
-            selected = self.targets.selected
-        except ProjectError:
-            return "the warehouse"
-        return f"warehouse {selected.key} (target {selected.target!r})"
 
     def report(self, source: str, version: str | None = None, note: str | None = None) -> Observation:
         """A loader says it loaded ``source``: record a new data version for it."""

@@ -26,7 +26,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol
 
-from dbtassets.building._dbt import TIMED_OUT
+from dbtassets.building.reachability import why_unreachable
 from dbtassets.errors import ObservationError, RunnerError, WarehouseUnreachable
 from dbtassets.model.manifest import UniqueId
 from dbtassets.model.project import DbtProject
@@ -146,7 +146,7 @@ class Runner(Protocol):
         """The compiled SQL of the selected nodes; with ``full_refresh``, as ``--full-refresh`` renders it."""
         ...
 
-    def query(self, sql: str) -> list[list[Any]]: ...
+    def query(self, sql: str, timeout: float | None = None) -> list[list[Any]]: ...  # observe.observer.Querier
 
 
 @contextlib.contextmanager
@@ -251,17 +251,14 @@ class SubprocessRunner:
                 if r.compiled_code is not None and r.status is NodeStatus.SUCCESS}
 
     def query(self, sql: str, timeout: float | None = None) -> list[list[Any]]:
-        """The rows ``sql`` returns, run by ``dbt show`` through the project's profile; dbt gives up
-        ``timeout`` seconds after it connects (a warehouse that never answers must not hang the caller)."""
+        """The rows ``sql`` returns, by ``dbt show`` through the profile; given up ``timeout`` s after it connects."""
         with tempfile.TemporaryDirectory(prefix="dbtassets-") as scratch:
             out = Path(scratch) / "rows.json"
             returncode, output = self._invoke(["show", "--inline", sql, "--limit", "-1"], out=out, timeout=timeout)
-            if timeout is not None and returncode == TIMED_OUT:
-                raise WarehouseUnreachable(f"no answer within {timeout:g}s")
+            unreachable = why_unreachable(returncode, output, timeout)
+            if unreachable is not None:
+                raise WarehouseUnreachable(unreachable)
             if returncode != 0 or not out.exists():
-                unreachable = connection_failure(output)
-                if unreachable is not None:
-                    raise WarehouseUnreachable(unreachable)
                 detail = database_error(output) or f"dbt show exit code {returncode}: {_tail(output, 3)}"
                 raise ObservationError(f"the source query failed: {detail}")
             rows: list[list[Any]] = json.loads(out.read_text())
@@ -269,11 +266,8 @@ class SubprocessRunner:
 
     def _invoke(self, args: Sequence[str], out: Path | None = None,
                 timeout: float | None = None) -> tuple[int, list[str]]:
-        """Run dbt with ``args`` in a child; return its exit code and its output lines.
-
-        With a ``timeout``, the child gives up that many seconds after dbt first connects to the
-        warehouse (exit code ``TIMED_OUT``): parsing the project is not the warehouse's time.
-        """
+        """Run dbt with ``args`` in a child; return its exit code and its output lines. With a ``timeout``,
+        the child gives up (``TIMED_OUT``) that long after dbt first connects: parsing is not the warehouse's time."""
         if self.on_command is not None:
             self.on_command(display(args))
         with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="dbtassets-", delete=False) as request:
@@ -363,23 +357,6 @@ def database_error(output: Sequence[str]) -> str | None:
     """The database's own message in dbt's output (``Catalog Error: Table … does not exist!``), if any."""
     found = [match.group(0).strip() for line in output if (match := _DATABASE_ERROR.search(line))]
     return found[-1] if found else None
-
-
-# What drivers say when the warehouse cannot be reached at all (psycopg2, Snowflake, BigQuery, Databricks…):
-# no query is to blame, and asking again source by source would only wait longer.
-_CONNECTION_FAILURE = re.compile(
-    r"could not connect|failed to connect|connection to server at .* failed|connection refused|"
-    r"could not translate host name|name or service not known|temporary failure in name resolution|"
-    r"network is unreachable|no route to host|timeout expired|timed out|connection reset|"
-    r"server closed the connection unexpectedly|failedtoconnect|unable to connect", re.IGNORECASE)
-
-
-def connection_failure(output: Sequence[str]) -> str | None:
-    """The line of dbt's output saying the warehouse cannot be reached, if it says so."""
-    for line in output:
-        if _CONNECTION_FAILURE.search(line):
-            return error_line(line.strip())
-    return None
 
 
 def _tail(output: Sequence[str], count: int) -> str:
