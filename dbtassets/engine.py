@@ -218,6 +218,10 @@ class Project:
         """A cheap "did a loader report anything?" probe: the id of the newest report."""
         return self.store.latest_observation_id(ObserverKind.REPORTED.value)
 
+    def lateness_said(self, changes: Mapping[UniqueId, str | None] | None = None) -> dict[UniqueId, str]:
+        """Record what a watcher said of sources' lateness (a severity, or None: recovered); what it has said."""
+        return self.store.say_lateness(changes or {}, self.now())
+
     def latest_build(self) -> int:
         """A cheap "did any build record something?" probe: the id of the newest recorded outcome."""
         return self.store.latest_materialization_id()

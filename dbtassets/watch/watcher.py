@@ -94,7 +94,7 @@ class Watcher:
         self._last_materialization = 0
         self._held_retry_at: float | None = None
         self._said: object = None  # the last state announced (fresh, holding…): said again only when it changes
-        self._policies = PolicyWatch()  # wakes when an asset falls due or a source crosses its SLA
+        self._policies = PolicyWatch(project.lateness_said)  # wakes when an asset falls due or a source crosses its SLA
 
     def stop(self) -> None:
         """Ask the loop to finish: the build in flight completes and is recorded first. Thread- and signal-safe."""
