@@ -51,6 +51,9 @@ SAMPLES: list[ev.WatchEvent] = [
                         "(connection refused); check that the server runs and the URL's host and port", 4.0),
     ev.StoreReconnected(37.5),
     ev.LeaseLost(("stg_orders",), {"stg_orders": "machine-b:4242:0c1d2e3f"}),
+    ev.WarehouseUnreachable("warehouse postgres:host=db.internal/port=5432/dbname=shop/schema=analytics (target "
+                            "'prod') cannot be reached (no answer within 10s): 2 query sources keep their last "
+                            "recorded observations", 2, 60.0),
 ]
 
 
@@ -81,7 +84,7 @@ def test_each_event_renders_as_text_and_as_one_json_line(event: ev.WatchEvent) -
 def test_quiet_shows_failures_and_the_end_only() -> None:
     shown = [e.kind.value for e in SAMPLES if event_text(e, AT, quiet=True) is not None]
     assert shown == ["observe_failed", "build_finished", "error", "stopped", "source_late", "source_recovered",
-                     "store_unreachable", "store_reconnected", "lease_lost"]
+                     "store_unreachable", "store_reconnected", "lease_lost", "warehouse_unreachable"]
     clean = ev.BuildFinished(("stg_orders",), {}, (), 0.4, "dbt build --select stg_orders+", None, "log", {})
     assert event_text(clean, AT, quiet=True) is None
 

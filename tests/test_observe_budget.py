@@ -3,6 +3,7 @@ command goes on with the recorded observations; a failing query is found without
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import replace
@@ -15,6 +16,7 @@ from dbtassets.errors import ObservationError, WarehouseUnreachable
 from dbtassets.model.manifest import UniqueId
 from dbtassets.model.sources import ObserverKind, Settings, SourceDeclaration
 from dbtassets.observe.observer import Observer
+from dbtassets.watch import events as ev
 from tests.conftest import FakeClock, FakeRunner, dbtassets
 from tests.test_query_observations import ORDERS, QUERY_ORDERS
 
@@ -163,3 +165,33 @@ def test_a_bad_observe_timeout_option_is_refused(project_dir: Path) -> None:
     result = dbtassets(project_dir, "status", "--observe-timeout", "-1")
     assert result.returncode == 2
     assert "--observe-timeout" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_watch_backs_off_from_a_warehouse_that_does_not_answer_and_says_it_once_a_time(fake_project: Setup) -> None:
+    from tests.test_watcher import Running
+
+    project, runner, _ = fake_project
+    (project.dbt.directory / "dbtassets.yml").write_text(
+        "sources:\n  raw.orders:\n    query: select max(_loaded_at) from raw.orders\n    every: 1s\n"
+        "  raw.customers:\n    query: select max(_loaded_at) from raw.customers\n    every: 1s\n"
+        "watch:\n  backoff_initial: 5s\n  backoff_max: 20s\n")
+    project.reload()
+    asked: list[float] = []
+
+    def down(sql: str, timeout: float | None = None) -> list[list[Any]]:
+        asked.append(running.ticker.now)
+        if len(asked) > 5:
+            return [[ORDERS, "2026-11-25 09:00:00"], [CUSTOMERS, "2026-11-25 09:00:00"]]
+        raise WarehouseUnreachable("no answer within 10s")
+
+    runner.query = down  # type: ignore[method-assign]
+    running = Running(project, runner)
+    try:
+        running.wait_for(ev.NewData)
+    finally:
+        running.stop()
+    said = running.of(ev.WarehouseUnreachable)
+    assert [(e.sources, e.retry_in) for e in said] == [(2, 5.0), (2, 10.0), (2, 20.0), (2, 20.0), (2, 20.0)]
+    assert said[0].message.startswith("warehouse duckdb:shopflow.duckdb (target 'dev') cannot be reached")
+    assert [round(b - a, 1) for a, b in itertools.pairwise(asked)] == [5.0, 10.0, 20.0, 20.0, 20.0]
+    assert running.of(ev.ObserveFailed) == []  # not one per source
