@@ -76,11 +76,13 @@ def test_a_restarted_watcher_does_not_say_again_that_a_source_is_late(watermarke
         Watcher(project, events.append).run(once=True)  # a new watcher each time: a restart
         return [e.kind.value for e in events if e.kind.value.startswith("source_")]
 
-    runner.query_rows = [[ORDERS, "2026-11-25 07:30:00"]]
+    runner.query_rows = [[ORDERS, "17"]]  # a count: late an hour after it last moved
+    assert watch_once() == []
+    clock.advance(3700)
     assert watch_once() == ["source_late"]
     assert watch_once() == []  # said already, by the watcher before
     clock.advance(60)
-    runner.query_rows = [[ORDERS, "2026-11-25 09:00:30"]]
+    runner.query_rows = [[ORDERS, "18"]]
     assert watch_once() == ["source_recovered"]
     assert watch_once() == []
 
