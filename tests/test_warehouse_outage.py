@@ -17,7 +17,7 @@ from tests.test_postgres_warehouse import pg_project
 pytestmark = pytest.mark.slow
 __all__ = ["pg_project"]  # the fixture, reused
 
-BUDGET = 3.0
+BUDGET = 3.0  # the silent server's, given with --observe-timeout; the stopped one's is the default, 10 s
 SLACK = 30.0  # a second dbt process starting on a loaded 2-core machine
 
 
@@ -31,12 +31,14 @@ def observe_now(project: Path) -> float:
     return time.monotonic() - started
 
 
-def status_within_budget(project: Path, baseline: float) -> tuple[dict[str, dict[str, object]], list[str]]:
+def status_within_budget(project: Path, baseline: float,
+                         budget: float | None = None) -> tuple[dict[str, dict[str, object]], list[str]]:
     started = time.monotonic()
-    result = dbtassets(project, "status", "--all", "--observe", "--observe-timeout", f"{BUDGET:g}", "--format", "json")
+    option = ("--observe-timeout", f"{budget:g}") if budget is not None else ()
+    result = dbtassets(project, "status", "--all", "--observe", *option, "--format", "json")
     elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stderr
-    assert elapsed < baseline + BUDGET + SLACK, f"status took {elapsed:.1f}s; one dbt show took {baseline:.1f}s"
+    assert elapsed < baseline + (budget or 10.0) + SLACK, f"status took {elapsed:.1f}s; a dbt show took {baseline:.1f}s"
     assets = {a["name"]: a for a in json.loads(result.stdout)["assets"]}
     return assets, [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
 
@@ -68,7 +70,7 @@ def test_a_warehouse_that_takes_the_connection_and_never_answers_is_cut_off_by_t
         silent.bind(("127.0.0.1", 0))
         silent.listen(16)
         monkeypatch.setenv("SHOPFLOW_PG_PORT", str(silent.getsockname()[1]))
-        assets, warnings = status_within_budget(pg_project, baseline)
+        assets, warnings = status_within_budget(pg_project, baseline, BUDGET)
     assert len(warnings) == 1, warnings
     assert f"cannot be reached (no answer within {BUDGET:g}s): 2 query sources keep" in warnings[0]
     assert "data_version" not in assets["raw.orders"]  # another warehouse (its port): nothing recorded for it
