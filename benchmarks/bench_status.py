@@ -136,7 +136,7 @@ class SuccessRunner:
     def compile(self, selectors: Sequence[str], *, full_refresh: bool = False) -> dict[UniqueId, str]:
         return {}  # a state filled by this runner records manifest checksums: nothing to compare
 
-    def query(self, sql: str) -> list[list[Any]]:
+    def query(self, sql: str, timeout: float | None = None) -> list[list[Any]]:
         return []  # the synthetic project's sources are all observed through files
 
 

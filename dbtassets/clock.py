@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from datetime import datetime, timezone
 from typing import Protocol
 
@@ -47,3 +48,19 @@ def parse_time(text: str) -> datetime:
 def show_time(moment: datetime) -> str:
     """:func:`shown`, remembered: the scheduler shows the same few due times over and over."""
     return shown(moment)
+
+
+_DATA_TIME = re.compile(r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?"
+                        r"(?:\s*(?:Z|[+-]\d{2}(?::?\d{2})?))?")
+
+
+def data_time(value: object) -> datetime | None:
+    """A watermark that is a timestamp (``max(loaded_at_field)``: ``2026-11-25 09:10:03.123+00``), as dbt
+    reads it for ``dbt source freshness``: without a time zone it is UTC. None for any other value."""
+    if not isinstance(value, str) or not _DATA_TIME.fullmatch(value.strip()):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip().replace(" +", "+").replace(" -", "-"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)

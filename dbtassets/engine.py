@@ -233,6 +233,10 @@ class Project:
         """A cheap "did a loader report anything?" probe: the id of the newest report."""
         return self.store.latest_observation_id(ObserverKind.REPORTED.value)
 
+    def lateness_said(self, changes: Mapping[UniqueId, str | None] | None = None) -> dict[UniqueId, str]:
+        """Record what a watcher said of sources' lateness (a severity, or None: recovered); what it has said."""
+        return self.store.say_lateness(changes or {}, self.now())
+
     def latest_build(self) -> int:
         """A cheap "did any build record something?" probe: the id of the newest recorded outcome."""
         return self.store.latest_materialization_id()
@@ -264,8 +268,11 @@ class Project:
                 the file observers then leave out; without it they look twice at recent files.
         """
         wanted = set(sources) if sources is not None else None
-        return Observer(self.snapshot, self.store, self.runner, self.now).observe(wanted, queries, in_progress,
-                                                                                  reuse_recent)
+        timeout = self.options.observe_timeout or self.settings.observe_timeout
+        warehouse = (f"warehouse {self._targets.selected.key} (target {self._targets.selected.target!r})"
+                     if isinstance(self._targets, Targets) else "the warehouse")
+        return Observer(self.snapshot, self.store, self.runner, self.now, timeout, warehouse).observe(
+            wanted, queries, in_progress, reuse_recent)
 
     def report(self, source: str, version: str | None = None, note: str | None = None) -> Observation:
         """A loader says it loaded ``source``: record a new data version for it."""
@@ -288,9 +295,10 @@ class Project:
         self._follow_profile()
         selected = self.select(select, exclude)
         errors = []
-        if observe:
-            errors = [f"source {self.graph.assets[o.unique_id].display_name}: {o.error}"
-                      for o in self.observe(queries=queries, reuse_recent=not force) if o.error]
+        if observe:  # a warehouse that cannot be reached is one line, not one per source
+            errors = list(dict.fromkeys(
+                o.error if o.unreachable else f"source {self.graph.assets[o.unique_id].display_name}: {o.error}"
+                for o in self.observe(queries=queries, reuse_recent=not force) if o.error))
         observable = {uid for uid, d in self.settings.sources.items() if d.observable} | set(self.graph.fed)
         view = self.store.view()
         versions = self.versions

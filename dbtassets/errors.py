@@ -11,6 +11,7 @@ it into one line on stderr and exit code 2. Anything else escaping is a bug.
     │   └── StoreUnreachable   its server cannot be reached for now (down, restarting): a watcher waits
     ├── SelectionError     a --select/--exclude expression or an asset name is invalid
     ├── ObservationError   a source could not be observed
+    │   └── WarehouseUnreachable   the warehouse did not answer (down, unreachable, past the time budget)
     ├── RunnerError        dbt could not be run at all (not: a model failed)
     └── LockError          another dbtassets process is already building this project
 
@@ -56,6 +57,14 @@ class SelectionError(DbtAssetsError):
 
 class ObservationError(DbtAssetsError):
     """A source asset could not be observed."""
+
+
+class WarehouseUnreachable(ObservationError):
+    """The warehouse could not be reached or did not answer within the observation's time budget.
+
+    No source's query is to blame: asking again source by source would only wait longer. The
+    sources keep their recorded observations; a watcher backs off before it asks again.
+    """
 
 
 class RunnerError(DbtAssetsError):

@@ -29,6 +29,7 @@ class Options:
     manifest_path: Path | None = None
     vars: Mapping[str, Any] = field(default_factory=dict)  # dbt's --vars: over dbt_project.yml's, for every dbt command
     read_only: bool = False  # a command that answers questions: the state store is read, never written
+    observe_timeout: float | None = None  # seconds; None: dbtassets.yml's observe.timeout, or its default
 
 
 @dataclass(frozen=True)

@@ -260,6 +260,7 @@ class FakeRunner:
     crash: bool = False
     calls: list[list[str]] = field(default_factory=list)
     query_rows: list[list[Any]] = field(default_factory=list)
+    timeouts: list[float | None] = field(default_factory=list)  # each query's time budget
     queries: list[str] = field(default_factory=list)  # the SQL of each query call
     during_build: Callable[[], None] | None = None  # called as the build starts, e.g. to edit the project
     compiled: dict[str, str] = field(default_factory=dict)
@@ -365,8 +366,9 @@ class FakeRunner:
         self.compiled[name] = sql
         self.project.reload()
 
-    def query(self, sql: str) -> list[list[Any]]:
+    def query(self, sql: str, timeout: float | None = None) -> list[list[Any]]:
         self.queries.append(sql)
+        self.timeouts.append(timeout)
         return self.query_rows
 
 

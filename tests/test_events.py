@@ -54,6 +54,9 @@ SAMPLES: list[ev.WatchEvent] = [
     ev.CheckRemoved("dim_customer", "unique_dim_customer_customer_id", "missing",
                     "data test unique_dim_customer_customer_id missing: the YAML still declares it: dbt's partial "
                     "parse lost it; it does not run until `dbt parse --no-partial-parse`"),
+    ev.WarehouseUnreachable("warehouse postgres:host=db.internal/port=5432/dbname=shop/schema=analytics (target "
+                            "'prod') cannot be reached (no answer within 10s): 2 query sources keep their last "
+                            "recorded observations", 2, 60.0),
 ]
 
 
@@ -84,7 +87,8 @@ def test_each_event_renders_as_text_and_as_one_json_line(event: ev.WatchEvent) -
 def test_quiet_shows_failures_and_the_end_only() -> None:
     shown = [e.kind.value for e in SAMPLES if event_text(e, AT, quiet=True) is not None]
     assert shown == ["observe_failed", "build_finished", "error", "stopped", "source_late", "source_recovered",
-                     "store_unreachable", "store_reconnected", "lease_lost", "check_removed"]
+                     "store_unreachable", "store_reconnected", "lease_lost", "check_removed",
+                     "warehouse_unreachable"]
     clean = ev.BuildFinished(("stg_orders",), {}, (), 0.4, "dbt build --select stg_orders+", None, "log", {})
     assert event_text(clean, AT, quiet=True) is None
 

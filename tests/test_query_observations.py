@@ -62,7 +62,7 @@ class PickyDatabase:
     def __init__(self) -> None:
         self.queries: list[str] = []
 
-    def query(self, sql: str) -> Sequence[Sequence[Any]]:
+    def query(self, sql: str, timeout: float | None = None) -> Sequence[Sequence[Any]]:
         self.queries.append(sql)
         if "customers" in sql:
             raise ObservationError("Catalog Error: Table with name customers does not exist!")
@@ -82,7 +82,7 @@ def test_a_failing_watermark_query_is_named_and_the_others_are_still_recorded(qu
     assert customers.observation is None and customers.error is not None
     assert "Table with name customers does not exist" in customers.error
     assert "select count(*) from customers" in customers.error
-    assert len(database.queries) == 3  # all in one, then one at a time to name the failing one
+    assert len(database.queries) == 3  # all in one, then the others together and the one the error names
 
 
 @pytest.mark.slow

@@ -284,7 +284,8 @@ def test_records_made_before_targets_are_filed_under_the_default_target(state_lo
     with StateStore.open(path) as store:
         assert sorted(name for (name,) in store._query("select name from migrations"))[2:] == [
             "0003_targets", "0004_old_records_to_default_target", "0005_observation_checked_at", "0006_team_leases",
-            "0007_old_rows_before", "0008_check_results", "0009_materialization_relation", "0010_watcher_heartbeats"]
+            "0007_old_rows_before", "0008_check_results", "0009_materialization_relation", "0010_watcher_heartbeats",
+            "0011_lateness_said"]
 
 
 def test_an_unchanged_observation_records_when_it_was_checked(state_location: str) -> None:

@@ -151,9 +151,11 @@ class InProcessRunner:
         return {UniqueId(r.node.unique_id): r.node.compiled_code for r in run.results
                 if str(r.status) == NodeStatus.SUCCESS and getattr(r.node, "compiled_code", None)}
 
-    def query(self, sql: str) -> list[list[Any]]:
-        if self._fallback is not None:
-            return self._fallback.query(sql)
+    def query(self, sql: str, timeout: float | None = None) -> list[list[Any]]:
+        """With a ``timeout``, in a dbt subprocess: a query stuck in the driver cannot be stopped in this
+        process (and would hold the lock every build takes), a child can."""
+        if self._fallback is not None or timeout is not None:
+            return (self._fallback or SubprocessRunner(self.target, warn=self._warn)).query(sql, timeout)
         try:
             return self._query(sql)
         except _Broken as broken:

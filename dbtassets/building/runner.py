@@ -26,7 +26,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol
 
-from dbtassets.errors import ObservationError, RunnerError
+from dbtassets.building.reachability import why_unreachable
+from dbtassets.errors import ObservationError, RunnerError, WarehouseUnreachable
 from dbtassets.model.manifest import UniqueId
 from dbtassets.model.project import DbtProject
 from dbtassets.model.targets import note_manifest
@@ -148,7 +149,7 @@ class Runner(Protocol):
         """The compiled SQL of the selected nodes; with ``full_refresh``, as ``--full-refresh`` renders it."""
         ...
 
-    def query(self, sql: str) -> list[list[Any]]: ...
+    def query(self, sql: str, timeout: float | None = None) -> list[list[Any]]: ...  # observe.observer.Querier
 
 
 @contextlib.contextmanager
@@ -252,23 +253,29 @@ class SubprocessRunner:
         return {r.unique_id: r.compiled_code for r in read_run_results(results_path)
                 if r.compiled_code is not None and r.status is NodeStatus.SUCCESS}
 
-    def query(self, sql: str) -> list[list[Any]]:
-        """The rows ``sql`` returns, run by ``dbt show`` through the project's profile."""
+    def query(self, sql: str, timeout: float | None = None) -> list[list[Any]]:
+        """The rows ``sql`` returns, by ``dbt show`` through the profile; given up ``timeout`` s after it connects."""
         with tempfile.TemporaryDirectory(prefix="dbtassets-") as scratch:
             out = Path(scratch) / "rows.json"
-            returncode, output = self._invoke(["show", "--inline", sql, "--limit", "-1"], out=out)
+            returncode, output = self._invoke(["show", "--inline", sql, "--limit", "-1"], out=out, timeout=timeout)
+            unreachable = why_unreachable(returncode, output, timeout)
+            if unreachable is not None:
+                raise WarehouseUnreachable(unreachable)
             if returncode != 0 or not out.exists():
                 detail = database_error(output) or f"dbt show exit code {returncode}: {_tail(output, 3)}"
                 raise ObservationError(f"the source query failed: {detail}")
             rows: list[list[Any]] = json.loads(out.read_text())
             return rows
 
-    def _invoke(self, args: Sequence[str], out: Path | None = None) -> tuple[int, list[str]]:
-        """Run dbt with ``args`` in a child; return its exit code and its output lines."""
+    def _invoke(self, args: Sequence[str], out: Path | None = None,
+                timeout: float | None = None) -> tuple[int, list[str]]:
+        """Run dbt with ``args`` in a child; return its exit code and its output lines. With a ``timeout``,
+        the child gives up (``TIMED_OUT``) that long after dbt first connects: parsing is not the warehouse's time."""
         if self.on_command is not None:
             self.on_command(display(args))
         with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="dbtassets-", delete=False) as request:
-            json.dump({"args": [*args, *self.target.common_args()], "out": str(out) if out else None}, request)
+            json.dump({"args": [*args, *self.target.common_args()], "out": str(out) if out else None,
+                       "timeout": timeout}, request)
         env = dict(os.environ)
         env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
         output: list[str] = []

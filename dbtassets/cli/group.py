@@ -82,9 +82,14 @@ class Group(AnyOrderGroup):
 @click.option("--vars", "cli_vars", default=None, metavar="YAML",
               help="dbt's --vars, e.g. '{scenarios: 150}': over dbt_project.yml's vars in code versions, and "
                    "passed to every dbt command.")
+@click.option("--observe-timeout", "observe_timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="SECONDS",
+              help="How long the sources' watermark queries may take once dbt connects to the warehouse "
+                   "(default: observe.timeout in dbtassets.yml, else 10); past it they keep their last readings.")
 @click.pass_context
 def main(ctx: click.Context, project_dir: Path, profiles_dir: Path | None, target: str | None,
-         state_path: str | None, manifest_path: Path | None, cli_vars: str | None) -> None:
+         state_path: str | None, manifest_path: Path | None, cli_vars: str | None,
+         observe_timeout: float | None) -> None:
     """Keep a dbt project's data fresh: see what is stale and why, and rebuild exactly that.
 
     Options go before or after the command: `dbtassets status --target prod` works too.
@@ -101,7 +106,7 @@ def main(ctx: click.Context, project_dir: Path, profiles_dir: Path | None, targe
     """
     state = state_path if state_path is None or "://" in state_path else Path(state_path).resolve()
     options = Options(project_dir, profiles_dir.resolve() if profiles_dir else None, target, state, manifest_path,
-                      parse_vars(cli_vars) if cli_vars is not None else {})
+                      vars=parse_vars(cli_vars) if cli_vars is not None else {}, observe_timeout=observe_timeout)
 
     def open_project(runner: Runner | None = None, read_only: bool = False) -> Project:
         project = Project(replace(options, read_only=read_only), runner=runner,

@@ -40,6 +40,7 @@ from dbtassets.model.project import load_yaml
 CONFIG_FILE = "dbtassets.yml"
 DEFAULT_QUERY_EVERY = 60.0
 DEFAULT_SETTLE = 0.2
+DEFAULT_OBSERVE_TIMEOUT = 10.0  # seconds the watermark queries of one observation may take, once dbt connects
 _TEMPORARY_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".crdownload", ".swp", "~")
 _QUOTED = re.compile(r"'([^']+)'")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -108,6 +109,7 @@ class Settings:
     sources: Mapping[UniqueId, SourceDeclaration]
     watch: WatchSettings = WatchSettings()
     warnings: tuple[str, ...] = ()
+    observe_timeout: float = DEFAULT_OBSERVE_TIMEOUT  # ``observe: {timeout: 10s}``
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,7 @@ def load_settings(project_dir: Path, sources: Sequence[Node], fed: Collection[Un
     by_name = {source.display_name: source for source in sources}
     declared = config.source_entries(by_name)
     watch = config.watch_settings()
+    observe_timeout = config.observe_timeout()
     declarations = {}
     warnings = list(config.warnings)
     for source in sources:
@@ -155,7 +158,7 @@ def load_settings(project_dir: Path, sources: Sequence[Node], fed: Collection[Un
             glob.glob(str(project_dir / g), recursive=True) for g in declaration.globs
         ):
             warnings.append(f"source {source.display_name}: no file matches {', '.join(declaration.globs)} yet")
-    return Settings(declarations, watch, tuple(warnings))
+    return Settings(declarations, watch, tuple(warnings), observe_timeout)
 
 
 class _Config:
@@ -167,7 +170,7 @@ class _Config:
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
         self.raw = raw
-        self._only_keys(raw, {"version", "sources", "watch"}, "")
+        self._only_keys(raw, {"version", "sources", "watch", "observe"}, "")
 
     def _only_keys(self, mapping: Mapping[str, Any], allowed: set[str], where: str) -> None:
         for key in mapping:
@@ -195,6 +198,19 @@ class _Config:
                     f"(found {', '.join(kinds) or 'none'})"
                 )
         return sources
+
+    def observe_timeout(self) -> float:
+        observe = self.raw.get("observe") or {}
+        if not isinstance(observe, dict):
+            raise ConfigError(f"{self.path}: `observe` must be a mapping (timeout)")
+        self._only_keys(observe, {"timeout"}, "observe.")
+        if "timeout" not in observe:
+            return DEFAULT_OBSERVE_TIMEOUT
+        seconds = duration(self.path, "observe.timeout", observe["timeout"])
+        if seconds <= 0:
+            raise ConfigError(f"{self.path}: observe.timeout: expected a duration above 0 such as 10s, "
+                              f"got {observe['timeout']!r}")
+        return seconds
 
     def watch_settings(self) -> WatchSettings:
         watch = self.raw.get("watch") or {}

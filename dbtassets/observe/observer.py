@@ -1,30 +1,49 @@
 """``observe``: read each source's data version now, and record the ones that moved.
 
-Files observers fingerprint their files here; every watermark query runs in one ``dbt show``
-(one at a time only to name a failing one).
+Files observers fingerprint their files here; every watermark query runs in one ``dbt show``.
+The queries share one time budget (``observe.timeout``). When the combined query fails:
+
+- the warehouse cannot be reached, or does not answer within the budget: no query is to blame and
+  none is asked again; every query source keeps its recorded observation, said in one line that
+  names the warehouse (a watcher backs off before asking again);
+- the error names sources' tables or columns: those are set apart and the rest asked again in one
+  query; a part whose error names every source in it is halved, so k failing sources of n cost
+  about k·log n queries, never n, and never more than the budget.
+
+A watermark that is a timestamp (``max(loaded_at_field)``) is also the newest data's own time
+(``data_at``), which a source's freshness SLA is measured from, as ``dbt source freshness`` does.
 """
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from dbtassets.clock import parse_time
-from dbtassets.errors import ObservationError
+from dbtassets.clock import data_time, parse_time, timestamp
+from dbtassets.errors import ObservationError, WarehouseUnreachable
 from dbtassets.model.manifest import UniqueId
 from dbtassets.model.snapshot import Snapshot
-from dbtassets.model.sources import DataVersionKind, Observation, ObserverKind, observe_files
+from dbtassets.model.sources import (
+    DEFAULT_OBSERVE_TIMEOUT,
+    DataVersionKind,
+    Observation,
+    ObserverKind,
+    observe_files,
+)
 from dbtassets.state.store import StateStore
 
 
 class Querier(Protocol):
     """What observing needs of the dbt runner (:class:`~dbtassets.building.runner.Runner` is one)."""
 
-    def query(self, sql: str) -> Sequence[Sequence[Any]]:
-        """The rows ``sql`` returns, run as ``dbt show`` does.
+    def query(self, sql: str, timeout: float | None = None) -> Sequence[Sequence[Any]]:
+        """The rows ``sql`` returns, run as ``dbt show`` does; given up after ``timeout`` seconds.
 
         Raises:
+            WarehouseUnreachable: the warehouse cannot be reached, or did not answer in time.
             ObservationError: the query failed.
         """
         ...
@@ -39,6 +58,7 @@ class ObserveOutcome:
     observation: Observation | None
     changed: bool
     error: str | None = None
+    unreachable: bool = False  # the warehouse did not answer: ``error`` is the same line for every such source
 
 
 @dataclass(frozen=True)
@@ -49,6 +69,9 @@ class Observer:
     store: StateStore
     querier: Querier
     now: Callable[[], str]
+    timeout: float = DEFAULT_OBSERVE_TIMEOUT  # seconds all of one observation's queries may take
+    warehouse: str = "the warehouse"  # how messages name it: adapter, host, target
+    monotonic: Callable[[], float] = time.monotonic
 
     def observe(self, wanted: Collection[UniqueId] | None, queries: bool,
                 in_progress: Collection[str] | None, reuse_recent: bool = False) -> list[ObserveOutcome]:
@@ -71,28 +94,78 @@ class Observer:
             query_sources = [d for d in query_sources if d.unique_id not in checked
                              or (now - parse_time(checked[d.unique_id])).total_seconds() >= d.every]
         if query_sources:
-            outcomes.extend(self._queries({d.unique_id: d.query for d in query_sources}))
+            kept: dict[UniqueId, str] = {}
+            outcomes.extend(self._queries({d.unique_id: d.query for d in query_sources},
+                                          self.monotonic() + self.timeout, kept))
+            if kept:
+                message = (f"{self.warehouse} cannot be reached ({next(iter(kept.values()))}): {len(kept)} query "
+                           f"source{' keeps its' if len(kept) == 1 else 's keep their'} last recorded observation"
+                           f"{'' if len(kept) == 1 else 's'}")
+                outcomes.extend(ObserveOutcome(uid, ObserverKind.QUERY, None, False, message, unreachable=True)
+                                for uid in kept)
         return outcomes
 
-    def _queries(self, queries: Mapping[UniqueId, str]) -> list[ObserveOutcome]:
-        """All watermark queries in one ``dbt show``; one at a time only to name a failing one."""
+    def _queries(self, queries: Mapping[UniqueId, str], deadline: float,
+                 kept: dict[UniqueId, str]) -> list[ObserveOutcome]:
+        """The queries in one ``dbt show``; on an error that names some of them, those apart. The ones the
+        warehouse did not answer (down, or the budget spent) go into ``kept`` with the reason."""
+        left = deadline - self.monotonic()
+        if left <= 0:
+            kept.update(dict.fromkeys(queries, f"the observation's time budget of {self.timeout:g}s is spent"))
+            return []
         union = " union all ".join(
             f"select '{uid}' as source, cast(({sql}) as varchar) as watermark" for uid, sql in queries.items())
         try:
-            rows = {str(row[0]): row[1] for row in self.querier.query(union)}
+            rows = {str(row[0]): row[1] for row in self.querier.query(union, timeout=left)}
+        except WarehouseUnreachable as exc:
+            kept.update(dict.fromkeys(queries, str(exc)))
+            return []
         except ObservationError as exc:
             if len(queries) == 1:  # the database's error inline, then the query and where dbt logged the rest
                 uid, sql = next(iter(queries.items()))
                 return [ObserveOutcome(uid, ObserverKind.QUERY, None, False,
                                        f"{exc} (query: {sql}; dbt log: {self.snapshot.dbt.dbt_log})")]
-            return [o for uid, sql in queries.items() for o in self._queries({uid: sql})]
-        return [
-            self._record(Observation(uid, DataVersionKind.QUERY.of(rows.get(uid)), ObserverKind.QUERY,
-                                     {"watermark": rows.get(uid)}))
-            for uid in queries
-        ]
+            named = _named(str(exc), queries)
+            if not named:  # nothing to tell the culprit by: say so for all, without a query per source
+                return [ObserveOutcome(uid, ObserverKind.QUERY, None, False,
+                                       f"{exc} (in one query with {len(queries) - 1} other sources, naming none "
+                                       f"of them; dbt log: {self.snapshot.dbt.dbt_log})") for uid in queries]
+            if len(named) == len(queries):
+                named = set(list(queries)[: len(queries) // 2])
+            rest = {uid: sql for uid, sql in queries.items() if uid not in named}
+            apart = {uid: sql for uid, sql in queries.items() if uid in named}
+            return self._queries(rest, deadline, kept) + self._queries(apart, deadline, kept)
+        outcomes = []
+        for uid in queries:
+            watermark = rows.get(uid)
+            detail: dict[str, Any] = {"watermark": watermark}
+            moment = data_time(watermark)
+            if moment is not None:
+                detail["data_at"] = timestamp(moment)
+            outcomes.append(self._record(Observation(uid, DataVersionKind.QUERY.of(watermark), ObserverKind.QUERY,
+                                                     detail)))
+        return outcomes
 
     def _record(self, observation: Observation) -> ObserveOutcome:
         changed = self.store.record_observation(observation.unique_id, observation.data_version,
                                                 observation.kind.value, self.now(), observation.detail)
         return ObserveOutcome(observation.unique_id, observation.kind, observation, changed)
+
+
+_NAME = re.compile(r"""["'`]([^"'`\s]+)["'`]|\b(?:table|relation|column|object|view)(?: with name)? ([\w.$]+)""",
+                   re.IGNORECASE)
+
+
+def _named(error: str, queries: Mapping[UniqueId, str]) -> set[UniqueId]:
+    """The sources whose SQL mentions a table, relation or column the error names (quoted, or after
+    ``Table with name``, ``relation``…): ``relation "raw.orders" does not exist`` names raw.orders."""
+    names = {part.lower() for match in _NAME.finditer(error) for part in (match.group(1) or match.group(2),)
+             if part}
+    words = {name.rsplit(".", 1)[-1] for name in names} | names
+    found = set()
+    for uid, sql in queries.items():
+        tokens = {t.lower() for t in re.findall(r"[\w.$]+", sql)}
+        tokens |= {t.rsplit(".", 1)[-1] for t in tokens}
+        if tokens & words:
+            found.add(uid)
+    return found

@@ -83,6 +83,8 @@ TEXT: Mapping[type[ev.WatchEvent], Callable[[ev.WatchEvent], str]] = dict([
     _entry(ev.Watching, _watching),
     _entry(ev.NewData, _new_data),
     _entry(ev.ObserveFailed, lambda e: click.style(f"cannot observe {e.source}: {e.message}", fg="red")),
+    _entry(ev.WarehouseUnreachable, lambda e: click.style(f"{e.message} (asking again in {e.retry_in:g}s)",
+                                                          fg="yellow")),
     _entry(ev.Reported, lambda e: "a loader reported new data"),
     _entry(ev.Parsing, lambda e: "project files changed: re-parsing"),
     _entry(ev.Parsed, lambda e: f"re-parsed in {e.seconds}s ({plural(e.assets, 'asset')})"),
@@ -156,6 +158,7 @@ def _build_failed(event: ev.WatchEvent) -> bool:
 QUIET: Mapping[type[ev.WatchEvent], Callable[[ev.WatchEvent], bool]] = {
     **{cls: (lambda e: False) for cls in ev.EVENT_TYPES.values()},
     ev.ObserveFailed: lambda e: True,
+    ev.WarehouseUnreachable: lambda e: True,
     ev.Error: lambda e: True,
     ev.BuildFinished: _build_failed,
     ev.Stopped: lambda e: True,

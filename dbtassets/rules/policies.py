@@ -18,8 +18,10 @@ child, at its due time, reads the parent's newest data, never a copy that is its
 period of its own. A model with its own ``build_after``, a snapshot (holding it would lose history)
 and a seed are never held.
 
-**Source SLAs.** ``freshness.warn_after``/``error_after`` of a source are checked against the time its
-last new data was observed (the latest observation that changed its data version).
+**Source SLAs.** ``freshness.warn_after``/``error_after`` of a source are checked, as ``dbt source
+freshness`` does, against its newest data's own time where the observer read one (a timestamp
+watermark: ``max(loaded_at_field)``), else against when its last new data was observed (the latest
+observation that changed its data version): a loader that re-loads old rows does not make it fresh.
 
 The policies themselves, as read from the manifest, are :mod:`dbtassets.model.freshness`' values.
 """
@@ -236,13 +238,15 @@ class Lateness:
     threshold: Interval
     last_data_at: str
     late_for: float  # seconds since the last new data
+    from_data: bool = False  # last_data_at is the data's own timestamp, not when it was observed
 
     @property
     def reason(self) -> Reason:
         code = ReasonCode.LATE_ERROR if self.severity is Severity.ERROR else ReasonCode.LATE_WARN
         return Reason(code, f"late: no new data for {_span(self.late_for)} "
                             f"({self.severity.value}_after {self.threshold.label}); "
-                            f"last new data observed at {shown(self.last_data_at)}")
+                            f"{'newest data from' if self.from_data else 'last new data observed at'} "
+                            f"{shown(self.last_data_at)}")
 
 
 def lateness(policies: Policies, statuses: Mapping[UniqueId, AssetStatus], now: datetime,
@@ -254,10 +258,10 @@ def lateness(policies: Policies, statuses: Mapping[UniqueId, AssetStatus], now: 
         version = status.data_version if status is not None else None
         if version is None:
             continue  # never observed: its status says why (unobserved)
-        age = (now - parse_time(version.at)).total_seconds()
+        age = (now - parse_time(version.data_time)).total_seconds()
         breach = policies.slas[uid].breached(age)
         if breach is not None:
-            late[uid] = Lateness(uid, breach[0], breach[1], version.at, age)
+            late[uid] = Lateness(uid, breach[0], breach[1], version.data_time, age, version.data_at is not None)
     return late
 
 
@@ -269,7 +273,7 @@ def next_lateness_change(policies: Policies, statuses: Mapping[UniqueId, AssetSt
         status = statuses.get(uid)
         if status is None or status.data_version is None:
             continue
-        last = parse_time(status.data_version.at)
+        last = parse_time(status.data_version.data_time)
         times += [t for s in sla.thresholds() if (t := last + timedelta(seconds=s)) > now]
     return min(times, default=None)
 

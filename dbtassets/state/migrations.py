@@ -133,6 +133,17 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         );
         CREATE INDEX watchers_by_project ON watchers (project, target, beat_at);
     """),
+    # The sources a watcher of the target said were late (source_late), until it said they recovered:
+    # a restarted watcher, or another one in team mode, does not say it again.
+    ("0011_lateness_said", """
+        CREATE TABLE lateness_said (
+            target TEXT NOT NULL,
+            unique_id TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            said_at TEXT NOT NULL,
+            PRIMARY KEY (target, unique_id)
+        );
+    """),
 )
 # Needs the profile's default target, known only when a project opens the store: records made
 # before targets existed were built for the target dbt used by default.

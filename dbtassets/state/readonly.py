@@ -118,7 +118,8 @@ class ReadOnlyStore(StateStore):
 
     def latest_observations(self) -> dict[UniqueId, Version]:
         found = super().latest_observations()
-        found.update((uid, Version(version, at)) for uid, version, _, at, _ in self._observed)
+        found.update((uid, Version(version, at, data_at=detail.get("data_at")))
+                     for uid, version, _, at, detail in self._observed)
         return found
 
     def last_checked(self, kind: str) -> dict[UniqueId, str]:

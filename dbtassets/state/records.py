@@ -46,6 +46,13 @@ class Version:
     at: str
     base: str = ""
     added: frozenset[str] = frozenset()
+    data_at: str | None = None  # an observed source's newest data's own time (a timestamp watermark), if known
+
+    @property
+    def data_time(self) -> str:
+        """When the data is from: its own timestamp where the observer read one, else when it was observed
+        (what a source's freshness SLA is measured from, as ``dbt source freshness`` does)."""
+        return self.data_at or self.at
 
     @property
     def base_value(self) -> str:

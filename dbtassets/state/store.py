@@ -97,9 +97,10 @@ class StateStore(Database):
 
     def latest_observations(self) -> dict[UniqueId, Version]:
         return {
-            UniqueId(uid): Version(version, at)
-            for uid, version, at in self._query(
-                "SELECT o.unique_id, o.data_version, o.observed_at FROM observations o "
+            UniqueId(uid): Version(version, at, data_at=json.loads(detail).get("data_at") if "data_at" in detail
+                                   else None)
+            for uid, version, at, detail in self._query(
+                "SELECT o.unique_id, o.data_version, o.observed_at, o.detail FROM observations o "
                 "JOIN (SELECT MAX(id) AS id FROM observations WHERE target IN (?, ?) GROUP BY unique_id) AS latest "
                 "USING (id)",
                 (SHARED, self.target))
@@ -113,6 +114,23 @@ class StateStore(Database):
                 "JOIN (SELECT MAX(id) AS id FROM observations WHERE kind = ? AND target = ? GROUP BY unique_id) "
                 "AS latest USING (id)", (kind, self._scope(kind)))
         }
+
+    def lateness_said(self) -> dict[UniqueId, str]:
+        """The sources a watcher of this target said were late, and how late (``warn``, ``error``)."""
+        return {UniqueId(uid): severity for uid, severity in self._query(
+            "SELECT unique_id, severity FROM lateness_said WHERE target = ?", (self.target,))}
+
+    def say_lateness(self, changes: Mapping[UniqueId, str | None], at: str) -> dict[UniqueId, str]:
+        """Record what a watcher said, a source late (its severity) or recovered (None); all it has said."""
+        if not changes:
+            return self.lateness_said()
+        with self.transaction() as db:
+            for uid, severity in changes.items():
+                db.execute("DELETE FROM lateness_said WHERE target = ? AND unique_id = ?", (self.target, uid))
+                if severity is not None:
+                    db.execute("INSERT INTO lateness_said (target, unique_id, severity, said_at) VALUES (?, ?, ?, ?)",
+                               (self.target, uid, severity, at))
+        return self.lateness_said()
 
     def latest_materialization_id(self) -> int:
         """The id of the newest build outcome of any target (0 if none): "did any build finish?", cheaply."""

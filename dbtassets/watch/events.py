@@ -20,6 +20,7 @@ class EventKind(str, Enum):
     WATCHING = "watching"
     NEW_DATA = "new_data"
     OBSERVE_FAILED = "observe_failed"
+    WAREHOUSE_UNREACHABLE = "warehouse_unreachable"
     REPORTED = "reported"
     PARSING = "parsing"
     PARSED = "parsed"
@@ -85,6 +86,17 @@ class ObserveFailed(WatchEvent):
     kind = EventKind.OBSERVE_FAILED
     source: str
     message: str
+
+
+@dataclass(frozen=True)
+class WarehouseUnreachable(WatchEvent):
+    """The warehouse did not answer the sources' queries (down, or past ``observe.timeout``): they keep
+    their recorded observations, and are asked again after a backoff."""
+
+    kind = EventKind.WAREHOUSE_UNREACHABLE
+    message: str  # the warehouse (adapter, location, target) and what failed
+    sources: int  # query sources that kept their last reading
+    retry_in: float
 
 
 @dataclass(frozen=True)
@@ -274,4 +286,4 @@ EVENT_TYPES: Mapping[EventKind, type[WatchEvent]] = {
     cls.kind: cls for cls in (Watching, NewData, ObserveFailed, Reported, Parsing, Parsed, Stale, BuildStarted,
                               NodeFinished, BuildFinished, Fresh, BackingOff, Waiting, Error, Stopped, NotDue,
                               SourceLate, SourceRecovered, StoreUnreachable, StoreReconnected, LeaseLost,
-                              CheckRemoved)}
+                              CheckRemoved, WarehouseUnreachable)}

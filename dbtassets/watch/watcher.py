@@ -96,7 +96,8 @@ class Watcher:
         self._last_materialization = 0
         self._held_retry_at: float | None = None
         self._said: object = None  # the last state announced (fresh, holding…): said again only when it changes
-        self._policies = PolicyWatch()  # wakes when an asset falls due or a source crosses its SLA
+        self._warehouse_down = 0  # observations in a row the warehouse did not answer
+        self._policies = PolicyWatch(project.lateness_said)  # wakes when an asset falls due or a source crosses its SLA
         self._heartbeat: Heartbeat | None = None  # this watcher's row in the store, once begun
 
     def stop(self) -> None:
@@ -268,8 +269,12 @@ class Watcher:
         due = {uid for uid in queries if now >= self._next_query[uid]}
         wanted = set(declarations) if sources is None else (sources | due)
         relative = set(self._files.relative(self.project.dbt.directory))
-        for outcome in self.project.observe(wanted, in_progress=relative if sources is not None else None):
+        outcomes = self.project.observe(wanted, in_progress=relative if sources is not None else None)
+        down = [o for o in outcomes if o.unreachable]
+        for outcome in outcomes:
             name = self._name(outcome.unique_id)
+            if outcome.unreachable:
+                continue  # said once below
             if outcome.error:
                 self.emit(ev.ObserveFailed(name, outcome.error))
             elif outcome.changed and outcome.observation is not None:
@@ -279,6 +284,14 @@ class Watcher:
                                      detail.get("watermark")))
         for uid in due:
             self._next_query[uid] = now + declarations[uid].every
+        self._warehouse_down = self._warehouse_down + 1 if down else 0
+        if down:  # back off as from any failure; never ask sooner than every:
+            watch = self.project.settings.watch
+            wait = delay(self._warehouse_down, watch.backoff_initial, watch.backoff_max)
+            for outcome in down:
+                self._next_query[outcome.unique_id] = now + max(wait, declarations[outcome.unique_id].every)
+            self.emit(ev.WarehouseUnreachable(str(down[0].error), len(down),
+                                              round(min(self._next_query[o.unique_id] for o in down) - now, 1)))
 
     def _buildable(self, plan: SyncPlan) -> list[UniqueId]:
         """The plan's assets that can be built now (says "fresh" when there are none and none wait)."""
