@@ -182,12 +182,14 @@ def sync_text(graph: AssetGraph, result: SyncResult, dry_run: bool) -> str:
         return "\n".join(["Nothing due to build.", *waiting]) if waiting else \
             "Nothing to build: every selected asset is fresh."
     names = ", ".join(graph.assets[u].display_name for u in plan.to_build)
-    checks = f" and run {len(plan.checks)} pending check{'s' if len(plan.checks) > 1 else ''}" if plan.checks else ""
+    checks = plural(len(plan.checks), "pending check") if plan.checks else ""
     if dry_run:
-        return "\n".join([f"Would build {plural(len(plan.to_build), 'asset')} ({names}){checks} with:\n{plan.command}",
-                          *_waiting(graph, result)])
-    lines = [f"Built {len(result.built)} of {plural(len(plan.to_build), 'asset')}{checks} with: {plan.command}",
-             *_waiting(graph, result), *_left(graph, result)]
+        would = f"build {plural(len(plan.to_build), 'asset')} ({names})" if plan.to_build else ""
+        doing = " and ".join([*[would] * bool(would), *[f"run {checks}"] * bool(checks)])
+        return "\n".join([f"Would {doing} with:\n{plan.command}", *_waiting(graph, result)])
+    built = f"Built {len(result.built)} of {plural(len(plan.to_build), 'asset')}" if plan.to_build else ""
+    doing = " and ".join([*[built] * bool(built), *[f"{'ran' if built else 'Ran'} {checks}"] * bool(checks)])
+    lines = [f"{doing} with: {plan.command}", *_waiting(graph, result), *_left(graph, result)]
     for uid, message in result.failed.items():
         lines.append(click.style(f"  failed  {graph.assets[uid].display_name}: {one_line(message)}", fg="red"))
     for message in result.failed_checks.values():

@@ -45,10 +45,23 @@ def _brief(message: str, limit: int = 200) -> str:
     return line if line == text else line + " …"
 
 
+def _and(*parts: str) -> str:
+    """``3 to build``, ``1 check to run``, or both joined with ``and``: the parts that are not empty."""
+    return " and ".join(p for p in parts if p)
+
+
 def _stale(e: ev.Stale) -> str:
-    lines = [f"{len(e.assets)} to build:"]
+    checks = f"{plural(len(e.checks), 'check')} to run" if e.checks else ""
+    lines = [_and(f"{len(e.assets)} to build" if e.assets or not checks else "", checks) + ":"]
     lines += [f"  {a.name} ({a.status}): {'; '.join(_brief(r) for r in a.reasons)}" for a in e.assets]
+    lines += [f"  {name} (check pending): {_brief(why)}" for name, why in e.checks.items()]
     return "\n".join(lines)
+
+
+def _build_started(e: ev.BuildStarted) -> str:
+    doing = _and(f"building {plural(e.count, 'asset')}" if e.count or not e.checks else "",
+                 f"running {plural(e.checks, 'check')}" if e.checks else "")
+    return click.style(f"{doing}: {e.command}", bold=True)
 
 
 def _node_finished(e: ev.NodeFinished) -> str:
@@ -59,7 +72,9 @@ def _node_finished(e: ev.NodeFinished) -> str:
 
 
 def _build_finished(e: ev.BuildFinished) -> str:
-    line = f"built {plural(len(e.built), 'asset')} in {e.seconds:.2f}s"
+    done = _and(f"built {plural(len(e.built), 'asset')}" if e.built or e.failed or e.skipped or not e.checks else "",
+                f"ran {plural(e.checks, 'check')}" if e.checks else "")
+    line = f"{done} in {e.seconds:.2f}s"
     problems = [f"{name} failed (retry in {e.retry_in.get(name, '?')}s)" for name in e.failed]
     problems += [f"check {name} failed" for name in e.failed_checks]
     problems += [f"{len(e.skipped)} skipped"] if e.skipped else []
@@ -87,7 +102,7 @@ TEXT: Mapping[type[ev.WatchEvent], Callable[[ev.WatchEvent], str]] = dict([
     _entry(ev.Parsing, lambda e: "project files changed: re-parsing"),
     _entry(ev.Parsed, lambda e: f"re-parsed in {e.seconds}s ({plural(e.assets, 'asset')})"),
     _entry(ev.Stale, _stale),
-    _entry(ev.BuildStarted, lambda e: click.style(f"building {plural(e.count, 'asset')}: {e.command}", bold=True)),
+    _entry(ev.BuildStarted, _build_started),
     _entry(ev.NodeFinished, _node_finished),
     _entry(ev.BuildFinished, _build_finished),
     _entry(ev.Fresh, lambda e: f"everything is fresh ({plural(e.assets, 'asset')})"),

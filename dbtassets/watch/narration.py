@@ -18,7 +18,15 @@ from dbtassets.watch import events as ev
 def stale(plan: SyncPlan, snapshot: Snapshot) -> ev.Stale:
     """The assets a build is about to build, each with its status and reasons."""
     return ev.Stale(tuple(ev.StaleAsset(snapshot.graph.assets[u].display_name, plan.statuses[u].status.value,
-                                        tuple(r.message for r in plan.statuses[u].reasons)) for u in plan.to_build))
+                                        tuple(r.message for r in plan.statuses[u].reasons)) for u in plan.to_build),
+                    _pending(plan))
+
+
+def _pending(plan: SyncPlan) -> dict[str, str]:
+    """The pending checks a build runs, by short name, each with why it is pending (as ``status`` says it)."""
+    wanted = set(plan.checks)
+    return {c.check.name: c.describe() for s in plan.statuses.values() for c in s.pending_checks
+            if c.check.unique_id in wanted}
 
 
 def finished(plan: SyncPlan, result: SyncResult, seconds: float, retry_in: Mapping[UniqueId, float],
@@ -33,7 +41,7 @@ def finished(plan: SyncPlan, result: SyncResult, seconds: float, retry_in: Mappi
         tuple(name(u) for u in result.skipped), round(seconds, 2), plan.command,
         build.crashed if build else None, str(build.log_path) if build else None,
         {name(u): s for u, s in retry_in.items()},
-        {snapshot.manifest.checks[c].name: m for c, m in result.failed_checks.items()})
+        {snapshot.manifest.checks[c].name: m for c, m in result.failed_checks.items()}, len(plan.checks))
 
 
 class Nodes:
