@@ -12,7 +12,7 @@ import click
 from dbtassets.clock import shown
 from dbtassets.model.graph import AssetGraph
 from dbtassets.model.manifest import Node, ResourceType, UniqueId
-from dbtassets.model.sources import Observation, SourceDeclaration
+from dbtassets.model.sources import DataVersionKind, Observation, SourceDeclaration
 from dbtassets.report.common import Gate, plural, styled_status, summary, table
 from dbtassets.results import Explanation, ObserveOutcome, StatusReport, SyncResult
 from dbtassets.rules.checks import one_line
@@ -105,12 +105,12 @@ def _why_lines(graph: AssetGraph, explanation: Explanation, indent: str, lines: 
 
 
 
-def lint_text(graph: AssetGraph, findings: Mapping[UniqueId, Sequence[str]]) -> str:
+def lint_text(graph: AssetGraph, findings: Mapping[UniqueId, Sequence[str]], unobserved: Sequence[str] = ()) -> str:
     named = {graph.assets[u].display_name: reads for u, reads in findings.items()}
-    if not named:
-        return "Every table and file the models read is declared with ref() or source()."
-    return "\n".join(f"{name} reads {', '.join(reads)}, which no ref() or source() declares"
-                     for name, reads in named.items())
+    lines = [f"{name} reads {', '.join(reads)}, which no ref() or source() declares" for name, reads in named.items()]
+    lines = lines or ["Every table and file the models read is declared with ref() or source()."]
+    return "\n".join([*lines, *(f"source {name} has no observer: changes to it are not detected; declare files, "
+                                 f"query or reported for it in dbtassets.yml" for name in unobserved)])
 
 
 def observe_text(graph: AssetGraph, outcomes: Sequence[ObserveOutcome]) -> str:
@@ -129,12 +129,13 @@ def observe_text(graph: AssetGraph, outcomes: Sequence[ObserveOutcome]) -> str:
 
 def reported_text(graph: AssetGraph, observation: Observation) -> str:
     return (f"Recorded new data for {graph.assets[observation.unique_id].display_name} "
-            f"(data version {observation.data_version}).")
+            f"(data version {DataVersionKind.shown(observation.data_version)}).")
 
 
 def history_text(node: Node, entries: Sequence[HistoryEntry], graph: AssetGraph) -> str:
     if not entries:
         return f"{node.display_name} has never been built by dbtassets."
+    gone = [f"{node.display_name} is not in the project any more ({node.unique_id}); its recorded builds:"]
     rows = []
     for e in entries:
         # Each input by name and the time of the version it was built from: when the source was
@@ -145,7 +146,8 @@ def history_text(node: Node, entries: Sequence[HistoryEntry], graph: AssetGraph)
         duration = f"{e.duration:.2f}s" if e.duration is not None else "-"
         rows.append([shown(e.finished_at), str(e.run_id), status, e.code_version[:8], duration,
                      "-" if e.rows_affected is None else str(e.rows_affected), inputs])
-    return table(rows, ["FINISHED", "RUN", "STATUS", "CODE", "DURATION", "ROWS", "INPUTS"])
+    return "\n".join([*gone * (node.unique_id not in graph),
+                      table(rows, ["FINISHED", "RUN", "STATUS", "CODE", "DURATION", "ROWS", "INPUTS"])])
 
 
 def _waiting(graph: AssetGraph, result: SyncResult) -> list[str]:
@@ -176,7 +178,7 @@ def sync_text(graph: AssetGraph, result: SyncResult, dry_run: bool) -> str:
     held = sorted(graph.assets[u].display_name for u, s in plan.statuses.items() if s.held)
     if held:
         shown = ", ".join(held[:5]) + (", …" if len(held) > 5 else "")
-        held = [f"{len(held)} stale asset(s) held until a failing check upstream passes ({shown})"]
+        held = [f"{plural(len(held), 'stale asset')} held until a failing check upstream passes ({shown})"]
     if plan.empty:
         waiting = [*_waiting(graph, result), *held]
         return "\n".join(["Nothing due to build.", *waiting]) if waiting else \
@@ -211,9 +213,9 @@ def savings_text(savings: Savings, limit: int = 20) -> str:
     """The runs, the builds done against a full build each time, the seconds, and the assumptions."""
     since = shown(savings.since)
     if not savings.runs:
-        return f"dbtassets ran no build since {since} UTC: nothing to compare."
+        return f"dbtassets ran no build since {since}: nothing to compare."
     share = f" ({savings.avoided / savings.full_estimate:.0%})" if savings.full_estimate else ""
-    lines = [f"Since {since} UTC: {savings.runs} runs built {savings.builds} assets; a full `dbt build` at each run "
+    lines = [f"Since {since}: {savings.runs} runs built {savings.builds} assets; a full `dbt build` at each run "
              f"would have built {savings.full_builds}.", ""]
     rows = [[a.name, str(a.builds), str(savings.runs), _seconds(a.median), _seconds(a.spent), _seconds(a.avoided)]
             for a in savings.assets[:limit]]

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
+from dbtassets.clock import shown
 from dbtassets.report.common import OutputFormat, plural
 from dbtassets.watch import events as ev
 
@@ -110,12 +111,12 @@ TEXT: Mapping[type[ev.WatchEvent], Callable[[ev.WatchEvent], str]] = dict([
     _entry(ev.Waiting, lambda e: f"waiting: {e.message}"),
     _entry(ev.Error, lambda e: click.style(f"error: {e.message} (retry in {e.retry_in:g}s)", fg="red")),
     _entry(ev.Stopped, lambda e: "stopped"),
-    _entry(ev.NotDue, lambda e: (f"{len(e.assets)} stale asset(s) not due yet ({', '.join(e.assets[:5])}"
-                                 f"{', …' if len(e.assets) > 5 else ''}); next due at {e.next_due_at or '-'}")),
+    _entry(ev.NotDue, lambda e: (f"{plural(len(e.assets), 'stale asset')} not due yet ({', '.join(e.assets[:5])}"
+                                 f"{', …' if len(e.assets) > 5 else ''}); next due at {shown(e.next_due_at or '-')}")),
     _entry(ev.SourceLate, lambda e: click.style(f"{e.source} is late: {e.message}",
                                                 fg="red" if e.severity == "error" else "yellow")),
-    _entry(ev.SourceRecovered, lambda e: click.style(f"{e.source} recovered: new data observed at {e.last_data_at}",
-                                                     fg="green")),
+    _entry(ev.SourceRecovered, lambda e: click.style(
+        f"{e.source} recovered: new data observed at {shown(e.last_data_at or '-')}", fg="green")),
     _entry(ev.StoreUnreachable, lambda e: click.style(f"state store unreachable: {e.message} (waiting; retry in "
                                                       f"{e.retry_in:g}s)", fg="yellow")),
     _entry(ev.LeaseLost, lambda e: click.style(

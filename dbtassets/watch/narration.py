@@ -13,6 +13,7 @@ from dbtassets.model.manifest import UniqueId
 from dbtassets.model.snapshot import Snapshot
 from dbtassets.results import SyncPlan, SyncResult
 from dbtassets.watch import events as ev
+from dbtassets.words import noun
 
 
 def stale(plan: SyncPlan, snapshot: Snapshot) -> ev.Stale:
@@ -81,7 +82,7 @@ class Nodes:
         own = [self._name(uid)] if uid in graph else []  # a failing unit test skips its own model
         checks = sorted({c for n in [*upstream, *own] for c in self._checks.get(n, ())})
         said = ([f"upstream {', '.join(culprits)} failed"] if culprits else []) + \
-            ([f"{'check' if len(checks) == 1 else 'checks'} {', '.join(checks)} failed"] if checks else [])
+            ([f"{noun(len(checks), 'check')} {', '.join(checks)} failed"] if checks else [])
         return "; ".join(said) if said else "an upstream failed"
 
     def unsaid(self, failed: Mapping[UniqueId, str]) -> list[ev.NodeFinished]:
