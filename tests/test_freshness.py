@@ -153,7 +153,8 @@ def test_a_text_status_shows_the_due_time(policy_project: Setup) -> None:
     project.sync()
     clock.advance(60)
     text = click.unstyle(render.status_text(project.graph, project.status(observe=False), show_all=False))
-    assert re.search(r"\nfact_sales +model +stale \(due 2026-11-25T10:00:00\.\d{3}Z\) +upstream stg_orders updated", text)
+    assert re.search(r"\nfact_sales +model +stale \(due 2026-11-25T10:00:00\.\d{3}Z\) +upstream stg_orders updated",
+                     text)
     assert re.search(r"not due until 2026-11-25T10:00:00\.\d{3}Z \(build_after 1h; last built at "
                      r"2026-11-25T09:00:00\.\d{3}Z\)", text)
     assert text.endswith("2 stale, 0 missing, 6 fresh (8 assets); 2 not due yet")
