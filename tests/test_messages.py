@@ -94,3 +94,44 @@ def test_a_yaml_error_names_the_file_not_a_unicode_string(project_dir: Path, fil
     assert line.startswith(f"dbtassets: error: {path}: ") and "<unicode string>" not in line, line
     assert "line 4, column 1: did not find expected ',' or ']' (while parsing a flow sequence)" in line, line
     assert {p: p.read_bytes() for p in project_dir.rglob("*.db")} == before
+
+
+# Anything that looks like a date and time, with whatever precision, offset or suffix it carries.
+TIME_LIKE = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:?\d\d)?(?: UTC)?")
+ONE_FORMAT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")  # ISO-8601, UTC, milliseconds
+
+
+def _land_orders(project: Path) -> None:
+    batch = project / "data/raw/orders/orders_0002.csv"
+    batch.write_text("order_id,customer_id,ordered_at,product,quantity,unit_price\n"
+                     "900,1,2026-11-20 10:00:00,ink,1,7.25\n")
+
+
+@pytest.mark.slow
+def test_every_time_in_text_output_has_one_format(project_dir: Path) -> None:
+    assert dbtassets(project_dir, "sync").returncode == 0
+    assert dbtassets(project_dir, "report", "raw.customers").returncode == 0
+    _land_orders(project_dir)
+    _edit_the_singular_test(project_dir, "reviewed")
+    outputs = {" ".join(args): dbtassets(project_dir, *args) for args in [
+        ("status",), ("why", "fact_sales"), ("history", "stg_orders"), ("history", "stg_customers"), ("check",),
+        ("savings",), ("watch", "--once"), ("status",)]}
+    times = {name: TIME_LIKE.findall(run.stdout + run.stderr) for name, run in outputs.items()}
+    assert times["why fact_sales"] and times["history stg_orders"] and times["watch --once"], times
+    assert {name: [t for t in found if not ONE_FORMAT.fullmatch(t)] for name, found in times.items()} == {
+        name: [] for name in outputs}
+
+
+@pytest.mark.slow
+def test_history_of_a_deleted_model_reads_its_recorded_builds(project_dir: Path) -> None:
+    assert dbtassets(project_dir, "sync").returncode == 0
+    (project_dir / "models/marts/dim_customer.sql").unlink()
+    marts = project_dir / "models/marts/_marts.yml"
+    marts.write_text(marts.read_text().split("  - name: dim_customer")[0])
+    history = dbtassets(project_dir, "history", "dim_customer")
+    assert history.returncode == 0, history.stderr
+    gone, header, row = history.stdout.splitlines()
+    assert gone == "dim_customer is not in the project any more (model.shopflow.dim_customer); its recorded builds:"
+    assert header.split()[:3] == ["FINISHED", "RUN", "STATUS"] and row.split()[1:3] == ["1", "success"]
+    unknown = dbtassets(project_dir, "history", "dim_customers")
+    assert unknown.returncode == 2 and "no asset named 'dim_customers'" in unknown.stderr
