@@ -152,6 +152,8 @@ def watch(workdir: Path) -> str:
         watcher.send_signal(signal.SIGINT)
         watcher.wait(timeout=60)
         reader.join(timeout=10)
+        if watcher.stdout is not None:
+            watcher.stdout.close()
     return "".join(lines).rstrip("\n").replace(f"{workdir}/", "")
 
 
