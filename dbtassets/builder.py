@@ -29,6 +29,7 @@ from dbtassets.state import leases
 from dbtassets.state.leases import Leased
 from dbtassets.state.records import BuildStatus, RunStatus
 from dbtassets.state.store import StateStore
+from dbtassets.words import plural
 
 __all__ = ["Builder", "Workshop", "plan_for"]
 
@@ -167,7 +168,7 @@ class Builder:
                 os.utime(dbt.manifest_path, (snapshot.loaded_at, snapshot.loaded_at))
         if unsettled:
             names = ", ".join(sorted(str(p.relative_to(dbt.directory)) for p in changed))
-            self.project.log(f"{names} changed during the build: {len(unsettled)} asset(s) will be built again "
+            self.project.log(f"{names} changed during the build: {plural(len(unsettled), 'asset')} will be built again "
                              "to be sure")
         return unsettled
 

@@ -20,9 +20,10 @@ class SystemClock:
 
 
 def shown(moment: datetime | str) -> str:
-    """A time in messages: ``2026-11-25T09:10:03Z``, to the second, UTC. Every message uses it.
+    """A time in text output: ``2026-11-25T09:10:03.123Z``, UTC, to the millisecond. Every message uses it.
 
-    A recorded timestamp (``2026-11-25T09:10:03.123Z``) is shortened; text that is not one is kept.
+    A recorded timestamp (dbt's ``2026-11-25T09:10:03.123456Z``, ``+00:00`` offsets) is brought to this
+    one format; text that is not a timestamp is kept. JSON documents keep their own documented formats.
     """
     if isinstance(moment, str):
         try:
@@ -30,6 +31,11 @@ def shown(moment: datetime | str) -> str:
         except ValueError:
             return moment
         moment = parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
+    return timestamp(moment)
+
+
+def to_the_second(moment: datetime) -> str:
+    """``2026-11-25T09:10:03Z``: the format of the JSON fields documented so (``next_due_at``)."""
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

@@ -323,7 +323,13 @@ class Project:
         return uid, self.graph.subgraph(nodes | (self.graph.descendants(uid) if downstream else set()))
 
     def history(self, name: str, limit: int = 20) -> tuple[Node, list[HistoryEntry]]:
-        uid = self.graph.resolve(name)
+        """An asset's builds, newest first; one no longer in the project (deleted, renamed) from its records."""
+        try:
+            uid = self.graph.resolve(name)
+        except SelectionError:
+            if len(gone := self.store.recorded(name)) != 1:
+                raise
+            return Node.gone(gone[0]), self.store.history(gone[0], limit)
         return self.graph.assets[uid], self.store.history(uid, limit)
 
     def plan(self, select: Sequence[str] = (), exclude: Sequence[str] = (), extra_args: Sequence[str] = (),

@@ -249,8 +249,8 @@ def test_history_names_each_input_and_when_its_version_was_made(
     text = click.unstyle(render.history_text(node, entries, project.graph))
     header, row = text.splitlines()
     assert header.split() == ["FINISHED", "RUN", "STATUS", "CODE", "DURATION", "ROWS", "INPUTS"]
-    assert row.startswith("2026-11-25T09:00:00Z ")  # to the second, as every time in messages
-    assert row.endswith("raw.orders (2026-11-25T09:00:00Z)")
+    assert row.startswith("2026-11-25T09:00:00.006Z ")  # to the millisecond, as every time in text output
+    assert row.endswith("raw.orders (2026-11-25T09:00:00.002Z)")
 
 
 def test_counts_read_as_english() -> None:

@@ -105,6 +105,21 @@ def test_skipped_nodes_say_which_upstream_failed() -> None:
         "09:17:56   ✗ dim_customer skipped in 0.00s: upstream stg_orders failed")
 
 
+def test_a_build_that_only_runs_checks_says_so_instead_of_building_0_assets() -> None:
+    why = "data test assert_no_negative_amounts changed since it ran at 2026-11-25T09:17:56.000Z"
+    said = [click.unstyle(event_text(e, AT) or "") for e in (
+        ev.Stale((), {"assert_no_negative_amounts": why}),
+        ev.BuildStarted(0, "dbt test --select assert_no_negative_amounts", 1),
+        ev.BuildFinished((), {}, (), 8.36, "dbt test --select assert_no_negative_amounts", None, "log", {}, {}, 1))]
+    assert said == ["09:17:56 1 check to run:\n"
+                    f"09:17:56   assert_no_negative_amounts (check pending): {why}",
+                    "09:17:56 running 1 check: dbt test --select assert_no_negative_amounts",
+                    "09:17:56 ran 1 check in 8.36s"]
+    both = ev.BuildStarted(2, "dbt build --select stg_orders+", 3)
+    assert click.unstyle(event_text(both, AT) or "").endswith("building 2 assets and running 3 checks: "
+                                                              "dbt build --select stg_orders+")
+
+
 def test_counts_of_one_are_singular() -> None:
     assert click.unstyle(event_text(ev.Fresh(1), AT) or "") == "09:17:56 everything is fresh (1 asset)"
     assert click.unstyle(event_text(ev.Parsed(0.2, 1), AT) or "") == "09:17:56 re-parsed in 0.2s (1 asset)"

@@ -13,7 +13,7 @@ STG_ORDERS = UniqueId("model.shopflow.stg_orders")
 FACT = UniqueId("model.shopflow.fact_sales")
 
 
-def test_a_node_skipped_after_a_failing_test_names_the_asset_that_test_checks(
+def test_a_node_skipped_after_a_failing_test_names_that_check_not_its_asset_which_built(
         fake_project: tuple[Project, FakeRunner, FakeClock]) -> None:
     project, _, _ = fake_project
     (test, *_) = [c for c in project.manifest.checks_of(STG_ORDERS) if c.kind is CheckKind.DATA_TEST]
@@ -21,6 +21,15 @@ def test_a_node_skipped_after_a_failing_test_names_the_asset_that_test_checks(
     failed = nodes.finished(NodeResult(test.unique_id, NodeStatus.FAIL, "Got 1 result", 0.123))
     skipped = nodes.finished(NodeResult(FACT, NodeStatus.SKIPPED, "skipped", 0.0))
     assert failed == ev.NodeFinished(test.name, "fail", 0.12, "Got 1 result")
+    assert skipped == ev.NodeFinished("fact_sales", "skipped", 0.0, f"check {test.name} failed")
+
+
+def test_a_node_skipped_after_a_failed_model_names_only_that_model_not_its_parents(
+        fake_project: tuple[Project, FakeRunner, FakeClock]) -> None:
+    project, _, _ = fake_project
+    nodes = Nodes(project.snapshot)
+    nodes.finished(NodeResult(STG_ORDERS, NodeStatus.ERROR, "Runtime Error", 0.1))
+    skipped = nodes.finished(NodeResult(FACT, NodeStatus.SKIPPED, "skipped", 0.0))
     assert skipped == ev.NodeFinished("fact_sales", "skipped", 0.0, "upstream stg_orders failed")
 
 

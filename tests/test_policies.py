@@ -110,8 +110,8 @@ def test_a_model_with_build_after_waits_for_its_period_while_its_parent_is_built
     decision = plan.decisions[FACT]
     assert decision.due_at == at(60)
     assert decision.reason is not None and decision.reason.code is ReasonCode.NOT_DUE
-    assert decision.reason.message == ("not due until 2026-11-25T10:00:00Z (build_after 1h; "
-                                       "last built at 2026-11-25T09:00:00Z)")
+    assert decision.reason.message == ("not due until 2026-11-25T10:00:00.000Z (build_after 1h; "
+                                       "last built at 2026-11-25T09:00:00.000Z)")
     assert plan.next_due_at == at(60)
     assert due(history.schedule(60)) == {"fact_sales"}
 
@@ -174,7 +174,7 @@ def test_a_parent_whose_every_child_waits_is_held_until_the_first_child_falls_du
     assert plan.decisions[STG_O].due_at == at(60)
     reason = plan.decisions[STG_O].reason
     assert reason is not None and reason.message == (
-        "not due until 2026-11-25T10:00:00Z, when fact_sales falls due (build_after 1h): "
+        "not due until 2026-11-25T10:00:00.000Z, when fact_sales falls due (build_after 1h): "
         "every model downstream waits on a build_after")
     assert plan.decisions[FACT].due_at == at(60)  # the parent's new data reaches it then
     plan = history.schedule(60)
@@ -217,7 +217,7 @@ def test_a_model_downstream_of_a_waiting_model_waits_with_it() -> None:
     assert waiting(plan) == {"fact_sales", "report"}
     reason = plan.decisions[LEAF].reason
     assert reason is not None and reason.message == (
-        "not due until 2026-11-25T10:00:00Z: upstream fact_sales is not due until then")
+        "not due until 2026-11-25T10:00:00.000Z: upstream fact_sales is not due until then")
 
 
 def test_unknown_period_names_the_asset() -> None:
@@ -240,7 +240,7 @@ def test_a_source_past_error_after_is_late_and_recovers_when_data_lands() -> Non
     error = lateness(policies, statuses, at(125))[ORDERS]
     assert error.severity is Severity.ERROR and error.reason.code is ReasonCode.LATE_ERROR
     assert error.reason.message == ("late: no new data for 2h 05m (error_after 1h); "
-                                    "last new data observed at 2026-11-25T09:00:00Z")
+                                    "last new data observed at 2026-11-25T09:00:00.000Z")
     history.land(ORDERS, 126)
     assert lateness(policies, history.statuses(), at(127)) == {}
     assert statuses[ORDERS].status is Status.FRESH

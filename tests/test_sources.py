@@ -32,7 +32,8 @@ def test_defaults_come_from_dbt_source_definitions(tmp_path: Path) -> None:
     assert by_name["raw.events"].query == 'select max(_loaded_at) from "db"."raw"."events"'
     assert by_name["raw.remote"].kind is ObserverKind.NONE  # not local files: no file observer
     assert by_name["raw.mystery"].kind is ObserverKind.NONE
-    assert any("raw.mystery has no observer" in w for w in settings.warnings)
+    assert "2 sources have no observer (raw.remote, raw.mystery): " in settings.warnings[0]
+    assert settings.unobserved == ("raw.remote", "raw.mystery")
     assert any("raw.orders: no file matches data/orders/*.csv yet" in w for w in settings.warnings)
 
 

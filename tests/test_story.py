@@ -133,7 +133,7 @@ def test_a_failing_data_test_fails_its_check_and_holds_what_is_downstream(projec
     stale = stale_names(project_dir)
     assert stale["stg_orders"] == ["check_failed"]
     assert stale["fact_sales"] == ["upstream_updated", "upstream_check_failed"]  # held, not rebuilt
-    assert dbtassets(project_dir, "sync").stdout == ("Nothing due to build.\n2 stale asset(s) held until a failing "
+    assert dbtassets(project_dir, "sync").stdout == ("Nothing due to build.\n2 stale assets held until a failing "
                                                      "check upstream passes (dim_customer, fact_sales)\n")
 
     batch.unlink()

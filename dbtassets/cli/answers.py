@@ -155,11 +155,11 @@ def plan(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...], 
 def lint(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...], fmt: OutputFormat) -> None:
     """Find tables and files that models read without a ref() or source(): lineage that would be missing.
 
-    Exits 1 if any is found.
+    Also lists the sources nothing observes. Exits 1 if a read is undeclared.
     """
     project = reader_of(ctx)
     findings = project.lint(select, exclude)
-    click.echo(formats.LINT[fmt](project.graph, findings))
+    click.echo(formats.LINT[fmt](project.graph, findings, project.settings.unobserved))
     ctx.exit(1 if findings else 0)
 
 

@@ -8,6 +8,7 @@ into :class:`~dbtassets.errors.Interrupted` and exits 128 + the signal's number.
 
 from __future__ import annotations
 
+import difflib
 import gc
 import signal
 import sys
@@ -41,6 +42,16 @@ def _interrupt(signum: int, frame: object) -> None:
 
 class Group(AnyOrderGroup):
     """The command group: options in any order, and every command's library errors as one line."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None,
+                                                                            list[str]]:
+        """An unknown command is one line (click's own usage error takes four), with the closest name."""
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+            close = difflib.get_close_matches(name, self.list_commands(ctx), n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise UsageError(f"no command {name!r}; {hint}`dbtassets --help` lists the commands")
+        return super().resolve_command(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

@@ -113,6 +113,12 @@ class Node:
             return f"{self.source_name}.{self.name}"
         return f"{self.name}.v{self.version}" if self.version else self.name
 
+    @classmethod
+    def gone(cls, uid: UniqueId) -> Node:
+        """An asset the manifest no longer has, known only by its ``unique_id`` (its builds are still recorded)."""
+        kind, package, name = uid.split(".")[:3]
+        return cls(uid, name, ResourceType(kind), package, (), "", (), "", (), "")
+
 
 class CheckKind(str, Enum):
     DATA_TEST = "data test"

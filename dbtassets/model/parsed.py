@@ -28,6 +28,7 @@ from typing import Any
 
 from dbtassets.model.project import DbtProject, ProjectFiles
 from dbtassets.model.values import env_digest, env_names_in
+from dbtassets.words import noun
 
 NAME = "dbtassets-parse.record"  # marshalled, like the manifest cache beside it: read before every command
 FORMAT = 2  # 2: the --vars digest
@@ -61,7 +62,7 @@ class ParseRecord:
         moved = [name for name in sorted({*self.env, *env_names})
                  if self.env.get(name) != env_digest(name, environ.get(name))]
         if moved:  # named, never shown: a value may be a secret
-            return (f"was parsed with another value of the environment variable{'s' if len(moved) > 1 else ''} "
+            return (f"was parsed with another value of the environment {noun(len(moved), 'variable')} "
                     f"{', '.join(moved)}")
         if files == self.files:
             return None

@@ -9,6 +9,7 @@ time, for :mod:`dbtassets.model.parsed` to tell whether the manifest is current.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -151,9 +152,9 @@ def load_project(directory: Path) -> DbtProject:
             "or pass --project-dir (or set DBT_PROJECT_DIR)"
         )
     try:
-        config: Any = load_yaml(config_path.read_text(encoding="utf-8"))
+        config: Any = load_yaml(config_path.read_text(encoding="utf-8"), config_path)
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ProjectError(f"{config_path}: cannot read it: {str(exc).splitlines()[0]}") from None
+        raise ProjectError(f"{config_path}: cannot read it: {yaml_problem(exc)}") from None
     if not isinstance(config, dict) or not isinstance(config.get("name"), str):
         raise ProjectError(f"{config_path}: not a valid dbt_project.yml (it needs a `name:`)")
     target = os.environ.get("DBT_TARGET_PATH") or str(config.get("target-path") or "target")
@@ -191,7 +192,7 @@ def _packages(directory: Path, config: dict[str, Any]) -> tuple[tuple[Path, ...]
         roots.extend(entry for entry in (directory / install).iterdir() if not entry.name.startswith("."))
     for name in ("packages.yml", "dependencies.yml"):
         with contextlib.suppress(OSError, UnicodeDecodeError, yaml.YAMLError):
-            listed = load_yaml((directory / name).read_text(encoding="utf-8"))
+            listed = load_yaml((directory / name).read_text(encoding="utf-8"), directory / name)
             packages = listed.get("packages") if isinstance(listed, dict) else None
             for package in packages if isinstance(packages, list) else ():
                 if isinstance(package, dict) and isinstance(package.get("local"), str):
@@ -243,6 +244,22 @@ def _files_under(root: str) -> Iterator[tuple[str, os.stat_result, bool]]:
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C loader when PyYAML has it
 
 
-def load_yaml(text: str) -> Any:
-    """Safe YAML parsing, fast where the C extension is available."""
-    return yaml.load(text, Loader=_Loader)
+def yaml_problem(exc: Exception) -> str:
+    """A YAML error as one line after its file's name: ``line 3, column 12: did not find expected ',' or ']'``."""
+    mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
+    if mark is None or problem is None:
+        return " ".join(str(exc).split())
+    context = getattr(exc, "context", None)
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" + (f" ({context})" if context else "")
+
+
+def load_yaml(text: str, name: str | Path = "") -> Any:
+    """Safe YAML parsing, fast where the C extension is available.
+
+    ``name``, the file the text came from, is what a syntax error names (``"<unicode string>"`` otherwise).
+    """
+    if not name:
+        return yaml.load(text, Loader=_Loader)
+    stream = io.StringIO(text)
+    stream.name = str(name)  # PyYAML's marks read the stream's name
+    return yaml.load(stream, Loader=_Loader)

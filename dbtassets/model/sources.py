@@ -35,7 +35,8 @@ import yaml
 
 from dbtassets.errors import ConfigError
 from dbtassets.model.manifest import Node, UniqueId
-from dbtassets.model.project import load_yaml
+from dbtassets.model.project import load_yaml, yaml_problem
+from dbtassets.words import noun, plural
 
 CONFIG_FILE = "dbtassets.yml"
 DEFAULT_QUERY_EVERY = 60.0
@@ -58,6 +59,12 @@ class DataVersionKind(str, Enum):
 
     def of(self, identifier: object) -> str:
         return f"{self.value}{identifier}"
+
+    @staticmethod
+    def shown(data_version: str) -> str:
+        """A data version as messages show it: a loader's report as the version it gave (``v42``, not ``rv42``)."""
+        report = DataVersionKind.REPORT.value
+        return data_version[len(report):] if data_version.startswith(report) else data_version
 
 
 
@@ -110,6 +117,7 @@ class Settings:
     watch: WatchSettings = WatchSettings()
     warnings: tuple[str, ...] = ()
     observe_timeout: float = DEFAULT_OBSERVE_TIMEOUT  # ``observe: {timeout: 10s}``
+    unobserved: tuple[str, ...] = ()  # the sources nothing observes, by name (one warning says how many)
 
 
 @dataclass(frozen=True)
@@ -135,9 +143,9 @@ def load_settings(project_dir: Path, sources: Sequence[Node], fed: Collection[Un
     raw: Any = {}
     if path.exists():
         try:
-            raw = load_yaml(path.read_text(encoding="utf-8")) or {}
+            raw = load_yaml(path.read_text(encoding="utf-8"), path) or {}
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
+            raise ConfigError(f"{path}: not valid YAML: {yaml_problem(exc)}") from None
     config = _Config(path, raw)
     by_name = {source.display_name: source for source in sources}
     declared = config.source_entries(by_name)
@@ -145,20 +153,25 @@ def load_settings(project_dir: Path, sources: Sequence[Node], fed: Collection[Un
     observe_timeout = config.observe_timeout()
     declarations = {}
     warnings = list(config.warnings)
+    unobserved = []
     for source in sources:
         entry = declared.get(source.display_name)
         declaration = _declare(source, entry, path) if entry is not None else _default(source)
         declarations[source.unique_id] = declaration
         if not declaration.observable and source.unique_id not in fed:
-            warnings.append(
-                f"source {source.display_name} has no observer: changes to it are not detected; declare "
-                f"files, query or reported for it in {CONFIG_FILE}"
-            )
+            unobserved.append(source.display_name)
         elif declaration.kind is ObserverKind.FILES and not any(
             glob.glob(str(project_dir / g), recursive=True) for g in declaration.globs
         ):
             warnings.append(f"source {source.display_name}: no file matches {', '.join(declaration.globs)} yet")
-    return Settings(declarations, watch, tuple(warnings), observe_timeout)
+    if unobserved:  # one line, however many: a project of 250 such sources is not 250 lines on every command
+        listed = ", ".join(unobserved[:3]) + (", …" if len(unobserved) > 3 else "")
+        them = "it" if len(unobserved) == 1 else "them"
+        warnings.insert(0, f"{plural(len(unobserved), 'source')} {noun(len(unobserved), 'has', 'have')} no observer "
+                           f"({listed}): changes to {them} are not detected; `dbtassets lint` lists {them}; declare "
+                           f"files, query or reported for {them} in {CONFIG_FILE}")
+    return Settings(declarations, watch, tuple(warnings), observe_timeout=observe_timeout,
+                    unobserved=tuple(unobserved))
 
 
 class _Config:

@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from dbtassets.errors import ProjectError
-from dbtassets.model.project import DbtProject, load_yaml
+from dbtassets.model.project import DbtProject, load_yaml, yaml_problem
 from dbtassets.model.values import env_names_in
 
 # The profile keys that say where the data is, by adapter family; the first present ones are used.
@@ -88,9 +88,9 @@ def resolve_targets(project: DbtProject, profiles_dir: Path | None, target: str 
     """
     path = profiles_file(project, profiles_dir)
     try:
-        profiles: Any = load_yaml(path.read_text(encoding="utf-8"))
+        profiles: Any = load_yaml(path.read_text(encoding="utf-8"), path)
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ProjectError(f"{path}: cannot read it: {str(exc).splitlines()[0]}") from None
+        raise ProjectError(f"{path}: cannot read it: {yaml_problem(exc)}") from None
     profile = profiles.get(project.profile) if isinstance(profiles, dict) else None
     if not isinstance(profile, dict) or not isinstance(profile.get("outputs"), dict):
         names = ", ".join(str(k) for k in profiles if k != "config") if isinstance(profiles, dict) else ""

@@ -18,6 +18,7 @@ from dbtassets.clock import shown
 from dbtassets.results import StatusReport
 from dbtassets.rules.statuses import Status
 from dbtassets.state.heartbeats import WatcherState, Watching
+from dbtassets.words import plural as plural  # re-exported: the renderers count with it
 
 
 class OutputFormat(str, Enum):
@@ -67,11 +68,6 @@ def styled_status(status: Status) -> str:
     return click.style(status.value, fg=_COLOURS[status])
 
 
-def plural(count: int, word: str) -> str:
-    """``1 asset``, ``2 assets``."""
-    return f"{count} {word}{'' if count == 1 else 's'}"
-
-
 def watcher_line(watching: Watching | None) -> str | None:
     """What ``status`` says of the watchers (None if none has run for this project and target)."""
     w = watching.watcher if watching is not None else None
@@ -95,7 +91,7 @@ def summary(report: StatusReport) -> str:
         counts[status.status] += 1
         failing += len(status.failing_checks)
         pending += len(status.pending_checks)
-    checks = "".join(f", {n} check{'s' if n > 1 else ''} {what}"
+    checks = "".join(f", {plural(n, 'check')} {what}"
                      for n, what in ((failing, "failing"), (pending, "pending")) if n)
     text = (f"{counts[Status.STALE]} stale, {counts[Status.MISSING]} missing, "
             f"{counts[Status.FRESH]} fresh"

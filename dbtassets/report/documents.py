@@ -83,9 +83,10 @@ def lineage_document(graph: AssetGraph, root: UniqueId) -> dict[str, Any]:
                                       "parents": list(graph.parents(u))} for u in graph.topological_order()]}
 
 
-def lint_document(graph: AssetGraph, findings: Mapping[UniqueId, Sequence[str]]) -> dict[str, Any]:
+def lint_document(graph: AssetGraph, findings: Mapping[UniqueId, Sequence[str]],
+                  unobserved: Sequence[str] = ()) -> dict[str, Any]:
     return {"undeclared": [{"unique_id": u, "name": graph.assets[u].display_name, "reads": r}
-                           for u, r in findings.items()]}
+                           for u, r in findings.items()], "unobserved": list(unobserved)}
 
 
 def observe_document(graph: AssetGraph, outcomes: Sequence[ObserveOutcome]) -> dict[str, Any]:

@@ -43,7 +43,7 @@ LINEAGE: Mapping[OutputFormat, Callable[[AssetGraph, UniqueId], str]] = {
     JSON: _json(documents.lineage_document)}
 GATE: Mapping[OutputFormat, Callable[[AssetGraph, Gate], str]] = {  # check and plan
     TEXT: text.gate_text, JSON: _json(documents.gate_document), GITHUB: github.gate_annotations}
-LINT: Mapping[OutputFormat, Callable[[AssetGraph, Mapping[UniqueId, Sequence[str]]], str]] = {
+LINT: Mapping[OutputFormat, Callable[[AssetGraph, Mapping[UniqueId, Sequence[str]], Sequence[str]], str]] = {
     TEXT: text.lint_text, JSON: _json(documents.lint_document)}
 OBSERVE: Mapping[OutputFormat, Callable[[AssetGraph, Sequence[ObserveOutcome]], str]] = {
     TEXT: text.observe_text, JSON: _json(documents.observe_document)}

@@ -12,7 +12,7 @@ import click
 from dbtassets.clock import shown
 from dbtassets.model.graph import AssetGraph
 from dbtassets.model.manifest import Node, ResourceType, UniqueId
-from dbtassets.model.sources import Observation, SourceDeclaration
+from dbtassets.model.sources import DataVersionKind, Observation, SourceDeclaration
 from dbtassets.report.common import Gate, plural, styled_status, summary, table, watcher_line
 from dbtassets.results import Explanation, ObserveOutcome, StatusReport, SyncResult
 from dbtassets.rules.checks import one_line
@@ -108,12 +108,12 @@ def _why_lines(graph: AssetGraph, explanation: Explanation, indent: str, lines: 
 
 
 
-def lint_text(graph: AssetGraph, findings: Mapping[UniqueId, Sequence[str]]) -> str:
+def lint_text(graph: AssetGraph, findings: Mapping[UniqueId, Sequence[str]], unobserved: Sequence[str] = ()) -> str:
     named = {graph.assets[u].display_name: reads for u, reads in findings.items()}
-    if not named:
-        return "Every table and file the models read is declared with ref() or source()."
-    return "\n".join(f"{name} reads {', '.join(reads)}, which no ref() or source() declares"
-                     for name, reads in named.items())
+    lines = [f"{name} reads {', '.join(reads)}, which no ref() or source() declares" for name, reads in named.items()]
+    lines = lines or ["Every table and file the models read is declared with ref() or source()."]
+    return "\n".join([*lines, *(f"source {name} has no observer: changes to it are not detected; declare files, "
+                                 f"query or reported for it in dbtassets.yml" for name in unobserved)])
 
 
 def observe_text(graph: AssetGraph, outcomes: Sequence[ObserveOutcome]) -> str:
@@ -132,12 +132,13 @@ def observe_text(graph: AssetGraph, outcomes: Sequence[ObserveOutcome]) -> str:
 
 def reported_text(graph: AssetGraph, observation: Observation) -> str:
     return (f"Recorded new data for {graph.assets[observation.unique_id].display_name} "
-            f"(data version {observation.data_version}).")
+            f"(data version {DataVersionKind.shown(observation.data_version)}).")
 
 
 def history_text(node: Node, entries: Sequence[HistoryEntry], graph: AssetGraph) -> str:
     if not entries:
         return f"{node.display_name} has never been built by dbtassets."
+    gone = [f"{node.display_name} is not in the project any more ({node.unique_id}); its recorded builds:"]
     rows = []
     for e in entries:
         # Each input by name and the time of the version it was built from: when the source was
@@ -148,7 +149,8 @@ def history_text(node: Node, entries: Sequence[HistoryEntry], graph: AssetGraph)
         duration = f"{e.duration:.2f}s" if e.duration is not None else "-"
         rows.append([shown(e.finished_at), str(e.run_id), status, e.code_version[:8], duration,
                      "-" if e.rows_affected is None else str(e.rows_affected), inputs])
-    return table(rows, ["FINISHED", "RUN", "STATUS", "CODE", "DURATION", "ROWS", "INPUTS"])
+    return "\n".join([*gone * (node.unique_id not in graph),
+                      table(rows, ["FINISHED", "RUN", "STATUS", "CODE", "DURATION", "ROWS", "INPUTS"])])
 
 
 def _waiting(graph: AssetGraph, result: SyncResult) -> list[str]:
@@ -179,18 +181,20 @@ def sync_text(graph: AssetGraph, result: SyncResult, dry_run: bool) -> str:
     held = sorted(graph.assets[u].display_name for u, s in plan.statuses.items() if s.held)
     if held:
         shown = ", ".join(held[:5]) + (", …" if len(held) > 5 else "")
-        held = [f"{len(held)} stale asset(s) held until a failing check upstream passes ({shown})"]
+        held = [f"{plural(len(held), 'stale asset')} held until a failing check upstream passes ({shown})"]
     if plan.empty:
         waiting = [*_waiting(graph, result), *held]
         return "\n".join(["Nothing due to build.", *waiting]) if waiting else \
             "Nothing to build: every selected asset is fresh."
     names = ", ".join(graph.assets[u].display_name for u in plan.to_build)
-    checks = f" and run {len(plan.checks)} pending check{'s' if len(plan.checks) > 1 else ''}" if plan.checks else ""
+    checks = plural(len(plan.checks), "pending check") if plan.checks else ""
     if dry_run:
-        return "\n".join([f"Would build {plural(len(plan.to_build), 'asset')} ({names}){checks} with:\n{plan.command}",
-                          *_waiting(graph, result)])
-    lines = [f"Built {len(result.built)} of {plural(len(plan.to_build), 'asset')}{checks} with: {plan.command}",
-             *_waiting(graph, result), *_left(graph, result)]
+        would = f"build {plural(len(plan.to_build), 'asset')} ({names})" if plan.to_build else ""
+        doing = " and ".join([*[would] * bool(would), *[f"run {checks}"] * bool(checks)])
+        return "\n".join([f"Would {doing} with:\n{plan.command}", *_waiting(graph, result)])
+    built = f"Built {len(result.built)} of {plural(len(plan.to_build), 'asset')}" if plan.to_build else ""
+    doing = " and ".join([*[built] * bool(built), *[f"{'ran' if built else 'Ran'} {checks}"] * bool(checks)])
+    lines = [f"{doing} with: {plan.command}", *_waiting(graph, result), *_left(graph, result)]
     for uid, message in result.failed.items():
         lines.append(click.style(f"  failed  {graph.assets[uid].display_name}: {one_line(message)}", fg="red"))
     for message in result.failed_checks.values():
@@ -212,9 +216,9 @@ def savings_text(savings: Savings, limit: int = 20) -> str:
     """The runs, the builds done against a full build each time, the seconds, and the assumptions."""
     since = shown(savings.since)
     if not savings.runs:
-        return f"dbtassets ran no build since {since} UTC: nothing to compare."
+        return f"dbtassets ran no build since {since}: nothing to compare."
     share = f" ({savings.avoided / savings.full_estimate:.0%})" if savings.full_estimate else ""
-    lines = [f"Since {since} UTC: {savings.runs} runs built {savings.builds} assets; a full `dbt build` at each run "
+    lines = [f"Since {since}: {savings.runs} runs built {savings.builds} assets; a full `dbt build` at each run "
              f"would have built {savings.full_builds}.", ""]
     rows = [[a.name, str(a.builds), str(savings.runs), _seconds(a.median), _seconds(a.spent), _seconds(a.avoided)]
             for a in savings.assets[:limit]]

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
+from dbtassets.clock import shown
 from dbtassets.report.common import OutputFormat, plural
 from dbtassets.watch import events as ev
 
@@ -45,10 +46,23 @@ def _brief(message: str, limit: int = 200) -> str:
     return line if line == text else line + " …"
 
 
+def _and(*parts: str) -> str:
+    """``3 to build``, ``1 check to run``, or both joined with ``and``: the parts that are not empty."""
+    return " and ".join(p for p in parts if p)
+
+
 def _stale(e: ev.Stale) -> str:
-    lines = [f"{len(e.assets)} to build:"]
+    checks = f"{plural(len(e.checks), 'check')} to run" if e.checks else ""
+    lines = [_and(f"{len(e.assets)} to build" if e.assets or not checks else "", checks) + ":"]
     lines += [f"  {a.name} ({a.status}): {'; '.join(_brief(r) for r in a.reasons)}" for a in e.assets]
+    lines += [f"  {name} (check pending): {_brief(why)}" for name, why in e.checks.items()]
     return "\n".join(lines)
+
+
+def _build_started(e: ev.BuildStarted) -> str:
+    doing = _and(f"building {plural(e.count, 'asset')}" if e.count or not e.checks else "",
+                 f"running {plural(e.checks, 'check')}" if e.checks else "")
+    return click.style(f"{doing}: {e.command}", bold=True)
 
 
 def _node_finished(e: ev.NodeFinished) -> str:
@@ -59,7 +73,9 @@ def _node_finished(e: ev.NodeFinished) -> str:
 
 
 def _build_finished(e: ev.BuildFinished) -> str:
-    line = f"built {plural(len(e.built), 'asset')} in {e.seconds:.2f}s"
+    done = _and(f"built {plural(len(e.built), 'asset')}" if e.built or e.failed or e.skipped or not e.checks else "",
+                f"ran {plural(e.checks, 'check')}" if e.checks else "")
+    line = f"{done} in {e.seconds:.2f}s"
     problems = [f"{name} failed (retry in {e.retry_in.get(name, '?')}s)" for name in e.failed]
     problems += [f"check {name} failed" for name in e.failed_checks]
     problems += [f"{len(e.skipped)} skipped"] if e.skipped else []
@@ -89,7 +105,7 @@ TEXT: Mapping[type[ev.WatchEvent], Callable[[ev.WatchEvent], str]] = dict([
     _entry(ev.Parsing, lambda e: "project files changed: re-parsing"),
     _entry(ev.Parsed, lambda e: f"re-parsed in {e.seconds}s ({plural(e.assets, 'asset')})"),
     _entry(ev.Stale, _stale),
-    _entry(ev.BuildStarted, lambda e: click.style(f"building {plural(e.count, 'asset')}: {e.command}", bold=True)),
+    _entry(ev.BuildStarted, _build_started),
     _entry(ev.NodeFinished, _node_finished),
     _entry(ev.BuildFinished, _build_finished),
     _entry(ev.Fresh, lambda e: f"everything is fresh ({plural(e.assets, 'asset')})"),
@@ -97,12 +113,12 @@ TEXT: Mapping[type[ev.WatchEvent], Callable[[ev.WatchEvent], str]] = dict([
     _entry(ev.Waiting, lambda e: f"waiting: {e.message}"),
     _entry(ev.Error, lambda e: click.style(f"error: {e.message} (retry in {e.retry_in:g}s)", fg="red")),
     _entry(ev.Stopped, lambda e: "stopped"),
-    _entry(ev.NotDue, lambda e: (f"{len(e.assets)} stale asset(s) not due yet ({', '.join(e.assets[:5])}"
-                                 f"{', …' if len(e.assets) > 5 else ''}); next due at {e.next_due_at or '-'}")),
+    _entry(ev.NotDue, lambda e: (f"{plural(len(e.assets), 'stale asset')} not due yet ({', '.join(e.assets[:5])}"
+                                 f"{', …' if len(e.assets) > 5 else ''}); next due at {shown(e.next_due_at or '-')}")),
     _entry(ev.SourceLate, lambda e: click.style(f"{e.source} is late: {e.message}",
                                                 fg="red" if e.severity == "error" else "yellow")),
-    _entry(ev.SourceRecovered, lambda e: click.style(f"{e.source} recovered: new data observed at {e.last_data_at}",
-                                                     fg="green")),
+    _entry(ev.SourceRecovered, lambda e: click.style(
+        f"{e.source} recovered: new data observed at {shown(e.last_data_at or '-')}", fg="green")),
     _entry(ev.StoreUnreachable, lambda e: click.style(f"state store unreachable: {e.message} (waiting; retry in "
                                                       f"{e.retry_in:g}s)", fg="yellow")),
     _entry(ev.LeaseLost, lambda e: click.style(

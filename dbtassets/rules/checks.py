@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
+from dbtassets.clock import shown
 from dbtassets.model.manifest import Check, UniqueId
 from dbtassets.state.records import CheckResult
 
@@ -61,7 +62,7 @@ class CheckStatus:
         if self.state in (CheckState.PENDING, CheckState.MISSING, CheckState.REMOVED):
             return f"{name} {self.message}"
         verb = {CheckState.PASS: "passed", CheckState.WARN: "warned", CheckState.FAIL: "failed"}[self.state]
-        return f"{name} {verb} at {self.at}" + (f": {self.message}" if self.message else "")
+        return f"{name} {verb} at {shown(self.at or '-')}" + (f": {self.message}" if self.message else "")
 
     def to_json(self) -> dict[str, str | None]:
         return {"unique_id": self.check.unique_id or None, "name": self.check.name, "kind": self.check.kind.value,
@@ -77,7 +78,7 @@ def check_statuses(checks: Sequence[Check], materialization_id: int,
         if result is None:
             out.append(CheckStatus(check, CheckState.PENDING, "has never run (a new test)"))
         elif result.code_version != check.code_version:
-            out.append(CheckStatus(check, CheckState.PENDING, f"changed since it ran at {result.finished_at}"))
+            out.append(CheckStatus(check, CheckState.PENDING, f"changed since it ran at {shown(result.finished_at)}"))
         elif result.materialization_id != materialization_id:
             out.append(CheckStatus(check, CheckState.PENDING, "has not run on the latest build"))
         else:

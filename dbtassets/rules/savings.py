@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 
 from dbtassets.model.graph import BUILDABLE, AssetGraph
 from dbtassets.model.manifest import UniqueId
+from dbtassets.words import noun, plural
 
 _WINDOW = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(m|h|d|w)\s*$")
 _UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -82,7 +83,9 @@ class Savings:
     def assumptions(self) -> list[str]:
         notes = list(ASSUMPTIONS)
         if self.untimed:
-            notes.append(f"{len(self.untimed)} asset(s) never built successfully have no time and count as 0: "
+            untimed = len(self.untimed)
+            notes.append(f"{plural(untimed, 'asset')} never built successfully {noun(untimed, 'has', 'have')} "
+                         "no time and count as 0: "
                          f"{', '.join(self.untimed[:5])}{', …' if len(self.untimed) > 5 else ''}")
         return notes
 

@@ -26,6 +26,7 @@ from dbtassets.rules.checks import CheckState, CheckStatus, check_statuses
 from dbtassets.rules.refresh import Refresh, opt_out_hint, refresh_of
 from dbtassets.rules.statuses import AssetStatus, Reason, ReasonCode, Status
 from dbtassets.state.records import Materialization, StateView, Version
+from dbtassets.words import noun
 
 
 @dataclass(frozen=True)
@@ -329,4 +330,4 @@ def _passing(passed: list[frozenset[str]]) -> str:
     if not passed:
         return ""
     names = ", ".join(f"`{c}`" for c in sorted(passed[0]))
-    return f" (non-breaking: passes on its new column{'s' if len(passed[0]) > 1 else ''} {names})"
+    return f" (non-breaking: passes on its new {noun(len(passed[0]), 'column')} {names})"

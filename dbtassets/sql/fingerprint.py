@@ -23,6 +23,8 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
+from dbtassets.words import noun
+
 _DIALECTS = {"duckdb", "postgres", "redshift", "snowflake", "bigquery", "databricks", "spark", "trino", "presto",
              "athena", "clickhouse", "mysql", "oracle", "sqlite", "tsql", "teradata", "doris", "starrocks"}
 _FILE_READERS = {"read_csv", "read_csv_auto", "read_parquet", "read_json", "read_json_auto", "read_ndjson",
@@ -57,7 +59,7 @@ class Change:
         if self.breaking:
             return f"breaking{': ' + self.detail if self.detail else ''}"
         names = ", ".join(f"`{c}`" for c in self.added_columns)
-        return f"non-breaking: added column{'s' if len(self.added_columns) > 1 else ''} {names}"
+        return f"non-breaking: added {noun(len(self.added_columns), 'column')} {names}"
 
 
 def parse(sql: str, dialect: str | None) -> exp.Expr:

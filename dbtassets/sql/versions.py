@@ -30,6 +30,7 @@ from dbtassets.rules.staleness import CodeChange, compute_statuses
 from dbtassets.rules.statuses import AssetStatus
 from dbtassets.state.records import UNSETTLED, CachedFingerprint, Fingerprinted, Materialization, StateView, Version
 from dbtassets.state.store import StateStore
+from dbtassets.words import noun, plural
 
 _EPHEMERAL_CTE = "__dbt__cte__"  # how dbt names an inlined ephemeral model
 _UNSETTLED_CHANGE = CodeChange(True, description="the project was edited during that build, so which code it "
@@ -126,7 +127,8 @@ class CodeVersioner:
         cached = self.store.fingerprints((uid, self.graph.assets[uid].code_version) for uid in moved)
         uncached = [uid for uid in moved if uid not in cached]
         if uncached:
-            self.log(f"compiling {len(uncached)} changed model{'s' if len(uncached) > 1 else ''} to compare their SQL")
+            self.log(f"compiling {plural(len(uncached), 'changed model')} to compare "
+                     f"{noun(len(uncached), 'its', 'their')} SQL")
             self.store.save_fingerprints(self.fingerprints(self._compile(uncached)))
             cached = self.store.fingerprints((uid, self.graph.assets[uid].code_version) for uid in moved)
         changes: dict[UniqueId, CodeChange] = dict(known)
@@ -176,8 +178,9 @@ class CodeVersioner:
             cached = self.store.fingerprints((uid, self.graph.assets[uid].code_version) for uid in partial)
             missing = sorted(uid for uid in partial if uid not in cached)
             if missing:
-                self.log(f"compiling {len(missing)} incremental model{'s' if len(missing) > 1 else ''} as a full "
-                         "refresh renders them, for their code version")
+                self.log(f"compiling {plural(len(missing), 'incremental model')} as a full "
+                         f"refresh renders {noun(len(missing), 'it', 'them')}, for "
+                         f"{noun(len(missing), 'its', 'their')} code version")
                 try:
                     canonical = self.fingerprints(self._compile(missing))
                 except DbtAssetsError as exc:  # the build happened: record it, with the manifest versions
@@ -218,7 +221,7 @@ class CodeVersioner:
         inlined = changed_ctes(old, new, self.dialect, _EPHEMERAL_CTE)
         if inlined:
             names = ", ".join(inlined)
-            description += f"; in the ephemeral model{'s' if len(inlined) > 1 else ''} {names} it inlines"
+            description += f"; in the ephemeral {noun(len(inlined), 'model')} {names} it inlines"
         return CodeChange(change.breaking, frozenset(change.added_columns), description)
 
     def sql_of(self, uid: UniqueId, manifest_version: str) -> str | None:
@@ -285,6 +288,10 @@ class CodeVersioner:
 
         if other_path.is_dir():  # a directory of artifacts, as `dbt compile --target-path DIR` writes it
             other_path = other_path / "manifest.json"
+        if not other_path.exists():  # load_manifest's advice (`dbt parse`, --manifest) is for the project's own
+            raise ManifestError(
+                f"{other_path}: no manifest there; --against takes the manifest.json (or its directory) that "
+                "`dbt compile` writes on production's checkout (it needs the compiled SQL)")
         other = load_manifest(other_path.resolve(), values=self.manifest.values)
         other_sql = compiled_sql(other_path.resolve())
         candidates = [uid for uid, node in self.graph.assets.items()

@@ -156,6 +156,12 @@ class StateStore(Database):
             )
         ]
 
+    def recorded(self, name: str) -> list[UniqueId]:
+        """The assets with builds recorded on this target that ``name`` names (a unique_id, or its last part)."""
+        rows = self._query("SELECT DISTINCT unique_id FROM materializations WHERE target = ? AND unique_id LIKE ?",
+                           (self.target, f"%{name}"))  # LIKE's `_` matches any one character: filtered below
+        return sorted(UniqueId(u) for (u,) in rows if name in (u, u.rsplit(".", 1)[-1]))
+
     def observation_history(self, uid: UniqueId, limit: int = 20) -> list[tuple[str, str, str, Any]]:
         """(observed_at, data_version, kind, detail), newest first."""
         return [

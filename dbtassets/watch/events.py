@@ -135,6 +135,7 @@ class Stale(WatchEvent):
 
     kind = EventKind.STALE
     assets: tuple[StaleAsset, ...]
+    checks: Mapping[str, str] = field(default_factory=dict)  # pending check it runs too (short name) -> why
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,7 @@ class BuildStarted(WatchEvent):
     kind = EventKind.BUILD_STARTED
     count: int
     command: str
+    checks: int = 0  # pending checks it runs too
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,7 @@ class BuildFinished(WatchEvent):
     log_path: str | None
     retry_in: Mapping[str, float]  # failed asset -> seconds until it is retried
     failed_checks: Mapping[str, str] = field(default_factory=dict)  # data test or unit test -> what failed
+    checks: int = 0  # pending checks it ran
 
 
 @dataclass(frozen=True)

@@ -6,19 +6,28 @@ named by their display names, data tests by their short names (``unique_stg_orde
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from dbtassets.building.runner import NodeResult, NodeStatus
 from dbtassets.model.manifest import UniqueId
 from dbtassets.model.snapshot import Snapshot
 from dbtassets.results import SyncPlan, SyncResult
 from dbtassets.watch import events as ev
+from dbtassets.words import noun
 
 
 def stale(plan: SyncPlan, snapshot: Snapshot) -> ev.Stale:
     """The assets a build is about to build, each with its status and reasons."""
     return ev.Stale(tuple(ev.StaleAsset(snapshot.graph.assets[u].display_name, plan.statuses[u].status.value,
-                                        tuple(r.message for r in plan.statuses[u].reasons)) for u in plan.to_build))
+                                        tuple(r.message for r in plan.statuses[u].reasons)) for u in plan.to_build),
+                    _pending(plan))
+
+
+def _pending(plan: SyncPlan) -> dict[str, str]:
+    """The pending checks a build runs, by short name, each with why it is pending (as ``status`` says it)."""
+    wanted = set(plan.checks)
+    return {c.check.name: c.describe() for s in plan.statuses.values() for c in s.pending_checks
+            if c.check.unique_id in wanted}
 
 
 def finished(plan: SyncPlan, result: SyncResult, seconds: float, retry_in: Mapping[UniqueId, float],
@@ -33,7 +42,7 @@ def finished(plan: SyncPlan, result: SyncResult, seconds: float, retry_in: Mappi
         tuple(name(u) for u in result.skipped), round(seconds, 2), plan.command,
         build.crashed if build else None, str(build.log_path) if build else None,
         {name(u): s for u, s in retry_in.items()},
-        {snapshot.manifest.checks[c].name: m for c, m in result.failed_checks.items()})
+        {snapshot.manifest.checks[c].name: m for c, m in result.failed_checks.items()}, len(plan.checks))
 
 
 def removed_checks(before: Snapshot | None, after: Snapshot) -> list[ev.CheckRemoved]:
@@ -64,7 +73,8 @@ class Nodes:
 
     def __init__(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
-        self._failed: set[str] = set()  # the failed nodes said so far, and the assets a failed test checks
+        self._failed: set[str] = set()  # the failed nodes said so far (assets and checks)
+        self._checks: dict[str, set[str]] = {}  # an asset's name -> its checks that failed in this build
 
     def finished(self, result: NodeResult) -> ev.NodeFinished | None:
         """dbt finished a node (in-process runner): an asset, or a failing data test by its short name."""
@@ -77,18 +87,31 @@ class Nodes:
         name = node.display_name if node is not None else manifest.test_names.get(uid, uid)
         parents = graph.parents(uid) if node is not None else manifest.test_parents.get(uid, ())
         if failed:
-            self._failed.update([name, *(self._name(p) for p in parents if p in graph)])
+            self._failed.add(name)
+            if node is None:  # a failing check: what it checks built, but holds what reads it
+                for checked in (self._name(p) for p in parents if p in graph):
+                    self._checks.setdefault(checked, set()).add(name)
         message = result.message
         if result.status is NodeStatus.SKIPPED:
-            upstream = {*parents, *graph.ancestors(*(p for p in parents if p in graph))}
-            culprits = sorted(n for n in (self._name(u) for u in upstream if u in graph) if n in self._failed)
-            message = f"upstream {', '.join(culprits)} failed" if culprits else "an upstream failed"
+            message = self._skipped_because(uid, parents)
         return ev.NodeFinished(name, result.status.value, round(result.execution_time, 2), message)
+
+    def _skipped_because(self, uid: UniqueId, parents: Iterable[UniqueId]) -> str:
+        """Which upstream asset failed, or which check failed on an upstream (or on this asset: a unit test)."""
+        graph = self.snapshot.graph
+        inside = [p for p in parents if p in graph]
+        upstream = sorted({self._name(u) for u in {*inside, *graph.ancestors(*inside)}})
+        culprits = [n for n in upstream if n in self._failed]
+        own = [self._name(uid)] if uid in graph else []  # a failing unit test skips its own model
+        checks = sorted({c for n in [*upstream, *own] for c in self._checks.get(n, ())})
+        said = ([f"upstream {', '.join(culprits)} failed"] if culprits else []) + \
+            ([f"{noun(len(checks), 'check')} {', '.join(checks)} failed"] if checks else [])
+        return "; ".join(said) if said else "an upstream failed"
 
     def unsaid(self, failed: Mapping[UniqueId, str]) -> list[ev.NodeFinished]:
         """The failures not said as they happened (a runner that says nothing live says nothing of any)."""
         return [ev.NodeFinished(self._name(uid), NodeStatus.ERROR.value, 0.0, message)
-                for uid, message in failed.items() if self._name(uid) not in self._failed]
+                for uid, message in failed.items() if self._name(uid) not in self._failed | self._checks.keys()]
 
     def _name(self, uid: UniqueId) -> str:
         return self.snapshot.graph.assets[uid].display_name

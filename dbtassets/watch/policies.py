@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
-from dbtassets.clock import show_time
+from dbtassets.clock import to_the_second
 from dbtassets.model.freshness import Policies, Severity
 from dbtassets.model.manifest import UniqueId
 from dbtassets.results import SyncPlan
@@ -60,6 +60,6 @@ class PolicyWatch:
                  if t is not None]
         self.wake = min(wakes, default=None)
         if waiting and (waiting, due) != self._waiting_said:
-            said.append(ev.NotDue(tuple(name(u) for u in waiting), show_time(due) if due is not None else None))
+            said.append(ev.NotDue(tuple(name(u) for u in waiting), to_the_second(due) if due is not None else None))
         self._waiting_said = (waiting, due)
         return said

@@ -303,7 +303,7 @@ class Watcher:
             self._announce(ev.BackingOff(tuple(names), retry_in), ("backing_off", names))
         to_build, unfinished = self._hold_for_open_files([uid for uid in plan.to_build if uid not in held])
         not_due = plan.verdict is not None and plan.verdict.schedule.waiting()
-        if not to_build and not held and not unfinished and not not_due:
+        if not to_build and not plan.checks and not held and not unfinished and not not_due:
             self._announce(ev.Fresh(len(plan.statuses)), "fresh")
         return to_build
 
@@ -346,7 +346,7 @@ class Watcher:
                     return True
                 self.emit(narration.stale(plan, self.project.snapshot))
                 started = self._ticker.monotonic()
-                self.emit(ev.BuildStarted(len(to_build), plan.command))
+                self.emit(ev.BuildStarted(len(to_build), plan.command, len(plan.checks)))
                 nodes = narration.Nodes(self.project.snapshot)
                 with self._heartbeat.keep() if self._heartbeat else contextlib.nullcontext():  # a long build
                     result = self.project.build(plan, on_node=lambda node: self._say(nodes.finished(node)),
