@@ -95,6 +95,7 @@ class Watcher:
         self._held_retry_at: float | None = None
         self._said: object = None  # the last state announced (fresh, holding…): said again only when it changes
         self._policies = PolicyWatch()  # wakes when an asset falls due or a source crosses its SLA
+        self.woke_at: float | None = None  # the loop's last pass or wake-up (monotonic): is it alive? (/healthz)
 
     def stop(self) -> None:
         """Ask the loop to finish: the build in flight completes and is recorded first. Thread- and signal-safe."""
@@ -128,6 +129,7 @@ class Watcher:
                 ok = self._pass(observe_all=True)
                 settle_memory()
                 while not self._stop.is_set():
+                    self.woke_at = self._ticker.monotonic()
                     self._wait()
                     if self._stop.is_set():
                         break
