@@ -34,6 +34,7 @@ class Live:
         self.build_started: float | None = None  # monotonic time the build in flight started
         self.stopped = False
         self.closed = False
+        self.last_event: float | None = None  # monotonic time of the watcher's last event: its loop is alive
 
     def publish(self, event: Event) -> None:
         with self._cond:
@@ -50,6 +51,8 @@ class Live:
                 self.build_started = None
             if kind == "stopped":
                 self.stopped = True
+            if kind != "changed":
+                self.last_event = time.monotonic()
             if kind != "changed" or not self.watcher:  # a watcher's own builds are told by its events
                 event = {**event, "building": sorted(self.building)}
             self._seq += 1

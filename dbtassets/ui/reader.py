@@ -100,9 +100,10 @@ class Reader:
         started = self.live.build_started
         if started is not None:
             return True, f"building for {time.monotonic() - started:.0f}s"
-        beat = self.beat() if self.beat is not None else None
-        if beat is None:
+        beats = [b for b in (self.beat() if self.beat is not None else None, self.live.last_event) if b is not None]
+        if not beats:
             return False, "the watcher has not made its first pass yet"
+        beat = max(beats)
         age = time.monotonic() - beat
         if age > STUCK_AFTER:
             return False, f"the watcher's loop last ran {age:.0f}s ago (limit {STUCK_AFTER:.0f}s)"
