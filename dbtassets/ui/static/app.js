@@ -260,6 +260,17 @@ function logLine(event) {
   log.parentElement.scrollTop = log.parentElement.scrollHeight;
 }
 
+function markBuilding(names) {
+  // At once, before the statuses are read again: a fast model may finish before they arrive.
+  for (const name of names) {
+    const node = state.byName.get(name);
+    if (node && node.getAttribute("data-status") !== "building") {
+      node.setAttribute("class", node.getAttribute("class").replace(/s-[a-z_]+/, "s-building"));
+      node.setAttribute("data-status", "building");
+    }
+  }
+}
+
 function connect() {
   const conn = document.getElementById("connection");
   const source = new EventSource(url("events"));
@@ -267,6 +278,7 @@ function connect() {
   source.onmessage = message => {
     const event = JSON.parse(message.data);
     if (event.event !== "changed") logLine(event);
+    if (Array.isArray(event.building)) markBuilding(event.building);
     if (RELOAD_ON.has(event.event)) reloadSoon();
   };
   source.onerror = () => {
