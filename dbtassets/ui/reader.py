@@ -8,6 +8,7 @@ change.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
@@ -80,6 +81,11 @@ class Reader:
             document["watcher"] = self.live.watcher
             self._cache = (key, document)
             return document
+
+    def warm(self) -> None:
+        """Read the statuses once now, so the first page opened is as fast as the next (a large project)."""
+        with contextlib.suppress(Exception):  # a request will say what is wrong; this only saves time
+            self.graph()
 
     def asset(self, name: str) -> dict[str, Any]:
         with self._lock:

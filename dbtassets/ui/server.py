@@ -74,6 +74,7 @@ class UiServer:
     def start(self) -> UiServer:
         self.reader.poll.start()
         self._thread.start()
+        threading.Thread(target=self.reader.warm, name="dbtassets-ui-warm", daemon=True).start()
         return self
 
     def close(self) -> None:
