@@ -152,13 +152,24 @@ def test_healthz_says_503_with_why_when_the_watchers_loop_stops_or_stalls(observ
         reader.close()
 
 
-def test_status_does_not_import_the_page(observed: Path) -> None:
+def imported_page_modules(project: Path, *args: str) -> list[str]:
+    """The ``dbtassets.ui`` modules loaded after running ``dbtassets ARGS`` in a fresh interpreter."""
     code = ("import sys; from dbtassets.cli import main\n"
-            f"try: main(['--project-dir', {str(observed)!r}, 'status', '--no-observe'])\n"
+            f"try: main(['--project-dir', {str(project)!r}, *{list(args)!r}])\n"
             "except SystemExit: pass\n"
             "print(sorted(m for m in sys.modules if m.startswith('dbtassets.ui')))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.stdout.strip().splitlines()[-1] == "[]", result.stderr
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    return json.loads(result.stdout.strip().splitlines()[-1].replace("'", '"'))
+
+
+def test_status_does_not_import_the_page(observed: Path) -> None:
+    assert imported_page_modules(observed, "status", "--no-observe") == []
+    assert "dbtassets.ui.server" in imported_page_modules(observed, "ui", "--host", "0.0.0.0")  # refused, exit 2
+
+
+@pytest.mark.slow
+def test_watch_without_ui_does_not_import_the_page(project_dir: Path) -> None:
+    assert imported_page_modules(project_dir, "watch", "--once") == []
 
 
 @pytest.mark.slow
@@ -188,6 +199,17 @@ def test_ui_follows_another_processes_sync_within_two_seconds(observed: Path) ->
         assert after["counts"]["missing"] == 0
         assert {a["name"]: a["status"] for a in after["assets"]} == {
             a["name"]: a["status"] for a in cli_json(observed, "status", "--no-observe", "--all")["assets"]}
+        # A model edited: the page parses the project again but never compiles (dbt would reach the
+        # warehouse, and the compiled SQL would be written to the store).
+        store = observed / ".dbtassets" / "state.db"
+        before = digest(store)
+        model = observed / "models" / "marts" / "fact_sales.sql"
+        _, old = get_json(url + "api/asset?name=fact_sales")
+        model.write_text(model.read_text() + "\n-- a comment\n")
+        time.sleep(2.5)
+        status, edited = get_json(url + "api/asset?name=fact_sales", timeout=300)  # a dbt parse, on a busy machine
+        assert status == 200 and edited["code_version"] != old["code_version"]  # the page read the edit
+        assert digest(store) == before
 
 
 @pytest.mark.slow

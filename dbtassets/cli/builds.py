@@ -115,7 +115,7 @@ def watch(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...],
     if ui_address is not None:
         from dbtassets.ui.server import parse_address
 
-        server = page.start_page(*parse_address(ui_address), lambda: project_of(ctx), ui_token, watcher=True,
+        server = page.start_page(*parse_address(ui_address), lambda r: project_of(ctx, r), ui_token, watcher=True,
                                  beat=lambda: watcher.woke_at)
         ctx.call_on_close(server.close)
         live = server.reader.live

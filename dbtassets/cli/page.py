@@ -17,6 +17,7 @@ import click
 from dbtassets.cli.group import main, project_of
 
 if TYPE_CHECKING:
+    from dbtassets.building.runner import Runner
     from dbtassets.engine import Project
     from dbtassets.ui.server import UiServer
 
@@ -24,15 +25,19 @@ TOKEN_HELP = ("Token every request must carry (?token=... or Authorization: Bear
               "anything but loopback (env DBTASSETS_UI_TOKEN).")
 
 
-def start_page(host: str, port: int, open_project: Callable[[], Project], token: str | None, *,
+def start_page(host: str, port: int, open_project: Callable[[Runner], Project], token: str | None, *,
                watcher: bool, beat: Callable[[], float | None] | None = None) -> UiServer:
-    """Start the page's server in a daemon thread (a one-line error, exit 2, if it cannot: see the group)."""
+    """Start the page's server in a daemon thread (a one-line error, exit 2, if it cannot: see the group).
+
+    ``open_project`` opens the page's own project with the runner given (one that never builds).
+    """
     from dbtassets.ui.live import Live
-    from dbtassets.ui.reader import Reader
+    from dbtassets.ui.reader import Reader, ReadOnlyRunner
     from dbtassets.ui.server import TOKEN_ENV, UiServer
 
     token = token or os.environ.get(TOKEN_ENV) or None
-    server = UiServer(host, port, Reader(open_project, Live(watcher), beat), token).start()
+    reader = Reader(lambda: open_project(ReadOnlyRunner(parse=not watcher)), Live(watcher), beat)
+    server = UiServer(host, port, reader, token).start()
     shown = f"{server.url}?token=…" if token else server.url
     click.echo(f"dbtassets: the page is at {shown}", err=True)
     return server
@@ -53,7 +58,7 @@ def ui(ctx: click.Context, host: str, port: int, token: str | None) -> None:
     --state postgresql://...) within a second. /healthz and /metrics beside it.
     """
     project_of(ctx).select()  # the project loads and the store opens: a bad one is one line, exit 2, now
-    server = start_page(host, port, lambda: project_of(ctx), token, watcher=False)
+    server = start_page(host, port, lambda runner: project_of(ctx, runner), token, watcher=False)
     ctx.call_on_close(server.close)
     done = threading.Event()
 

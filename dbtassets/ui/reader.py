@@ -14,8 +14,10 @@ import time
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
+from dbtassets.building.runner import BuildResult, DbtTarget, NodeResult, SubprocessRunner, Verb
 from dbtassets.engine import Project
-from dbtassets.model.manifest import ResourceType
+from dbtassets.errors import RunnerError
+from dbtassets.model.manifest import ResourceType, UniqueId
 from dbtassets.model.sources import ObserverKind
 from dbtassets.state.records import RunStatus
 from dbtassets.ui import views
@@ -24,6 +26,37 @@ from dbtassets.ui.metrics import Family, epoch, render
 
 STUCK_AFTER = 60.0  # seconds without a loop pass (and no build in flight) before /healthz says 503
 POLL_STALE = 10.0  # `dbtassets ui`: seconds since the store last answered before /healthz says 503
+FILES_EVERY = 2.0  # `dbtassets ui`: seconds between looks for edited project files (a parse follows one)
+
+
+class ReadOnlyRunner:
+    """The runner of the page's project: it never builds, compiles or queries (dbt would reach the warehouse
+    and the compiled SQL would be written to the store); it parses only where nobody else does (``ui``).
+
+    A model whose changed SQL no watcher or ``status`` has compared yet is therefore shown by its file
+    checksum, with the note that says so, until one does.
+    """
+
+    def __init__(self, parse: bool) -> None:
+        self.on_node: Callable[[NodeResult], None] | None = None
+        self._parse = parse
+        self._target: DbtTarget | None = None
+
+    def retarget(self, target: DbtTarget) -> None:
+        self._target = target
+
+    def build(self, selectors: Sequence[str], extra_args: Sequence[str] = (), verb: Verb = Verb.BUILD) -> BuildResult:
+        raise RunnerError("the page is read-only: it never runs dbt build")
+
+    def parse(self) -> None:
+        if self._parse and self._target is not None:  # with a watcher, the watcher parses
+            SubprocessRunner(self._target).parse()
+
+    def compile(self, selectors: Sequence[str], *, full_refresh: bool = False) -> dict[UniqueId, str]:
+        return {}
+
+    def query(self, sql: str) -> list[list[Any]]:
+        raise RunnerError("the page is read-only: it never queries the warehouse")
 
 
 class Reader:
@@ -35,6 +68,8 @@ class Reader:
         self._project: Project | None = None
         self._stamp: int | None = None
         self._lock = threading.RLock()
+        self._parses = not live.watcher  # `dbtassets ui` follows edits itself; a watcher parses for its page
+        self._looked = 0.0
         self._cache: tuple[Hashable, dict[str, Any]] | None = None
         self.live = live
         self.beat = beat  # the watcher's last loop pass (monotonic), with `watch --ui`
@@ -52,6 +87,11 @@ class Reader:
         if self._project is None:
             self._project = self._open()
         project = self._project
+        if self._parses and time.monotonic() - self._looked > FILES_EVERY:  # nobody else parses: an edit is ours
+            self._looked = time.monotonic()
+            with contextlib.suppress(OSError):
+                if project.dbt.newest_file()[0] > project.dbt.manifest_path.stat().st_mtime:
+                    project.reload()  # runs dbt parse (ReadOnlyRunner.parse), so the manifest's mtime moves
         try:
             stamp: int | None = (project.options.manifest_path or project.dbt.manifest_path).stat().st_mtime_ns
         except OSError:
