@@ -90,6 +90,10 @@ def test_the_page_draws_explains_and_follows_a_landing_live(browser: Any, projec
         served.wait_event("watching")
         page.goto(url)
         page.wait_for_selector("body[data-ready='1']")
+        # The watcher's first pass observes the new customers file: the page turns dim_customer stale live.
+        page.wait_for_function("document.querySelector(\"#graph .node[data-name='dim_customer']\")"
+                               ".getAttribute('data-status') === 'stale'", timeout=60_000)
+        time.sleep(1)  # nothing else happens now: let a redraw in flight land
         _, graph = get_json(url + "api/graph")
         shown = drawn(page)
         assert set(shown) == {a["name"] for a in graph["assets"]}
