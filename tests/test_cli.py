@@ -52,7 +52,7 @@ def test_every_command_and_option_has_help_text() -> None:
     assert isinstance(cli, click.Group)
     commands = sorted(cli.commands)
     assert commands == ["assets", "check", "history", "lineage", "lint", "observe", "plan", "report", "savings",
-                        "status", "sync", "watch", "why"]
+                        "status", "sync", "ui", "watch", "why"]
     runner = CliRunner()
     for name in commands:
         command = cli.commands[name]

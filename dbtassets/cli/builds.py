@@ -9,6 +9,7 @@ from datetime import datetime
 import click
 
 from dbtassets.building.runner import Runner
+from dbtassets.cli import page
 from dbtassets.cli.group import main, project_of, warn
 from dbtassets.cli.options import example, format_option, selection_options
 from dbtassets.model.manifest import ResourceType
@@ -77,10 +78,14 @@ def sync(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...], 
               help="Run COMMAND (through the shell) for each source_late, source_recovered, build_finished, "
                    "error, store_unreachable and store_reconnected event, with the event's JSON on stdin; e.g. "
                    "'curl --data @- https://hooks.example/x'.")
+@click.option("--ui", "ui_address", default=None, metavar="[HOST:]PORT",
+              help="Serve the live asset-graph page (and /healthz, /metrics) on PORT, loopback unless HOST is given.")
+@click.option("--ui-token", default=None, metavar="TOKEN", help=page.TOKEN_HELP)
 @format_option(watchlog.FORMATS)
 @click.pass_context
 def watch(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...], once: bool, settle: float | None,
-          runner_kind: str, quiet: bool, on_event: str | None, fmt: OutputFormat) -> None:
+          runner_kind: str, quiet: bool, on_event: str | None, ui_address: str | None, ui_token: str | None,
+          fmt: OutputFormat) -> None:
     """Keep the project fresh: rebuild exactly what becomes stale as data lands or code changes.
 
     Reacts to files landing (inotify), query watermarks (polled), `dbtassets report` from
@@ -106,8 +111,19 @@ def watch(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...],
     printer = watchlog.WatchPrinter(fmt, quiet)
     hook = EventHook(on_event, lambda message: warn([message])) if on_event else None
 
+    live = None
+    if ui_address is not None:
+        from dbtassets.ui.server import parse_address
+
+        server = page.start_page(*parse_address(ui_address), lambda r: project_of(ctx, r), ui_token, watcher=True,
+                                 beat=lambda: watcher.woke_at)
+        ctx.call_on_close(server.close)
+        live = server.reader.live
+
     def emit(event: WatchEvent) -> None:
         printer(event)
+        if live is not None:
+            live.publish(watchlog.event_json(event, datetime.now().astimezone()))
         if hook is not None:
             hook(event.kind.value, watchlog.event_json(event, datetime.now().astimezone()))
 

@@ -99,6 +99,7 @@ class Watcher:
         self._warehouse_down = 0  # observations in a row the warehouse did not answer
         self._policies = PolicyWatch(project.lateness_said)  # wakes when an asset falls due or a source crosses its SLA
         self._heartbeat: Heartbeat | None = None  # this watcher's row in the store, once begun
+        self.woke_at: float | None = None  # the loop's last pass or wake-up (monotonic): is it alive? (/healthz)
 
     def stop(self) -> None:
         """Ask the loop to finish: the build in flight completes and is recorded first. Thread- and signal-safe."""
@@ -134,6 +135,7 @@ class Watcher:
                 ok = self._pass(observe_all=True)
                 settle_memory()
                 while not self._stop.is_set():
+                    self.woke_at = self._ticker.monotonic()
                     self._wait()
                     if self._stop.is_set():
                         break
