@@ -55,7 +55,7 @@ class ReadOnlyRunner:
     def compile(self, selectors: Sequence[str], *, full_refresh: bool = False) -> dict[UniqueId, str]:
         return {}
 
-    def query(self, sql: str) -> list[list[Any]]:
+    def query(self, sql: str, timeout: float | None = None) -> list[list[Any]]:
         raise RunnerError("the page is read-only: it never queries the warehouse")
 
 
