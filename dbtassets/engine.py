@@ -30,13 +30,13 @@ from dbtassets.errors import ProjectError, SelectionError
 from dbtassets.explain import explain
 from dbtassets.model.freshness import Policies
 from dbtassets.model.graph import BUILDABLE, AssetGraph
-from dbtassets.model.manifest import Manifest, Node, ResourceType, UniqueId
+from dbtassets.model.manifest import Manifest, Node, UniqueId
 from dbtassets.model.project import DbtProject, load_project
 from dbtassets.model.selection import resolve_selection
 from dbtassets.model.snapshot import Snapshot, load_snapshot
-from dbtassets.model.sources import DataVersionKind, Observation, ObserverKind, Settings
+from dbtassets.model.sources import Observation, ObserverKind, Settings
 from dbtassets.model.targets import Targets, profiles_file, resolve_targets
-from dbtassets.observe.observer import Observer
+from dbtassets.observe.observer import Observer, record_report
 from dbtassets.results import Explanation, ObserveOutcome, Options, StatusReport, SyncPlan, SyncResult
 from dbtassets.rules.policies import Verdict
 from dbtassets.rules.policies import apply as apply_policies
@@ -261,30 +261,19 @@ class Project:
                 in_progress: Collection[str] | None = None, reuse_recent: bool = False) -> list[ObserveOutcome]:
         """Read the data version of each source (all by default) and record the ones that moved.
 
-        Args:
-            reuse_recent: leave out the query sources read within their ``every:`` (their last
-                reading stands), so that ``status`` does not run a ``dbt show`` every time.
-            in_progress: files (relative to the project) known to be still being written, which
-                the file observers then leave out; without it they look twice at recent files.
+        ``reuse_recent``: leave out the query sources read within their ``every:`` (their last reading stands),
+        so that ``status`` does not run a ``dbt show`` every time. ``in_progress``: files (relative to the
+        project) still being written, which the file observers leave out (else they look twice at recent files).
         """
-        wanted = set(sources) if sources is not None else None
-        timeout = self.options.observe_timeout or self.settings.observe_timeout
-        warehouse = (f"warehouse {self._targets.selected.key} (target {self._targets.selected.target!r})"
-                     if isinstance(self._targets, Targets) else "the warehouse")
-        return Observer(self.snapshot, self.store, self.runner, self.now, timeout, warehouse).observe(
-            wanted, queries, in_progress, reuse_recent)
+        selected = self._targets.selected if isinstance(self._targets, Targets) else None
+        return Observer(self.snapshot, self.store, self.runner, self.now,
+                        self.options.observe_timeout or self.settings.observe_timeout,
+                        f"warehouse {selected.key} (target {selected.target!r})" if selected else "the warehouse",
+                        ).observe(set(sources) if sources is not None else None, queries, in_progress, reuse_recent)
 
     def report(self, source: str, version: str | None = None, note: str | None = None) -> Observation:
         """A loader says it loaded ``source``: record a new data version for it."""
-        uid = self.graph.resolve(source)
-        if self.graph.assets[uid].resource_type != ResourceType.SOURCE:
-            raise SelectionError(f"{source!r} is a {self.graph.assets[uid].resource_type}, not a source; "
-                                 "report takes a source such as raw.orders")
-        at = self.now()
-        detail = {"note": note} if note else {}
-        observation = Observation(uid, DataVersionKind.REPORT.of(version or at), ObserverKind.REPORTED, detail)
-        self.store.record_observation(uid, observation.data_version, ObserverKind.REPORTED.value, at, detail)
-        return observation
+        return record_report(self.graph, self.store, source, version, note, self.now())
 
     def status(self, select: Sequence[str] = (), exclude: Sequence[str] = (), *, observe: bool = True,
                queries: bool = True, force: bool = False) -> StatusReport:
@@ -307,9 +296,7 @@ class Project:
                                     self.manifest.checks, versions.passes)
         statuses = with_vanished(statuses, self.snapshot.missing_checks, view, self.manifest.checks)
         verdict = apply_policies(self.graph, statuses, self.policies, now := self.clock.now())  # watchers too
-        blind = [f"source {self.graph.assets[uid].display_name} has a freshness SLA "
-                 f"({self.policies.slas[uid].describe()}) but no observer: its lateness cannot be checked"
-                 for uid in self.policies.slas if uid not in observable]
+        blind = self.policies.blind(self.graph, observable)
         return StatusReport(verdict.statuses, selected, [*self.settings.warnings, *blind, *errors], code.notes,
                             verdict, heartbeats.watching(self.store, self.dbt.name, now))
 

@@ -40,7 +40,6 @@ from dbtassets.building.runner import (
     display,
     error_line,
     partial_parse_broke,
-    partial_parse_state,
 )
 from dbtassets.errors import ObservationError, RunnerError
 from dbtassets.model.manifest import UniqueId
@@ -92,7 +91,7 @@ class InProcessRunner:
             return self._fallback.parse()
         try:
             result = self._invoke(["parse"], with_manifest=False)
-            if (not result.success or result.result is None) and partial_parse_state(self.target.project).exists():
+            if (not result.success or result.result is None) and self.target.project.partial_parse_path.exists():
                 failure = error_line(str(result.exception or "see log"))
                 result = self._invoke(["parse", NO_PARTIAL_PARSE], with_manifest=False)
                 if result.success and result.result is not None:

@@ -179,15 +179,10 @@ def compile_command(selectors: Sequence[str], full_refresh: bool = False) -> lis
 NO_PARTIAL_PARSE = "--no-partial-parse"
 
 
-def partial_parse_state(project: DbtProject) -> Path:
-    """Where dbt keeps what it parsed last time, to parse only the files that changed since."""
-    return project.partial_parse_path
-
-
 def partial_parse_broke(project: DbtProject, failure: str) -> str:
     """What to say when ``dbt parse`` failed, and passed once parsing in full: dbt's saved state was wrong."""
     return (f"dbt's partial parse failed ({failure}); parsed again with {NO_PARTIAL_PARSE}, which passed: "
-            f"{partial_parse_state(project)} was out of step with the project (a dbt bug) and is now rewritten")
+            f"{project.partial_parse_path} was out of step with the project (a dbt bug) and is now rewritten")
 
 
 def display(args: Sequence[str], limit: int = 400) -> str:
@@ -231,7 +226,7 @@ class SubprocessRunner:
     def parse(self) -> None:
         """``dbt parse``; once more in full when a partial parse failed (dbt's saved state can be wrong)."""
         returncode, output = self._invoke(["parse"])
-        if returncode != 0 and partial_parse_state(self.target.project).exists():
+        if returncode != 0 and self.target.project.partial_parse_path.exists():
             failure = _error(output)
             returncode, output = self._invoke(["parse", NO_PARTIAL_PARSE])
             if returncode == 0:

@@ -9,7 +9,7 @@ are late) is :mod:`dbtassets.rules.policies`' job.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -137,6 +137,11 @@ class Policies:
             raise ManifestError(f"cannot read freshness config of {'; '.join(problems)}; "
                                 "fix it (periods are minute, hour or day; updates_on is any or all) and re-parse")
         return cls(build_after, slas)
+
+    def blind(self, graph: AssetGraph, observable: Collection[UniqueId]) -> list[str]:
+        """A warning for each source with a freshness SLA that nothing observes."""
+        return [f"source {graph.assets[uid].display_name} has a freshness SLA ({sla.describe()}) but no observer: "
+                "its lateness cannot be checked" for uid, sla in self.slas.items() if uid not in observable]
 
 
 def _interval(period: Period | None) -> Interval | None:

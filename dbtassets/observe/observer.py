@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from dbtassets.clock import data_time, parse_time, timestamp
-from dbtassets.errors import ObservationError, WarehouseUnreachable
-from dbtassets.model.manifest import UniqueId
+from dbtassets.errors import ObservationError, SelectionError, WarehouseUnreachable
+from dbtassets.model.graph import AssetGraph
+from dbtassets.model.manifest import ResourceType, UniqueId
 from dbtassets.model.snapshot import Snapshot
 from dbtassets.model.sources import (
     DEFAULT_OBSERVE_TIMEOUT,
@@ -169,3 +170,20 @@ def _named(error: str, queries: Mapping[UniqueId, str]) -> set[UniqueId]:
         if tokens & words:
             found.add(uid)
     return found
+
+
+def record_report(graph: AssetGraph, store: StateStore, source: str, version: str | None, note: str | None,
+                  at: str) -> Observation:
+    """A loader says it loaded ``source`` (``version``: its own name for the data, else the time): recorded.
+
+    Raises:
+        SelectionError: ``source`` names no source.
+    """
+    uid = graph.resolve(source)
+    if graph.assets[uid].resource_type != ResourceType.SOURCE:
+        raise SelectionError(f"{source!r} is a {graph.assets[uid].resource_type}, not a source; "
+                             "report takes a source such as raw.orders")
+    detail = {"note": note} if note else {}
+    observation = Observation(uid, DataVersionKind.REPORT.of(version or at), ObserverKind.REPORTED, detail)
+    store.record_observation(uid, observation.data_version, ObserverKind.REPORTED.value, at, detail)
+    return observation

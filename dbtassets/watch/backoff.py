@@ -15,6 +15,7 @@ from typing import Any
 
 from dbtassets.model.graph import AssetGraph
 from dbtassets.model.manifest import UniqueId
+from dbtassets.model.sources import SourceDeclaration, WatchSettings
 from dbtassets.rules.statuses import AssetStatus
 
 STORE_RETRY_INITIAL = 1.0  # seconds: a state store's server that cannot be reached is tried again after
@@ -120,3 +121,18 @@ class Backoffs:
         self.retry_times = [
             max([e.retry_at, *(self._entries[a].retry_at for a in graph.ancestors(uid) if a in self._entries)])
             for uid, e in self._entries.items() if uid in graph]
+
+
+@dataclass
+class Unreachable:
+    """A warehouse that does not answer: its sources are asked again after a wait that grows with each
+    observation in a row it did not answer (as any failure's), and never sooner than their own ``every:``."""
+
+    times: int = 0
+
+    def retry_at(self, down: Collection[UniqueId], watch: WatchSettings,
+                 declarations: Mapping[UniqueId, SourceDeclaration], now: float) -> dict[UniqueId, float]:
+        """When to ask each of ``down`` again (none: the warehouse answered, and the count starts over)."""
+        self.times = self.times + 1 if down else 0
+        wait = delay(self.times, watch.backoff_initial, watch.backoff_max)
+        return {uid: now + max(wait, declarations[uid].every) for uid in down}

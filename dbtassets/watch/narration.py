@@ -6,12 +6,12 @@ named by their display names, data tests by their short names (``unique_stg_orde
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 from dbtassets.building.runner import NodeResult, NodeStatus
 from dbtassets.model.manifest import UniqueId
 from dbtassets.model.snapshot import Snapshot
-from dbtassets.results import SyncPlan, SyncResult
+from dbtassets.results import ObserveOutcome, SyncPlan, SyncResult
 from dbtassets.watch import events as ev
 from dbtassets.words import noun
 
@@ -115,3 +115,17 @@ class Nodes:
 
     def _name(self, uid: UniqueId) -> str:
         return self.snapshot.graph.assets[uid].display_name
+
+
+def observed(outcomes: Sequence[ObserveOutcome], name: Callable[[UniqueId], str]) -> Iterator[ev.WatchEvent]:
+    """What an observation says of each source: it failed, or it has new data. A warehouse that cannot be
+    reached is left out: the watcher says it once, for all the sources it leaves unread."""
+    for outcome in outcomes:
+        if outcome.unreachable:
+            continue
+        if outcome.error:
+            yield ev.ObserveFailed(name(outcome.unique_id), outcome.error)
+        elif outcome.changed and outcome.observation is not None:
+            detail = outcome.observation.detail
+            yield ev.NewData(name(outcome.unique_id), outcome.kind.value, detail.get("files"), detail.get("bytes"),
+                             detail.get("newest"), tuple(detail.get("in_progress", ())), detail.get("watermark"))

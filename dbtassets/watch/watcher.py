@@ -37,7 +37,7 @@ from dbtassets.rules.statuses import Status
 from dbtassets.state.heartbeats import Heartbeat
 from dbtassets.watch import events as ev
 from dbtassets.watch import narration
-from dbtassets.watch.backoff import Backoffs, Outage, delay
+from dbtassets.watch.backoff import Backoffs, Outage, Unreachable, delay
 from dbtassets.watch.files import FileEvents, Inbox, watching
 from dbtassets.watch.policies import PolicyWatch
 from dbtassets.watch.ticker import RealTicker, Ticker, settle_memory
@@ -62,17 +62,9 @@ class _Pending:
 class Watcher:
     """Keeps one project fresh until ``stop`` is set. Create, then :meth:`run`."""
 
-    def __init__(
-        self,
-        project: Project,
-        emit: Callable[[ev.WatchEvent], None],
-        *,
-        select: Sequence[str] = (),
-        exclude: Sequence[str] = (),
-        settle: float | None = None,
-        ticker: Ticker | None = None,
-        monotonic: Callable[[], float] = time.monotonic,  # the clock of a RealTicker, when no ticker is given
-    ) -> None:
+    def __init__(self, project: Project, emit: Callable[[ev.WatchEvent], None], *, select: Sequence[str] = (),
+                 exclude: Sequence[str] = (), settle: float | None = None, ticker: Ticker | None = None,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:  # monotonic: a RealTicker's, without ticker
         self.project = project
         self._emit = emit
         self.select = tuple(select)
@@ -96,7 +88,7 @@ class Watcher:
         self._last_materialization = 0
         self._held_retry_at: float | None = None
         self._said: object = None  # the last state announced (fresh, holding…): said again only when it changes
-        self._warehouse_down = 0  # observations in a row the warehouse did not answer
+        self._warehouse = Unreachable()  # observations in a row the warehouse did not answer, and the wait after
         self._policies = PolicyWatch(project.lateness_said)  # wakes when an asset falls due or a source crosses its SLA
         self._heartbeat: Heartbeat | None = None  # this watcher's row in the store, once begun
         self.woke_at: float | None = None  # the loop's last pass or wake-up (monotonic): is it alive? (/healthz)
@@ -272,28 +264,15 @@ class Watcher:
         wanted = set(declarations) if sources is None else (sources | due)
         relative = set(self._files.relative(self.project.dbt.directory))
         outcomes = self.project.observe(wanted, in_progress=relative if sources is not None else None)
-        down = [o for o in outcomes if o.unreachable]
-        for outcome in outcomes:
-            name = self._name(outcome.unique_id)
-            if outcome.unreachable:
-                continue  # said once below
-            if outcome.error:
-                self.emit(ev.ObserveFailed(name, outcome.error))
-            elif outcome.changed and outcome.observation is not None:
-                detail = outcome.observation.detail
-                self.emit(ev.NewData(name, outcome.kind.value, detail.get("files"), detail.get("bytes"),
-                                     detail.get("newest"), tuple(detail.get("in_progress", ())),
-                                     detail.get("watermark")))
+        for event in narration.observed(outcomes, self._name):  # an unreachable warehouse is said once, below
+            self.emit(event)
         for uid in due:
             self._next_query[uid] = now + declarations[uid].every
-        self._warehouse_down = self._warehouse_down + 1 if down else 0
-        if down:  # back off as from any failure; never ask sooner than every:
-            watch = self.project.settings.watch
-            wait = delay(self._warehouse_down, watch.backoff_initial, watch.backoff_max)
-            for outcome in down:
-                self._next_query[outcome.unique_id] = now + max(wait, declarations[outcome.unique_id].every)
-            self.emit(ev.WarehouseUnreachable(str(down[0].error), len(down),
-                                              round(min(self._next_query[o.unique_id] for o in down) - now, 1)))
+        down = [o for o in outcomes if o.unreachable]
+        retry = self._warehouse.retry_at([o.unique_id for o in down], self.project.settings.watch, declarations, now)
+        self._next_query.update(retry)
+        if down:
+            self.emit(ev.WarehouseUnreachable(str(down[0].error), len(down), round(min(retry.values()) - now, 1)))
 
     def _buildable(self, plan: SyncPlan) -> list[UniqueId]:
         """The plan's assets that can be built now (says "fresh" when there are none and none wait)."""
