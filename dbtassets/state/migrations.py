@@ -180,22 +180,26 @@ def migrate(db: Connection, backend: Backend, transaction: Transaction, where: o
         _file_old_records(transaction, default_target)
 
 
-def check_current(db: Connection, backend: Backend, where: object, default_target: str | None) -> None:
-    """For a reader, which never migrates: make sure the store on ``db`` has every migration this version knows.
+def not_applied(db: Connection, backend: Backend, where: object, default_target: str | None) -> list[str]:
+    """For a reader, which never migrates the store it reads: the migrations this version knows that the store
+    on ``db`` lacks (an older dbtassets wrote it), in order; none when it is current.
 
     Raises:
-        StateError: it is empty, not a dbtassets store, or written by an older or a newer dbtassets.
+        StateError: it is empty, not a dbtassets store, or written by a newer dbtassets.
     """
     applied = _applied(db, backend, where)
     if applied is None:
         raise StateError(f"{where}: holds no dbtassets state store yet; run `dbtassets sync` or `dbtassets watch` "
                          "with this --state to make one")
     wanted = {name for name, _ in MIGRATIONS} | ({OLD_RECORDS_TO_DEFAULT_TARGET} if default_target else set())
-    if wanted - applied:
-        missing = ", ".join(sorted(wanted - applied))
-        raise StateError(f"{where}: was written by an older dbtassets (migrations {missing} not applied) and "
-                         "commands that only read never change a store; run `dbtassets sync` or `dbtassets watch` "
-                         "of this version with this --state once to upgrade it")
+    return sorted(wanted - applied)
+
+
+def older_store(where: object, missing: list[str]) -> StateError:
+    """A reader refusing a store an older dbtassets wrote (where it cannot read an upgraded copy)."""
+    return StateError(f"{where}: was written by an older dbtassets (migrations {', '.join(missing)} not applied) "
+                      "and commands that only read never change a store; run `dbtassets sync` or `dbtassets watch` "
+                      "of this version with this --state once to upgrade it")
 
 
 def _applied(db: Connection, backend: Backend, where: object) -> set[str] | None:

@@ -5,8 +5,10 @@ versions as writers do, but what they observe and fingerprint stays in this proc
 over what the store returns, so their answer is the one they would give after recording it, and
 the store they were pointed at (perhaps production's, from a CI job) is left byte for byte as it
 was. It is opened so that it cannot be written at all: an SQLite file with ``mode=ro`` and
-``query_only``, a PostgreSQL session with ``default_transaction_read_only``. It is never migrated:
-a store an older dbtassets wrote is refused with a line saying to run a writer once.
+``query_only``, a PostgreSQL session with ``default_transaction_read_only``. It is never migrated: an
+SQLite store an older dbtassets wrote is copied into memory and migrated there (so a CI gate reading
+production's store keeps working the day dbtassets is upgraded, before production's watcher is); a
+PostgreSQL one is refused with a line saying to run a writer of this version once.
 
 A reader pointed at a store that does not exist is refused too (a mistyped path would otherwise
 answer from an empty store); only the default store of a project that has none yet reads as
@@ -24,7 +26,7 @@ from typing import Any
 from dbtassets.errors import StateError
 from dbtassets.model.manifest import UniqueId
 from dbtassets.state.backends import Connection, Location, SQLiteBackend, backend_for
-from dbtassets.state.migrations import check_current, migrate
+from dbtassets.state.migrations import migrate, not_applied, older_store
 from dbtassets.state.records import CachedFingerprint, Fingerprinted, Version
 from dbtassets.state.store import StateStore, sql_hash
 
@@ -62,14 +64,29 @@ class ReadOnlyStore(StateStore):
         store = cls(backend, db, target)
         store._tidy_up = location.path if idle else None
         try:
-            check_current(db, backend, location, default_target)
+            missing = not_applied(db, backend, location, default_target)
+            if missing and not isinstance(db, sqlite3.Connection):
+                raise older_store(location, missing)
         except backend.errors as exc:
             store.close()
             raise backend.error(exc) from None
         except BaseException:
             store.close()
             raise
-        return store
+        return store._upgraded(location, default_target) if missing else store
+
+    def _upgraded(self, location: Location, default_target: str | None) -> ReadOnlyStore:
+        """An SQLite store an older dbtassets wrote, copied into memory and migrated there: read as this
+        version reads, while the file stays as it was (the next writer upgrades it)."""
+        copy = sqlite3.connect(_MEMORY, isolation_level=None, check_same_thread=False)
+        assert isinstance(self._db, sqlite3.Connection)  # open_reader's test: only SQLite stores are copied
+        try:
+            self._db.backup(copy)
+        finally:
+            self.close()
+        upgraded = type(self)(SQLiteBackend(Location(path=Path(_MEMORY))), copy, self.target)
+        migrate(copy, upgraded.backend, super(ReadOnlyStore, upgraded).transaction, location, default_target)
+        return upgraded
 
     def close(self) -> None:
         super().close()
