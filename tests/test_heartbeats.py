@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 import pytest
 
-from dbtassets.clock import timestamp
+from dbtassets.clock import shown, timestamp
 from dbtassets.engine import Options, Project
 from dbtassets.report import text
 from dbtassets.state.heartbeats import HEARTBEAT_EVERY, Heartbeat, WatcherState
@@ -123,7 +123,7 @@ def test_check_watcher_within_fails_with_one_line_when_no_watcher_beat_within_it
     assert stale.returncode == 1
     assert stale.stdout.strip().splitlines()[-1] == (
         f"check failed: no watcher has beaten within 3600s: the last one ({machine_name()}, pid {os.getpid()}) beat "
-        f"last at {two_hours_ago[:19]}Z")
+        f"last at {shown(two_hours_ago)}")
     recent = dbtassets(project_dir, "check", "--no-observe", "--watcher-within", "3h", "--format", "json")
     assert json.loads(recent.stdout)["no_watcher"] is None and recent.returncode == 0, recent.stdout
     bad = dbtassets(project_dir, "check", "--watcher-within", "soon")

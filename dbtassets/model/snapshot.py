@@ -27,6 +27,7 @@ from dbtassets.model.project import DbtProject, ProjectFiles
 from dbtassets.model.sources import Settings, load_settings
 from dbtassets.model.targets import Targets, manifest_is_for
 from dbtassets.model.values import Values
+from dbtassets.words import plural
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ def load_snapshot(dbt: DbtProject, manifest_path: Path | None, parse: Callable[[
         missing = _missing(dbt, manifest, walked)
         if missing and parsed:  # the record of what it parsed stands: the files are the same
             forget_partial_parse(dbt)
-            parse(f"{dbt.manifest_path} lacks {len(missing)} test{'s' if len(missing) > 1 else ''} the YAML declares "
+            parse(f"{dbt.manifest_path} lacks {plural(len(missing), 'test')} the YAML declares "
                   f"({missing[0].describe()}): dbt's partial parse lost them, parsing in full")
             manifest = load_manifest(dbt.manifest_path, values=values)
             missing = _missing(dbt, manifest, walked)
