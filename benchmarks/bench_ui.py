@@ -93,8 +93,17 @@ def main(argv: list[str] | None = None) -> None:
         "chromium": subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True).stdout.strip(),
     }
     print(json.dumps(result, indent=2))
-    print(f"\nnavigation → graph drawn, {args.models} models: median {result['median_load_ms']} ms over "
-          f"{args.repeat} loads (first load after start: {result['first_load_ms']} ms)")
+    print(f"\n## The page, {args.models} models ({result['chromium']}, load average {os.getloadavg()[0]:.1f} "
+          "at the end)\n")
+    print(f"At this size and without a selector the page draws the collapsed overview: {result['overview']}.\n")
+    print("| measured | value |\n|---|---:|")
+    print(f"| navigation → graph drawn, median of {args.repeat} loads | {result['median_load_ms'] / 1000:.2f} s |")
+    print(f"| the same, wall time seen by the test driver (goto → drawn) | {result['median_wall_ms'] / 1000:.2f} s |")
+    print(f"| the same, first load after the server started | {result['first_load_ms'] / 1000:.2f} s |")
+    print(f"| the {args.repeat} loads (ms) | {', '.join(str(x) for x in result['loads_ms'][1:])} |")
+    print(f"| units drawn in the overview | {result['units_drawn']} |")
+    print(f"| opening one folder ({result['units_after_expanding']} units drawn after), click → drawn | "
+          f"{result['expand_one_folder_ms'] / 1000:.2f} s |")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
 

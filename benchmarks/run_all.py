@@ -25,6 +25,8 @@ parsed first if ``benchmarks/.work`` does not have them yet):
 - ``fingerprint``: ``bench_fingerprint.py --models 5000 --repeat 5``
 - ``scale``: ``bench_scale.py --sizes 1000,5000,20000,5000:2000 --repeat 5 --snapshot``
 - ``dagster``: ``bench_vs_dagster.py --models 5000 --repeat 5``
+- ``ui``: ``bench_ui.py --models 5000 --repeat 9``
+- ``watch_ui``: ``bench_watch_ui.py --repeat 5``
 - ``faults``: the two fault tests whose figures docs/reliability.md quotes, with their prints.
 
 ``--only STEP ...`` runs some steps and renders from the latest results of the others;
@@ -113,6 +115,17 @@ STEPS = (
          "semantic versions, (c) semantic versions with every model moved (each fingerprint looked up in the "
          "cache); then six edits, each alone, listed by `dbt ls --select state:modified+` and by "
          "`dbtassets plan --against`."),
+    Step("ui", "The page at 5,000 models", ("bench_ui.py", "--models", "5000", "--repeat", "9"),
+         "`dbtassets ui` over the 5,000-model synthetic project (state populated as `bench_status.py` does: every "
+         "asset fresh), opened `--repeat` + 1 times in Debian's Chromium driven by Playwright, each in a new "
+         "browser context; the time is the page's own `performance.now()` when the graph is first drawn, i.e. "
+         "from navigation start to the graph drawn (the collapsed overview by folder at this size); then one "
+         "folder is opened and timed."),
+    Step("watch_ui", "`watch` with and without the page", ("bench_watch_ui.py", "--repeat", "5"),
+         "`watch` as a whole process on copies of example_project, side by side and interleaved: a8a053b (the "
+         "last commit without the page, exported with `git archive`), this tree, and this tree with "
+         "`--ui 127.0.0.1:0`: start-up to the `watching` event, and a landing to `fact_sales` built; then the "
+         "modules each imports (`python -X importtime`), naming any of the page's server."),
     Step("faults", "Fault tests", ("pytest",), "The figures that the fault tests print."),
     Step("scale", "Scale", ("bench_scale.py", "--sizes", "1000,5000,20000,5000:2000", "--repeat", "5", "--snapshot"),
          "`status`, `sync --dry-run` (after 1% of the sources got a new file) and a watcher as whole processes "
@@ -233,7 +246,8 @@ def render(run: Path) -> None:
         f"This run: {summary}.",
     ]
     earlier = _sections((REPO / "docs" / "performance.md").read_text())
-    for name in ("status", "policies", "query_status", "watch", "fingerprint", "scale", "dagster"):  # page order
+    page_order = ("status", "policies", "query_status", "watch", "watch_ui", "fingerprint", "scale", "dagster", "ui")
+    for name in page_order:
         step = next(s for s in STEPS if s.name == name)
         record = steps.get(name)
         if record is None:  # a run cut short: keep what the page had, and say that this run did not make it

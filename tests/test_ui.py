@@ -21,6 +21,9 @@ from typing import Any
 import pytest
 
 from dbtassets.engine import Options, Project
+from dbtassets.rules.statuses import AssetStatus, Reason, ReasonCode, Status
+from dbtassets.ui import views
+from dbtassets.ui.views import shown_status
 from tests.conftest import dbtassets
 from tests.pageserver import Served, get, get_json, stream
 
@@ -250,3 +253,31 @@ def test_watch_ui_streams_a_landing_live_and_reports_its_health(project_dir: Pat
         _, body, _ = get(url + "metrics")
         assert b"dbtassets_watcher_last_pass_age_seconds" in body
         assert served.stop() == 0
+
+
+@pytest.mark.parametrize(("status", "codes", "shown"), [
+    (Status.STALE, (ReasonCode.UPSTREAM_UPDATED, ReasonCode.NOT_DUE), "not_due"),  # waits under its policy
+    (Status.UNOBSERVED, (ReasonCode.UNOBSERVED,), "unobserved"),
+    (Status.FRESH, (ReasonCode.LATE_WARN,), "late"),  # a source past its SLA
+    (Status.UNOBSERVED, (ReasonCode.LATE_ERROR,), "late"),
+    (Status.STALE, (ReasonCode.UPSTREAM_UPDATED, ReasonCode.LAST_BUILD_FAILED, ReasonCode.NOT_DUE), "failed"),
+    (Status.STALE, (ReasonCode.UPSTREAM_UPDATED,), "stale"),
+    (Status.MISSING, (ReasonCode.NEVER_MATERIALIZED,), "missing"),
+    (Status.FRESH, (), "fresh"),
+])
+def test_each_status_has_its_own_colour_in_the_legend_and_on_the_node(status: Status, codes: tuple[ReasonCode, ...],
+                                                                      shown: str) -> None:
+    asset = AssetStatus("source.shop.raw.orders", status, tuple(Reason(c, c.value) for c in codes), None)
+    assert shown_status(asset) == shown
+    assert shown_status(asset, building=True) == "building"
+    static = Path(views.__file__).parent / "static"
+    script, css = (static / "app.js").read_text(), (static / "style.css").read_text()
+    # The page's legend lists what the server says, in its order; the node and its swatch take one colour.
+    legend = json.loads(script.split("const SHOWN = ", 1)[1].split(";", 1)[0])
+    assert legend == list(views.SHOWN)
+    colour = {name.strip(): value for name, value in
+              (d.split(":", 1) for d in css.split(":root {", 1)[1].split("font-family", 1)[0].replace("\n", "")
+               .split(";") if d.strip().startswith("--"))}
+    assert f".s-{shown} rect, .swatch.s-{shown} {{ fill: var(--{shown}); background: var(--{shown}); }}" in css
+    values = [colour[f"--{s}"].strip() for s in views.SHOWN]
+    assert len(set(values)) == len(values), colour  # no two statuses look alike

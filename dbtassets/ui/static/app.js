@@ -55,7 +55,7 @@ async function load() {
 let reloadTimer = null;
 function reloadSoon() {  // many events in a burst: read the statuses once
   clearTimeout(reloadTimer);
-  reloadTimer = setTimeout(() => { load(); if (state.chosen) showAsset(state.chosen, false); }, 150);
+  reloadTimer = setTimeout(() => { load(); if (state.chosen) showAsset(state.chosen.name, false); }, 150);
 }
 
 // -- the graph -----------------------------------------------------------------------------
@@ -223,7 +223,10 @@ async function showAsset(name, scroll) {
   pane.append(why);
   pane.append(el("h3", {}, "Checks"));
   if (!detail.checks.length) pane.append(el("p", {class: "hint"}, "none"));
-  for (const c of detail.checks) pane.append(el("p", {}, `${c.name || c.unique_id}: ${c.state || c.status || ""}`));
+  for (const c of detail.checks) {
+    pane.append(el("p", {class: `check c-${c.state}`, "data-check": c.name || c.unique_id, "data-state": c.state},
+                   `${c.name || c.unique_id}: ${c.state}${c.message ? " (" + c.message + ")" : ""}`));
+  }
   pane.append(el("h3", {}, "Last builds"));
   const table = el("table", {id: "history"});
   table.append(rowOf(["when", "status", "run", "seconds", "code"], "th"));
