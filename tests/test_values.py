@@ -94,3 +94,48 @@ def test_code_versions_include_the_values_read_through_macros_and_inlined_epheme
     assert five[DIM].code_version == ten[DIM].code_version == rounded[DIM].code_version == plain[DIM].code_version
     assert describe(changed_reads(five[STG_ORDERS].code_version, ten[STG_ORDERS].code_version,
                                   ten[STG_ORDERS].reads) or []) == "var('min_subtotal') changed"
+
+
+def test_digests_are_stable_across_releases_and_across_key_order() -> None:
+    """Digests are stored in the state store inside code versions: a new formula would make every model
+    reading a var or env var stale after an upgrade. These were computed by the released formula."""
+    assert Values("shop", {"a": {"x": 1, "y": [1, 2]}}).digest((VAR, "a", "shop")) == "c0c8a3fc"
+    assert Values("shop", environ={"MIN": "5"}).digest((ENV, "MIN", "")) == "7eaaf5f0"
+    assert Values("shop", {"a": "{{ env_var('MIN') }}"}, environ={"MIN": "5"}).digest((VAR, "a", "shop")) == "86aa846f"
+    # a mapping's keys in another order (dbt_project.yml rewritten) is the same value
+    assert Values("shop", {"a": {"y": [1, 2], "x": 1}}).digest((VAR, "a", "shop")) == "c0c8a3fc"
+
+
+def test_a_var_yaml_reads_as_a_date_has_a_digest() -> None:
+    import datetime
+
+    start = (VAR, "start", "shop")  # `start: 2024-01-01` in dbt_project.yml: YAML gives a date, not a string
+    assert Values("shop", {"start": datetime.date(2024, 1, 1)}).digest(start) != \
+        Values("shop", {"start": datetime.date(2024, 1, 2)}).digest(start)
+
+
+def test_a_package_var_is_digested_in_the_packages_scope() -> None:
+    project = {"pkg": {"c": 1}}
+    read, any_read = (VAR, "c", "pkg"), (VAR, ANY_VAR, "pkg")
+    assert Values("shop", project).digest(read) != Values("shop", {"pkg": {"c": 2}}).digest(read)
+    assert Values("shop", project).digest(any_read) != Values("shop", {"pkg": {"c": 2}}).digest(any_read)
+    assert Values("shop", project).var("other_pkg", "c") == Values("shop").var("other_pkg", "c")  # no vars of its own
+
+
+def test_changed_reads_names_only_the_reads_that_moved_and_gives_up_on_versions_it_cannot_read() -> None:
+    reads = [(VAR, "a", "shop"), (VAR, "b", "shop"), (ENV, "C", "")]
+    before = Values("shop", {"a": 1, "b": 1}, environ={"C": "1"})
+    old = versioned("0123456789abcdef", reads, before)
+    b_moved = Values("shop", {"a": 1, "b": 2}, environ={"C": "1"})
+    a_moved = Values("shop", {"a": 2, "b": 1}, environ={"C": "1"})
+    assert changed_reads(old, versioned("0123456789abcdef", reads, b_moved), reads) == [(VAR, "b", "shop")]
+    assert changed_reads(old, versioned("0123456789abcdef", reads, a_moved), reads) == [(VAR, "a", "shop")]
+    assert changed_reads(old, versioned("0123456789abcdef", reads[:2], before), reads) is None  # one read fewer
+    assert changed_reads("0123456789abcdef", old, reads) is None  # a version from before values were in versions
+
+
+def test_describe_lists_every_name_once_in_order() -> None:
+    assert describe([]) == ""
+    assert describe([(VAR, "b", "shop"), (ENV, "C", ""), (VAR, "a", "shop"), (VAR, "a", "pkg")]) == \
+        "env_var('C'), var('a') and var('b') changed"
+    assert describe([(VAR, ANY_VAR, "shop")]) == "the vars (it reads one by a computed name) changed"
