@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from dbtassets.model.parsed import NAME, read_record
+from dbtassets.model.parsed import NAME, describe_changes, read_record
 from dbtassets.model.project import load_project
 from dbtassets.model.snapshot import Snapshot, load_snapshot
 from dbtassets.model.targets import resolve_targets
@@ -166,3 +166,61 @@ def test_other_vars_are_parsed_again_and_kept_only_as_a_hash(project_dir: Path) 
     assert b"s3cret" not in (project_dir / "target" / NAME).read_bytes()
     load_with({})
     assert parsed[1:] == [f"{dbt.manifest_path} was parsed with --vars, given no more"]
+
+
+def test_the_env_vars_of_unchanged_files_stay_followed_and_an_edited_files_are_read_again(
+        project_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The record keeps each file's env vars and reads again only the files that changed: both halves count."""
+    sources, orders = project_dir / "models/staging/_sources.yml", project_dir / "models/staging/stg_orders.sql"
+    sources.write_text(sources.read_text().replace("  - name: raw\n", "  - name: raw\n    schema: \"{{ env_var("
+                                                   "'RAW_A', 'main') }}\"\n", 1))
+    monkeypatch.setenv("RAW_A", "one")
+    monkeypatch.setenv("RAW_B", "one")
+    parsed: list[str] = []
+    load(project_dir, parsed)
+    orders.write_text(orders.read_text() + "\n-- another file changed: the record is written again\n")
+    load(project_dir, parsed)
+    monkeypatch.setenv("RAW_A", "two")  # the unchanged YAML's env var is still followed
+    load(project_dir, parsed)
+    assert len(parsed) == 3 and parsed[2].endswith("environment variable RAW_A"), parsed
+    sources.write_text(sources.read_text().replace("'RAW_A'", "'RAW_B'"))  # the edited YAML is read again
+    load(project_dir, parsed)
+    monkeypatch.setenv("RAW_B", "two")
+    load(project_dir, parsed)
+    assert len(parsed) == 5 and parsed[4].endswith("environment variable RAW_B"), parsed
+    monkeypatch.setenv("RAW_A", "three")  # no file reads it any more
+    monkeypatch.setenv("RAW_B", "three")
+    sources.write_text(sources.read_text().replace("'RAW_B', 'main'", "'RAW_B', env_var('RAW_A', 'main')"))
+    load(project_dir, parsed)
+    monkeypatch.setenv("RAW_A", "four")
+    monkeypatch.setenv("RAW_B", "four")
+    load(project_dir, parsed)
+    assert parsed[-1].endswith("environment variables RAW_A, RAW_B"), parsed
+
+
+def test_the_same_vars_in_another_order_are_not_parsed_again_and_other_values_are(project_dir: Path) -> None:
+    import datetime
+
+    dbt = load_project(project_dir)
+    parsed: list[str] = []
+
+    def parse(why: str) -> None:
+        parsed.append(why)
+        os.utime(dbt.manifest_path)
+
+    for cli_vars in ({"a": 1, "b": datetime.date(2024, 1, 1)}, {"b": datetime.date(2024, 1, 1), "a": 1}, {"a": 2},
+                     {"a": 3}):
+        load_snapshot(dbt, None, parse, resolve_targets(dbt, None, None), cli_vars=cli_vars)
+    # the first load makes the record (the manifest is current); then only the other values parse again
+    assert parsed == [f"{dbt.manifest_path} was parsed with other --vars"] * 2
+
+
+def test_a_change_says_the_first_few_and_how_many_more() -> None:
+    before = {f"models/m{i}.sql": (1, 1) for i in range(5)}
+    after = {f"models/m{i}.sql": (2, 2) for i in range(5)}
+    assert describe_changes(before, after) == ("models/m0.sql changed, models/m1.sql changed, models/m2.sql changed "
+                                               "and 2 more")
+    assert describe_changes(before, {**before, "models/m4.sql": (2, 2), "models/m3.sql": (2, 2)}) == \
+        "models/m3.sql changed, models/m4.sql changed"
+    four = {**before, **{f"models/m{i}.sql": (2, 2) for i in range(4)}}
+    assert describe_changes(before, four).endswith("and 1 more")
