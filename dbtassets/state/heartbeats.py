@@ -11,7 +11,6 @@ readers (which never write) can.
 from __future__ import annotations
 
 import os
-import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,8 +19,8 @@ from enum import Enum
 from typing import Any
 
 from dbtassets.clock import parse_time, shown, timestamp
-from dbtassets.errors import DbtAssetsError
 from dbtassets.state.backends import Location
+from dbtassets.state.background import Background
 from dbtassets.state.hosts import machine_name, pid_alive
 from dbtassets.state.store import StateStore
 
@@ -165,36 +164,16 @@ class Heartbeat:
         return _Keeper(self._store().location, self.id, self._now, self.every)
 
 
-class _Keeper:
-    """Beats one watcher's row through a connection of its own until the block ends (see :class:`Heartbeat`)."""
+class _Keeper(Background):
+    """Beats one watcher's row through a connection of its own until the block ends (see :class:`Heartbeat`);
+    a beat that fails is left to the pass after the build, which says what is wrong with the store."""
 
     def __init__(self, location: Location, watcher: str, now: Callable[[], str], every: float) -> None:
-        self.location, self.watcher, self._now, self.every = location, watcher, now, every
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{watcher}", daemon=True)
+        super().__init__(location, every, f"heartbeat-{watcher}")
+        self.watcher, self._now = watcher, now
 
-    def _run(self) -> None:
-        store: StateStore | None = None
-        try:
-            while not self._stop.wait(self.every):
-                try:
-                    store = store or StateStore.open(self.location)
-                    with store.transaction() as db:
-                        db.execute("UPDATE watchers SET beat_at = ? WHERE id = ?", (self._now(), self.watcher))
-                except DbtAssetsError:  # the pass after the build says what is wrong with the store
-                    if store is not None:
-                        store.close()
-                    store = None
-        finally:
-            if store is not None:
-                store.close()
-
-    def __enter__(self) -> _Keeper:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
+    def tick(self, store: StateStore) -> None:
+        with store.transaction() as db:
+            db.execute("UPDATE watchers SET beat_at = ? WHERE id = ?", (self._now(), self.watcher))
 
 

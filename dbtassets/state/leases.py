@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import threading
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from typing import Generic, Protocol, TypeVar
 from dbtassets.errors import DbtAssetsError
 from dbtassets.model.manifest import UniqueId
 from dbtassets.state.backends import Connection
+from dbtassets.state.background import Background
 from dbtassets.state.hosts import machine_name, pid_alive
 from dbtassets.state.store import StateStore
 
@@ -190,7 +190,7 @@ def leased(store: StateStore, plan: P, ttl: float, *, seen: int, replan: Callabl
             _unreleased.add(holder)
 
 
-class Renewer:
+class Renewer(Background):
     """Keeps a holder's leases alive while a build runs: ``with Renewer(location, holder, ttl):``.
 
     It renews through a connection of its own, every ``ttl / 3`` seconds, and stops (and joins)
@@ -201,36 +201,15 @@ class Renewer:
     """
 
     def __init__(self, store: StateStore, holder: str, ttl: float) -> None:
-        self.location = store.location
+        super().__init__(store.location, ttl / 3, f"lease-renewer-{holder}")
         self.holder = holder
         self.ttl = ttl
         self.lost = False
         self.errors: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"lease-renewer-{holder}", daemon=True)
 
-    def _run(self) -> None:
-        store: StateStore | None = None
-        try:
-            while not self._stop.wait(self.ttl / 3):
-                try:
-                    if store is None:
-                        store = StateStore.open(self.location)
-                    if renew(store, self.holder, self.ttl) == 0:
-                        self.lost = True
-                except DbtAssetsError as exc:
-                    self.errors.append(str(exc))
-                    if store is not None:
-                        store.close()
-                        store = None
-        finally:
-            if store is not None:
-                store.close()
+    def tick(self, store: StateStore) -> None:
+        if renew(store, self.holder, self.ttl) == 0:
+            self.lost = True
 
-    def __enter__(self) -> Renewer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
+    def failed(self, error: DbtAssetsError) -> None:
+        self.errors.append(str(error))
