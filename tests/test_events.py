@@ -1,6 +1,6 @@
 """Every watch event kind, rendered in every format and verbosity, and documented in docs/events.md.
 
-A new kind without a sample here, a renderer in dbtassets.report.watchlog or a section in the docs fails
+A new kind without a sample here, a renderer in dbtassets.watch.log or a section in the docs fails
 this file, not a user's terminal.
 """
 
@@ -15,8 +15,8 @@ import click
 import pytest
 import yaml
 
-from dbtassets.report.watchlog import JSON, QUIET, TEXT, event_json, event_text
 from dbtassets.watch import events as ev
+from dbtassets.watch.log import JSON, QUIET, TEXT, event_json, event_text
 from tests.conftest import REPO
 
 AT = datetime(2026, 11, 25, 9, 17, 56, tzinfo=timezone.utc)

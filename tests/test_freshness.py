@@ -26,10 +26,10 @@ from dbtassets import report as render
 from dbtassets.cli import main as cli
 from dbtassets.engine import Options, Project
 from dbtassets.model.manifest import UniqueId
-from dbtassets.report.watchlog import event_json
 from dbtassets.rules.statuses import ReasonCode, Status
 from dbtassets.watch.events import NotDue, WatchEvent
 from dbtassets.watch.hooks import EventHook
+from dbtassets.watch.log import event_json
 from dbtassets.watch.watcher import Watcher
 from tests.conftest import _SKIP, EXAMPLE, FakeClock, FakeRunner, dbt_parse, run_cli
 

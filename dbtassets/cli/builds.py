@@ -13,8 +13,9 @@ from dbtassets.cli import page
 from dbtassets.cli.group import main, project_of, warn
 from dbtassets.cli.options import example, format_option, selection_options
 from dbtassets.model.manifest import ResourceType
-from dbtassets.report import formats, text, watchlog
+from dbtassets.report import formats, text
 from dbtassets.report.common import OutputFormat
+from dbtassets.watch import log as watchlog
 
 
 @main.command(epilog=example("dbtassets observe --select source:raw"))

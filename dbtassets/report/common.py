@@ -9,30 +9,16 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
 import click
 
 from dbtassets.clock import shown
+from dbtassets.outputs import OutputFormat as OutputFormat  # re-exported: the renderers take it
 from dbtassets.results import StatusReport
 from dbtassets.rules.statuses import Status
 from dbtassets.state.heartbeats import WatcherState, Watching
 from dbtassets.words import plural as plural  # re-exported: the renderers count with it
-
-
-class OutputFormat(str, Enum):
-    """What ``--format`` can ask for (each command accepts some of them)."""
-
-    TEXT = "text"
-    JSON = "json"
-    GITHUB = "github"  # GitHub Actions workflow commands (annotations)
-    TREE = "tree"
-    MERMAID = "mermaid"
-    DOT = "dot"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,9 @@ from typing import Any, TypeVar
 import click
 
 from dbtassets.clock import shown
-from dbtassets.report.common import OutputFormat, plural
+from dbtassets.outputs import OutputFormat
 from dbtassets.watch import events as ev
+from dbtassets.words import plural
 
 E = TypeVar("E", bound=ev.WatchEvent)
 _OK = frozenset({"success", "pass"})
