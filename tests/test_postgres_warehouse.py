@@ -100,6 +100,7 @@ def test_a_query_watermark_observes_a_postgres_source(pg_project: Path, declared
     stale = {name: codes for name, (status, codes) in statuses(pg_project, "--observe").items() if status != "fresh"}
     assert stale == {"stg_customers": ["upstream_updated"], "dim_customer": ["upstream_stale"],
                      "customers_snapshot": ["upstream_stale"]}
+    assert dbtassets(pg_project, "observe").returncode == 0  # status read it in memory; a writer records it
     observed = json.loads(dbtassets(pg_project, "why", "raw.customers", "--format", "json").stdout)
     assert observed["observed"]["kind"] == "query"
     watermark = observed["observed"]["watermark"]

@@ -93,15 +93,17 @@ def test_status_dash_dash_observe_reads_a_query_source_now(project_dir: Path) ->
         with Project(Options(project_dir)) as project:  # the store of the project's target
             return project.store.last_checked("query")[ORDERS]
 
-    first = dbtassets(project_dir, "status", "--format", "json")
+    first = dbtassets(project_dir, "observe")  # a writer records the reading
     assert first.returncode == 0, first.stderr
     read = last_read()
     assert dbtassets(project_dir, "status", "--format", "json").returncode == 0
-    assert last_read() == read  # reused: no dbt show
+    assert last_read() == read  # reused, and a reader records nothing
     forced = dbtassets(project_dir, "status", "--observe", "--format", "json")
     assert forced.returncode == 0, forced.stderr
-    assert last_read() > read
+    assert last_read() == read  # read now, in memory (test_readers.py shows the answer uses it): still not recorded
     assert json.loads(forced.stdout)["summary"]
+    assert dbtassets(project_dir, "observe").returncode == 0
+    assert last_read() > read
     both = dbtassets(project_dir, "status", "--observe", "--no-observe")
     assert both.returncode == 2
     assert both.stderr.strip().endswith("--observe and --no-observe contradict each other; give one of them")
