@@ -20,15 +20,16 @@ from dbtassets.model.snapshot import Snapshot, load_snapshot
 from dbtassets.model.targets import resolve_targets
 
 
-def load(project: Path, parsed: list[str]) -> Snapshot:
-    """Load ``project`` as dbtassets does, noting in ``parsed`` why each parse was asked for."""
+def load(project: Path, parsed: list[str], cli_vars: dict[str, Any] | None = None) -> Snapshot:
+    """Load ``project`` as dbtassets does (with ``--vars`` ``cli_vars``), noting in ``parsed`` why each parse was
+    asked for."""
     dbt = load_project(project)
 
     def parse(why: str) -> None:
         parsed.append(why)
         os.utime(dbt.manifest_path)  # dbt wrote it anew
 
-    return load_snapshot(dbt, None, parse, resolve_targets(dbt, None, None))
+    return load_snapshot(dbt, None, parse, resolve_targets(dbt, None, None), cli_vars=cli_vars)
 
 
 def age(project: Path, seconds: float) -> None:
@@ -148,24 +149,16 @@ def test_without_a_record_a_file_removed_after_the_manifest_is_parsed_again(proj
 
 
 def test_other_vars_are_parsed_again_and_kept_only_as_a_hash(project_dir: Path) -> None:
-    dbt = load_project(project_dir)
+    manifest = project_dir / "target/manifest.json"
     parsed: list[str] = []
-
-    def parse(why: str) -> None:
-        parsed.append(why)
-        os.utime(dbt.manifest_path)
-
-    def load_with(cli_vars: dict[str, Any]) -> None:
-        load_snapshot(dbt, None, parse, resolve_targets(dbt, None, None), cli_vars=cli_vars)
-
-    load_with({})
+    load(project_dir, parsed, {})
     assert parsed == []
-    load_with({"password": "s3cret-value"})
-    load_with({"password": "s3cret-value"})
-    assert parsed == [f"{dbt.manifest_path} was parsed with other --vars"]
+    load(project_dir, parsed, {"password": "s3cret-value"})
+    load(project_dir, parsed, {"password": "s3cret-value"})
+    assert parsed == [f"{manifest} was parsed with other --vars"]
     assert b"s3cret" not in (project_dir / "target" / NAME).read_bytes()
-    load_with({})
-    assert parsed[1:] == [f"{dbt.manifest_path} was parsed with --vars, given no more"]
+    load(project_dir, parsed, {})
+    assert parsed[1:] == [f"{manifest} was parsed with --vars, given no more"]
 
 
 def test_the_env_vars_of_unchanged_files_stay_followed_and_an_edited_files_are_read_again(
@@ -201,18 +194,12 @@ def test_the_env_vars_of_unchanged_files_stay_followed_and_an_edited_files_are_r
 def test_the_same_vars_in_another_order_are_not_parsed_again_and_other_values_are(project_dir: Path) -> None:
     import datetime
 
-    dbt = load_project(project_dir)
     parsed: list[str] = []
-
-    def parse(why: str) -> None:
-        parsed.append(why)
-        os.utime(dbt.manifest_path)
-
     for cli_vars in ({"a": 1, "b": datetime.date(2024, 1, 1)}, {"b": datetime.date(2024, 1, 1), "a": 1}, {"a": 2},
                      {"a": 3}):
-        load_snapshot(dbt, None, parse, resolve_targets(dbt, None, None), cli_vars=cli_vars)
+        load(project_dir, parsed, cli_vars)
     # the first load makes the record (the manifest is current); then only the other values parse again
-    assert parsed == [f"{dbt.manifest_path} was parsed with other --vars"] * 2
+    assert parsed == [f"{project_dir / 'target/manifest.json'} was parsed with other --vars"] * 2
 
 
 def test_a_change_says_the_first_few_and_how_many_more() -> None:
