@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import threading
+from typing import TypeVar
 
 from dbtassets.errors import DbtAssetsError
 from dbtassets.state.backends import Location
 from dbtassets.state.store import StateStore
+
+_B = TypeVar("_B", bound="Background")
 
 
 class Background:
@@ -43,7 +46,7 @@ class Background:
             if store is not None:
                 store.close()
 
-    def __enter__(self) -> Background:
+    def __enter__(self: _B) -> _B:  # the renewer or keeper itself, with its own fields
         self._thread.start()
         return self
 
