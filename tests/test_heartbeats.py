@@ -19,7 +19,7 @@ import pytest
 from dbtassets.clock import shown, timestamp
 from dbtassets.engine import Options, Project
 from dbtassets.report import text
-from dbtassets.state.heartbeats import HEARTBEAT_EVERY, Heartbeat, WatcherState
+from dbtassets.state.heartbeats import HEARTBEAT_EVERY, Heartbeat, WatcherState, watchers
 from dbtassets.state.hosts import machine_name
 from dbtassets.state.store import StateStore
 from dbtassets.watch import events as ev
@@ -42,6 +42,12 @@ def watcher(fake_project: Setup) -> Iterator[Running]:
     project, runner, _ = fake_project
     running = Running(project, runner)
     running.wait_for(ev.BuildFinished)  # its first pass built the project
+    # The pass is recorded as finished just after BuildFinished is said: wait for that, as a reader would.
+    deadline = time.monotonic() + PATIENCE
+    with judged(project.dbt.directory, fake_project[2], 0) as reader:
+        while not any(beat.last_pass_at for beat in watchers(reader.store, "shopflow")):
+            assert time.monotonic() < deadline, "the watcher's first pass was never recorded"
+            time.sleep(0.02)
     yield running
     if running.thread.is_alive():
         running.stop()
