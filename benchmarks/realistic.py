@@ -2,7 +2,8 @@
 
 Shapes from dbt's documentation (dbt 1.11): local packages full of macros (``packages.yml`` with
 ``local:``, installed by ``dbt deps`` offline), ``{% docs %}`` blocks referenced from descriptions,
-documented columns on every model and source, groups with ``access``, model versions, exposures, a
+documented columns on every model and source, models written in dbt's style (import CTEs, a header
+comment, a package macro here and there), groups with ``access``, model versions, exposures, a
 time spine with semantic models and metrics (simple, ratio, derived), sources that no model reads
 (declared for other teams, as real projects have), and a ``not_null`` test on every model's key and
 a ``unique`` one on every other model's (1.5 tests a model, as in a real 302-model project).
@@ -21,6 +22,7 @@ from typing import Any
 PACKAGES = ("synth_utils", "synth_dates", "synth_audit")
 COLUMNS = (("id", "col_id"), ("value", "col_value"), ("loaded_at", "col_loaded_at"))
 TIME_SPINE = "metricflow_time_spine"
+ALIASES = "abc"
 EXPOSURE_TYPES = ("dashboard", "notebook", "analysis", "ml", "application")
 
 TIME_SPINE_SQL = """\
@@ -121,6 +123,42 @@ def package_files(counts: Counts) -> dict[str, str]:
     return files
 
 
+def styled_sql(model: Any) -> str:
+    """The model's SQL as dbt's style guide writes it: a header comment, import CTEs, a logical CTE and
+    ``final``; the same inputs, columns and values as ``Model.sql()``, with a package macro on every
+    fourth model (as models call dbt_utils)."""
+    config = []
+    if model.materialized != "table":
+        config.append(f"materialized='{model.materialized}'")
+    if model.tagged:
+        config.append("tags=['hourly']")
+    head = [f"{{{{ config({', '.join(config)}) }}}}", ""] if config else []
+    head += [f"-- {model.name}: layer {model.layer}, one row per id.",
+             "-- Inputs are imported first, joined in `joined`, and selected in `final`.", ""]
+    if model.source:
+        imports = [("a", f"{{{{ source('raw', '{model.source}') }}}}")]
+    else:
+        imports = [(ALIASES[i], f"{{{{ ref('{ref}') }}}}") for i, ref in enumerate(model.refs)]
+    if model.seed:
+        imports.append(("s", f"{{{{ ref('{model.seed}') }}}}"))
+    inputs = [alias for alias, _ in imports if alias != "s"]
+    value = " + ".join(f"{alias}.value" for alias in inputs)
+    if model.uses_macro:
+        value = f"{{{{ double('{value}') }}}}"
+    if model.ordinal % 4 == 1:
+        value = f"{{{{ synth_utils.utils_0000('{value}') }}}}"
+    ctes = [f"{alias} as (\n\n    select * from {relation}\n\n)" for alias, relation in imports]
+    columns = ["a.id", f"{value} as value", "a.loaded_at", *(["s.label"] if model.seed else [])]
+    joins = [f"    join {alias} using (id)" for alias in inputs[1:]]
+    if model.seed:
+        joins.append("    left join s on s.id = a.id")
+    ctes.append("joined as (\n\n    select\n" + ",\n".join(f"        {c}" for c in columns)
+                + "\n    from a\n" + "".join(f"{j}\n" for j in joins) + "\n)")
+    names = ["id", "value", "loaded_at", *(["label"] if model.seed else [])]
+    ctes.append("final as (\n\n    select\n" + ",\n".join(f"        {c}" for c in names) + "\n    from joined\n\n)")
+    return "\n".join(head) + "with\n\n" + ",\n\n".join(ctes) + "\n\nselect * from final\n"
+
+
 def docs_blocks(count: int) -> str:
     """``{% docs %}`` blocks: one per column kind and ``count`` topic blocks models reference."""
     blocks = [
@@ -195,12 +233,14 @@ def decorate(
             if layer in layers_with_groups:
                 access = "public" if model.name in public else ("private" if model.name in private else "protected")
                 entry.append(f"    config:\n      group: layer_{layer}\n      access: {access}\n")
+            sql = styled_sql(model)
             if model.name in versioned:
                 entry.append("    latest_version: 2\n    versions:\n      - v: 1\n      - v: 2\n")
-                sql = model.sql()
                 (out_dir / "models" / f"layer_{layer}" / f"{model.name}.sql").unlink()
                 write(out_dir / "models" / f"layer_{layer}" / f"{model.name}_v1.sql", sql)
                 write(out_dir / "models" / f"layer_{layer}" / f"{model.name}_v2.sql", sql)
+            else:
+                write(out_dir / "models" / f"layer_{layer}" / f"{model.name}.sql", sql)
             entry.append("    columns:\n" + columns_yml("      ", tests, extra=2))
             entries.append("".join(entry))
         write(out_dir / "models" / f"layer_{layer}" / "schema.yml", "version: 2\n\nmodels:\n" + "".join(entries))
