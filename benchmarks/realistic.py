@@ -196,15 +196,16 @@ def decorate(
 ) -> None:
     """Write the realistic sections into the generated project at ``out_dir``.
 
-    ``by_layer`` holds the generator's models (``name``, ``layer``, ``ordinal``, ``tested``,
-    ``materialized``, ``refs``, ``sql()``); it overwrites each layer's ``schema.yml`` and ``sources.yml``.
+    ``by_layer`` holds the generator's models (``name``, ``layer``, ``ordinal``, ``materialized``,
+    ``refs``, ``source``, ``seed``, ``tagged``, ``uses_macro``); it rewrites their SQL files, each layer's
+    ``schema.yml`` and ``sources.yml``.
     """
     rng = random.Random(seed + 1)
     models = [m for layer in by_layer for m in layer]
     referenced = {ref for m in models for ref in m.refs} | snapshot_targets
     leaves = [m for m in models if m.name not in referenced and m.materialized != "ephemeral" and m.layer > 0]
-    if not leaves:  # a project of staging models only: its last staging models are the leaves
-        leaves = [m for m in models if m.name not in referenced and m.materialized != "ephemeral"][-1:]
+    if not leaves:  # staging models only, or every model read by another or a snapshot: the last one, made public
+        leaves = [m for m in models if m.materialized != "ephemeral"][-1:]
     exposed = leaves[: counts.exposures + counts.semantic_models + counts.versioned]
     public = {m.name for m in exposed}
     private = {m.name for m in leaves} - public
