@@ -36,8 +36,10 @@ def test_the_readme_table_gives_each_figure_with_the_load_average_of_its_step(tm
     by_label = {label: values for label, *values in cells}
     status_row = next(v for k, v in by_label.items() if k.startswith("`dbtassets status`, 5,000 models shaped like"))
     assert status_row == ["0.50 s", "0.4 → 1.6"]
-    assert by_label["the same over a bare `json.load` of its manifest (the floor)"] == ["2.50x", "0.4 → 1.6"]
-    assert by_label["`status --format json` over a bare `json.load` of its manifest"] == ["1.50x", "0.4 → 1.6"]
+    assert by_label["`status` over a bare `json.load` of its manifest (the floor)"] == ["2.50x", "0.4 → 1.6"]
+    assert by_label["`status --format json` over a bare `json.load` of its manifest (the floor)"] == [
+        "1.50x", "0.4 → 1.6"]
+    assert not any("fresh state" in label for label in by_label)  # not timed in this run: no row
     query_row = next(v for k, v in by_label.items() if k.startswith("`status` on example_project"))
     assert query_row == ["0.14 s", "2.5 → 3.0"]
 
