@@ -499,6 +499,7 @@ def bench_size(size: Size, args: argparse.Namespace, cli: Path, env: dict[str, s
         variants: list[Callable[[bool], str]] = [do_status, do_dry_run]
         if not args.no_watch:
             variants.append(do_watch)
+        fresh_state()  # status reads a store and makes none (a missing --state path is an error)
         probe(status_argv, env, scratch)  # the copy's first run writes its manifest cache (keyed by path)
         warm = [v(False) for v in variants]
         print(f"[{size.label}] warm-up: " + "; ".join(warm), flush=True)
