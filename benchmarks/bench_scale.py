@@ -123,17 +123,18 @@ class Size:
         return f"{self.models}" if self.sources is None else f"{self.models}:{self.sources}"
 
 
-def ensure_sized_project(size: Size) -> Path:
-    """The shared synthetic project for ``size``, generated and parsed if missing or stale."""
+def ensure_sized_project(size: Size, realistic: bool = False) -> Path:
+    """The shared synthetic project for ``size`` (``generate_project.py --realistic`` with ``realistic``,
+    in a directory with a ``_realistic`` suffix), generated and parsed if missing or stale."""
     if size.sources is None:
-        return ensure_project(size.models, None, None, None)
-    project_dir = WORK / f"synth_{size.models}_s{size.sources}"
+        return ensure_project(size.models, None, None, None, realistic=realistic)
+    project_dir = WORK / (f"synth_{size.models}_s{size.sources}" + ("_realistic" if realistic else ""))
     manifest = project_dir / "target" / "manifest.json"
     if not (project_dir / "dbt_project.yml").is_file() or not manifest.is_file():
         seeds, snapshots = max(1, size.models // 200), max(1, size.models // 500)
         print(f"generating {project_dir} ({size.models} models, {size.sources} sources, {seeds} seeds, "
               f"{snapshots} snapshots) ...", flush=True)
-        generate(project_dir, size.models, size.sources, seeds, snapshots)
+        generate(project_dir, size.models, size.sources, seeds, snapshots, realistic=realistic)
     newest_mtime, newest = load_project(project_dir).newest_file()
     if not manifest.is_file() or manifest.stat().st_mtime < newest_mtime:
         print(f"{manifest} is missing or older than {newest}: running dbt parse ...", flush=True)
@@ -408,7 +409,7 @@ class Result:
 
 
 def bench_size(size: Size, args: argparse.Namespace, cli: Path, env: dict[str, str]) -> Result:
-    shared = ensure_sized_project(size)
+    shared = ensure_sized_project(size, args.realistic)
     with tempfile.TemporaryDirectory(prefix=f"bench-scale-{size.models}-") as tmp:
         scratch = Path(tmp)
         started = time.perf_counter()
@@ -498,6 +499,7 @@ def bench_size(size: Size, args: argparse.Namespace, cli: Path, env: dict[str, s
         variants: list[Callable[[bool], str]] = [do_status, do_dry_run]
         if not args.no_watch:
             variants.append(do_watch)
+        fresh_state()  # status reads a store and makes none (a missing --state path is an error)
         probe(status_argv, env, scratch)  # the copy's first run writes its manifest cache (keyed by path)
         warm = [v(False) for v in variants]
         print(f"[{size.label}] warm-up: " + "; ".join(warm), flush=True)
@@ -697,6 +699,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--watch-timeout", type=float, default=600.0,
                         help="give up on a watcher's initial pass after this many seconds (default: 600)")
     parser.add_argument("--no-watch", action="store_true", help="skip the watcher measurements")
+    parser.add_argument("--realistic", action="store_true",
+                        help="generate_project.py --realistic projects (packages of macros, docs, exposures, "
+                             "semantic models, groups, versions, unread sources), in synth_*_realistic")
     parser.add_argument("--snapshot", action="store_true",
                         help="measure the committed HEAD of dbtassets/ (extracted with git archive and put first "
                              "on PYTHONPATH), not the working tree, which others may edit during the run")

@@ -137,7 +137,7 @@ class SuccessRunner:
         return {}  # a state filled by this runner records manifest checksums: nothing to compare
 
     def query(self, sql: str, timeout: float | None = None) -> list[list[Any]]:
-        return []  # the synthetic project's sources are all observed through files
+        return []  # the synthetic project's sources are observed through files (or, realistic, not at all)
 
 
 def resolve_selectors(graph: AssetGraph, selectors: Sequence[str]) -> set[UniqueId]:
@@ -165,10 +165,11 @@ def resolve_selectors(graph: AssetGraph, selectors: Sequence[str]) -> set[Unique
 
 
 def ensure_project(models: int, sources: int | None, seeds: int | None, snapshots: int | None,
-                   policies: bool = False) -> Path:
-    """benchmarks/.work/synth_<N> (synth_<N>_policies with freshness policies everywhere), generated and
-    parsed if missing, re-parsed if its manifest is stale."""
-    project_dir = WORK / (f"synth_{models}_policies" if policies else f"synth_{models}")
+                   policies: bool = False, realistic: bool = False) -> Path:
+    """benchmarks/.work/synth_<N> (synth_<N>_policies with freshness policies everywhere; a ``_realistic``
+    suffix for ``generate_project.py --realistic``), generated and parsed if missing, re-parsed if stale."""
+    project_dir = WORK / ((f"synth_{models}_policies" if policies else f"synth_{models}")
+                          + ("_realistic" if realistic else ""))
     manifest = project_dir / "target" / "manifest.json"
     if not (project_dir / "dbt_project.yml").is_file() or not manifest.is_file():
         # No manifest: never generated, or generation stopped part-way. generate() starts afresh
@@ -178,7 +179,7 @@ def ensure_project(models: int, sources: int | None, seeds: int | None, snapshot
         n_snapshots = snapshots if snapshots is not None else max(1, models // 500)
         print(f"generating {project_dir} ({models} models, {n_sources} sources, {n_seeds} seeds, "
               f"{n_snapshots} snapshots) ...", flush=True)
-        generate(project_dir, models, n_sources, n_seeds, n_snapshots, policies=policies)
+        generate(project_dir, models, n_sources, n_seeds, n_snapshots, policies=policies, realistic=realistic)
     elif sources is not None or seeds is not None or snapshots is not None:
         print(f"note: reusing {project_dir}; --sources/--seeds/--snapshots apply only when generating",
               flush=True)
@@ -275,6 +276,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--with-policies", action="store_true",
                         help="also time status on synth_<N>_policies (the same project with build_after on every "
                              "model and warn/error_after on every source), interleaved with the rest")
+    parser.add_argument("--realistic", action="store_true",
+                        help="generate_project.py --realistic: packages of macros, docs, exposures, semantic models, "
+                             "groups, versions, unread sources (synth_<N>_realistic)")
     parser.add_argument("--postgres", action="store_true",
                         help="also time status with the state store on a private PostgreSQL server on loopback")
     parser.add_argument("--postgres-url", metavar="URL", help="with --postgres: use this (empty) database instead")
@@ -285,7 +289,8 @@ def main(argv: list[str] | None = None) -> None:
     cli = Path(sys.executable).parent / "dbtassets"
     if not cli.is_file():
         raise SystemExit(f"{cli} not found: run this with the interpreter of the venv dbtassets is installed in")
-    project_dir = ensure_project(args.models, args.sources, args.seeds, args.snapshots, args.policies)
+    project_dir = ensure_project(args.models, args.sources, args.seeds, args.snapshots, args.policies,
+                                 args.realistic)
     manifest = project_dir / "target" / "manifest.json"
     cache = manifest.with_name(CACHE_NAME)
     env = {k: v for k, v in os.environ.items()
@@ -299,7 +304,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"fake build of {info['built']} assets recorded in {info['seconds']:.1f}s", flush=True)
         extra: list[Variant] = []
         if args.with_policies and not args.policies:
-            policed = ensure_project(args.models, args.sources, args.seeds, args.snapshots, policies=True)
+            policed = ensure_project(args.models, args.sources, args.seeds, args.snapshots, policies=True,
+                                     realistic=args.realistic)
             policed_state = Path(scratch) / "state-policies.db"
             populate_state(policed, policed_state)
             policed_status = [str(cli), "--project-dir", str(policed), "--state", str(policed_state), "status"]
@@ -345,6 +351,7 @@ def main(argv: list[str] | None = None) -> None:
     kinds = info["asset_kinds"]
     meta = {
         "models_requested": args.models,
+        "realistic": args.realistic,
         "project_dir": str(project_dir),
         "manifest_mb": manifest.stat().st_size / 1_000_000,
         "cache_mb": cache.stat().st_size / 1_000_000,

@@ -8,7 +8,8 @@ for a given seed.
 Usage::
 
     python benchmarks/generate_project.py OUT_DIR --models N [--sources S] [--seeds K]
-        [--snapshots J] [--layers L] [--seed R] [--parse]
+        [--snapshots J] [--layers L] [--seed R] [--policies] [--realistic [--unread-sources U]
+        [--macros M]] [--parse]
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from realistic import Counts, decorate
 
 PROJECT_NAME = "synth"
 EPHEMERAL_SHARE = 0.02
@@ -240,12 +243,15 @@ def write(path: Path, text: str) -> None:
 
 def generate(
     out_dir: Path, models: int, sources: int, seeds: int, snapshots: int, layers: int = 6, seed: int = 0,
-    policies: bool = False,
+    policies: bool = False, realistic: bool = False, unread_sources: int | None = None, macros: int | None = None,
 ) -> Path:
     """Generate the project into ``out_dir`` (replacing a previous one) and return its path.
 
     With ``policies``, every model gets ``freshness.build_after: {count: 1, period: hour}`` and every
-    source ``warn_after``/``error_after`` (in dbt_project.yml).
+    source ``warn_after``/``error_after`` (in dbt_project.yml). With ``realistic``, the project also gets
+    what real manifests carry (``realistic.py``): local packages of macros (``unread_sources`` and
+    ``macros`` override their default counts), docs blocks, documented columns, groups with access, model
+    versions, exposures, semantic models and metrics on a time spine, and sources no model reads.
     """
     if models < 1 or layers < 1 or sources < 1 or seeds < 0 or snapshots < 0:
         raise ValueError("need models, layers, sources >= 1 and seeds, snapshots >= 0")
@@ -283,9 +289,15 @@ def generate(
 
     snapshot_layer = by_layer[1] if len(by_layer) > 1 and by_layer[1] else by_layer[0]
     candidates = [m for m in snapshot_layer if m.materialized != "ephemeral"]
+    snapshot_targets = set()
     for j in range(snapshots):
         name = f"snap_{j:04d}"
-        write(out_dir / "snapshots" / f"{name}.sql", snapshot_sql(name, rng.choice(candidates)))
+        target = rng.choice(candidates)
+        snapshot_targets.add(target.name)
+        write(out_dir / "snapshots" / f"{name}.sql", snapshot_sql(name, target))
+    if realistic:
+        counts = Counts.for_models(models, unread_sources=unread_sources, macros=macros)
+        decorate(out_dir, by_layer, source_names, snapshot_targets, SOURCES_HEADER, write, seed, counts)
     return out_dir
 
 
@@ -304,8 +316,13 @@ def run_dbt(project_dir: Path, *args: str) -> None:
 
 
 def parse(project_dir: Path) -> Path:
-    """Run ``dbt parse`` on the project and return the path of ``target/manifest.json``."""
+    """Run ``dbt parse`` on the project and return the path of ``target/manifest.json``.
+
+    A realistic project's local packages are installed first (``dbt deps``: offline for ``local:`` ones).
+    """
     project_dir = Path(project_dir).resolve()
+    if (project_dir / "packages.yml").is_file():
+        run_dbt(project_dir, "deps")
     run_dbt(project_dir, "parse")
     return project_dir / "target" / "manifest.json"
 
@@ -320,6 +337,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--snapshots", type=int, help="default: max(1, models // 500)")
     parser.add_argument("--layers", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--realistic", action="store_true",
+                        help="add what real manifests carry: packages of macros, docs blocks, exposures, "
+                             "semantic models and metrics, groups, versions, column descriptions, unread sources")
+    parser.add_argument("--unread-sources", type=int,
+                        help="with --realistic: sources declared but read by no model (default: max(1, N // 20))")
+    parser.add_argument("--macros", type=int, help="with --realistic: package macros (default: 300 + N // 10)")
     parser.add_argument("--parse", action="store_true", help="run dbt parse and report its time")
     parser.add_argument("--policies", action="store_true",
                         help="give every model a build_after and every source warn_after/error_after")
@@ -335,6 +358,9 @@ def main(argv: list[str] | None = None) -> None:
         layers=args.layers,
         seed=args.seed,
         policies=args.policies,
+        realistic=args.realistic,
+        unread_sources=args.unread_sources,
+        macros=args.macros,
     )
     print(f"generated {project}")
     if args.parse:

@@ -18,18 +18,25 @@ each step below as its own process, keeps each one's output and JSON under
 Steps (about 40 minutes on a quiet 2-core machine; the synthetic projects are generated and
 parsed first if ``benchmarks/.work`` does not have them yet):
 
-- ``status``: ``bench_status.py --models 5000 --repeat 5 --with-policies --postgres``
+- ``status``: ``bench_status.py --models 5000 --repeat 5 --with-policies --postgres --realistic``
+- ``edits``: ``bench_edits.py --repeat 5`` (skipped, and said so, while that script does not exist)
 - ``policies``: ``bench_policies.py --models 5000 --repeat 21``
 - ``query_status``: ``bench_query_status.py --repeat 5``
 - ``watch``: ``bench_watch.py --landings 15``
 - ``fingerprint``: ``bench_fingerprint.py --models 5000 --repeat 5``
-- ``scale``: ``bench_scale.py --sizes 1000,5000,20000,5000:2000 --repeat 5 --snapshot``
+- ``scale``: ``bench_scale.py --sizes 1000,5000,20000,5000:2000 --repeat 5 --snapshot --realistic``
 - ``dagster``: ``bench_vs_dagster.py --models 5000 --repeat 5``
 - ``ui``: ``bench_ui.py --models 5000 --repeat 9``
 - ``watch_ui``: ``bench_watch_ui.py --repeat 5``
 - ``faults``: the two fault tests whose figures docs/reliability.md quotes, with their prints.
 
-``--only STEP ...`` runs some steps and renders from the latest results of the others;
+The ``status`` and ``scale`` steps run on ``generate_project.py --realistic`` projects (packages of
+macros, docs blocks, exposures, semantic models and metrics, groups, versions, unread sources), the
+shape of a real manifest (benchmarks/README.md compares them). Every figure is printed with the load
+average before and after the step that measured it, in both documents.
+
+``--only STEP ...`` runs some steps and renders from the latest results of the others (with no earlier
+run, only docs/performance.md is written: the README's figures need every step they quote);
 ``--render`` only renders, from the latest results.
 """
 
@@ -66,6 +73,11 @@ class Step:
     argv: tuple[str, ...]
     about: str  # what it measures, in words: every figure comes from the script's own output
 
+    @property
+    def available(self) -> bool:
+        """Whether its script exists (a step may name a benchmark that is not written yet)."""
+        return self.name == "faults" or (HERE / self.argv[0]).is_file()
+
     def command(self) -> list[str]:
         if self.name == "faults":
             return [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", "tests/test_faults.py",
@@ -82,8 +94,10 @@ STEPS = (
          "to rebuild), `dbtassets status` and `dbtassets sync --dry-run`, paired and interleaved. Every process "
          "is new; page cache, bytecode caches, dbt's partial parse file and dbtassets' manifest extract are warm."),
     Step("status", "`status` at 5,000 models",
-         ("bench_status.py", "--models", "5000", "--repeat", "5", "--with-policies", "--postgres"),
-         "`dbtassets status` as a whole process on a generated 5,000-model project (every asset recorded as "
+         ("bench_status.py", "--models", "5000", "--repeat", "5", "--with-policies", "--postgres", "--realistic"),
+         "`dbtassets status` as a whole process on a generated 5,000-model project shaped like a real one "
+         "(`generate_project.py --realistic`: packages of macros, docs blocks, exposures, semantic models and "
+         "metrics, groups, versions, sources no model reads; every asset recorded as "
          "built by a fake runner, so all are fresh), next to a process that only runs `json.load` on the same "
          "manifest. *Warm*: dbtassets' compact manifest extract (`target/dbtassets-manifest.cache`) is present. "
          "*Cache deleted*: it is deleted before each run, so the manifest JSON is parsed, which is what the "
@@ -93,6 +107,9 @@ STEPS = (
          "private PostgreSQL 15 server on loopback (team mode; started as the tests start theirs, "
          "`tests/pg.py`), filled the same way. The store uses psycopg2: `import psycopg` (3) alone took about "
          "0.4 s here against 0.05 s."),
+    Step("edits", "Edits answered", ("bench_edits.py", "--repeat", "5"),
+         "`status` after a one-model edit, `lint`, `check --against` and a target switch on example_project, "
+         "side by side with the dbt command each replaces or wraps (`bench_edits.py`)."),
     Step("policies", "Freshness policies inside `status`",
          ("bench_policies.py", "--models", "5000", "--repeat", "21"),
          "The policy steps timed in one process on `synth_5000_policies`, against the whole "
@@ -127,9 +144,11 @@ STEPS = (
          "`--ui 127.0.0.1:0`: start-up to the `watching` event, and a landing to `fact_sales` built; then the "
          "modules each imports (`python -X importtime`), naming any of the page's server."),
     Step("faults", "Fault tests", ("pytest",), "The figures that the fault tests print."),
-    Step("scale", "Scale", ("bench_scale.py", "--sizes", "1000,5000,20000,5000:2000", "--repeat", "5", "--snapshot"),
+    Step("scale", "Scale", ("bench_scale.py", "--sizes", "1000,5000,20000,5000:2000", "--repeat", "5", "--snapshot",
+                            "--realistic"),
          "`status`, `sync --dry-run` (after 1% of the sources got a new file) and a watcher as whole processes "
-         "on synthetic projects of 1,000 to 20,000 models, with wall time, CPU time and peak RSS. Its `status` "
+         "on synthetic projects of 1,000 to 20,000 models shaped like real ones (`--realistic`), with wall time, "
+         "CPU time and peak RSS. Its `status` "
          "runs through a small intermediate process that measures the child's peak RSS, and imports the "
          "committed code (`--snapshot`); the `status` table above runs the venv's console script directly, so "
          "the two 5,000-model figures differ by that harness, not by the code."),
@@ -163,15 +182,16 @@ def run_step(step: Step, out: Path) -> dict[str, Any]:
     record = {"command": shlex.join(["python", *argv[1:]]).replace(str(REPO) + "/", "").replace(str(out), "OUT"),
               "exit_code": done.returncode, "minutes": (time.monotonic() - started) / 60, "load_before": load,
               "load_after": os.getloadavg()[0]}
-    print(f"[run_all] {step.name}: exit {done.returncode} in {record['minutes']:.1f} min", flush=True)
+    print(f"[run_all] {step.name}: exit {done.returncode} in {record['minutes']:.1f} min, load average "
+          f"{record['load_before']:.1f} before, {record['load_after']:.1f} after", flush=True)
     return record
 
 
-def latest() -> Path:
+def latest(required: bool = True) -> Path | None:
     runs = sorted(p for p in RESULTS.iterdir() if p.is_dir() and (p / "run.json").exists()) if RESULTS.exists() else []
-    if not runs:
+    if not runs and required:
         raise SystemExit("no earlier run under benchmarks/.work/run_all: run without --render first")
-    return runs[-1]
+    return runs[-1] if runs else None
 
 
 def main() -> None:
@@ -180,14 +200,19 @@ def main() -> None:
     parser.add_argument("--render", action="store_true", help="only write the docs, from the latest run")
     args = parser.parse_args()
     if args.render:
-        render(latest())
+        run = latest()
+        assert run is not None  # latest() exits when there is none
+        render(run)
         return
     env = environment()
     out = RESULTS / f"{datetime.now(timezone.utc):%Y%m%dT%H%M%S}-{env['revision']}"
     out.mkdir(parents=True)
     steps: dict[str, Any] = {}
-    if args.only:  # the other steps' results come from the latest full run, and say so
-        base = latest()
+    base = latest(required=False) if args.only else None
+    if args.only and base is None:
+        print("[run_all] no earlier run: the other steps' sections of docs/performance.md are kept as they are, "
+              "and README.md is not written", flush=True)
+    if base is not None:  # the other steps' results come from the latest full run, and say so
         previous = json.loads((base / "run.json").read_text())
         for name, record in previous["steps"].items():
             if name not in args.only:
@@ -197,6 +222,9 @@ def main() -> None:
                 steps[name] = {**record, "from_run": record.get("from_run", base.name)}
     for step in STEPS:
         if args.only and step.name not in args.only:
+            continue
+        if not step.available:
+            print(f"[run_all] {step.name}: skipped, benchmarks/{step.argv[0]} does not exist", flush=True)
             continue
         steps[step.name] = run_step(step, out)
         (out / "run.json").write_text(json.dumps({"environment": env, "steps": steps}, indent=1))
@@ -246,7 +274,8 @@ def render(run: Path) -> None:
         f"This run: {summary}.",
     ]
     earlier = _sections((REPO / "docs" / "performance.md").read_text())
-    page_order = ("status", "policies", "query_status", "watch", "watch_ui", "fingerprint", "scale", "dagster", "ui")
+    page_order = ("status", "edits", "policies", "query_status", "watch", "watch_ui", "fingerprint", "scale",
+                  "dagster", "ui")
     for name in page_order:
         step = next(s for s in STEPS if s.name == name)
         record = steps.get(name)
@@ -277,10 +306,17 @@ def render(run: Path) -> None:
     load += "".join(f"; {'the step' if len(names) == 1 else 'the steps'} {', '.join(sorted(names))} "
                     f"{'is' if len(names) == 1 else 'are'} from the earlier run {origin} (`--only` reran the others)"
                     for origin, names in sorted(reused.items()))
-    replace_block(REPO / "README.md", readme_block(run, summary + load))
+    written = ["docs/performance.md"]
+    missing = sorted(README_STEPS - set(steps))
+    if missing:
+        print(f"[run_all] README.md not written: this run has no results for {', '.join(missing)}", flush=True)
+    else:
+        replace_block(REPO / "README.md", readme_block(run, summary + load))
+        written.append("the figures in README.md")
     if "faults" in steps:
         replace_block(REPO / "docs" / "reliability.md", faults_block(run, summary))
-    print(f"[run_all] wrote docs/performance.md and the figures in README.md from {run}", flush=True)
+        written.append("docs/reliability.md")
+    print(f"[run_all] wrote {', '.join(written)} from {run}", flush=True)
 
 
 _NOT_RUN = "*Not measured in this run of `benchmarks/run_all.py` (it was cut short): an earlier run's figures.*"
@@ -299,12 +335,13 @@ def _subsections(section: str) -> dict[str, str]:
 
 
 def _sections(page: str) -> dict[str, str]:
-    """The page's ``## `` sections by heading, without a previous not-measured note."""
+    """The page's ``## `` sections by heading, without a previous not-measured or kept-by-hand note (so that
+    rendering twice does not repeat them)."""
     found: dict[str, str] = {}
     for chunk in page.split("\n## ")[1:]:
         heading, _, body = chunk.partition("\n")
         lines = [line for line in body.strip().splitlines()
-                 if not line.startswith(_NOT_RUN.split(":")[0])]
+                 if not line.startswith((_NOT_RUN.split(":")[0], _BY_HAND[:30]))]
         found[heading.strip()] = "\n".join(lines).strip()
     return found
 
@@ -322,49 +359,71 @@ def _load(run: Path, name: str) -> Any:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+FLOOR_VARIANTS = (
+    ("dbtassets status (warm cache)", "`status`"),
+    ("dbtassets status --format json (warm cache)", "`status --format json`"),
+    ("dbtassets status (fresh state: no store yet)", "`status` on a fresh state"),
+    ("dbtassets status --format json (fresh state: no store yet)", "`status --format json` on a fresh state"),
+)
+README_STEPS = frozenset({"watch", "status", "query_status", "scale", "dagster"})  # the steps readme_block quotes
+
+
 def readme_block(run: Path, summary: str) -> str:
-    rows = []
+    """The README's headline figures, each with the load average before and after the step it comes from."""
+    steps = json.loads((run / "run.json").read_text())["steps"]
+    rows: list[tuple[str, str, str]] = []
+
+    def add(step: str, what: str, value: str) -> None:
+        record = steps[step]
+        rows.append((what, value, f"{record['load_before']:.1f} → {record['load_after']:.1f}"))
+
     watch = _load(run, "watch")
     if watch:
         latency = statistics.median(x["latency"] for x in watch["watch"]["landings"])
-        rows.append(("file landed → `fact_sales` rebuilt and recorded, `watch` on example_project (median)",
-                     f"{latency:.2f} s"))
+        add("watch", "file landed → `fact_sales` rebuilt and recorded, `watch` on example_project (median)",
+            f"{latency:.2f} s")
         idle = watch["watch"]["idle"]
-        rows.append(("idle watcher", f"{idle['cpu_percent']:.1f} % of one core, {idle['rss_mib']:.0f} MiB"))
+        add("watch", "idle watcher", f"{idle['cpu_percent']:.1f} % of one core, {idle['rss_mib']:.0f} MiB")
     status = _load(run, "status")
     if status:
         by_name = {r["variant"]: r["median"] for r in status["results"]}
+        shaped = " shaped like a real one" if status["meta"].get("realistic") else ""
         warm = next(v for k, v in by_name.items() if k.startswith("dbtassets status (warm"))
         alone = by_name["json.load"]
-        rows.append((f"`dbtassets status`, 5,000 models (json.load of the manifest alone: {alone:.2f} s)",
-                     f"{warm:.2f} s"))
+        add("status", f"`dbtassets status`, 5,000 models{shaped} (json.load of the manifest alone: {alone:.2f} s)",
+            f"{warm:.2f} s")
+        for variant, label in FLOOR_VARIANTS:  # those bench_status.py times: the floor, in text and JSON
+            if variant in by_name:
+                add("status", f"{label} over a bare `json.load` of its manifest (the floor)",
+                    f"{by_name[variant] / alone:.2f}x")
         policed = next((v for k, v in by_name.items() if k.startswith("dbtassets status (warm")
                         and k.endswith("policies on every model")), None)
         if policed is not None:
-            rows.append(("the same with freshness policies on every model and source", f"{policed:.2f} s"))
+            add("status", "the same with freshness policies on every model and source", f"{policed:.2f} s")
         ratio = status["meta"].get("postgres_over_sqlite status (warm cache)")
         if ratio is not None:
-            rows.append(("the same with the state store on PostgreSQL (loopback), over SQLite", f"{ratio:.2f}x"))
+            add("status", "the same with the state store on PostgreSQL (loopback), over SQLite", f"{ratio:.2f}x")
     query = _load(run, "query_status")
     if query:
-        rows.append(("`status` on example_project with a query source read within its `every:`",
-                     f"{query['status (last observation fresh)']['median']:.2f} s"))
+        add("query_status", "`status` on example_project with a query source read within its `every:`",
+            f"{query['status (last observation fresh)']['median']:.2f} s")
     scale = _load(run, "scale")
     if scale:
         for result in scale["results"]:
             if result["models"] == 20000:
-                rows.append((f"`dbtassets status`, 20,000 models, {result['sources']:,} sources",
-                             f"{result['summary']['status_s']:.2f} s"))
+                add("scale", f"`dbtassets status`, 20,000 models, {result['sources']:,} sources",
+                    f"{result['summary']['status_s']:.2f} s")
     dagster = _load(run, "dagster")
     if dagster:
         medians = {v["name"]: statistics.median(v["samples"]) for v in dagster["variants"]}
-        rows.append(("a process building Dagster's asset graph of the 5,000 models (dagster-dbt)",
-                     f"{medians['dagster: asset graph']:.2f} s"))
+        add("dagster", "a process building Dagster's asset graph of the 5,000 models (dagster-dbt)",
+            f"{medians['dagster: asset graph']:.2f} s")
         ls = next(v for k, v in medians.items() if k.startswith("dbt ls"))
-        rows.append(("`dbt ls --select state:modified+ source_status:fresher+` on them", f"{ls:.2f} s"))
-        rows.append(("`dbtassets status` on them, in the same interleaved rounds",
-                     f"{medians['dbtassets status']:.2f} s"))
-    lines = ["| measured | value |", "|---|---:|", *(f"| {a} | {b} |" for a, b in rows), "",
+        add("dagster", "`dbt ls --select state:modified+ source_status:fresher+` on them", f"{ls:.2f} s")
+        add("dagster", "`dbtassets status` on them, in the same interleaved rounds",
+            f"{medians['dbtassets status']:.2f} s")
+    lines = ["| measured | value | load average (before → after its step) |", "|---|---:|---:|",
+             *(f"| {a} | {b} | {c} |" for a, b, c in rows), "",
              f"From one run of `benchmarks/run_all.py`: {summary}."]
     return "\n".join(lines)
 
