@@ -1,0 +1,46 @@
+"""`status` near the cost of reading the manifest: what it imports, how it writes JSON, the cached graph."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import dbtassets
+from dbtassets.cli import main as cli
+from dbtassets.cli.group import COMMAND_MODULES
+from tests.conftest import MUTATION_RUN
+
+# Modules that only other commands need: importing any of them would be start-up `status` pays for nothing.
+NOT_FOR_STATUS = ("dbtassets.cli.builds", "dbtassets.cli.page", "dbtassets.watch", "dbtassets.ui")
+
+
+@pytest.mark.skipif(MUTATION_RUN, reason="a child process runs the unmutated code (benchmarks/mutation.py)")
+def test_status_imports_none_of_what_only_other_commands_use(project_dir: Path) -> None:
+    code = ("import sys\nfrom dbtassets.cli import main\n"
+            "try:\n    main(sys.argv[1:], prog_name='dbtassets')\n"
+            "except SystemExit as stop:\n    assert not stop.code, stop.code\n"
+            "print('\\n'.join(sorted(sys.modules)), file=sys.stderr)\n")
+    done = subprocess.run([sys.executable, "-c", code, "--project-dir", str(project_dir), "status", "--no-observe"],
+                          capture_output=True, text=True, env=os.environ, timeout=300)
+    assert done.returncode == 0, done.stderr
+    loaded = set(done.stderr.split())
+    assert "dbtassets.cli.answers" in loaded and "dbtassets.engine" in loaded  # the walk saw the command run
+    assert sorted(m for m in loaded if m.startswith(NOT_FOR_STATUS)) == []
+
+
+def test_every_command_is_found_through_the_table_of_where_commands_live() -> None:
+    assert sorted(cli.commands) == sorted(COMMAND_MODULES)  # listing them imports every module
+    for name, module in COMMAND_MODULES.items():
+        assert cli.commands[name].callback.__module__ == module, name  # type: ignore[union-attr]
+
+
+def test_the_package_surface_is_imported_on_first_use() -> None:
+    assert set(dbtassets._HOMES) == set(dbtassets.__all__) - {"__version__"}
+    assert dbtassets.Project.__module__ == "dbtassets.engine"
+    assert "Project" in dir(dbtassets)
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        _ = dbtassets.Nope  # type: ignore[attr-defined]
