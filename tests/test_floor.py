@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -12,7 +13,9 @@ import pytest
 import dbtassets
 from dbtassets.cli import main as cli
 from dbtassets.cli.group import COMMAND_MODULES
+from dbtassets.report.common import to_json
 from tests.conftest import MUTATION_RUN
+from tests.conftest import dbtassets as run_dbtassets
 
 # Modules that only other commands need: importing any of them would be start-up `status` pays for nothing.
 NOT_FOR_STATUS = ("dbtassets.cli.builds", "dbtassets.cli.page", "dbtassets.watch", "dbtassets.ui")
@@ -44,3 +47,28 @@ def test_the_package_surface_is_imported_on_first_use() -> None:
     assert "Project" in dir(dbtassets)
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         _ = dbtassets.Nope  # type: ignore[attr-defined]
+
+
+DOCUMENTS = [
+    {"summary": "1 stale", "assets": [{"unique_id": "model.p.a", "reasons": [{"code": "x", "message": "é \"q\""}]},
+                                      {"unique_id": "model.p.b", "reasons": []}],
+     "warnings": [], "watcher": None, "nested": {"a": [1, 2.5, True]}},
+    {}, {"only": []}, [1, 2], "text", {"n": float("inf")},
+]
+
+
+@pytest.mark.parametrize("document", DOCUMENTS)
+def test_json_output_is_the_same_document(document: object) -> None:
+    assert json.loads(to_json(document)) == json.loads(json.dumps(document))
+
+
+def test_status_json_writes_each_asset_on_a_line_of_its_own(project_dir: Path) -> None:
+    result = run_dbtassets(project_dir, "status", "--no-observe", "--all", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    lines = result.stdout.splitlines()
+    start = lines.index('  "assets": [')
+    entries = [json.loads(line.strip().rstrip(",")) for line in lines[start + 1:start + 1 + len(document["assets"])]]
+    assert len(entries) >= 5 and entries == document["assets"]
+    assert lines[start + 1 + len(entries)] == "  ],"
+    assert list(document) == ["summary", "assets", "warnings", "watcher"]
