@@ -13,6 +13,8 @@ import pytest
 import dbtassets
 from dbtassets.cli import main as cli
 from dbtassets.cli.group import COMMAND_MODULES
+from dbtassets.model.graph import AssetGraph
+from dbtassets.model.manifest import load_manifest
 from dbtassets.report.common import to_json
 from tests.conftest import MUTATION_RUN
 from tests.conftest import dbtassets as run_dbtassets
@@ -72,3 +74,37 @@ def test_status_json_writes_each_asset_on_a_line_of_its_own(project_dir: Path) -
     assert len(entries) >= 5 and entries == document["assets"]
     assert lines[start + 1 + len(entries)] == "  ],"
     assert list(document) == ["summary", "assets", "warnings", "watcher"]
+
+
+def graph_shape(graph: AssetGraph) -> tuple[object, ...]:
+    return (list(graph.assets), {u: graph.parents(u) for u in graph}, {u: graph.children(u) for u in graph},
+            dict(graph.fed), graph.topological_order())
+
+
+def test_the_cached_graph_is_the_graph_the_manifest_gives(project_dir: Path) -> None:
+    manifest_path = project_dir / "target" / "manifest.json"
+    cache = manifest_path.with_name("dbtassets-graph.cache")
+    cache.unlink(missing_ok=True)
+    manifest = load_manifest(manifest_path)
+    expected = graph_shape(AssetGraph.from_manifest(manifest))
+    assert graph_shape(AssetGraph.compiled(manifest)) == expected  # derived, and written
+    assert cache.is_file()
+    cached = AssetGraph.compiled(load_manifest(manifest_path))
+    assert "_order" in cached.__dict__  # read back with its order: nothing derived again
+    assert graph_shape(cached) == expected
+    cache.write_bytes(b"\x00garbage")  # a broken cache is derived again, not fatal
+    assert graph_shape(AssetGraph.compiled(load_manifest(manifest_path))) == expected
+
+
+def test_a_changed_manifest_is_not_given_the_cached_graph(project_dir: Path) -> None:
+    manifest_path = project_dir / "target" / "manifest.json"
+    AssetGraph.compiled(load_manifest(manifest_path))  # the cache of this manifest
+    raw = json.loads(manifest_path.read_text())
+    stg = next(uid for uid, node in raw["nodes"].items() if uid.startswith("model.") and node["depends_on"]["nodes"]
+               and node["config"]["materialized"] != "ephemeral")
+    raw["nodes"][stg]["depends_on"]["nodes"] = []
+    manifest_path.write_text(json.dumps(raw))
+    changed = load_manifest(manifest_path)
+    assert AssetGraph.compiled(changed).parents(stg) == () == AssetGraph.from_manifest(changed).parents(stg)
+    given = load_manifest(manifest_path, use_cache=False)  # not through the cache: no cache key, derived
+    assert given.cache_key is None and AssetGraph.compiled(given).parents(stg) == ()

@@ -115,7 +115,7 @@ def load_snapshot(dbt: DbtProject, manifest_path: Path | None, parse: Callable[[
     foreign = foreign_dbt(manifest)
     if foreign is not None:
         warn(foreign)
-    graph = AssetGraph.from_manifest(manifest)
+    graph = AssetGraph.compiled(manifest)
     sources = [n for n in graph.assets.values() if n.resource_type == ResourceType.SOURCE]
     return Snapshot(dbt, manifest, graph, load_settings(dbt.directory, sources, graph.fed),
                     Policies.from_graph(graph), loaded_at, missing)
