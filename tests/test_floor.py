@@ -20,7 +20,8 @@ from tests.conftest import MUTATION_RUN
 from tests.conftest import dbtassets as run_dbtassets
 
 # Modules that only other commands need: importing any of them would be start-up `status` pays for nothing.
-NOT_FOR_STATUS = ("dbtassets.cli.builds", "dbtassets.cli.page", "dbtassets.watch", "dbtassets.ui")
+NOT_FOR_STATUS = ("dbtassets.cli.builds", "dbtassets.cli.page", "dbtassets.watch", "dbtassets.ui",
+                  "importlib.metadata")  # the installed dbt's version is read from its .dist-info directory's name
 
 
 @pytest.mark.skipif(MUTATION_RUN, reason="a child process runs the unmutated code (benchmarks/mutation.py)")
@@ -108,3 +109,11 @@ def test_a_changed_manifest_is_not_given_the_cached_graph(project_dir: Path) -> 
     assert AssetGraph.compiled(changed).parents(stg) == () == AssetGraph.from_manifest(changed).parents(stg)
     given = load_manifest(manifest_path, use_cache=False)  # not through the cache: no cache key, derived
     assert given.cache_key is None and AssetGraph.compiled(given).parents(stg) == ()
+
+
+def test_the_installed_dbt_is_the_version_importlib_metadata_gives() -> None:
+    from importlib.metadata import version
+
+    from dbtassets.model.snapshot import installed_dbt
+
+    assert installed_dbt() == version("dbt-core")
