@@ -6,8 +6,11 @@ rotating order, so that machine noise falls on all of them alike:
 
 - ``json.load``: ``python -c "import json; json.load(open(MANIFEST))"``, the baseline;
 - ``status (warm)``: ``dbtassets status`` with the compact manifest cache in place;
-- ``status (cold)``: the same with the cache deleted before each run, so the JSON is parsed;
+- ``status (cold)``: the same with the caches deleted before each run, so the JSON is parsed;
 - ``status --no-observe (warm)``: no source is read;
+- ``status --format json (warm)``: the same answer as JSON;
+- ``status (fresh state)`` and ``status --format json (fresh state)``: on a project with no state store yet
+  (every asset missing, so every asset is listed), the first thing a user runs;
 - ``python -c pass``: bare interpreter start-up, for reference;
 - with ``--postgres``: ``status`` (warm) and ``status --no-observe`` (warm) again with the state
   store on a PostgreSQL server on loopback (team mode), populated the same way. The server is a
@@ -18,6 +21,11 @@ The state store is populated in-process with a fake dbt runner that reports ever
 model, seed and snapshot as built successfully: no dbt build runs (building thousands of models
 with dbt takes far too long for a benchmark). ``status`` therefore finds every asset fresh,
 which is the common case for a project in steady state.
+
+Beside each figure is the 1-minute load average (``os.getloadavg``) read before each of that
+variant's runs (median): the ratios are only as good as the machine was quiet. The children run
+with bytecode caching on (``PYTHONDONTWRITEBYTECODE`` is dropped from their environment): with it
+set, an editable install compiles every module of the package on every run, which no user pays.
 
 Usage::
 
@@ -56,6 +64,8 @@ HERE = Path(__file__).resolve().parent
 WORK = HERE / ".work"
 # Written by dbtassets.model.manifest.load_manifest beside the manifest on the first load.
 CACHE_NAME = "dbtassets-manifest.cache"
+# Written beside it by dbtassets.model.graph.AssetGraph.compiled: the asset graph derived from the manifest.
+GRAPH_CACHE_NAME = "dbtassets-graph.cache"
 BASELINE = "json.load"
 PG = "dbtassets --state postgresql://… (loopback)"
 
@@ -79,6 +89,7 @@ class Variant:
     argv: list[str]
     drop_cache: bool = False
     samples: list[float] = field(default_factory=list)
+    loads: list[float] = field(default_factory=list)  # the 1-minute load average before each run
 
 
 @dataclass(frozen=True)
@@ -88,6 +99,7 @@ class Row:
     minimum: float
     ratio: float
     samples: list[float]
+    load: float  # median 1-minute load average before its runs
 
 
 class SuccessRunner:
@@ -235,6 +247,7 @@ def populate_state(project_dir: Path, state_path: Path | str) -> dict[str, Any]:
 def run_once(variant: Variant, cache: Path, env: dict[str, str]) -> float:
     if variant.drop_cache:
         cache.unlink(missing_ok=True)
+        cache.with_name(GRAPH_CACHE_NAME).unlink(missing_ok=True)
     start = time.perf_counter()
     completed = subprocess.run(variant.argv, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
@@ -251,15 +264,16 @@ def time_variants(variants: list[Variant], repeat: int, cache: Path, env: dict[s
     for round_no in range(repeat):
         shift = round_no % len(variants)
         for variant in variants[shift:] + variants[:shift]:
+            variant.loads.append(os.getloadavg()[0])
             variant.samples.append(run_once(variant, cache, env))
         print(f"round {round_no + 1}/{repeat}: "
-              + ", ".join(f"{v.name} {v.samples[-1]:.3f}s" for v in variants), flush=True)
+              + ", ".join(f"{v.name} {v.samples[-1]:.3f}s (load {v.loads[-1]:.2f})" for v in variants), flush=True)
 
 
 def markdown(rows: list[Row]) -> str:
-    lines = ["| variant | median (s) | min (s) | ratio to json.load (median) |",
-             "|---|---:|---:|---:|"]
-    lines += [f"| {r.variant} | {r.median:.3f} | {r.minimum:.3f} | {r.ratio:.2f}x |" for r in rows]
+    lines = ["| variant | median (s) | min (s) | ratio to json.load (median) | load avg (1 min, median) |",
+             "|---|---:|---:|---:|---:|"]
+    lines += [f"| {r.variant} | {r.median:.3f} | {r.minimum:.3f} | {r.ratio:.2f}x | {r.load:.2f} |" for r in rows]
     return "\n".join(lines)
 
 
@@ -294,7 +308,11 @@ def main(argv: list[str] | None = None) -> None:
     manifest = project_dir / "target" / "manifest.json"
     cache = manifest.with_name(CACHE_NAME)
     env = {k: v for k, v in os.environ.items()
-           if k not in ("DBTASSETS_STATE", "DBT_PROJECT_DIR", "DBT_PROFILES_DIR", "DBT_TARGET")}
+           if k not in ("DBTASSETS_STATE", "DBT_PROJECT_DIR", "DBT_PROFILES_DIR", "DBT_TARGET",
+                        "PYTHONDONTWRITEBYTECODE")}
+    if (project_dir / ".dbtassets" / "state.db").exists():
+        raise SystemExit(f"{project_dir}/.dbtassets/state.db exists: the fresh-state variants need a project with no "
+                         "default store; delete it (the benchmark's own stores live in a scratch directory)")
 
     server = None
     with tempfile.TemporaryDirectory(prefix="bench-status-") as scratch:
@@ -320,11 +338,15 @@ def main(argv: list[str] | None = None) -> None:
             pg_url = server.url(server.database("bench"))
 
         status = [str(cli), "--project-dir", str(project_dir), "--state", str(state), "status"]
+        fresh = [str(cli), "--project-dir", str(project_dir), "status"]  # the default store, which does not exist
         variants = [
             Variant(BASELINE, [sys.executable, "-c", f"import json; json.load(open({str(manifest)!r}))"]),
             Variant("dbtassets status (warm cache)", status),
             Variant("dbtassets status (cold: cache deleted)", status, drop_cache=True),
             Variant("dbtassets status --no-observe (warm cache)", [*status, "--no-observe"]),
+            Variant("dbtassets status --format json (warm cache)", [*status, "--format", "json"]),
+            Variant("dbtassets status (fresh state: no store yet)", fresh),
+            Variant("dbtassets status --format json (fresh state: no store yet)", [*fresh, "--format", "json"]),
             *extra,
             Variant("python -c pass", [sys.executable, "-c", "pass"]),
         ]
@@ -347,7 +369,7 @@ def main(argv: list[str] | None = None) -> None:
 
     base = statistics.median(variants[0].samples)
     rows = [Row(v.name, statistics.median(v.samples), min(v.samples), statistics.median(v.samples) / base,
-                v.samples) for v in variants]
+                v.samples, statistics.median(v.loads)) for v in variants]
     kinds = info["asset_kinds"]
     meta = {
         "models_requested": args.models,

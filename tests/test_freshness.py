@@ -345,3 +345,19 @@ def test_a_source_with_an_sla_and_no_observer_is_a_warning(policy_project: Setup
     report = project.status(observe=False)
     assert ("source raw.orders has a freshness SLA (error_after 1h) but no observer: "
             "its lateness cannot be checked") in report.warnings
+
+
+def test_several_sources_with_an_sla_and_no_observer_are_one_warning(policy_project: Setup) -> None:
+    import dataclasses
+
+    project, _, _ = policy_project
+    sla = project.policies.slas[ORDERS]
+    sources = sorted(uid for uid, node in project.graph.assets.items() if node.resource_type == "source")
+    assert len(sources) >= 2, "the example needs two sources for this rule"
+    policies = dataclasses.replace(project.policies, slas=dict.fromkeys(sources, sla))
+    names = ", ".join(project.graph.assets[uid].display_name for uid in sources[:3])
+    more = ", …" if len(sources) > 3 else ""
+    assert policies.blind(project.graph, set()) == [
+        f"{len(sources)} sources have a freshness SLA but no observer ({names}{more}): their lateness cannot be "
+        "checked; declare files, query or reported for them in dbtassets.yml"]
+    assert policies.blind(project.graph, set(sources)) == []

@@ -6,7 +6,6 @@ errors become messages, :mod:`~dbtassets.cli.answers` the commands that answer q
 :mod:`~dbtassets.cli.builds` those that observe and build.
 """
 
-from dbtassets.cli import answers, builds, page  # noqa: F401  (importing them adds their commands to the group)
-from dbtassets.cli.group import main
+from dbtassets.cli.group import main  # its commands' modules are imported when a command is looked up
 
 __all__ = ["main"]

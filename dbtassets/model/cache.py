@@ -14,13 +14,17 @@ from typing import Any
 
 FORMAT = 12
 NAME = "dbtassets-manifest.cache"
+# The asset graph derived from the manifest (model.graph.AssetGraph.compiled), keyed by GRAPH_FORMAT and the
+# manifest cache's key: bump GRAPH_FORMAT whenever what it stores, or how the graph is derived, changes.
+GRAPH_NAME = "dbtassets-graph.cache"
+GRAPH_FORMAT = 1
 
 Key = tuple[Any, ...]
 
 
-def cache_of(manifest: Path) -> Path:
+def cache_of(manifest: Path, name: str = NAME) -> Path:
     """Where the cache of ``manifest`` lives: beside it."""
-    return manifest.with_name(NAME)
+    return manifest.with_name(name)
 
 
 def key_of(manifest: Path, stat: os.stat_result) -> Key:

@@ -139,9 +139,18 @@ class Policies:
         return cls(build_after, slas)
 
     def blind(self, graph: AssetGraph, observable: Collection[UniqueId]) -> list[str]:
-        """A warning for each source with a freshness SLA that nothing observes."""
-        return [f"source {graph.assets[uid].display_name} has a freshness SLA ({sla.describe()}) but no observer: "
-                "its lateness cannot be checked" for uid, sla in self.slas.items() if uid not in observable]
+        """A warning about the sources with a freshness SLA that nothing observes: one line however many
+        (a project of 250 such sources is not 250 lines on every command)."""
+        blind = [(graph.assets[uid].display_name, sla) for uid, sla in self.slas.items() if uid not in observable]
+        if len(blind) == 1:
+            (name, sla), = blind
+            return [f"source {name} has a freshness SLA ({sla.describe()}) but no observer: "
+                    "its lateness cannot be checked"]
+        if not blind:
+            return []
+        listed = ", ".join(name for name, _ in blind[:3]) + (", …" if len(blind) > 3 else "")
+        return [f"{len(blind)} sources have a freshness SLA but no observer ({listed}): their lateness cannot be "
+                "checked; declare files, query or reported for them in dbtassets.yml"]
 
 
 def _interval(period: Period | None) -> Interval | None:

@@ -20,6 +20,7 @@ from functools import cached_property
 from graphlib import TopologicalSorter
 
 from dbtassets.errors import SelectionError
+from dbtassets.model import cache
 from dbtassets.model.manifest import Manifest, Node, ResourceType, UniqueId
 
 BUILDABLE = frozenset({ResourceType.MODEL, ResourceType.SEED, ResourceType.SNAPSHOT})
@@ -45,6 +46,29 @@ class AssetGraph:
             for parent in found:
                 children[parent].append(uid)
         return cls(assets, parents, {uid: tuple(c) for uid, c in children.items()}, fed)
+
+    @classmethod
+    def compiled(cls, manifest: Manifest) -> AssetGraph:
+        """:meth:`from_manifest`, through a cache beside the manifest's own compact cache and keyed as it is
+        (the graph depends on the manifest alone): its edges, fed sources and topological order, which cost
+        as much to derive as the rest of loading on a large project."""
+        if manifest.cache_key is None:
+            return cls.from_manifest(manifest)
+        path, key = cache.cache_of(manifest.path, cache.GRAPH_NAME), (cache.GRAPH_FORMAT, *manifest.cache_key)
+        stored = cache.read_cache(path, key)
+        if stored is not None:
+            uids, parents, children, fed, order = stored
+            nodes = manifest.nodes
+            if len(uids) == len(parents) == len(children) and all(uid in nodes for uid in uids):
+                graph = cls({uid: nodes[uid] for uid in uids}, dict(zip(uids, parents, strict=True)),
+                            dict(zip(uids, children, strict=True)), dict(fed))
+                graph.__dict__["_order"] = order  # the cached_property, as computed when the cache was written
+                return graph
+        graph = cls.from_manifest(manifest)
+        uids = tuple(graph.assets)
+        cache.write_cache(path, key, (uids, tuple(graph._parents[u] for u in uids),
+                                      tuple(graph._children[u] for u in uids), tuple(graph.fed.items()), graph._order))
+        return graph
 
     def __contains__(self, uid: object) -> bool:
         return uid in self.assets

@@ -165,6 +165,9 @@ class Manifest:
     values: Values | None = field(default=None, compare=False)  # what its code versions include (None: no values)
     # every data test and unit test it holds, enabled or not, as its YAML declares it (model.declared.TestKey)
     test_keys: tuple[tuple[str, str, str], ...] = ()
+    # the key of the compact cache it was loaded through (None: built otherwise); what is derived from it alone,
+    # the asset graph, is cached under the same key (model.graph.AssetGraph.compiled)
+    cache_key: tuple[Any, ...] | None = field(default=None, compare=False)
 
     def checks_of(self, asset: UniqueId) -> list[Check]:
         """The checks attached to ``asset``, by name."""
@@ -203,11 +206,11 @@ def load_manifest(path: Path, *, use_cache: bool = True, values: Values | None =
     if use_cache:
         compact = cache.read_cache(cache_path, key)
         if compact is not None:
-            return _from_compact(path, compact, values)
+            return _from_compact(path, compact, values, key)
     compact = _extract(path, _read_json(path, stat.st_size))
     if use_cache:
         cache.write_cache(cache_path, key, compact)
-    return _from_compact(path, compact, values)
+    return _from_compact(path, compact, values, key if use_cache else None)
 
 
 def compiled_sql(path: Path) -> dict[UniqueId, str]:
@@ -345,7 +348,8 @@ def _test_keys(raw: Mapping[str, Any]) -> tuple[tuple[str, str, str], ...]:
     return tuple(keys)
 
 
-def _from_compact(path: Path, compact: tuple[Any, ...], values: Values | None) -> Manifest:
+def _from_compact(path: Path, compact: tuple[Any, ...], values: Values | None,
+                  key: cache.Key | None = None) -> Manifest:
     project_name, dbt_version, version, adapter_type, generated_at, nodes, tests, keys = compact
     test_parents: dict[UniqueId, tuple[UniqueId, ...]] = {}
     test_names: dict[UniqueId, str] = {}
@@ -371,4 +375,4 @@ def _from_compact(path: Path, compact: tuple[Any, ...], values: Values | None) -
         for row in nodes
     }
     return Manifest(path, project_name, dbt_version, version, adapter_type, generated_at, built,
-                    test_parents, test_names, check_records, values, keys)
+                    test_parents, test_names, check_records, values, keys, key)

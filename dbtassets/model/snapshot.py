@@ -11,9 +11,9 @@ assignment of a new snapshot; nothing is cached beside it.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +115,7 @@ def load_snapshot(dbt: DbtProject, manifest_path: Path | None, parse: Callable[[
     foreign = foreign_dbt(manifest)
     if foreign is not None:
         warn(foreign)
-    graph = AssetGraph.from_manifest(manifest)
+    graph = AssetGraph.compiled(manifest)
     sources = [n for n in graph.assets.values() if n.resource_type == ResourceType.SOURCE]
     return Snapshot(dbt, manifest, graph, load_settings(dbt.directory, sources, graph.fed),
                     Policies.from_graph(graph), loaded_at, missing)
@@ -134,14 +134,35 @@ def _missing(dbt: DbtProject, manifest: Manifest, walked: ProjectFiles) -> tuple
 def foreign_dbt(manifest: Manifest) -> str | None:
     """What to say about ``manifest`` when another dbt than the installed one wrote it (a committed manifest,
     or one from before an upgrade): its code versions and lineage are that dbt's reading of the project."""
-    try:
-        installed = version("dbt-core")
-    except PackageNotFoundError:  # dbt is not here: nothing else could have written it
+    installed = installed_dbt()
+    if installed is None:  # dbt is not here: nothing else could have written it
         return None
     if not manifest.dbt_version or manifest.dbt_version == installed:
         return None
     return (f"{manifest.path} was written by dbt {manifest.dbt_version}, but dbt {installed} is installed: its code "
             "versions and lineage may not be what this dbt builds; write it again with `dbt parse`")
+
+
+def installed_dbt() -> str | None:
+    """The installed dbt-core's version: from the name of its ``dbt_core-VERSION.dist-info`` directory, the first on
+    ``sys.path`` as importlib.metadata would find it, else (another kind of install) from importlib.metadata, whose
+    import and distribution scan cost a tenth of a ``status`` on a large project."""
+    for entry in sys.path:
+        try:
+            found = [name for name in os.listdir(entry or ".") if name.startswith("dbt_core-")
+                     and name.endswith(".dist-info")]
+        except OSError:
+            continue
+        if len(found) == 1:
+            return found[0][len("dbt_core-"):-len(".dist-info")]
+        if found:
+            break  # two versions side by side: let importlib.metadata choose, as it would
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("dbt-core")
+    except PackageNotFoundError:
+        return None
 
 
 def _make_current(dbt: DbtProject, parse: Callable[[str], None], targets: Targets | None,

@@ -35,8 +35,23 @@ class Gate:
 _COLOURS = {Status.FRESH: "green", Status.STALE: "yellow", Status.MISSING: "red", Status.UNOBSERVED: "magenta"}
 
 
+# Encodes one value on one line with the C encoder (json.dumps with `indent` falls back to the pure-Python one,
+# which took half of `status --format json` on a 5,000-model project).
+_ONE_LINE = json.JSONEncoder(separators=(", ", ": ")).encode
+
+
 def to_json(document: Any) -> str:
-    return json.dumps(document, indent=2, sort_keys=False)
+    """``document`` as JSON that reads in a terminal and is quick to write: each top-level key on a line of its
+    own, and each element of a top-level list (one asset, one event) on a line of its own."""
+    if not isinstance(document, dict) or not document or not all(isinstance(k, str) for k in document):
+        return _ONE_LINE(document)
+    entries = []
+    for key, value in document.items():
+        if isinstance(value, list) and value:
+            entries.append(f"  {_ONE_LINE(key)}: [\n    " + ",\n    ".join(map(_ONE_LINE, value)) + "\n  ]")
+        else:
+            entries.append(f"  {_ONE_LINE(key)}: {_ONE_LINE(value)}")
+    return "{\n" + ",\n".join(entries) + "\n}"
 
 
 def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:

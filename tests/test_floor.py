@@ -1,0 +1,119 @@
+"""`status` near the cost of reading the manifest: what it imports, how it writes JSON, the cached graph."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import dbtassets
+from dbtassets.cli import main as cli
+from dbtassets.cli.group import COMMAND_MODULES
+from dbtassets.model.graph import AssetGraph
+from dbtassets.model.manifest import load_manifest
+from dbtassets.report.common import to_json
+from tests.conftest import MUTATION_RUN
+from tests.conftest import dbtassets as run_dbtassets
+
+# Modules that only other commands need: importing any of them would be start-up `status` pays for nothing.
+NOT_FOR_STATUS = ("dbtassets.cli.builds", "dbtassets.cli.page", "dbtassets.watch", "dbtassets.ui",
+                  "importlib.metadata")  # the installed dbt's version is read from its .dist-info directory's name
+
+
+@pytest.mark.skipif(MUTATION_RUN, reason="a child process runs the unmutated code (benchmarks/mutation.py)")
+def test_status_imports_none_of_what_only_other_commands_use(project_dir: Path) -> None:
+    code = ("import sys\nfrom dbtassets.cli import main\n"
+            "try:\n    main(sys.argv[1:], prog_name='dbtassets')\n"
+            "except SystemExit as stop:\n    assert not stop.code, stop.code\n"
+            "print('\\n'.join(sorted(sys.modules)), file=sys.stderr)\n")
+    done = subprocess.run([sys.executable, "-c", code, "--project-dir", str(project_dir), "status", "--no-observe"],
+                          capture_output=True, text=True, env=os.environ, timeout=300)
+    assert done.returncode == 0, done.stderr
+    loaded = set(done.stderr.split())
+    assert "dbtassets.cli.answers" in loaded and "dbtassets.engine" in loaded  # the walk saw the command run
+    assert sorted(m for m in loaded if m.startswith(NOT_FOR_STATUS)) == []
+
+
+def test_every_command_is_found_through_the_table_of_where_commands_live() -> None:
+    assert sorted(cli.commands) == sorted(COMMAND_MODULES)  # listing them imports every module
+    for name, module in COMMAND_MODULES.items():
+        assert cli.commands[name].callback.__module__ == module, name  # type: ignore[union-attr]
+
+
+def test_the_package_surface_is_imported_on_first_use() -> None:
+    assert set(dbtassets._HOMES) == set(dbtassets.__all__) - {"__version__"}
+    assert dbtassets.Project.__module__ == "dbtassets.engine"
+    assert "Project" in dir(dbtassets)
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        _ = dbtassets.Nope  # type: ignore[attr-defined]
+
+
+DOCUMENTS = [
+    {"summary": "1 stale", "assets": [{"unique_id": "model.p.a", "reasons": [{"code": "x", "message": "é \"q\""}]},
+                                      {"unique_id": "model.p.b", "reasons": []}],
+     "warnings": [], "watcher": None, "nested": {"a": [1, 2.5, True]}},
+    {}, {"only": []}, [1, 2], "text", {"n": float("inf")},
+]
+
+
+@pytest.mark.parametrize("document", DOCUMENTS)
+def test_json_output_is_the_same_document(document: object) -> None:
+    assert json.loads(to_json(document)) == json.loads(json.dumps(document))
+
+
+def test_status_json_writes_each_asset_on_a_line_of_its_own(project_dir: Path) -> None:
+    result = run_dbtassets(project_dir, "status", "--no-observe", "--all", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    lines = result.stdout.splitlines()
+    start = lines.index('  "assets": [')
+    entries = [json.loads(line.strip().rstrip(",")) for line in lines[start + 1:start + 1 + len(document["assets"])]]
+    assert len(entries) >= 5 and entries == document["assets"]
+    assert lines[start + 1 + len(entries)] == "  ],"
+    assert list(document) == ["summary", "assets", "warnings", "watcher"]
+
+
+def graph_shape(graph: AssetGraph) -> tuple[object, ...]:
+    return (list(graph.assets), {u: graph.parents(u) for u in graph}, {u: graph.children(u) for u in graph},
+            dict(graph.fed), graph.topological_order())
+
+
+def test_the_cached_graph_is_the_graph_the_manifest_gives(project_dir: Path) -> None:
+    manifest_path = project_dir / "target" / "manifest.json"
+    cache = manifest_path.with_name("dbtassets-graph.cache")
+    cache.unlink(missing_ok=True)
+    manifest = load_manifest(manifest_path)
+    expected = graph_shape(AssetGraph.from_manifest(manifest))
+    assert graph_shape(AssetGraph.compiled(manifest)) == expected  # derived, and written
+    assert cache.is_file()
+    cached = AssetGraph.compiled(load_manifest(manifest_path))
+    assert "_order" in cached.__dict__  # read back with its order: nothing derived again
+    assert graph_shape(cached) == expected
+    cache.write_bytes(b"\x00garbage")  # a broken cache is derived again, not fatal
+    assert graph_shape(AssetGraph.compiled(load_manifest(manifest_path))) == expected
+
+
+def test_a_changed_manifest_is_not_given_the_cached_graph(project_dir: Path) -> None:
+    manifest_path = project_dir / "target" / "manifest.json"
+    AssetGraph.compiled(load_manifest(manifest_path))  # the cache of this manifest
+    raw = json.loads(manifest_path.read_text())
+    stg = next(uid for uid, node in raw["nodes"].items() if uid.startswith("model.") and node["depends_on"]["nodes"]
+               and node["config"]["materialized"] != "ephemeral")
+    raw["nodes"][stg]["depends_on"]["nodes"] = []
+    manifest_path.write_text(json.dumps(raw))
+    changed = load_manifest(manifest_path)
+    assert AssetGraph.compiled(changed).parents(stg) == () == AssetGraph.from_manifest(changed).parents(stg)
+    given = load_manifest(manifest_path, use_cache=False)  # not through the cache: no cache key, derived
+    assert given.cache_key is None and AssetGraph.compiled(given).parents(stg) == ()
+
+
+def test_the_installed_dbt_is_the_version_importlib_metadata_gives() -> None:
+    from importlib.metadata import version
+
+    from dbtassets.model.snapshot import installed_dbt
+
+    assert installed_dbt() == version("dbt-core")
