@@ -140,7 +140,7 @@ def node_events(naming: Naming, snapshot: Snapshot, result: NodeResult, pass_run
                                                        version=snapshot.manifest.dbt_version)}
     if cause is not None:
         run_facets["dbtassets_cause"] = cause
-    inputs = [naming.dataset(graph.assets[u]) for u in node.depends_on if u in graph.assets]
+    inputs = [naming.dataset(graph.assets[u]) for u in graph.parents(node.unique_id) if u in graph.assets]
     output_facets: Document = {"dataSource": facet("dataSource", name=naming.dataset_namespace,
                                                    uri=naming.dataset_namespace)}
     columns = output_columns(result.compiled_code, naming.dialect) if result.compiled_code else None
