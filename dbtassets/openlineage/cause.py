@@ -33,12 +33,14 @@ def _reason(reason: Reason, snapshot: Snapshot, statuses: Mapping[UniqueId, Asse
         return out
     if snapshot.graph.assets[upstream].resource_type is ResourceType.SOURCE:
         observation: Document = {"source": upstream}
-        if upstream in observed:  # heard this process observe it: the observer's own detail (the file that landed)
-            seen, at = observed[upstream]
-            observation |= {"dataVersion": seen.data_version, "observedAt": at, "observer": seen.kind.value,
-                            "detail": dict(seen.detail)}
-        elif (version := statuses[upstream].data_version if upstream in statuses else None) is not None:
+        version = statuses[upstream].data_version if upstream in statuses else None
+        if version is not None:  # the observation the store recorded (its time is the one reasons name)
             observation |= {"dataVersion": version.value, "observedAt": version.at}
+        seen, at = observed.get(upstream, (None, ""))
+        if seen is not None and seen.data_version == observation.get("dataVersion", seen.data_version):
+            # heard this process observe it: the observer's own detail (the file that landed)
+            observation = {"observedAt": at, **observation, "dataVersion": seen.data_version,
+                           "observer": seen.kind.value, "detail": dict(seen.detail)}
         if "dataVersion" in observation:
             out["observation"] = observation
     return out
