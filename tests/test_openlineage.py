@@ -232,10 +232,11 @@ def test_the_sender_says_once_that_the_receiver_went_away_once_that_it_is_back_a
 
 
 def test_a_full_queue_drops_and_counts_instead_of_waiting() -> None:
-    transport = FlakyTransport()
+    transport, said = FlakyTransport(), []
     transport.down.set()
-    sender = Sender(transport, lambda message: None, capacity=2, retry_every=10)
+    sender = Sender(transport, said.append, capacity=2, retry_every=10)
     for n in range(10):
         sender.put(lambda n=n: [{"n": n}])  # type: ignore[misc]
     sender.close(timeout=0.5)
     assert sender.dropped == 10  # 7 or 8 at the full queue, the rest left unsent when closing
+    assert sum("dropping new ones" in message for message in said) == 1

@@ -39,6 +39,7 @@ class Sender:
         self._queue: queue.Queue[Work] = queue.Queue(maxsize=capacity)
         self._stop = threading.Event()  # stop now
         self._closing = threading.Event()  # stop once the queue is empty
+        self._full = False  # said that the queue is full, during this outage
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="dbtassets-openlineage", daemon=True)
         self._thread.start()
@@ -50,6 +51,11 @@ class Sender:
         except queue.Full:
             with self._lock:
                 self.dropped += 1
+                first = not self._full
+                self._full = True
+            if first:  # once per outage: the count goes on in `dropped` (/metrics with watch --ui)
+                self.warn(f"OpenLineage: {self._queue.maxsize} batches of events wait for {self.where}: dropping "
+                          "new ones (counted) until it answers")
 
     def close(self, timeout: float = 2.0) -> None:
         """Send what is queued for up to ``timeout`` seconds (nothing more while the receiver is down), then stop;
@@ -102,6 +108,9 @@ class Sender:
                 continue
             if self.down:
                 self.down = False
-                self.warn(f"OpenLineage: {self.where} answers again; sending the events that waited")
+                with self._lock:
+                    self._full, dropped = False, self.dropped
+                lost = f" ({dropped} batch(es) dropped so far)" if dropped else ""
+                self.warn(f"OpenLineage: {self.where} answers again; sending the events that waited{lost}")
             self.sent += 1
             return True
