@@ -185,8 +185,8 @@ def test_openlineage_configured_without_the_client_is_one_line_and_exit_2(projec
                      env={"PYTHONPATH": f"{hidden.parent}:{worktree}"})
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "dbtassets: error: OpenLineage is configured (--openlineage) but openlineage-python is not installed: "
-        "pip install 'dbtassets[openlineage]', or remove that setting"]
+        "dbtassets: error: OpenLineage is configured (--openlineage) but openlineage-python is not installed "
+        "(pip install openlineage-python), or install dbtassets with its openlineage extra; or remove that setting"]
     assert not state.exists()  # the store untouched: nothing was built or recorded
 
 

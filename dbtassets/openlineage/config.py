@@ -12,7 +12,7 @@ from typing import Any
 
 from dbtassets.errors import ConfigError
 
-INSTALL = "pip install 'dbtassets[openlineage]'"
+INSTALL = "(pip install openlineage-python), or install dbtassets with its openlineage extra"
 
 
 def shorthand(value: str, where: str) -> dict[str, Any]:
@@ -64,8 +64,8 @@ def resolve(option: str | None, setting: str | Mapping[str, Any] | None, setting
     try:
         from openlineage.client import OpenLineageClient
     except ImportError:
-        raise ConfigError(f"OpenLineage is configured ({source}) but openlineage-python is not installed: "
-                          f"{INSTALL}, or remove that setting") from None
+        raise ConfigError(f"OpenLineage is configured ({source}) but openlineage-python is not installed "
+                          f"{INSTALL}; or remove that setting") from None
     try:
         client = OpenLineageClient(config=config) if config is not None else OpenLineageClient()
     except Exception as exc:  # the client's own errors: a wrong transport type, a missing key
