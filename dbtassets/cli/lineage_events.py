@@ -9,6 +9,7 @@ import click
 
 from dbtassets.cli.group import warn
 from dbtassets.model.sources import CONFIG_FILE
+from dbtassets.words import plural
 
 if TYPE_CHECKING:
     from dbtassets.engine import Project
@@ -46,7 +47,7 @@ def attach(ctx: click.Context, project: Project, option: str | None, selection: 
     def close() -> None:
         sender.close()
         if sender.dropped:
-            warn([f"OpenLineage: {sender.dropped} batch(es) of events were not sent to {where}"])
+            warn([f"OpenLineage: {plural(sender.dropped, 'batch', 'batches')} of events not sent to {where}"])
 
     ctx.call_on_close(close)
     return sender

@@ -16,15 +16,16 @@ INSTALL = "(pip install openlineage-python), or install dbtassets with its openl
 
 
 def shorthand(value: str, where: str) -> dict[str, Any]:
-    """``http(s)://…`` (an http transport), ``file:PATH`` (one JSON event a line) or ``console``: the client's
-    transport config. The http transport tries once; the sender tries again itself, without holding a build."""
+    """``http://…`` or ``https://…`` (an http transport), ``file:PATH`` (one JSON event a line) or ``console``:
+    the client's transport config. The http transport tries once; the sender tries again itself, never holding
+    a build."""
     if value.startswith(("http://", "https://")):
         return {"type": "http", "url": value, "timeout": 5.0, "retry": {"total": 0, "connect": 0, "read": 0}}
     if value.startswith("file:") and value[5:]:
         return {"type": "file", "log_file_path": str(Path(value[5:]).expanduser()), "append": True}
     if value == "console":
         return {"type": "console"}
-    raise ConfigError(f"{where}: expected http(s)://HOST[:PORT], file:PATH or console, got {value!r}")
+    raise ConfigError(f"{where}: expected http://HOST[:PORT] (or https://), file:PATH or console, got {value!r}")
 
 
 def _configured_by_environment() -> str | None:

@@ -14,6 +14,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from dbtassets.words import plural
+
 Work = Callable[[], list[dict[str, Any]]]
 
 
@@ -110,7 +112,7 @@ class Sender:
                 self.down = False
                 with self._lock:
                     self._full, dropped = False, self.dropped
-                lost = f" ({dropped} batch(es) dropped so far)" if dropped else ""
+                lost = f" ({plural(dropped, 'batch', 'batches')} dropped so far)" if dropped else ""
                 self.warn(f"OpenLineage: {self.where} answers again; sending the events that waited{lost}")
             self.sent += 1
             return True
