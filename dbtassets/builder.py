@@ -20,6 +20,7 @@ from dbtassets.model.graph import AssetGraph
 from dbtassets.model.manifest import Manifest, UniqueId
 from dbtassets.model.project import DbtProject
 from dbtassets.model.snapshot import Snapshot
+from dbtassets.observe.observer import ObserveOutcome
 from dbtassets.results import SyncPlan, SyncResult
 from dbtassets.rules.policies import Verdict
 from dbtassets.rules.refresh import invocations
@@ -31,7 +32,7 @@ from dbtassets.state.records import BuildStatus, RunStatus
 from dbtassets.state.store import StateStore
 from dbtassets.words import plural
 
-__all__ = ["Builder", "Workshop", "plan_for"]
+__all__ = ["BuildListener", "Builder", "Workshop", "plan_for"]
 
 
 class Workshop(Protocol):
@@ -55,6 +56,18 @@ class Workshop(Protocol):
     def log(self, message: str, /) -> None: ...
 
     def now(self) -> str: ...
+
+
+class BuildListener(Protocol):
+    """Told of each build and of each observation (the OpenLineage emitter is one). It must return at once and
+    never raise: a listener that raises is reported once as a warning and the build goes on."""
+
+    def build_started(self, plan: SyncPlan, snapshot: Snapshot, run_id: int, at: str) -> None: ...
+
+    def build_finished(self, plan: SyncPlan, snapshot: Snapshot, result: SyncResult | None, error: str | None,
+                       at: str) -> None: ...
+
+    def observed(self, outcomes: Sequence[ObserveOutcome], snapshot: Snapshot, at: str) -> None: ...
 
 
 def plan_for(graph: AssetGraph, manifest: Manifest, to_build: Sequence[UniqueId],
@@ -86,6 +99,21 @@ class Builder:
     def __init__(self, project: Workshop) -> None:
         self.project = project
         self._unclosed: dict[int, tuple[RunStatus, str]] = {}  # runs to close once the store can be reached again
+        self.listeners: list[BuildListener] = []  # told of each build and observation (dbtassets.openlineage)
+
+    def tell(self, event: str, *args: object) -> None:
+        """Call ``event`` on every listener; one that raises is a warning, never a failed build."""
+        for listener in self.listeners:
+            try:
+                getattr(listener, event)(*args)
+            except Exception as exc:  # a listener's bug must not stop a build: say it, go on
+                self.project.log(f"warning: {type(listener).__name__}.{event} failed: {exc}")
+
+    def heard(self, outcomes: list[ObserveOutcome]) -> list[ObserveOutcome]:
+        """Observations just made: told to the listeners, returned as they are."""
+        if self.listeners:
+            self.tell("observed", outcomes, self.project.snapshot, self.project.now())
+        return outcomes
 
     def plan_for(self, to_build: Sequence[UniqueId], statuses: Mapping[UniqueId, AssetStatus],
                  extra_args: Sequence[str] = (), verdict: Verdict | None = None,
@@ -110,6 +138,8 @@ class Builder:
         snapshot = project.snapshot
         self.close_runs()
         run_id = project.store.start_run(plan.command, plan.to_build, project.now())
+        if self.listeners:  # (the clock is read only for them: a fake clock's ticks stay the tests')
+            self.tell("build_started", plan, snapshot, run_id, project.now())
         try:
             with listening(project.runner, on_node):
                 result = run_steps(project.runner, snapshot.graph, snapshot.manifest, plan.steps, plan.command,
@@ -127,16 +157,23 @@ class Builder:
             lost = project.store.record_build(run_id, record.outcomes, record.checks, built.fingerprints, ok, at,
                                               str(result.log_path), result.crashed or _unanswered(snapshot, record),
                                               holder)
-        except DbtAssetsError as exc:  # no outcome recorded: close the run rather than leave it 'running'
-            self.close_runs({run_id: (RunStatus.ERROR, f"nothing recorded: {exc}")})
+        except (DbtAssetsError, Interrupted) as exc:
+            if self.listeners:
+                self.tell("build_finished", plan, snapshot, None, str(exc) or type(exc).__name__, project.now())
+            self._close_failed(run_id, exc)
             raise
-        except Interrupted as stop:  # the runner has stopped dbt; say so now, not at the next command
-            if self.close_runs({run_id: (RunStatus.INTERRUPTED, f"stopped by {stop.signal_name}; nothing recorded")}):
-                stop.run_id = run_id
-            raise
-        return SyncResult(plan, run_id, [u for u in record.having(BuildStatus.SUCCESS) if u not in lost],
+        done = SyncResult(plan, run_id, [u for u in record.having(BuildStatus.SUCCESS) if u not in lost],
                           record.failed, record.having(BuildStatus.SKIPPED), record.not_run, result,
                           failed_checks=record.failed_checks, lost=lost)
+        self.tell("build_finished", plan, snapshot, done, None, at)
+        return done
+
+    def _close_failed(self, run_id: int, exc: DbtAssetsError | Interrupted) -> None:
+        """Close a run that recorded nothing (dbt or the store failed, or a signal stopped it)."""
+        if isinstance(exc, DbtAssetsError):  # no outcome recorded: close the run rather than leave it 'running'
+            self.close_runs({run_id: (RunStatus.ERROR, f"nothing recorded: {exc}")})
+        elif self.close_runs({run_id: (RunStatus.INTERRUPTED, f"stopped by {exc.signal_name}; nothing recorded")}):
+            exc.run_id = run_id  # the runner has stopped dbt; say so now, not at the next command
 
     def close_runs(self, runs: Mapping[int, tuple[RunStatus, str]] | None = None) -> bool:
         """Close ``runs`` (id → status, message), which recorded nothing, with those not closed before.

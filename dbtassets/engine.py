@@ -92,7 +92,7 @@ class Project:
                                     or self.dbt.directory / ".dbtassets" / "state.db")
         self._snapshot: Snapshot | None = None
         self._warned: set[str] = set()
-        self._builder = Builder(self)
+        self.builder = Builder(self)
 
     def __enter__(self) -> Project:
         return self
@@ -266,10 +266,10 @@ class Project:
         project) still being written, which the file observers leave out (else they look twice at recent files).
         """
         selected = self._targets.selected if isinstance(self._targets, Targets) else None
-        return Observer(self.snapshot, self.store, self.runner, self.now,
-                        self.options.observe_timeout or self.settings.observe_timeout,
-                        f"warehouse {selected.key} (target {selected.target!r})" if selected else "the warehouse",
-                        ).observe(set(sources) if sources is not None else None, queries, in_progress, reuse_recent)
+        timeout = self.options.observe_timeout or self.settings.observe_timeout
+        return self.builder.heard(Observer(self.snapshot, self.store, self.runner, self.now, timeout,  # OpenLineage
+            f"warehouse {selected.key} (target {selected.target!r})" if selected else "the warehouse",
+        ).observe(set(sources) if sources is not None else None, queries, in_progress, reuse_recent))
 
     def report(self, source: str, version: str | None = None, note: str | None = None) -> Observation:
         """A loader says it loaded ``source``: record a new data version for it."""
@@ -333,7 +333,7 @@ class Project:
                  checks: Sequence[UniqueId] = ()) -> SyncPlan:
         """The plan that builds exactly ``to_build`` (upstream first) and runs ``checks``
         (:func:`dbtassets.builder.plan_for`)."""
-        return self._builder.plan_for(to_build, statuses, extra_args, verdict, checks)
+        return self.builder.plan_for(to_build, statuses, extra_args, verdict, checks)
 
     def sync(self, select: Sequence[str] = (), exclude: Sequence[str] = (), extra_args: Sequence[str] = (),
              *, dry_run: bool = False, all_stale: bool = False) -> SyncResult:
@@ -364,7 +364,7 @@ class Project:
         outcomes since, ``replan`` makes the plan again under the claim. The share builds only the
         assets this build holds, and says who holds the others (:func:`dbtassets.state.leases.leased`).
         """
-        return self._builder.leased(plan, replan, seen, extra_args)
+        return self.builder.leased(plan, replan, seen, extra_args)
 
     def build(self, plan: SyncPlan, extra_args: Sequence[str] = (), *,
               on_node: Callable[[NodeResult], None] | None = None, holder: str | None = None) -> SyncResult:
@@ -375,7 +375,7 @@ class Project:
         meanwhile is not recorded, but reported in the result's ``lost``.
         """
         self._follow_profile()
-        return self._builder.build(plan, extra_args, on_node=on_node, holder=holder)
+        return self.builder.build(plan, extra_args, on_node=on_node, holder=holder)
 
     def plan_against(self, other_path: Path, select: Sequence[str] = (),
                      exclude: Sequence[str] = ()) -> StatusReport:

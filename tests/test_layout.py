@@ -16,7 +16,7 @@ from tests.conftest import MUTATION_RUN
 PACKAGE = Path(__file__).resolve().parent.parent / "dbtassets"
 # From the bottom up: a module may import from its own room or from a room listed before it.
 ORDER = ["errors", "clock", "words", "outputs", "model", "state", "rules", "sql", "building", "observe", "results",
-         "explain", "builder", "engine", "watch", "report", "ui", "cli", "__init__", "__main__"]
+         "explain", "builder", "engine", "openlineage", "watch", "report", "ui", "cli", "__init__", "__main__"]
 MAX_LINES = 400
 
 

@@ -11,6 +11,7 @@ import click
 from dbtassets.building.runner import Runner
 from dbtassets.cli import page
 from dbtassets.cli.group import main, project_of, warn
+from dbtassets.cli.lineage_events import attach, openlineage_option
 from dbtassets.cli.options import example, format_option, selection_options
 from dbtassets.model.manifest import ResourceType
 from dbtassets.report import formats, text
@@ -50,11 +51,12 @@ def report(ctx: click.Context, source: str, version: str | None, note: str | Non
 @click.option("--dry-run", is_flag=True, help="Print the dbt command that would run; build nothing.")
 @click.option("--all-stale", is_flag=True,
               help="Build every stale asset now, including those a freshness policy (build_after) holds back.")
+@openlineage_option
 @format_option(formats.SYNC)
 @click.argument("dbt_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 def sync(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...], dry_run: bool, all_stale: bool,
-         fmt: OutputFormat, dbt_args: tuple[str, ...]) -> None:
+         openlineage: str | None, fmt: OutputFormat, dbt_args: tuple[str, ...]) -> None:
     """Build the stale and missing assets that are due once with one `dbt build --select ...`.
 
     An asset whose freshness.build_after has not yet elapsed waits (see `dbtassets status`).
@@ -62,6 +64,8 @@ def sync(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...], 
     Exits 1 if a model or test failed.
     """
     project = project_of(ctx)
+    if not dry_run:
+        attach(ctx, project, openlineage, select)
     result = project.sync(select, exclude, dbt_args, dry_run=dry_run, all_stale=all_stale)
     click.echo(formats.SYNC[fmt](project.graph, result, dry_run))
     ctx.exit(0 if dry_run or result.ok else 1)
@@ -82,11 +86,12 @@ def sync(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...], 
 @click.option("--ui", "ui_address", default=None, metavar="[HOST:]PORT",
               help="Serve the live asset-graph page (and /healthz, /metrics) on PORT, loopback unless HOST is given.")
 @click.option("--ui-token", default=None, metavar="TOKEN", help=page.TOKEN_HELP)
+@openlineage_option
 @format_option(watchlog.FORMATS)
 @click.pass_context
 def watch(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...], once: bool, settle: float | None,
           runner_kind: str, quiet: bool, on_event: str | None, ui_address: str | None, ui_token: str | None,
-          fmt: OutputFormat) -> None:
+          openlineage: str | None, fmt: OutputFormat) -> None:
     """Keep the project fresh: rebuild exactly what becomes stale as data lands or code changes.
 
     Reacts to files landing (inotify), query watermarks (polled), `dbtassets report` from
@@ -109,6 +114,7 @@ def watch(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...],
         except ImportError as exc:
             warn([f"dbt cannot be loaded in this process ({exc}); running dbt as a subprocess instead"])
     project = project_of(ctx, runner) if runner is not None else probe
+    lineage = attach(ctx, project, openlineage, select)
     printer = watchlog.WatchPrinter(fmt, quiet)
     hook = EventHook(on_event, lambda message: warn([message])) if on_event else None
 
@@ -117,7 +123,8 @@ def watch(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...],
         from dbtassets.ui.server import parse_address
 
         server = page.start_page(*parse_address(ui_address), lambda r: project_of(ctx, r), ui_token, watcher=True,
-                                 beat=lambda: watcher.woke_at)
+                                 beat=lambda: watcher.woke_at,
+                                 dropped=(lambda: lineage.dropped) if lineage is not None else None)
         ctx.call_on_close(server.close)
         live = server.reader.live
 

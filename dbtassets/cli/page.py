@@ -26,17 +26,19 @@ TOKEN_HELP = ("Token every request must carry (?token=... or Authorization: Bear
 
 
 def start_page(host: str, port: int, open_project: Callable[[Runner], Project], token: str | None, *,
-               watcher: bool, beat: Callable[[], float | None] | None = None) -> UiServer:
+               watcher: bool, beat: Callable[[], float | None] | None = None,
+               dropped: Callable[[], int] | None = None) -> UiServer:
     """Start the page's server in a daemon thread (a one-line error, exit 2, if it cannot: see the group).
 
-    ``open_project`` opens the page's own project with the runner given (one that never builds).
+    ``open_project`` opens the page's own project with the runner given (one that never builds); ``dropped``
+    counts the OpenLineage events the watcher could not send (``/metrics``).
     """
     from dbtassets.ui.live import Live
     from dbtassets.ui.reader import Reader, ReadOnlyRunner
     from dbtassets.ui.server import TOKEN_ENV, UiServer
 
     token = token or os.environ.get(TOKEN_ENV) or None
-    reader = Reader(lambda: open_project(ReadOnlyRunner(parse=not watcher)), Live(watcher), beat)
+    reader = Reader(lambda: open_project(ReadOnlyRunner(parse=not watcher)), Live(watcher), beat, dropped)
     server = UiServer(host, port, reader, token).start()
     shown = f"{server.url}?token=…" if token else server.url
     click.echo(f"dbtassets: the page is at {shown}", err=True)

@@ -118,6 +118,8 @@ class Settings:
     warnings: tuple[str, ...] = ()
     observe_timeout: float = DEFAULT_OBSERVE_TIMEOUT  # ``observe: {timeout: 10s}``
     unobserved: tuple[str, ...] = ()  # the sources nothing observes, by name (one warning says how many)
+    # ``openlineage: URL | file:PATH``, or a mapping given to the OpenLineage client as its config; None: not set
+    openlineage: str | Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -171,7 +173,7 @@ def load_settings(project_dir: Path, sources: Sequence[Node], fed: Collection[Un
                            f"({listed}): changes to {them} are not detected; `dbtassets lint` lists {them}; declare "
                            f"files, query or reported for {them} in {CONFIG_FILE}")
     return Settings(declarations, watch, tuple(warnings), observe_timeout=observe_timeout,
-                    unobserved=tuple(unobserved))
+                    unobserved=tuple(unobserved), openlineage=config.openlineage())
 
 
 class _Config:
@@ -183,7 +185,7 @@ class _Config:
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
         self.raw = raw
-        self._only_keys(raw, {"version", "sources", "watch", "observe"}, "")
+        self._only_keys(raw, {"version", "sources", "watch", "observe", "openlineage"}, "")
 
     def _only_keys(self, mapping: Mapping[str, Any], allowed: set[str], where: str) -> None:
         for key in mapping:
@@ -211,6 +213,14 @@ class _Config:
                     f"(found {', '.join(kinds) or 'none'})"
                 )
         return sources
+
+    def openlineage(self) -> str | Mapping[str, Any] | None:
+        """Where OpenLineage events go (docs/openlineage.md): a URL, ``file:PATH``, or the client's own config."""
+        value = self.raw.get("openlineage")
+        if value is None or (isinstance(value, str) and value.strip()) or isinstance(value, dict):
+            return value.strip() if isinstance(value, str) else value
+        raise ConfigError(f"{self.path}: openlineage: expected a URL, file:PATH or a mapping such as "
+                          f"`transport: {{type: http, url: http://localhost:5000}}`, got {value!r}")
 
     def observe_timeout(self) -> float:
         observe = self.raw.get("observe") or {}

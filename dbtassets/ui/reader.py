@@ -63,7 +63,7 @@ class Reader:
     """Answers the page's questions from a project opened for it alone."""
 
     def __init__(self, open_project: Callable[[], Project], live: Live,
-                 beat: Callable[[], float | None] | None = None) -> None:
+                 beat: Callable[[], float | None] | None = None, dropped: Callable[[], int] | None = None) -> None:
         self._open = open_project
         self._project: Project | None = None
         self._stamp: int | None = None
@@ -73,6 +73,7 @@ class Reader:
         self._cache: tuple[Hashable, dict[str, Any]] | None = None
         self.live = live
         self.beat = beat  # the watcher's last loop pass (monotonic), with `watch --ui`
+        self.dropped = dropped  # OpenLineage batches the watcher could not send, with `watch --ui --openlineage`
         self.poll = StorePoll(live, self.token)
 
     def close(self) -> None:
@@ -196,6 +197,10 @@ class Reader:
         families.append(Family("dbtassets_up", "gauge", "1 while /healthz answers 200.").add(int(healthy)))
         building = Family("dbtassets_assets_building", "gauge", "Assets the build in flight is building.")
         families.append(building.add(len(self.live.building)))
+        if self.dropped is not None:
+            families.append(Family("dbtassets_openlineage_dropped", "counter", "OpenLineage batches of events not "
+                                   "sent (queue full, or left when the receiver was down).").add(self.dropped(),
+                                                                                                  "_total"))
         beat = self.beat() if self.beat is not None else None
         if beat is not None:
             families.append(Family("dbtassets_watcher_last_pass_age_seconds", "gauge",

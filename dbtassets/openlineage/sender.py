@@ -1,0 +1,118 @@
+"""Sending events from a thread of their own, through a bounded queue: a receiver that is down, slow or
+refusing never slows or stops a build.
+
+The build's thread only puts work on the queue (a callable making the events, so even making them costs the
+build nothing); when the queue is full the work is dropped and counted. The sender's thread makes the events
+and hands each to the transport. When the receiver fails, it says so once, keeps the event, and tries
+again every ``retry_every`` seconds; when it answers again, it says that once too.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from dbtassets.words import plural
+
+Work = Callable[[], list[dict[str, Any]]]
+
+
+class Transport(Protocol):
+    """What the sender needs of an OpenLineage transport (``openlineage.client.transport.Transport``)."""
+
+    def emit(self, event: Any) -> Any: ...
+
+
+class Sender:
+    """One thread sending the events ``put`` makes; ``dropped`` counts the batches (a pass's events, an
+    observation's) never sent, or not sent whole: dropped at a full queue or left when closing."""
+
+    def __init__(self, transport: Transport, warn: Callable[[str], None], *, capacity: int = 1000,
+                 retry_every: float = 5.0, where: str = "the OpenLineage receiver") -> None:
+        self.transport = transport
+        self.warn = warn
+        self.where = where
+        self.retry_every = retry_every
+        self.dropped = 0
+        self.sent = 0
+        self.down = False
+        self._queue: queue.Queue[Work] = queue.Queue(maxsize=capacity)
+        self._stop = threading.Event()  # stop now
+        self._closing = threading.Event()  # stop once the queue is empty
+        self._full = False  # said that the queue is full, during this outage
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="dbtassets-openlineage", daemon=True)
+        self._thread.start()
+
+    def put(self, work: Work) -> None:
+        """Queue ``work``; never blocks: a full queue drops it (counted)."""
+        try:
+            self._queue.put_nowait(work)
+        except queue.Full:
+            with self._lock:
+                self.dropped += 1
+                first = not self._full
+                self._full = True
+            if first:  # once per outage: the count goes on in `dropped` (/metrics with watch --ui)
+                self.warn(f"OpenLineage: {self._queue.maxsize} batches of events wait for {self.where}: dropping "
+                          "new ones (counted) until it answers")
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Send what is queued for up to ``timeout`` seconds (nothing more while the receiver is down), then stop;
+        what is left unsent is counted in ``dropped``."""
+        self._closing.set()
+        if self.down:
+            self._stop.set()
+        self._thread.join(timeout)
+        self._stop.set()
+        self._thread.join(timeout)
+        with self._lock:
+            while True:
+                try:
+                    self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                self.dropped += 1
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                work = self._queue.get(timeout=0.05)
+            except queue.Empty:
+                if self._closing.is_set():
+                    return
+                continue
+            try:
+                events = work()
+            except Exception as exc:  # a bug making events: say it, never let it end the thread
+                self.warn(f"OpenLineage: could not make an event: {type(exc).__name__}: {exc}")
+                continue
+            for event in events:
+                if not self._send(event):
+                    with self._lock:
+                        self.dropped += 1
+                    break
+
+    def _send(self, event: dict[str, Any]) -> bool:
+        """Send one event, trying again while the receiver is down; False once asked to stop."""
+        while True:
+            try:
+                self.transport.emit(event)
+            except Exception as exc:
+                if not self.down:
+                    self.down = True
+                    self.warn(f"OpenLineage: {self.where} is not answering ({type(exc).__name__}: {exc}); events "
+                              f"wait (up to a full queue) and builds go on; trying again every {self.retry_every:g}s")
+                if self._stop.wait(self.retry_every):
+                    return False
+                continue
+            if self.down:
+                self.down = False
+                with self._lock:
+                    self._full, dropped = False, self.dropped
+                lost = f" ({plural(dropped, 'batch', 'batches')} dropped so far)" if dropped else ""
+                self.warn(f"OpenLineage: {self.where} answers again; sending the events that waited{lost}")
+            self.sent += 1
+            return True
