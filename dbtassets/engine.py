@@ -179,6 +179,12 @@ class Project:
         except ProjectError as exc:
             self._targets = exc
         after = self._targets.selected.key if isinstance(self._targets, Targets) else None
+        own = self._targets.selected.target if isinstance(self._targets, Targets) \
+            and self._targets.selected.target != self._targets.default.target else ""
+        if own != self.dbt.target_name:  # a target other than the default keeps its own target/ (and parse)
+            self.dbt = self.dbt.for_target(own)
+            self.target = replace(self.target, project=self.dbt)
+            self.runner.retarget(self.target)
         if after != before:
             self.close()  # the store was opened for the other warehouse's records
             self.target = replace(self.target, warehouse=after or "")

@@ -162,7 +162,9 @@ def _render(path: Path, key: str, value: Any) -> str:
 
 
 def _marker(project: DbtProject) -> Path:
-    return project.directory / ".dbtassets" / _MARKER
+    """The note of the target directory's manifest: one per directory (:meth:`DbtProject.for_target`)."""
+    name = f"manifest-target-{project.target_path.name}.json" if project.target_name else _MARKER
+    return project.directory / ".dbtassets" / name
 
 
 def note_manifest(project: DbtProject, warehouse_key: str) -> None:

@@ -28,6 +28,7 @@ from dbtassets.model.values import changed_reads, describe
 from dbtassets.rules.refresh import is_incremental_model, renders_incrementally
 from dbtassets.rules.staleness import CodeChange, compute_statuses
 from dbtassets.rules.statuses import AssetStatus
+from dbtassets.sql.compiled import CompiledCache
 from dbtassets.state.records import UNSETTLED, CachedFingerprint, Fingerprinted, Materialization, StateView, Version
 from dbtassets.state.store import StateStore
 from dbtassets.words import noun, plural
@@ -156,11 +157,21 @@ class CodeVersioner:
         incremental = {uid for uid in uids if is_incremental_model(self.graph.assets[uid])}
         compiled: dict[UniqueId, str] = {}
         for full_refresh in (False, True):
-            chosen = [uid for uid in uids if (uid in incremental) is full_refresh]
-            if chosen:
-                found = self.compiler.compile(exact_selectors(self.graph, chosen), full_refresh=full_refresh)
-                compiled.update((uid, found[uid]) for uid in chosen if uid in found)
+            compiled.update(self._compiled([uid for uid in uids if (uid in incremental) is full_refresh], full_refresh))
         return compiled
+
+    def _compiled(self, uids: Sequence[UniqueId], full_refresh: bool = False) -> dict[UniqueId, str]:
+        """``dbt compile`` of ``uids`` (one invocation), each model's SQL taken from the compiled-SQL cache while
+        its manifest version stands (:mod:`dbtassets.sql.compiled`)."""
+        if not uids:
+            return {}
+
+        def compile(chosen: Sequence[UniqueId]) -> Mapping[UniqueId, str]:
+            return self.compiler.compile(exact_selectors(self.graph, chosen), full_refresh=full_refresh)
+
+        return CompiledCache.beside(self.manifest).compiled(
+            {uid: self.graph.assets[uid].code_version for uid in uids}, compile, full_refresh=full_refresh,
+            live=self.graph.assets.keys())
 
     def of_build(self, compiled: Mapping[UniqueId, str], full_refreshed: Collection[UniqueId]) -> BuildVersions:
         """The code versions of what a build ran, from the SQL dbt compiled for it (``full_refreshed``: the
@@ -305,7 +316,7 @@ class CodeVersioner:
                 f"{other_path}: has no compiled SQL for {shown}, which this project changes, so a reformat cannot "
                 "be told from a logic change; make that manifest with `dbt compile` (or keep the one `dbt build` "
                 "writes) on the deployed code and pass it, or its directory, to --against")
-        current_sql = self.compiler.compile(exact_selectors(self.graph, candidates)) if candidates else {}
+        current_sql = self._compiled(candidates)
         when = f"{other.generated_at or other_path} (the other manifest)"
         # The other manifest's assets, numbered as if each had been built once from the other's inputs.
         deployed = [uid for uid, node in self.graph.assets.items()
@@ -367,7 +378,7 @@ class CodeVersioner:
         from dbtassets.sql.fingerprint import undeclared_reads
 
         models = [uid for uid in selected if self.graph.assets[uid].resource_type == ResourceType.MODEL]
-        compiled = self.compiler.compile(exact_selectors(self.graph, models)) if models else {}
+        compiled = self._compiled(models)
         findings = {}
         for uid in models:
             if uid in compiled:
