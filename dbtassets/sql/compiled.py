@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import marshal
 import os
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 from dbtassets.model.manifest import Manifest, UniqueId
@@ -25,7 +25,10 @@ from dbtassets.model.manifest import Manifest, UniqueId
 NAME = "dbtassets-compiled.cache"
 FORMAT = 1
 
-Compile = Callable[[Sequence[UniqueId]], Mapping[UniqueId, str]]
+
+
+def _name(uid: UniqueId, full_refresh: bool) -> str:
+    return f"{'full-refresh' if full_refresh else 'plain'} {uid}"
 
 
 class CompiledCache:
@@ -34,33 +37,43 @@ class CompiledCache:
     def __init__(self, path: Path, key: tuple[int, str, str]) -> None:
         self.path = path
         self.key = key
+        self._read_entries: dict[str, tuple[str, str]] | None = None
 
     @classmethod
     def beside(cls, manifest: Manifest) -> CompiledCache:
         return cls(manifest.path.with_name(NAME), (FORMAT, manifest.dbt_version, manifest.adapter_type))
 
-    def compiled(self, versions: Mapping[UniqueId, str], compile: Compile, *, full_refresh: bool = False,
-                 live: Collection[UniqueId] = ()) -> dict[UniqueId, str]:
-        """The compiled SQL of each model in ``versions`` (unique id -> manifest version): from the cache where
-        its version is the one kept, else ``compile(the others)``, which is then kept; a model that did not
-        compile is left out (and tried again next time). Entries of models not in ``live`` are dropped."""
-        entries = self._read()
-        flag = "full-refresh" if full_refresh else "plain"
+    def lookup(self, versions: Mapping[UniqueId, str], *, full_refresh: bool = False) -> tuple[dict[UniqueId, str],
+                                                                                             list[UniqueId]]:
+        """The kept SQL of each model in ``versions`` (unique id -> manifest version) whose version is the one kept,
+        and the models left to compile."""
+        entries = self._entries()
         found: dict[UniqueId, str] = {}
         missing: list[UniqueId] = []
         for uid, version in versions.items():
-            entry = entries.get(f"{flag} {uid}")
+            entry = entries.get(_name(uid, full_refresh))
             if entry is not None and entry[0] == version:
                 found[uid] = entry[1]
             else:
                 missing.append(uid)
-        if missing:
-            fresh = {uid: sql for uid, sql in compile(missing).items() if uid in versions}
-            found.update(fresh)
-            entries.update((f"{flag} {uid}", (versions[uid], sql)) for uid, sql in fresh.items())
-            kept = set(live) | set(versions)
-            self._write({name: entry for name, entry in entries.items() if name.split(" ", 1)[1] in kept})
-        return found
+        return found, missing
+
+    def keep(self, versions: Mapping[UniqueId, str], compiled: Mapping[UniqueId, str], *, full_refresh: bool = False,
+             live: Collection[UniqueId] = ()) -> None:
+        """Keep what was just compiled (a model that did not compile is tried again next time); the entries of
+        models neither in ``live`` nor in ``versions`` (deleted, renamed) are dropped."""
+        if not compiled:
+            return
+        entries = self._entries()
+        entries.update((_name(uid, full_refresh), (versions[uid], sql)) for uid, sql in compiled.items()
+                       if uid in versions)
+        kept = {*live, *versions}
+        self._write({name: entry for name, entry in entries.items() if name.split(" ", 1)[1] in kept})
+
+    def _entries(self) -> dict[str, tuple[str, str]]:
+        if self._read_entries is None:
+            self._read_entries = self._read()
+        return self._read_entries
 
     def _read(self) -> dict[str, tuple[str, str]]:
         try:
