@@ -64,6 +64,11 @@ class Targets:
     # the env vars the selected target's settings read: dbt renders them into the manifest (schema, database)
     env_names: frozenset[str] = frozenset()
 
+    @property
+    def own(self) -> str:
+        """The selected target's name when it is not the default (it keeps its own artifacts directory), else ""."""
+        return self.selected.target if self.selected.target != self.default.target else ""
+
 
 def profiles_file(project: DbtProject, profiles_dir: Path | None) -> Path:
     """Where dbt will read profiles.yml: ``--profiles-dir``, else the project (dbt runs there), else ~/.dbt.
