@@ -19,12 +19,7 @@ from pathlib import Path
 
 from dbtassets.builder import Builder
 from dbtassets.building.lock import BuildLock
-from dbtassets.building.runner import (
-    DbtTarget,
-    NodeResult,
-    Runner,
-    SubprocessRunner,
-)
+from dbtassets.building.runner import DbtTarget, NodeResult, Runner, SubprocessRunner
 from dbtassets.clock import Clock, SystemClock, timestamp
 from dbtassets.errors import ProjectError, SelectionError
 from dbtassets.explain import explain
@@ -179,9 +174,11 @@ class Project:
         except ProjectError as exc:
             self._targets = exc
         after = self._targets.selected.key if isinstance(self._targets, Targets) else None
-        if after != before:
+        own = self._targets.own if isinstance(self._targets, Targets) else ""  # a non-default one: its own target/
+        if after != before or own != self.dbt.target_name:
             self.close()  # the store was opened for the other warehouse's records
-            self.target = replace(self.target, warehouse=after or "")
+            self.dbt = self.dbt.for_target(own)
+            self.target = replace(self.target, project=self.dbt, warehouse=after or "")
             self.runner.retarget(self.target)
 
     @property

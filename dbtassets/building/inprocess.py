@@ -41,7 +41,7 @@ from dbtassets.building.runner import (
     error_line,
     partial_parse_broke,
 )
-from dbtassets.errors import ObservationError, RunnerError
+from dbtassets.errors import Interrupted, ObservationError, RunnerError
 from dbtassets.model.manifest import UniqueId
 
 
@@ -58,6 +58,52 @@ def in_process_runner(target: DbtTarget, warn: Callable[[str], None]) -> Runner:
              "running dbt as a subprocess instead")
         return SubprocessRunner(target, warn=warn)
     return InProcessRunner(target, warn=warn)
+
+
+class ParsingInProcess:
+    """For the commands that answer questions (``status``, ``check``, ``lint``, ``plan``…): ``dbt parse`` and
+    ``dbt compile`` in this process, dbt imported at the first of them and its parsed manifest reused by the
+    next; ``dbt show`` queries and builds in a subprocess, as :class:`SubprocessRunner` runs them.
+
+    A command that parses after an edit and then compiles the changed models paid for two dbt processes
+    (each starting Python, importing dbt and loading the partial parse); here it pays for dbt once, and
+    a command that needs no dbt imports none. Parse and compile do not keep the warehouse open: each
+    invocation ends by closing dbt's connections (:func:`release_connections`).
+    """
+
+    def __init__(self, target: DbtTarget, *, warn: Callable[[str], None] = lambda message: None) -> None:
+        self.target = target
+        self._warn = warn
+        self.subprocess = SubprocessRunner(target, warn=warn)
+        self.on_node: Callable[[NodeResult], None] | None = None  # builds run in a subprocess: never called
+        self._dbt: Runner | None = None
+
+    def retarget(self, target: DbtTarget) -> None:
+        self.target = target
+        self.subprocess.retarget(target)
+        if self._dbt is not None:
+            self._dbt.retarget(target)
+
+    def _loaded(self) -> Runner:
+        if self._dbt is None:
+            try:
+                self._dbt = in_process_runner(self.target, self._warn)
+            except ImportError:  # dbt cannot be loaded here: each command in its own process, as before
+                self._dbt = self.subprocess
+        return self._dbt
+
+    def parse(self) -> None:
+        self._loaded().parse()
+
+    def compile(self, selectors: Sequence[str], *, full_refresh: bool = False) -> dict[UniqueId, str]:
+        return self._loaded().compile(selectors, full_refresh=full_refresh)
+
+    def build(self, selectors: Sequence[str], extra_args: Sequence[str] = (),
+              verb: Verb = Verb.BUILD) -> BuildResult:
+        return self.subprocess.build(selectors, extra_args, verb)
+
+    def query(self, sql: str, timeout: float | None = None) -> list[list[Any]]:
+        return self.subprocess.query(sql, timeout)
 
 
 class InProcessRunner:
@@ -186,7 +232,10 @@ class InProcessRunner:
             try:
                 # dbt's own console output is replaced by the watcher's log; the file log stays.
                 quiet = ["--log-level", "none", "--log-level-file", "debug"]
-                return runner.invoke([*args, *quiet, *self.target.common_args()])
+                result = runner.invoke([*args, *quiet, *self.target.common_args()])
+                if isinstance(result.exception, Interrupted):  # dbt catches BaseException: Ctrl-C goes on
+                    raise result.exception
+                return result
             finally:
                 try:
                     release_connections()

@@ -56,6 +56,8 @@ class DbtTarget:
             args += ["--target", self.target]
         if self.vars:
             args += ["--vars", json.dumps(dict(self.vars))]
+        if self.project.target_name:  # a target other than the default keeps its own artifacts
+            args += ["--target-path", str(self.project.target_path)]
         return args
 
 

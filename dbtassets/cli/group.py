@@ -185,9 +185,14 @@ def main(ctx: click.Context, project_dir: Path, profiles_dir: Path | None, targe
         project = Project(replace(options, read_only=read_only), runner=runner,
                           log=lambda message: click.echo(f"dbtassets: {message}", err=True))
         ctx.call_on_close(project.close)
-        if sys.stderr.isatty() and isinstance(project.runner, SubprocessRunner):  # quiet when piped
+        if read_only and runner is None:  # a reader parses and compiles in this process: one dbt import, not two
+            from dbtassets.building.inprocess import ParsingInProcess
+
+            project.runner = ParsingInProcess(project.target, warn=lambda message: project.log(f"warning: {message}"))
+        shown = project.runner.subprocess if hasattr(project.runner, "subprocess") else project.runner
+        if sys.stderr.isatty() and isinstance(shown, SubprocessRunner):  # quiet when piped
             progress = DbtProgress(lambda line: click.echo(click.style(line, dim=True), err=True))
-            project.runner.on_command, project.runner.on_line = progress.command, progress.line
+            shown.on_command, shown.on_line = progress.command, progress.line
         return project
 
     ctx.obj = open_project

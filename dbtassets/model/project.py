@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,21 @@ class DbtProject:
     vars: Mapping[str, Any] = field(default_factory=dict, compare=False)  # dbt_project.yml's `vars:`
     # each installed package's own `vars:` (from its dbt_project.yml), by package name
     package_vars: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, compare=False)
+    # the target whose own artifacts directory ``target_path`` is (:meth:`for_target`); "" for the shared one
+    target_name: str = ""
+
+    def for_target(self, name: str) -> DbtProject:
+        """This project with the artifacts directory of target ``name``: ``target/dbtassets-NAME/`` (dbt's
+        ``--target-path``), or the shared ``target/`` for "" (the profile's default target).
+
+        dbt's manifest holds the target's relation names, and its partial parse state is thrown away when
+        the target changes: with one directory per target, switching targets and back parses nothing.
+        """
+        shared = self.target_path.parent if self.target_name else self.target_path
+        if not name:
+            return replace(self, target_path=shared, target_name="")
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+        return replace(self, target_path=shared / f"dbtassets-{safe}", target_name=name)
 
     @property
     def parsed_dirs(self) -> tuple[Path, ...]:

@@ -64,6 +64,11 @@ class Targets:
     # the env vars the selected target's settings read: dbt renders them into the manifest (schema, database)
     env_names: frozenset[str] = frozenset()
 
+    @property
+    def own(self) -> str:
+        """The selected target's name when it is not the default (it keeps its own artifacts directory), else ""."""
+        return self.selected.target if self.selected.target != self.default.target else ""
+
 
 def profiles_file(project: DbtProject, profiles_dir: Path | None) -> Path:
     """Where dbt will read profiles.yml: ``--profiles-dir``, else the project (dbt runs there), else ~/.dbt.
@@ -162,7 +167,9 @@ def _render(path: Path, key: str, value: Any) -> str:
 
 
 def _marker(project: DbtProject) -> Path:
-    return project.directory / ".dbtassets" / _MARKER
+    """The note of the target directory's manifest: one per directory (:meth:`DbtProject.for_target`)."""
+    name = f"manifest-target-{project.target_path.name}.json" if project.target_name else _MARKER
+    return project.directory / ".dbtassets" / name
 
 
 def note_manifest(project: DbtProject, warehouse_key: str) -> None:

@@ -28,6 +28,7 @@ from dbtassets.model.values import changed_reads, describe
 from dbtassets.rules.refresh import is_incremental_model, renders_incrementally
 from dbtassets.rules.staleness import CodeChange, compute_statuses
 from dbtassets.rules.statuses import AssetStatus
+from dbtassets.sql.compiled import CompiledCache
 from dbtassets.state.records import UNSETTLED, CachedFingerprint, Fingerprinted, Materialization, StateView, Version
 from dbtassets.state.store import StateStore
 from dbtassets.words import noun, plural
@@ -127,9 +128,8 @@ class CodeVersioner:
         cached = self.store.fingerprints((uid, self.graph.assets[uid].code_version) for uid in moved)
         uncached = [uid for uid in moved if uid not in cached]
         if uncached:
-            self.log(f"compiling {plural(len(uncached), 'changed model')} to compare "
-                     f"{noun(len(uncached), 'its', 'their')} SQL")
-            self.store.save_fingerprints(self.fingerprints(self._compile(uncached)))
+            self.store.save_fingerprints(self.fingerprints(self._compile(uncached, lambda count: self.log(
+                f"compiling {plural(count, 'changed model')} to compare {noun(count, 'its', 'their')} SQL"))))
             cached = self.store.fingerprints((uid, self.graph.assets[uid].code_version) for uid in moved)
         changes: dict[UniqueId, CodeChange] = dict(known)
         notes: dict[UniqueId, str] = {}
@@ -150,16 +150,28 @@ class CodeVersioner:
                                            else values)
         return CodeVersions(versions, changes, notes)
 
-    def _compile(self, uids: Sequence[UniqueId]) -> dict[UniqueId, str]:
+    def _compile(self, uids: Sequence[UniqueId], say: Callable[[int], None] = lambda count: None, *,
+                 incremental: bool = True) -> dict[UniqueId, str]:
         """The SQL that is the code of ``uids``: incremental models compiled with ``--full-refresh`` (so that
-        ``is_incremental()`` renders false), the others as ``dbt compile`` renders them; one dbt invocation each."""
-        incremental = {uid for uid in uids if is_incremental_model(self.graph.assets[uid])}
+        ``is_incremental()`` renders false; all as a plain ``dbt compile`` renders them without ``incremental``),
+        the others as ``dbt compile`` renders them; one dbt invocation each, for the models the compiled-SQL
+        cache (:mod:`dbtassets.sql.compiled`) lacks; ``say`` hears how many that is."""
+        incremental_ones = {uid for uid in uids if incremental and is_incremental_model(self.graph.assets[uid])}
+        cache = CompiledCache.beside(self.manifest)
+        looked = {full_refresh: cache.lookup({uid: self.graph.assets[uid].code_version for uid in uids
+                                              if (uid in incremental_ones) is full_refresh}, full_refresh=full_refresh)
+                  for full_refresh in (False, True)}
+        if any(missing for _, missing in looked.values()):
+            say(sum(len(missing) for _, missing in looked.values()))
         compiled: dict[UniqueId, str] = {}
-        for full_refresh in (False, True):
-            chosen = [uid for uid in uids if (uid in incremental) is full_refresh]
-            if chosen:
-                found = self.compiler.compile(exact_selectors(self.graph, chosen), full_refresh=full_refresh)
-                compiled.update((uid, found[uid]) for uid in chosen if uid in found)
+        for full_refresh, (found, missing) in looked.items():
+            compiled.update(found)
+            if missing:
+                fresh = self.compiler.compile(exact_selectors(self.graph, missing), full_refresh=full_refresh)
+                fresh = {uid: fresh[uid] for uid in missing if uid in fresh}
+                cache.keep({uid: self.graph.assets[uid].code_version for uid in missing}, fresh,
+                           full_refresh=full_refresh, live=self.graph.assets.keys())
+                compiled.update(fresh)
         return compiled
 
     def of_build(self, compiled: Mapping[UniqueId, str], full_refreshed: Collection[UniqueId]) -> BuildVersions:
@@ -305,7 +317,7 @@ class CodeVersioner:
                 f"{other_path}: has no compiled SQL for {shown}, which this project changes, so a reformat cannot "
                 "be told from a logic change; make that manifest with `dbt compile` (or keep the one `dbt build` "
                 "writes) on the deployed code and pass it, or its directory, to --against")
-        current_sql = self.compiler.compile(exact_selectors(self.graph, candidates)) if candidates else {}
+        current_sql = self._compile(candidates, incremental=False)
         when = f"{other.generated_at or other_path} (the other manifest)"
         # The other manifest's assets, numbered as if each had been built once from the other's inputs.
         deployed = [uid for uid, node in self.graph.assets.items()
@@ -367,7 +379,7 @@ class CodeVersioner:
         from dbtassets.sql.fingerprint import undeclared_reads
 
         models = [uid for uid in selected if self.graph.assets[uid].resource_type == ResourceType.MODEL]
-        compiled = self.compiler.compile(exact_selectors(self.graph, models)) if models else {}
+        compiled = self._compile(models, incremental=False)
         findings = {}
         for uid in models:
             if uid in compiled:
