@@ -68,7 +68,25 @@ def test_an_added_column_nobody_reads_is_the_model_alone(semantic_project: Setup
     assert code is ReasonCode.CODE_CHANGED
     assert "non-breaking: added column `discount`" in message
     assert "fact_sales, dim_customer do not read it" in message
+    generated_at = json.loads(other.read_text())["metadata"]["generated_at"]
+    assert message.startswith(f"code changed since the build at {generated_at} (the other manifest) (non-breaking")
     assert runner.compiles == [["stg_orders"]]  # only what changed is compiled
+    # what a rebuild would change: the added column, on the asset it is about
+    statuses = project.plan_against(other).statuses
+    uid = next(u for u, n in project.graph.assets.items() if n.name == "stg_orders")
+    assert (statuses[uid].unique_id, statuses[uid].impact) == (uid, frozenset({"discount"}))
+    assert all(u == s.unique_id for u, s in statuses.items())
+
+
+def test_a_child_whose_sql_is_unknown_is_taken_to_read_the_added_column(semantic_project: Setup,
+                                                                         tmp_path: Path) -> None:
+    project, runner, _ = semantic_project
+    other = deployed(project, tmp_path / "production", compiled={
+        name: sql for name, sql in SHOPFLOW_SQL.items() if name != "fact_sales"})
+    runner.edit("stg_orders", WITH_DISCOUNT)
+    plan = planned(project, other)
+    assert set(plan) == {"stg_orders", "fact_sales"}, plan  # dim_customer's SQL shows it does not read it
+    assert [code for code, _ in plan["fact_sales"]] == [ReasonCode.UPSTREAM_STALE]
 
 
 def test_a_changed_expression_is_breaking_for_the_model_and_everything_downstream(semantic_project: Setup,
@@ -100,7 +118,7 @@ def test_a_configuration_change_is_breaking_even_when_the_sql_is_the_same(semant
     runner.edit("stg_orders", STG_ORDERS, config={"materialized": "view"})
     plan = planned(project, other)
     assert plan["stg_orders"] == [(ReasonCode.CODE_CHANGED, plan["stg_orders"][0][1])]
-    assert "breaking: its configuration changed" in plan["stg_orders"][0][1]
+    assert "(breaking: its configuration changed)" in plan["stg_orders"][0][1]
     assert {"fact_sales", "dim_customer"} <= set(plan)
 
 
@@ -139,9 +157,10 @@ def test_a_manifest_without_compiled_sql_for_a_changed_model_is_refused_by_name(
     runner.edit("stg_orders", WITH_DISCOUNT)
     with pytest.raises(ManifestError) as raised:
         project.plan_against(other)
-    message = str(raised.value)
-    assert message.startswith(f"{other}: has no compiled SQL for stg_orders, which this project changes")
-    assert "`dbt compile`" in message
+    assert str(raised.value) == (
+        f"{other}: has no compiled SQL for stg_orders, which this project changes, so a reformat cannot be told "
+        "from a logic change; make that manifest with `dbt compile` (or keep the one `dbt build` writes) on the "
+        "deployed code and pass it, or its directory, to --against")
     # Unchanged models need no compiled SQL: the same manifest is fine while nothing differs.
     runner.edit("stg_orders", STG_ORDERS)
 
