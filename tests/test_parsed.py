@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from dbtassets.model.parsed import NAME, describe_changes, read_record
+from dbtassets.model.parsed import NAME, ParseRecord, describe_changes, forget_partial_parse, read_record
+from dbtassets.model.values import env_digest
 from dbtassets.model.project import load_project
 from dbtassets.model.snapshot import Snapshot, load_snapshot
 from dbtassets.model.targets import resolve_targets
@@ -211,3 +212,26 @@ def test_a_change_says_the_first_few_and_how_many_more() -> None:
         "models/m3.sql changed, models/m4.sql changed"
     four = {**before, **{f"models/m{i}.sql": (2, 2) for i in range(4)}}
     assert describe_changes(before, four).endswith("and 1 more")
+    three = {**before, **{f"models/m{i}.sql": (2, 2) for i in range(3)}}
+    assert describe_changes(before, three) == "models/m0.sql changed, models/m1.sql changed, models/m2.sql changed"
+
+
+def test_a_record_with_an_env_var_whose_value_is_the_same_is_current() -> None:
+    env = {"DBT_SCHEMA": env_digest("DBT_SCHEMA", "analytics")}
+    record = ParseRecord({"models/a.sql": (1, 1)}, env, {}, 5)
+    manifest = os.stat_result((0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
+    now = {"models/a.sql": (1, 1)}
+    assert record.why_stale(now, manifest, 0.0, ["DBT_SCHEMA"], {"DBT_SCHEMA": "analytics"}) is None
+    assert record.why_stale(now, manifest, 0.0, ["DBT_SCHEMA"], {"DBT_SCHEMA": "staging"}) == (
+        "was parsed with another value of the environment variable DBT_SCHEMA")
+    assert record.why_stale(now, manifest, 0.0, ["DBT_SCHEMA"], {}) == (
+        "was parsed with another value of the environment variable DBT_SCHEMA")
+
+
+def test_forgetting_a_partial_parse_that_is_not_there_is_nothing(project_dir: Path) -> None:
+    dbt = load_project(project_dir)
+    dbt.partial_parse_path.unlink(missing_ok=True)
+    forget_partial_parse(dbt)  # no error: the next parse is a full one either way
+    dbt.partial_parse_path.write_bytes(b"saved")
+    forget_partial_parse(dbt)
+    assert not dbt.partial_parse_path.exists()
