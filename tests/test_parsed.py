@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from dbtassets.model.parsed import NAME, ParseRecord, describe_changes, forget_partial_parse, read_record
-from dbtassets.model.values import env_digest
 from dbtassets.model.project import load_project
 from dbtassets.model.snapshot import Snapshot, load_snapshot
 from dbtassets.model.targets import resolve_targets
+from dbtassets.model.values import env_digest
 
 
 def load(project: Path, parsed: list[str], cli_vars: dict[str, Any] | None = None) -> Snapshot:
