@@ -20,6 +20,7 @@ from dbtassets.openlineage.cause import SCHEMA_PATH
 from dbtassets.openlineage.emitter import Emitter
 from dbtassets.openlineage.sender import Sender
 from dbtassets.sql.lineage import MAX_LINEAGE_SQL, Derived, column_sources
+from dbtassets.state.leases import claim
 from tests.conftest import FakeClock, FakeRunner, run_cli
 
 SPEC_DIR = Path(__file__).parent / "openlineage_spec"
@@ -316,3 +317,18 @@ def test_column_sources_leave_out_what_sqlglot_cannot_follow() -> None:
     assert column_sources(long, "duckdb", ["db.main.x"]) is None
     assert column_sources(long.strip(), "duckdb", ["db.main.x"]) == {"id": [Derived("db.main.x", "id", "IDENTITY")]}
 
+
+def test_a_pass_names_the_stale_assets_it_leaves_to_another_watcher_and_who_holds_them(
+        fake_project: tuple[Project, FakeRunner, FakeClock]) -> None:
+    project, _, _ = fake_project
+    assert project.sync().ok
+    other = "machine-b:4242:0ther000"  # another machine's watcher, building dim_customer now
+    dim_customer = project.graph.resolve("dim_customer")
+    assert claim(project.store, {dim_customer}, other, 60, project.store.target).granted == {dim_customer}
+    (project.dbt.directory / "data/raw/orders/batch_900.csv").write_text(
+        "order_id,customer_id,ordered_at,product,quantity,unit_price\n900,1,2026-11-20 10:00:00,ink,1,7.25\n")
+    events = _synced_with_an_emitter(project)
+    cause = _run(events, "shopflow.dbtassets", "START")["run"]["facets"]["dbtassets_cause"]
+    assert set(cause["selected"]) == {str(project.graph.resolve(n)) for n in ("stg_orders", "fact_sales")}
+    left = {e["asset"]: {k: v for k, v in e.items() if k != "reasons"} for e in cause["notBuilt"]}
+    assert left == {dim_customer: {"asset": dim_customer, "why": "leased", "holder": other}}
