@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import Protocol
 
 from dbtassets.building import recording
@@ -127,9 +128,9 @@ class Builder:
         def narrowed(plan: SyncPlan, allowed: list[UniqueId]) -> SyncPlan:
             return self.plan_for(allowed, plan.statuses, extra_args, plan.verdict, plan.checks)
 
-        return leases.leased(self.project.store, plan, self.project.snapshot.settings.watch.lease, seen=seen,
-                             replan=replan, narrowed=narrowed,
-                             descendants=lambda uid: self.project.snapshot.graph.descendants(uid))
+        return _telling_leases(leases.leased(self.project.store, plan, self.project.snapshot.settings.watch.lease,
+                                             seen=seen, replan=replan, narrowed=narrowed,
+                                             descendants=lambda uid: self.project.snapshot.graph.descendants(uid)))
 
     def build(self, plan: SyncPlan, extra_args: Sequence[str] = (), *,
               on_node: Callable[[NodeResult], None] | None = None, holder: str | None = None) -> SyncResult:
@@ -208,6 +209,15 @@ class Builder:
             self.project.log(f"{names} changed during the build: {plural(len(unsettled), 'asset')} will be built again "
                              "to be sure")
         return unsettled
+
+
+@contextlib.contextmanager
+def _telling_leases(claimed: contextlib.AbstractContextManager[Leased[SyncPlan]]) -> Iterator[Leased[SyncPlan]]:
+    """The share, its plan saying what it leaves to other builds and to whom (for the listeners)."""
+    with claimed as share:
+        held = share.claim.held_by_others
+        left = {uid: held[uid][0] if uid in held else None for uid in share.left}
+        yield replace(share, plan=replace(share.plan, leased=left)) if left else share
 
 
 def _unanswered(snapshot: Snapshot, record: recording.BuildRecord) -> str | None:

@@ -96,6 +96,8 @@ class SyncPlan:
     verdict: Verdict | None = None  # what waits (and until when), and which sources are late
     checks: Sequence[UniqueId] = ()
     steps: Sequence[BuildStep] = ()
+    leased: Mapping[UniqueId, str | None] = field(default_factory=dict)  # left to other builds: asset → holder
+    # (None: downstream of an asset another build holds); set on a build's share (Builder.leased)
 
     @property
     def empty(self) -> bool:

@@ -15,9 +15,13 @@ import pytest
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
+from dbtassets.engine import Project
 from dbtassets.openlineage.cause import SCHEMA_PATH
+from dbtassets.openlineage.emitter import Emitter
 from dbtassets.openlineage.sender import Sender
-from tests.conftest import run_cli
+from dbtassets.sql.lineage import MAX_LINEAGE_SQL, Derived, column_sources
+from dbtassets.state.leases import claim
+from tests.conftest import FakeClock, FakeRunner, run_cli
 
 SPEC_DIR = Path(__file__).parent / "openlineage_spec"
 SPEC = "https://openlineage.io/spec/2-0-2/OpenLineage.json"
@@ -123,6 +127,9 @@ def test_sync_and_a_watcher_send_valid_linked_events_with_the_cause_of_each_buil
     assert "never_materialized" in codes
     fact = _by_type(receiver.runs(".shopflow.fact_sales.build.run"))["COMPLETE"]
     assert {"namespace": "duckdb://shopflow.duckdb", "name": "shopflow.main.stg_orders"} in fact["inputs"]
+    lineage = fact["outputs"][0]["facets"]["columnLineage"]["fields"]  # (valid: validate() checked every facet)
+    assert {(f["name"], f["field"]) for f in lineage["amount"]["inputFields"]} == {
+        ("shopflow.main.stg_orders", "quantity"), ("shopflow.main.stg_orders", "unit_price")}
     tests = receiver.runs("shopflow.main.fact_sales.test")
     assertions = tests[-1]["inputs"][0]["inputFacets"]["dataQualityAssertions"]["assertions"]
     assert {"assertion": "assert_no_negative_amounts", "success": True} in [
@@ -240,3 +247,88 @@ def test_a_full_queue_drops_and_counts_instead_of_waiting() -> None:
     sender.close(timeout=0.5)
     assert sender.dropped == 10  # 7 or 8 at the full queue, the rest left unsent when closing
     assert sum("dropping new ones" in message for message in said) == 1
+
+
+class Recorded:
+    """A transport that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+
+    def emit(self, event: Any) -> None:
+        self.sent.append(event)
+
+
+def _synced_with_an_emitter(project: Project) -> list[dict[str, Any]]:
+    """``project.sync()`` with the OpenLineage emitter listening; the events it sent, each valid."""
+    transport, said = Recorded(), []
+    sender = Sender(transport, said.append)
+    try:
+        project.builder.listeners.append(Emitter(sender, project.targets.selected.key))
+        project.sync()
+    finally:
+        sender.close(timeout=10)
+    assert not said and sender.dropped == 0
+    for event in transport.sent:
+        validate(event)
+    return transport.sent
+
+
+def _run(events: list[dict[str, Any]], job_suffix: str, kind: str) -> dict[str, Any]:
+    (event,) = [e for e in events if "run" in e and e["job"]["name"].endswith(job_suffix) and e["eventType"] == kind]
+    return event
+
+
+def test_column_lineage_follows_an_output_column_through_the_inlined_ephemeral_model_to_its_inputs(
+        semantic_project: tuple[Project, FakeRunner, FakeClock]) -> None:
+    project, _, _ = semantic_project
+    events = _synced_with_an_emitter(project)
+    fact = _run(events, ".shopflow.fact_sales.build.run", "COMPLETE")["outputs"][0]["facets"]["columnLineage"]
+
+    def inputs(column: str) -> set[tuple[str, str, str, str]]:
+        return {(f["namespace"], f["name"], f["field"], f["transformations"][0]["subtype"])
+                for f in fact["fields"][column]["inputFields"]}
+
+    stg_orders = ("duckdb://shopflow.duckdb", "shopflow.main.stg_orders")
+    # amount is computed in int_order_lines (ephemeral, inlined as a CTE): quantity * unit_price.
+    assert inputs("amount") == {(*stg_orders, "quantity", "TRANSFORMATION"),
+                                (*stg_orders, "unit_price", "TRANSFORMATION")}
+    assert inputs("order_id") == {(*stg_orders, "order_id", "IDENTITY")}
+    assert inputs("order_date") == {(*stg_orders, "ordered_at", "TRANSFORMATION")}
+    assert set(fact["fields"]) == {"order_id", "customer_id", "order_date", "product", "quantity", "amount"}
+    dim = _run(events, ".shopflow.dim_customer.build.run", "COMPLETE")["outputs"][0]["facets"]["columnLineage"]
+    assert {f["subtype"] for i in dim["fields"]["lifetime_value"]["inputFields"] for f in i["transformations"]} == {
+        "AGGREGATION"}
+    assert "order_count" not in dim["fields"]  # count(*): computed from no input column
+    # A source over files: its read_csv(...) relation is the dataset raw.orders.
+    stg = _run(events, ".shopflow.stg_orders.build.run", "COMPLETE")["outputs"][0]["facets"]["columnLineage"]
+    assert [(f["name"], f["field"]) for f in stg["fields"]["unit_price"]["inputFields"]] == [
+        ("raw.orders", "unit_price")]
+
+
+def test_column_sources_leave_out_what_sqlglot_cannot_follow() -> None:
+    sql = "with a as (select * from db.main.x) select id, v + 1 as w from a"
+    assert column_sources(sql, "duckdb", ["db.main.x"]) is None  # a star over columns nobody knows
+    assert column_sources(sql, "duckdb", ["db.main.x"], {"db.main.x": ["id", "v"]}) == {
+        "id": [Derived("db.main.x", "id", "IDENTITY")], "w": [Derived("db.main.x", "v", "TRANSFORMATION")]}
+    assert column_sources("select * from (", "duckdb", ["db.main.x"]) is None
+    assert column_sources("select id from db.main.other", "duckdb", ["db.main.x"]) is None  # not an input
+    long = "select id from db.main.x" + " " * MAX_LINEAGE_SQL  # bounded: it runs beside builds
+    assert column_sources(long, "duckdb", ["db.main.x"]) is None
+    assert column_sources(long.strip(), "duckdb", ["db.main.x"]) == {"id": [Derived("db.main.x", "id", "IDENTITY")]}
+
+
+def test_a_pass_names_the_stale_assets_it_leaves_to_another_watcher_and_who_holds_them(
+        fake_project: tuple[Project, FakeRunner, FakeClock]) -> None:
+    project, _, _ = fake_project
+    assert project.sync().ok
+    other = "machine-b:4242:0ther000"  # another machine's watcher, building dim_customer now
+    dim_customer = project.graph.resolve("dim_customer")
+    assert claim(project.store, {dim_customer}, other, 60, project.store.target).granted == {dim_customer}
+    (project.dbt.directory / "data/raw/orders/batch_900.csv").write_text(
+        "order_id,customer_id,ordered_at,product,quantity,unit_price\n900,1,2026-11-20 10:00:00,ink,1,7.25\n")
+    events = _synced_with_an_emitter(project)
+    cause = _run(events, "shopflow.dbtassets", "START")["run"]["facets"]["dbtassets_cause"]
+    assert set(cause["selected"]) == {str(project.graph.resolve(n)) for n in ("stg_orders", "fact_sales")}
+    left = {e["asset"]: {k: v for k, v in e.items() if k != "reasons"} for e in cause["notBuilt"]}
+    assert left == {dim_customer: {"asset": dim_customer, "why": "leased", "holder": other}}

@@ -66,9 +66,12 @@ def pass_cause(plan: SyncPlan, snapshot: Snapshot, observed: Mapping[UniqueId, t
         node = snapshot.graph.assets.get(uid)
         if uid in chosen or not status.needs_build or node is None or node.resource_type not in BUILDABLE:
             continue
-        why = "held" if status.held else "not_due" if due is not None and not due(uid) else "not_selected"
+        why = ("leased" if uid in plan.leased else "held" if status.held
+               else "not_due" if due is not None and not due(uid) else "not_selected")
         entry: Document = {"asset": uid, "why": why,
                            "reasons": [_reason(r, snapshot, plan.statuses, observed) for r in status.reasons]}
+        if plan.leased.get(uid):
+            entry["holder"] = plan.leased[uid]
         if status.due_at and why == "not_due":
             entry["dueAt"] = status.due_at
         left.append(entry)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 
 from dbtassets.model.graph import BUILDABLE
@@ -16,6 +17,7 @@ from dbtassets.openlineage.sender import Sender
 from dbtassets.results import SyncPlan, SyncResult
 
 NAMESPACE_ENV = "OPENLINEAGE_NAMESPACE"  # the job namespace, as openlineage-dbt reads it
+LINEAGE_BUDGET = 10.0  # seconds of the sender's CPU a pass's columnLineage may take; the models after get none
 
 
 class Emitter:
@@ -55,12 +57,15 @@ class Emitter:
             naming = self._naming(snapshot)
             out: list[Document] = []
             build = result.build if result is not None else None
+            schema = events.built_columns(snapshot, build.results, naming.sql_dialect) if build is not None else {}
+            lineage_until = time.thread_time() + LINEAGE_BUDGET
             for node in build.results if build is not None else ():
                 asset = snapshot.graph.assets.get(node.unique_id)
                 if asset is None or asset.resource_type not in BUILDABLE or node.status.value == "skipped":
                     continue
                 out += events.node_events(naming, snapshot, node, pass_run,
-                                          cause.asset_cause(node.unique_id, plan, snapshot, observed))
+                                          cause.asset_cause(node.unique_id, plan, snapshot, observed), schema,
+                                          column_lineage=time.thread_time() < lineage_until)
             if build is not None:
                 out += events.check_events(naming, snapshot, build.results, at, pass_run)
             facets = _pass_facets(plan, snapshot, observed)

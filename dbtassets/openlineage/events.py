@@ -25,7 +25,8 @@ from typing import Any
 from dbtassets.building.runner import NodeResult
 from dbtassets.model.manifest import Node, ResourceType, UniqueId
 from dbtassets.model.snapshot import Snapshot
-from dbtassets.sql.lineage import output_columns
+from dbtassets.sql.fingerprint import dialect_of
+from dbtassets.sql.lineage import Schema, column_sources, output_columns
 
 SPEC = "https://openlineage.io/spec/2-0-2/OpenLineage.json"
 PRODUCER = "https://github.com/dbtassets/dbtassets"
@@ -36,6 +37,7 @@ _SCHEMAS = {
     "sql": "1-1-0/SQLJobFacet.json#/$defs/SQLJobFacet",
     "jobType": "2-0-4/JobTypeJobFacet.json#/$defs/JobTypeJobFacet",
     "schema": "1-2-0/SchemaDatasetFacet.json#/$defs/SchemaDatasetFacet",
+    "columnLineage": "1-2-0/ColumnLineageDatasetFacet.json#/$defs/ColumnLineageDatasetFacet",
     "dataSource": "1-0-1/DatasourceDatasetFacet.json#/$defs/DatasourceDatasetFacet",
     "outputStatistics": "1-0-2/OutputStatisticsOutputDatasetFacet.json#/$defs/OutputStatisticsOutputDatasetFacet",
     "dataQualityAssertions": "1-1-0/DataQualityAssertionsDatasetFacet.json#/$defs/DataQualityAssertionsDatasetFacet",
@@ -83,6 +85,11 @@ class Naming:
             namespace = f"{snapshot.manifest.adapter_type or 'warehouse'}://{snapshot.manifest.project_name}"
         return cls(snapshot.manifest.project_name, job_namespace, namespace, adapter or snapshot.manifest.adapter_type)
 
+    @property
+    def sql_dialect(self) -> str | None:
+        """sqlglot's name for the warehouse's SQL (None: its generic SQL)."""
+        return dialect_of(self.dialect)
+
     def dataset_name(self, node: Node) -> str:
         """``database.schema.table`` from dbt's relation name (quotes dropped), else the asset's name."""
         if node.relation_name and "(" not in node.relation_name:
@@ -124,9 +131,39 @@ def parent(run_id: str, job: tuple[str, str]) -> Document:
     return facet("parent", run={"runId": run_id}, job={"namespace": job[0], "name": job[1]})
 
 
+def built_columns(snapshot: Snapshot, results: Sequence[NodeResult], dialect: str | None) -> dict[str, list[str]]:
+    """The output columns of the relations a pass built, from their compiled SQL (in build order, so a star
+    over a model built before is expanded): relation name → columns."""
+    schema: dict[str, list[str]] = {}
+    for result in results:
+        node = snapshot.graph.assets.get(result.unique_id)
+        if node is not None and node.relation_name and result.compiled_code and not result.status.failed:
+            columns = output_columns(result.compiled_code, dialect, schema)
+            if columns:
+                schema[node.relation_name] = columns
+    return schema
+
+
+def derived_lineage(naming: Naming, snapshot: Snapshot, node: Node, sql: str, schema: Schema) -> Document | None:
+    """The ``columnLineage`` facet of ``node``'s output: each column's input fields in the datasets it reads
+    (:func:`dbtassets.sql.lineage.column_sources`), or None where sqlglot cannot say."""
+    graph = snapshot.graph
+    inputs = {graph.assets[u].relation_name: graph.assets[u] for u in graph.parents(node.unique_id)
+              if u in graph.assets and graph.assets[u].relation_name}
+    sources = column_sources(sql, naming.sql_dialect, inputs, schema)
+    if not sources:
+        return None
+    return facet("columnLineage", fields={column: {"inputFields": [
+        {"namespace": naming.dataset_namespace, "name": naming.dataset_name(inputs[d.relation]), "field": d.column,
+         "transformations": [{"type": "DIRECT", "subtype": d.transformation, "masking": False}]}
+        for d in derived]} for column, derived in sources.items()})
+
+
 def node_events(naming: Naming, snapshot: Snapshot, result: NodeResult, pass_run: tuple[str, tuple[str, str]],
-                cause: Document | None) -> list[Document]:
-    """START and COMPLETE (or FAIL) of one built model, seed or snapshot, as dbt-ol makes them from run results."""
+                cause: Document | None, schema: Schema | None = None, *, column_lineage: bool = True) -> list[Document]:
+    """START and COMPLETE (or FAIL) of one built model, seed or snapshot, as dbt-ol makes them from run results;
+    ``schema``: the columns of the relations it reads, where known (:func:`built_columns`); ``column_lineage``:
+    whether to derive the output's ``columnLineage`` facet."""
     graph, node = snapshot.graph, snapshot.graph.assets[result.unique_id]
     ended = result.completed_at or datetime.now().astimezone().isoformat()
     ended_at = datetime.fromisoformat(ended.replace("Z", "+00:00"))
@@ -143,9 +180,13 @@ def node_events(naming: Naming, snapshot: Snapshot, result: NodeResult, pass_run
     inputs = [naming.dataset(graph.assets[u]) for u in graph.parents(node.unique_id) if u in graph.assets]
     output_facets: Document = {"dataSource": facet("dataSource", name=naming.dataset_namespace,
                                                    uri=naming.dataset_namespace)}
-    columns = output_columns(result.compiled_code, naming.dialect) if result.compiled_code else None
-    if columns:
+    sql = result.compiled_code
+    columns = output_columns(sql, naming.sql_dialect, schema) if sql else None
+    if sql and columns:
         output_facets["schema"] = facet("schema", fields=[{"name": c} for c in columns])
+        lineage = derived_lineage(naming, snapshot, node, sql, schema or {}) if column_lineage else None
+        if lineage is not None:
+            output_facets["columnLineage"] = lineage
     output = naming.dataset(node, **output_facets)
     if result.rows_affected is not None and result.rows_affected >= 0:
         output["outputFacets"] = {"outputStatistics": facet("outputStatistics", rowCount=result.rows_affected)}

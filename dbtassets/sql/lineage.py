@@ -8,6 +8,9 @@ stars and prunes the projections nobody downstream uses; what remains is what th
 The answer is a safe over-estimate: every column name the SQL mentions, plus every column the
 expanded and pruned query still mentions (a DISTINCT, GROUP BY ALL or set operation keeps all of
 its columns), or "everything" when a star cannot be expanded (an input whose columns are unknown).
+
+:func:`column_sources` goes further, with ``sqlglot.lineage``: which input columns each output column is
+computed from (for OpenLineage's ``columnLineage``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,20 @@ from sqlglot.errors import SqlglotError
 from dbtassets.sql.fingerprint import parse
 
 Schema = Mapping[str, Sequence[str]]  # a relation name as dbt renders it (``"db"."main"."orders"``) → columns
+
+
+MAX_LINEAGE_SQL = 50_000  # characters: longer SQL gets no column_sources (about 1 s of CPU at this size)
+_IDENTITY, _TRANSFORMATION, _AGGREGATION = "IDENTITY", "TRANSFORMATION", "AGGREGATION"  # OpenLineage's subtypes
+
+
+@dataclass(frozen=True)
+class Derived:
+    """An output column comes from ``column`` of ``relation`` (as the caller named it): copied as it is
+    (``IDENTITY``), computed from it (``TRANSFORMATION``) or aggregated (``AGGREGATION``)."""
+
+    relation: str
+    column: str
+    transformation: str
 
 
 @dataclass(frozen=True)
@@ -82,6 +99,21 @@ def _expand(tree: exp.Expr, dialect: str | None, schema: Schema, *, prune: bool 
     from sqlglot.optimizer.pushdown_projections import pushdown_projections
     from sqlglot.optimizer.qualify import qualify
 
+    nested = _nested(schema, dialect)
+    try:
+        qualified = qualify(tree.copy(), dialect=dialect, schema=nested or None, validate_qualify_columns=False,
+                            quote_identifiers=False, identify=False)
+        if prune:
+            qualified = pushdown_projections(qualified)
+    except (SqlglotError, ValueError, KeyError, RecursionError):
+        return None
+    if not anywhere and isinstance(qualified, exp.Query):
+        return None if any(_stars(projection) for projection in qualified.selects) else qualified
+    return None if _stars(qualified) else qualified
+
+
+def _nested(schema: Schema, dialect: str | None) -> dict[str, object]:
+    """``schema`` as sqlglot wants it: ``{catalog: {db: {table: {column: type}}}}``."""
     nested: dict[str, object] = {}
     depth = 0  # sqlglot wants every table at the same depth (catalog.db.table or db.table)
     for relation, columns in schema.items():
@@ -99,16 +131,7 @@ def _expand(tree: exp.Expr, dialect: str | None, schema: Schema, *, prune: bool 
             assert isinstance(child, dict)
             level = child
         level[path[-1]] = dict.fromkeys(columns, "unknown")
-    try:
-        qualified = qualify(tree.copy(), dialect=dialect, schema=nested or None, validate_qualify_columns=False,
-                            quote_identifiers=False, identify=False)
-        if prune:
-            qualified = pushdown_projections(qualified)
-    except (SqlglotError, ValueError, KeyError, RecursionError):
-        return None
-    if not anywhere and isinstance(qualified, exp.Query):
-        return None if any(_stars(projection) for projection in qualified.selects) else qualified
-    return None if _stars(qualified) else qualified
+    return nested
 
 
 def columns_passed(sql: str, dialect: str | None, before: Schema, after: Schema) -> frozenset[str] | None:
@@ -191,3 +214,86 @@ def _rows_may_change(select: exp.Select) -> bool:
         parent = parent.parent  # a derived table is fine; a subquery in an expression is not
         return not isinstance(parent, exp.From | exp.Join)
     return parent is not None and not isinstance(parent, exp.CTE)
+
+
+def column_sources(sql: str, dialect: str | None, relations: Collection[str],
+                   schema: Schema | None = None) -> dict[str, list[Derived]] | None:
+    """For each output column of ``sql``, the columns of ``relations`` (names as dbt renders them, a table or a
+    table function such as ``read_csv(...)``) it is computed from, through CTEs (inlined ephemeral models)
+    and subqueries; stars expanded over ``schema``.
+
+    A column computed from no input column (a literal, ``count(*)``) or from a star sqlglot cannot expand is
+    left out; None when nothing is known (unparsable SQL, a star in the output, SQL over
+    :data:`MAX_LINEAGE_SQL` characters).
+    """
+    if len(sql) > MAX_LINEAGE_SQL:
+        return None
+    names = output_columns(sql, dialect, schema)
+    if not names:
+        return None
+    from sqlglot.lineage import lineage
+
+    keys: dict[tuple[str, ...], str] = {}
+    for relation in relations:
+        key = _relation_key(relation, dialect)
+        if key is not None:
+            keys.setdefault(key, relation)
+    try:
+        roots = lineage(None, sql, schema=_nested(schema or {}, dialect), dialect=dialect, trim_selects=False)
+        assert isinstance(roots, dict)
+        found = {name.lower(): _sources(root, keys, dialect) for name, root in roots.items()}
+    except Exception:  # sqlglot's lineage raises more than SqlglotError on SQL it does not follow: no lineage
+        return None
+    out = {name: derived for name in names if (derived := found.get(name))}
+    return out or None
+
+
+def _relation_key(relation: str, dialect: str | None) -> tuple[str, ...] | None:
+    try:
+        table = parse(f"select * from {relation}", dialect).find(exp.Table)
+    except (SqlglotError, ValueError, RecursionError):
+        return None
+    return _table_key(table, dialect) if table is not None else None
+
+
+def _table_key(table: exp.Table, dialect: str | None) -> tuple[str, ...]:
+    """``(catalog, db, name)`` in lower case, or a table function's SQL."""
+    if table.name:
+        return tuple(part.lower() for part in (table.catalog, table.db, table.name) if part)
+    return (table.this.sql(dialect=dialect).lower(),)
+
+
+def _sources(root: object, keys: Mapping[tuple[str, ...], str], dialect: str | None) -> list[Derived] | None:
+    """The input columns behind one lineage root, each with the strongest transformation on its way; None if a
+    star or a relation outside ``keys`` feeds it."""
+    from sqlglot.lineage import Node
+
+    assert isinstance(root, Node)
+    rank = [_IDENTITY, _TRANSFORMATION, _AGGREGATION]
+    found: dict[tuple[str, str], int] = {}
+    seen: set[tuple[int, int]] = set()
+    stack = [(root, 0)]
+    while stack:
+        node, step = stack.pop()
+        if (id(node), step) in seen:
+            continue
+        seen.add((id(node), step))
+        if isinstance(node.expression, exp.Table):
+            column = node.name.rpartition(".")[2]
+            relation = _match(_table_key(node.expression, dialect), keys)
+            if column == "*" or relation is None:
+                return None
+            found[(relation, column.lower())] = max(step, found.get((relation, column.lower()), 0))
+            continue
+        expression = node.expression.this if isinstance(node.expression, exp.Alias) else node.expression
+        here = 0 if isinstance(expression, exp.Column) else 2 if expression.find(exp.AggFunc) else 1
+        stack.extend((child, max(step, here)) for child in node.downstream)
+    return [Derived(relation, column, rank[step]) for (relation, column), step in sorted(found.items())]
+
+
+def _match(key: tuple[str, ...], keys: Mapping[tuple[str, ...], str]) -> str | None:
+    """The relation ``key`` names: the same parts, or the last parts of exactly one (``main.orders``)."""
+    if key in keys:
+        return keys[key]
+    matches = [relation for known, relation in keys.items() if known[-len(key):] == key]
+    return matches[0] if len(matches) == 1 else None
