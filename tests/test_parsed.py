@@ -235,3 +235,19 @@ def test_forgetting_a_partial_parse_that_is_not_there_is_nothing(project_dir: Pa
     dbt.partial_parse_path.write_bytes(b"saved")
     forget_partial_parse(dbt)
     assert not dbt.partial_parse_path.exists()
+
+
+def test_a_callers_manifest_is_never_taken_as_edited_during_a_build(project_dir: Path) -> None:
+    dbt = load_project(project_dir)
+    given = load_snapshot(dbt, dbt.manifest_path, lambda why: None, resolve_targets(dbt, None, None))
+    assert given.loaded_at is None
+    model = project_dir / "models/marts/dim_customer.sql"
+    model.write_text(model.read_text() + "\n-- edited while it built\n")
+    built = frozenset(given.graph.assets)
+    assert given.edited_since_load(built) == (frozenset(), [])  # its files are not what it was loaded from
+    own = load(project_dir, [])  # the project's own manifest, parsed before the edit: the edit is seen
+    assert own.loaded_at is not None
+    model.write_text(model.read_text() + "-- edited again\n")
+    os.utime(model, (own.loaded_at + 5, own.loaded_at + 5))
+    edited, changed = own.edited_since_load(built)
+    assert changed == [model] and {own.graph.assets[uid].name for uid in edited} == {"dim_customer"}
