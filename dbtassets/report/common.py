@@ -90,8 +90,9 @@ def summary(report: StatusReport) -> str:
     for uid in report.selected:
         status = report.statuses[uid]
         counts[status.status] += 1
-        failing += len(status.failing_checks)
-        pending += len(status.pending_checks)
+        if status.checks:  # most assets have none: nothing to count (a property call each, on every asset)
+            failing += len(status.failing_checks)
+            pending += len(status.pending_checks)
     checks = "".join(f", {plural(n, 'check')} {what}"
                      for n, what in ((failing, "failing"), (pending, "pending")) if n)
     text = (f"{counts[Status.STALE]} stale, {counts[Status.MISSING]} missing, "
