@@ -21,7 +21,10 @@ from tests.conftest import dbtassets as run_dbtassets
 
 # Modules that only other commands need: importing any of them would be start-up `status` pays for nothing.
 NOT_FOR_STATUS = ("dbtassets.cli.builds", "dbtassets.cli.page", "dbtassets.watch", "dbtassets.ui",
-                  "importlib.metadata")  # the installed dbt's version is read from its .dist-info directory's name
+                  "importlib.metadata",  # the installed dbt's version is read from its .dist-info directory's name
+                  # imported where a rarer path uses them: a suggestion for a misspelt name, a median of durations,
+                  # a dbt child process
+                  "difflib", "statistics", "ctypes", "tempfile")
 
 
 @pytest.mark.skipif(MUTATION_RUN, reason="a child process runs the unmutated code (benchmarks/mutation.py)")

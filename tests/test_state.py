@@ -296,3 +296,20 @@ def test_an_unchanged_observation_records_when_it_was_checked(state_location: st
         assert store.latest_observations()[q] == Version("q1", "t1")
         assert store.last_checked("query") == {q: "t2"}  # ...but a fresh look at it
         assert store.last_checked("files") == {}
+
+
+def test_the_view_reads_every_input_back_and_one_input_version_is_one_value(state_location: str) -> None:
+    b, c = UniqueId("model.p.b"), UniqueId("model.p.c")
+    read, widened = Version("m1", "t0"), Version("m2", "t1", "m1", frozenset({"x", "y"}))
+    with StateStore.open(state_location, target=DEV, default_target=DEV) as store:
+        run_id = store.start_run("dbt build", [b, c], "t2")
+        with store.transaction() as db:
+            for uid, inputs in ((b, {A: read, S: widened}), (c, {A: read}), (A, {})):
+                store.insert_outcome(db, uid=uid, run_id=run_id, status="success", finished_at="t2",
+                                     code_version="c", inputs=inputs, duration=0.1, rows_affected=1, message=None)
+            store.finish_run(db, run_id, "success", "t2")
+        view = store.view()
+    assert view.last_success[b].inputs == {A: read, S: widened}
+    assert view.last_success[c].inputs == {A: read} and view.last_success[A].inputs == {}
+    # decoded once for every build that read it (a model read by thousands of children is one value)
+    assert view.last_success[b].inputs[A] is view.last_success[c].inputs[A]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import socket
 import sys
 import threading
 from collections.abc import Callable
@@ -41,6 +40,8 @@ class BuildLock:
                 f"(lock file {self.path})"
             ) from None
         os.ftruncate(fd, 0)
+        import socket  # imported where used: most commands never get here
+
         os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "purpose": self.purpose,
                                  "command": " ".join(sys.argv)}).encode())
         self._fd = fd

@@ -12,14 +12,12 @@ or ``sync`` would run alongside the next one, which takes the build lock the dea
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -252,6 +250,7 @@ class SubprocessRunner:
 
     def query(self, sql: str, timeout: float | None = None) -> list[list[Any]]:
         """The rows ``sql`` returns, by ``dbt show`` through the profile; given up ``timeout`` s after it connects."""
+        import tempfile  # here: most commands never query
         with tempfile.TemporaryDirectory(prefix="dbtassets-") as scratch:
             out = Path(scratch) / "rows.json"
             returncode, output = self._invoke(["show", "--inline", sql, "--limit", "-1"], out=out, timeout=timeout)
@@ -270,6 +269,7 @@ class SubprocessRunner:
         the child gives up (``TIMED_OUT``) that long after dbt first connects: parsing is not the warehouse's time."""
         if self.on_command is not None:
             self.on_command(display(args))
+        import tempfile  # here: a reader whose manifest is current never runs dbt
         with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="dbtassets-", delete=False) as request:
             json.dump({"args": [*args, *self.target.common_args()], "out": str(out) if out else None,
                        "timeout": timeout}, request)
@@ -313,12 +313,12 @@ _GRACE = 10.0  # seconds dbt gets to stop after SIGTERM before it is killed
 def _die_with_parent() -> Callable[[], None] | None:
     """A ``preexec_fn`` making the kernel SIGKILL the child when this process dies (Linux only).
 
-    It only calls a function resolved here, in the parent, so nothing is loaded or imported
-    between fork and exec.
+    It only calls a function resolved here, in the parent, so nothing is loaded or imported between fork and exec.
     """
     if not sys.platform.startswith("linux"):
         return None
     try:
+        import ctypes  # here: only for a child process
         prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
         return None

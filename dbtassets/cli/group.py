@@ -8,7 +8,6 @@ into :class:`~dbtassets.errors.Interrupted` and exits 128 + the signal's number.
 
 from __future__ import annotations
 
-import difflib
 import gc
 import importlib
 import signal
@@ -110,6 +109,8 @@ class Group(AnyOrderGroup):
         """An unknown command is one line (click's own usage error takes four), with the closest name."""
         name = args[0] if args else ""
         if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+            import difflib  # imported where used: most commands never get here
+
             close = difflib.get_close_matches(name, self.list_commands(ctx), n=1)
             hint = f"did you mean {close[0]}? " if close else ""
             raise UsageError(f"no command {name!r}; {hint}`dbtassets --help` lists the commands")

@@ -20,7 +20,7 @@ import contextlib
 import marshal
 import os
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,20 +58,22 @@ class _Declared:
 
 
 def missing_checks(dbt: DbtProject, yaml_files: Mapping[str, tuple[int, int]], held: Iterable[TestKey],
-                   assets: Mapping[tuple[str, str], tuple[UniqueId, ...]]) -> tuple[MissingCheck, ...]:
+                   assets: Callable[[], Mapping[tuple[str, str], tuple[UniqueId, ...]]]) -> tuple[MissingCheck, ...]:
     """The declared tests that are not in the manifest, in file order.
 
     Args:
         yaml_files: the project's files (relative path -> size and mtime); its ``.yml``/``.yaml`` ones under
             its own source directories are read (those unchanged since the last time, from a cache).
         held: the key of every test the manifest holds, enabled or disabled.
-        assets: (section's resource type, name) -> the asset uids of that name (``("source", "raw.orders")``).
+        assets: makes (section's resource type, name) -> the asset uids of that name (``("source", "raw.orders")``);
+            called once a test is missing, if one is (indexing every node would cost a large project every time).
     """
     own = tuple(os.path.relpath(d, dbt.directory) for d in dbt.source_dirs)
     cached = _read_cache(dbt)
     found: dict[str, Any] = {}
     left = Counter(held)
     out: list[MissingCheck] = []
+    owners: Mapping[tuple[str, str], tuple[UniqueId, ...]] | None = None
     for path in sorted(yaml_files):
         if not path.endswith((".yml", ".yaml")) or not any(_under(path, d) for d in own):
             continue
@@ -85,7 +87,8 @@ def missing_checks(dbt: DbtProject, yaml_files: Mapping[str, tuple[int, int]], h
                 left[key] -= 1
                 continue
             kind = "source" if section == "sources" else _SECTIONS.get(section, "model")
-            out.extend(MissingCheck(uid, label, path, section == "unit_tests") for uid in assets.get((kind, owner), ()))
+            owners = assets() if owners is None else owners
+            out.extend(MissingCheck(uid, label, path, section == "unit_tests") for uid in owners.get((kind, owner), ()))
     if found != cached:
         _write_cache(dbt, found)
     return tuple(out)

@@ -12,7 +12,6 @@ its feeder), so that staleness flows through it and builds are ordered by it (:m
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -150,6 +149,8 @@ class AssetGraph:
             raise SelectionError(f"{name!r} names {len(matches)} assets ({', '.join(sorted(matches))}); "
                                  "use the unique_id")
         known = sorted({node.display_name for node in self.assets.values()})
+        import difflib  # imported where used: most commands never get here
+
         close = difflib.get_close_matches(name, known, n=1)
         hint = f"; did you mean {close[0]}?" if close else "; `dbtassets assets` lists them"
         raise SelectionError(f"no asset named {name!r}{hint}")

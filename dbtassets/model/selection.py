@@ -10,7 +10,6 @@ exists. :func:`dbt_selectors` goes the other way, from a set of assets to short
 
 from __future__ import annotations
 
-import difflib
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -78,6 +77,8 @@ def _nothing_matches(graph: AssetGraph, atom: Atom) -> tuple[str, str]:
     if atom.method is Method.CONFIG:
         keys = {key for node in graph.assets.values() for key in node.config}
         if atom.argument not in keys:
+            import difflib  # imported where used: most commands never get here
+
             close = difflib.get_close_matches(atom.argument, sorted(keys), n=3)
             hint = f"did you mean {' or '.join(f'config.{k}:{atom.value}' for k in close)}?" if close else ""
             return f"no asset has a config key {atom.argument!r}", hint
@@ -85,6 +86,8 @@ def _nothing_matches(graph: AssetGraph, atom: Atom) -> tuple[str, str]:
     elif atom.method is Method.FILE and atom.value.lower().endswith(FILE_SUFFIXES):
         values = _file_names
     known = sorted({value for node in graph.assets.values() for value in values(node) if value})
+    import difflib  # imported where used: most commands never get here
+
     close = difflib.get_close_matches(atom.value, known, n=3)
     if close:
         hint = f"did you mean {' or '.join(prefix + c for c in close)}?"

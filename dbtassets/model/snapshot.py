@@ -123,12 +123,15 @@ def load_snapshot(dbt: DbtProject, manifest_path: Path | None, parse: Callable[[
 
 def _missing(dbt: DbtProject, manifest: Manifest, walked: ProjectFiles) -> tuple[MissingCheck, ...]:
     """The tests the project's YAML declares that ``manifest`` lacks, on its own assets."""
-    assets: dict[tuple[str, str], list[UniqueId]] = {}
-    for uid, node in manifest.nodes.items():
-        if node.package_name == dbt.name:
-            name = node.display_name if node.resource_type == ResourceType.SOURCE else node.name
-            assets.setdefault((node.resource_type.value, name), []).append(uid)
-    return missing_checks(dbt, walked.entries, manifest.test_keys, {k: tuple(v) for k, v in assets.items()})
+    def assets() -> dict[tuple[str, str], tuple[UniqueId, ...]]:
+        found: dict[tuple[str, str], list[UniqueId]] = {}
+        for uid, node in manifest.nodes.items():
+            if node.package_name == dbt.name:
+                name = node.display_name if node.resource_type == ResourceType.SOURCE else node.name
+                found.setdefault((node.resource_type.value, name), []).append(uid)
+        return {k: tuple(v) for k, v in found.items()}
+
+    return missing_checks(dbt, walked.entries, manifest.test_keys, assets)
 
 
 def foreign_dbt(manifest: Manifest) -> str | None:

@@ -19,7 +19,6 @@ Declarations come from ``dbtassets.yml`` beside ``dbt_project.yml``; without one
 
 from __future__ import annotations
 
-import difflib
 import glob
 import hashlib
 import os
@@ -190,6 +189,8 @@ class _Config:
     def _only_keys(self, mapping: Mapping[str, Any], allowed: set[str], where: str) -> None:
         for key in mapping:
             if key not in allowed:
+                import difflib  # imported where used: most commands never get here
+
                 close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else f" (allowed: {', '.join(sorted(allowed))})"
                 raise ConfigError(f"{self.path}: unknown key {where}{key!r}{hint}")
@@ -200,6 +201,8 @@ class _Config:
             raise ConfigError(f"{self.path}: `sources` must be a mapping of source name to observer")
         for name, entry in sources.items():
             if name not in known:
+                import difflib  # imported where used: most commands never get here
+
                 close = difflib.get_close_matches(str(name), sorted(known), n=1)
                 hint = f"; did you mean {close[0]}?" if close else f"; dbt knows {', '.join(sorted(known)) or 'none'}"
                 raise ConfigError(f"{self.path}: sources.{name}: dbt knows no source {name!r}{hint}")

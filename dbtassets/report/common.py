@@ -56,11 +56,15 @@ def to_json(document: Any) -> str:
 
 def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
     """Left-aligned columns; the last column is never padded."""
-    widths = [max(len(click.unstyle(str(r[i]))) for r in [header, *rows]) for i in range(len(header) - 1)]
+    every = [[str(c) for c in row] for row in [header, *rows]]
+    padded = len(header) - 1
+    # each cell's width once, without the colour codes (only a cell with an escape has any: most have none)
+    shown_widths = [[len(click.unstyle(c)) if "\x1b" in c else len(c) for c in row[:padded]] for row in every]
+    widths = [max(row[i] for row in shown_widths) for i in range(padded)]
     lines = []
-    for row in [header, *rows]:
-        cells = [str(c) + " " * (w - len(click.unstyle(str(c)))) for c, w in zip(row, widths, strict=False)]
-        lines.append("  ".join([*cells, str(row[-1])]).rstrip())
+    for row, row_widths in zip(every, shown_widths, strict=True):
+        cells = [c + " " * (w - n) for c, n, w in zip(row, row_widths, widths, strict=False)]
+        lines.append("  ".join([*cells, row[-1]]).rstrip())
     lines[0] = click.style(lines[0], bold=True)
     return "\n".join(lines)
 
@@ -90,8 +94,9 @@ def summary(report: StatusReport) -> str:
     for uid in report.selected:
         status = report.statuses[uid]
         counts[status.status] += 1
-        failing += len(status.failing_checks)
-        pending += len(status.pending_checks)
+        if status.checks:  # most assets have none: nothing to count (a property call each, on every asset)
+            failing += len(status.failing_checks)
+            pending += len(status.pending_checks)
     checks = "".join(f", {plural(n, 'check')} {what}"
                      for n, what in ((failing, "failing"), (pending, "pending")) if n)
     text = (f"{counts[Status.STALE]} stale, {counts[Status.MISSING]} missing, "

@@ -45,7 +45,7 @@ def one_line(message: str, limit: int = 300) -> str:
     dbt's messages span many lines and unit test diffs come coloured; the cut keeps ``limit``
     characters, the last an ellipsis. The one definition: recording and the reports use it.
     """
-    text = " ".join(_ANSI.sub("", message).split())
+    text = " ".join((_ANSI.sub("", message) if "\x1b" in message else message).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -10,7 +10,6 @@ build it times that median. The estimate's assumptions travel with the result (:
 from __future__ import annotations
 
 import re
-import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -125,6 +124,8 @@ def compute(graph: AssetGraph, outcomes: Iterable[tuple[int, str | None, str | N
         if node.resource_type not in BUILDABLE:
             continue
         times = durations.get(uid)
+        import statistics  # imported where used: most commands never get here
+
         median = statistics.median(times) if times else None
         if median is None:
             untimed.append(node.display_name)

@@ -98,7 +98,8 @@ def compute_statuses(
     # A check's state is its asset's: the result of its run on that asset's last materialization.
     states = {uid: check_statuses(found, state.last_success[uid].id, state.check_results.get(uid, {}))
               for uid, found in by_asset.items() if uid in state.last_success}
-    rules = _Rules(graph, state, changes or {}, reads, states, readers, passes)
+    failing = frozenset((uid, c.check.unique_id) for uid, found in states.items() for c in found if c.state.failing)
+    rules = _Rules(graph, state, changes or {}, reads, states, readers, passes, failing)
     statuses: dict[UniqueId, AssetStatus] = {}
     for uid in graph.topological_order():
         node = graph.assets[uid]
@@ -142,6 +143,7 @@ class _Rules:
     checks: Mapping[UniqueId, Sequence[CheckStatus]]  # asset → the state of each check attached to it
     readers: Mapping[UniqueId, Sequence[Check]]  # asset → the checks that read it
     passes: ColumnPasses = _passes_nothing
+    failing: frozenset[tuple[UniqueId, UniqueId]] = frozenset()  # (asset, check) of each failing check state
 
     def built_status(self, uid: UniqueId, code_version: str,
                      statuses: Mapping[UniqueId, AssetStatus]) -> AssetStatus:
@@ -167,6 +169,8 @@ class _Rules:
                 full_refresh = True
             for parent in graph.parents(uid):
                 built_from, current = last.inputs.get(parent), statuses[parent].data_version
+                if current is None or (built_from is not None and built_from.value == current.value):
+                    continue  # unchanged (as _upstream_updated says first, without the call: this runs per edge)
                 reason = self._upstream_updated(uid, parent, built_from, current)
                 if reason is not None:
                     passed = self._passed(uid, parent, _added_since(built_from, current), refresh)
@@ -174,10 +178,11 @@ class _Rules:
                     narrow.extend(passed)
         for parent in graph.parents(uid):
             parent_status = statuses[parent]
-            name = graph.assets[parent].display_name
             if parent_status.status is Status.MISSING:
+                name = graph.assets[parent].display_name
                 reasons.append(Reason(ReasonCode.UPSTREAM_MISSING, f"upstream {name} was never materialized", parent))
             elif parent_status.status is Status.STALE and self._affects(uid, parent, parent_status.impact):
+                name = graph.assets[parent].display_name
                 passed = self._passed(uid, parent, parent_status.impact, refresh)
                 reasons.append(Reason(ReasonCode.UPSTREAM_STALE, f"upstream {name} is stale{_passing(passed)}", parent))
                 narrow.extend(passed)
@@ -192,12 +197,13 @@ class _Rules:
         checks: tuple[CheckStatus, ...] = ()
         if last is not None:
             checks = tuple(self.checks.get(uid, ()))
-            if status is Status.FRESH:
+            if status is Status.FRESH and last.old_rows_before is not None:
                 reasons.extend(self._notes(uid, last, refresh))
-            reasons.extend(Reason(ReasonCode.CHECK_FAILED, c.describe()) for c in checks if c.state.failing)
-            if status is Status.FRESH:
-                reasons.extend(Reason(ReasonCode.CHECK_PENDING, c.describe())
-                               for c in checks if c.state is CheckState.PENDING)
+            if checks:
+                reasons.extend(Reason(ReasonCode.CHECK_FAILED, c.describe()) for c in checks if c.state.failing)
+                if status is Status.FRESH:
+                    reasons.extend(Reason(ReasonCode.CHECK_PENDING, c.describe())
+                                   for c in checks if c.state is CheckState.PENDING)
         return AssetStatus(uid, status, tuple(reasons), last.data_version if last else None, impact,
                            full_refresh=full_refresh and status is not Status.MISSING, checks=checks,
                            held=bool(holds))
@@ -213,21 +219,23 @@ class _Rules:
         """
         holds = []
         for parent in self.graph.parents(uid):
-            parent_status, name = statuses[parent], self.graph.assets[parent].display_name
+            parent_status, shown_as = statuses[parent], parent
             if parent in self.graph.fed:  # a fed source holds the checks of the asset that builds its table
-                parent_status = statuses[self.graph.fed[parent]]
-                name = self.graph.assets[self.graph.fed[parent]].display_name
-            read = last.inputs.get(parent) if last is not None else None
-            current = parent_status.data_version
-            failing_reads = self._failing_reads(parent)
-            if (failing_reads and not parent_status.needs_build  # a rebuild runs them again
-                    and current is not None and (read is None or read.value != current.value)):
-                failing = ", ".join(failing_reads)
-                holds.append(Reason(ReasonCode.UPSTREAM_CHECK_FAILED,
-                                    f"held: upstream {name} fails {failing}; it is built once that passes", parent))
-            elif parent_status.held:
-                holds.append(Reason(ReasonCode.UPSTREAM_CHECK_FAILED,
-                                    f"held: upstream {name} waits for a failing check", parent))
+                shown_as = self.graph.fed[parent]
+                parent_status = statuses[shown_as]
+            failing_reads = self._failing_reads(parent) if self.failing else []  # none fails: nothing holds
+            if failing_reads and not parent_status.needs_build:  # a rebuild runs them again
+                read = last.inputs.get(parent) if last is not None else None
+                current = parent_status.data_version
+                if current is not None and (read is None or read.value != current.value):
+                    failing = ", ".join(failing_reads)
+                    holds.append(Reason(ReasonCode.UPSTREAM_CHECK_FAILED, f"held: upstream "
+                                        f"{self.graph.assets[shown_as].display_name} fails {failing}; it is built "
+                                        "once that passes", parent))
+                    continue
+            if parent_status.held:
+                holds.append(Reason(ReasonCode.UPSTREAM_CHECK_FAILED, f"held: upstream "
+                                    f"{self.graph.assets[shown_as].display_name} waits for a failing check", parent))
         return holds
 
     def _failing_reads(self, asset: UniqueId) -> list[str]:
@@ -235,8 +243,7 @@ class _Rules:
         found = []
         for check in self.readers.get(asset, ()):
             for attached in check.assets:
-                states = [c for c in self.checks.get(attached, ()) if c.check.unique_id == check.unique_id]
-                if any(c.state.failing for c in states):
+                if (attached, check.unique_id) in self.failing:
                     other = self.graph.assets[attached].display_name if attached in self.graph else attached
                     on = "" if attached == asset else f" on {other}"
                     found.append(f"{check.describe()}{on}")

@@ -92,4 +92,4 @@ class AssetStatus:
     @property
     def needs_attention(self) -> bool:
         """What ``check`` fails on: stale, missing, or a check failing or not yet run."""
-        return self.needs_build or bool(self.failing_checks) or bool(self.pending_checks)
+        return self.needs_build or (bool(self.checks) and (bool(self.failing_checks) or bool(self.pending_checks)))

@@ -11,7 +11,6 @@ readers (which never write) can.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -125,6 +124,8 @@ class Heartbeat:
     def __init__(self, store: Callable[[], StateStore], project: str, clock: Callable[[], datetime],
                  every: float = HEARTBEAT_EVERY) -> None:
         self._store, self.project, self._clock, self.every = store, project, clock, every
+        import uuid  # imported where used: most commands never get here
+
         self.id = f"{machine_name()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._last: datetime | None = None  # when this process last beat
 

@@ -7,7 +7,6 @@ judged by its leases instead (:mod:`dbtassets.state.leases`).
 from __future__ import annotations
 
 import os
-import socket
 
 
 def machine_name() -> str:
@@ -16,6 +15,8 @@ def machine_name() -> str:
     Set ``DBTASSETS_HOST`` where host names are not unique among the machines sharing a store
     (containers started from one image with a fixed host name).
     """
+    import socket  # imported where used: most commands never get here
+
     return os.environ.get("DBTASSETS_HOST") or socket.gethostname()
 
 

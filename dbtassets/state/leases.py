@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
@@ -40,6 +39,8 @@ _unreleased: set[str] = set()
 
 def new_holder() -> str:
     """A build's name in the leases table: ``host:pid:nonce`` (the nonce tells two builds of one process apart)."""
+    import uuid  # imported where used: most commands never get here
+
     return f"{machine_name()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 

@@ -9,10 +9,10 @@ Plain frozen values: nothing here touches a database.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, cast
 
 from dbtassets.model.manifest import UniqueId
 from dbtassets.model.sources import DataVersionKind
@@ -227,4 +227,28 @@ def versions_from_json(inputs: str) -> dict[UniqueId, Version]:
     for uid, stored in json.loads(inputs).items():
         value, at, *rest = stored
         out[UniqueId(uid)] = Version(value, at, rest[0], frozenset(rest[1])) if rest else Version(value, at)
+    return out
+
+
+def many_versions_from_json(stored: Sequence[str]) -> list[dict[UniqueId, Version]]:
+    """Many materializations' stored ``inputs`` read back at once, as :func:`versions_from_json` reads each.
+
+    One JSON parse for all of them, and one :class:`Version` for each distinct plain [value, at] (a model read
+    by many children is the same value in each of their inputs): per-row decoding was most of what reading a
+    large project's state cost ``status``.
+    """
+    shared: dict[tuple[str, str], Version] = {}
+    out = []
+    for inputs in json.loads("[" + ",".join(stored) + "]"):
+        for uid, versioned in inputs.items():
+            if len(versioned) == 2:
+                key = (versioned[0], versioned[1])
+                version = shared.get(key)
+                if version is None:
+                    version = shared[key] = Version(*key)
+            else:
+                value, at, *rest = versioned
+                version = Version(value, at, rest[0], frozenset(rest[1]))
+            inputs[uid] = version
+        out.append(cast("dict[UniqueId, Version]", inputs))  # its keys are the unique ids the build read
     return out

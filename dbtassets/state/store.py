@@ -41,6 +41,7 @@ from dbtassets.state.records import (
     RunStatus,
     StateView,
     Version,
+    many_versions_from_json,
     version_json,
     versions_from_json,
 )
@@ -59,18 +60,18 @@ class StateStore(Database):
 
     def view(self) -> StateView:
         """Everything the staleness rules need, in three indexed queries."""
+        rows = self._query(
+            "SELECT m.id, m.unique_id, m.run_id, m.finished_at, m.code_version, m.inputs, m.manifest_version, "
+            "m.base_version, m.added_columns, m.old_rows_before, m.relation_name "
+            "FROM materializations m JOIN (SELECT MAX(id) AS id FROM materializations "
+            "WHERE target = ? AND status = 'success' GROUP BY unique_id) AS latest USING (id)", (self.target,)
+        )
         successes = {
-            UniqueId(uid): Materialization(mid, run_id, finished_at, code_version, versions_from_json(inputs),
-                                           manifest_version, base or "",
+            UniqueId(uid): Materialization(mid, run_id, finished_at, code_version, inputs, manifest_version, base or "",
                                            frozenset(json.loads(added)) if added != "[]" else frozenset(), old_rows,
                                            relation)
-            for mid, uid, run_id, finished_at, code_version, inputs, manifest_version, base, added, old_rows, relation
-            in self._query(
-                "SELECT m.id, m.unique_id, m.run_id, m.finished_at, m.code_version, m.inputs, m.manifest_version, "
-                "m.base_version, m.added_columns, m.old_rows_before, m.relation_name "
-                "FROM materializations m JOIN (SELECT MAX(id) AS id FROM materializations "
-                "WHERE target = ? AND status = 'success' GROUP BY unique_id) AS latest USING (id)", (self.target,)
-            )
+            for (mid, uid, run_id, finished_at, code_version, _, manifest_version, base, added, old_rows, relation),
+            inputs in zip(rows, many_versions_from_json([row[5] for row in rows]), strict=True)
         }
         failures = {
             UniqueId(uid): Failure(fid, finished_at, message or "failed")
