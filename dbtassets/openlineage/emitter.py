@@ -6,6 +6,7 @@ import os
 import time
 from collections.abc import Sequence
 
+from dbtassets.building.runner import NodeStatus
 from dbtassets.model.graph import BUILDABLE
 from dbtassets.model.manifest import UniqueId
 from dbtassets.model.snapshot import Snapshot
@@ -61,7 +62,7 @@ class Emitter:
             lineage_until = time.thread_time() + LINEAGE_BUDGET
             for node in build.results if build is not None else ():
                 asset = snapshot.graph.assets.get(node.unique_id)
-                if asset is None or asset.resource_type not in BUILDABLE or node.status.value == "skipped":
+                if asset is None or asset.resource_type not in BUILDABLE or node.status is NodeStatus.SKIPPED:
                     continue
                 out += events.node_events(naming, snapshot, node, pass_run,
                                           cause.asset_cause(node.unique_id, plan, snapshot, observed), schema,
