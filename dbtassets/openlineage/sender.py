@@ -38,9 +38,8 @@ class Sender:
         self.dropped = 0
         self.sent = 0
         self.down = False
-        self._queue: queue.Queue[Work] = queue.Queue(maxsize=capacity)
+        self._queue: queue.Queue[Work | None] = queue.Queue(maxsize=capacity)  # None: the end, once sent up to it
         self._stop = threading.Event()  # stop now
-        self._closing = threading.Event()  # stop once the queue is empty
         self._full = False  # said that the queue is full, during this outage
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="dbtassets-openlineage", daemon=True)
@@ -62,8 +61,11 @@ class Sender:
     def close(self, timeout: float = 2.0) -> None:
         """Send what is queued for up to ``timeout`` seconds (nothing more while the receiver is down), then stop;
         what is left unsent is counted in ``dropped``."""
-        self._closing.set()
         if self.down:
+            self._stop.set()
+        try:
+            self._queue.put_nowait(None)  # the thread sleeps on the queue until work or this comes
+        except queue.Full:
             self._stop.set()
         self._thread.join(timeout)
         self._stop.set()
@@ -71,19 +73,16 @@ class Sender:
         with self._lock:
             while True:
                 try:
-                    self._queue.get_nowait()
+                    left = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                self.dropped += 1
+                self.dropped += left is not None
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            try:
-                work = self._queue.get(timeout=0.05)
-            except queue.Empty:
-                if self._closing.is_set():
-                    return
-                continue
+            work = self._queue.get()
+            if work is None:
+                return
             try:
                 events = work()
             except Exception as exc:  # a bug making events: say it, never let it end the thread
