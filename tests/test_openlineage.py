@@ -5,6 +5,8 @@ parent links, dataset names, the cause of each build and the checks; a receiver 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -203,8 +205,43 @@ def test_dbtassets_yml_takes_an_openlineage_key_and_rejects_a_wrong_one(project_
     result = run_cli("--project-dir", str(project_dir), "sync", "--dry-run")
     assert result.returncode == 2
     assert "dbtassets.yml: openlineage: expected a URL, file:PATH" in result.stderr
+    config.write_text("openlineage:\n  transport:\n    url: http://localhost:5000\n")
+    result = run_cli("--project-dir", str(project_dir), "sync", "--dry-run")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"dbtassets: error: {config}: openlineage: expected a transport: mapping with its type (http, file, console, "
+        "kafka…), as the OpenLineage client's configuration has it"]
     config.write_text("openlineage: file:events.jsonl\n")
     assert run_cli("--project-dir", str(project_dir), "sync", "--dry-run").returncode == 0
+
+
+def test_a_command_never_waits_for_the_client_s_import() -> None:
+    """The client (half a second of imports) is made on the sender's thread; the command only checks it is there."""
+    code = ("import sys; from pathlib import Path; from dbtassets.openlineage.config import resolve; "
+            "connect, where = resolve('http://127.0.0.1:9', None, Path('dbtassets.yml')); "
+            "assert 'openlineage.client' not in sys.modules, sorted(sys.modules); "
+            "print(where); print(type(connect()).__name__)")
+    worktree = Path(__file__).resolve().parent.parent
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=worktree, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["the OpenLineage receiver (http://127.0.0.1:9, from --openlineage)",
+                                          "HttpTransport"]
+
+
+def test_a_client_configuration_only_the_client_refuses_is_said_once_and_its_events_counted() -> None:
+    said: list[str] = []
+
+    def connect() -> Any:
+        raise ValueError("Transport kafkaa not found")
+
+    sender = Sender(connect, said.append, where="the OpenLineage receiver (from dbtassets.yml: openlineage)")
+    for n in range(3):
+        sender.put(lambda n=n: [{"n": n}])  # type: ignore[misc]
+    sender.close(timeout=5)
+    assert said == ["OpenLineage: cannot send to the OpenLineage receiver (from dbtassets.yml: openlineage): "
+                    "ValueError: Transport kafkaa not found; fix that configuration (docs/openlineage.md): "
+                    "events are not sent"]
+    assert sender.dropped == 3 and sender.sent == 0
 
 
 class FlakyTransport:
@@ -223,7 +260,7 @@ class FlakyTransport:
 def test_the_sender_says_once_that_the_receiver_went_away_once_that_it_is_back_and_loses_nothing() -> None:
     transport, said = FlakyTransport(), []
     transport.down.set()
-    sender = Sender(transport, said.append, retry_every=0.05)
+    sender = Sender(lambda: transport, said.append, retry_every=0.05)
     sender.put(lambda: [{"n": 1}, {"n": 2}])
     threading.Event().wait(0.3)
     transport.down.clear()
@@ -241,7 +278,7 @@ def test_the_sender_says_once_that_the_receiver_went_away_once_that_it_is_back_a
 def test_a_full_queue_drops_and_counts_instead_of_waiting() -> None:
     transport, said = FlakyTransport(), []
     transport.down.set()
-    sender = Sender(transport, said.append, capacity=2, retry_every=10)
+    sender = Sender(lambda: transport, said.append, capacity=2, retry_every=10)
     for n in range(10):
         sender.put(lambda n=n: [{"n": n}])  # type: ignore[misc]
     sender.close(timeout=0.5)
@@ -262,7 +299,7 @@ class Recorded:
 def _synced_with_an_emitter(project: Project) -> list[dict[str, Any]]:
     """``project.sync()`` with the OpenLineage emitter listening; the events it sent, each valid."""
     transport, said = Recorded(), []
-    sender = Sender(transport, said.append)
+    sender = Sender(lambda: transport, said.append)
     try:
         project.builder.listeners.append(Emitter(sender, project.targets.selected.key))
         project.sync()

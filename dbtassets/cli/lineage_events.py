@@ -40,8 +40,8 @@ def attach(ctx: click.Context, project: Project, option: str | None, selection: 
     from dbtassets.openlineage.emitter import Emitter
     from dbtassets.openlineage.sender import Sender
 
-    transport, where = found
-    sender = Sender(transport, lambda message: warn([message]), where=where)
+    connect, where = found
+    sender = Sender(connect, lambda message: warn([message]), where=where)
     project.builder.listeners.append(Emitter(sender, project.targets.selected.key, selection))
 
     def close() -> None:

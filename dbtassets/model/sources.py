@@ -220,6 +220,10 @@ class _Config:
     def openlineage(self) -> str | Mapping[str, Any] | None:
         """Where OpenLineage events go (docs/openlineage.md): a URL, ``file:PATH``, or the client's own config."""
         value = self.raw.get("openlineage")
+        if isinstance(value, dict) and not (isinstance(value.get("transport"), dict)
+                                            and isinstance(value["transport"].get("type"), str)):
+            raise ConfigError(f"{self.path}: openlineage: expected a transport: mapping with its type (http, file, "
+                              "console, kafka…), as the OpenLineage client's configuration has it")
         if value is None or (isinstance(value, str) and value.strip()) or isinstance(value, dict):
             return value.strip() if isinstance(value, str) else value
         raise ConfigError(f"{self.path}: openlineage: expected a URL, file:PATH or a mapping such as "

@@ -1,12 +1,18 @@
 """Where OpenLineage events go: ``--openlineage``, then dbtassets.yml's ``openlineage:``, then the OpenLineage
 client's own configuration (``OPENLINEAGE_URL``, ``OPENLINEAGE_CONFIG``, ``openlineage.yml``, ``OPENLINEAGE__…``
 variables), read by the client itself. Nothing configured: off, and openlineage-python is never imported.
+
+Configured, the client is imported and made on the sender's thread, while dbt builds (its import costs about
+half a second): the command checks at start only what costs nothing (the client is installed, the shorthand
+parses, dbtassets.yml's mapping names its transport's type); what only the client can tell, the sender's thread
+says.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +49,17 @@ def _configured_by_environment() -> str | None:
     return None
 
 
-def resolve(option: str | None, setting: str | Mapping[str, Any] | None, settings_file: Path) -> tuple[Any, str] | None:
-    """The transport to send through and a description of where it sends, or None when nothing configures it.
+def _installed() -> bool:
+    try:
+        return importlib.util.find_spec("openlineage.client") is not None  # runs openlineage/__init__ only
+    except ImportError:
+        return False
+
+
+def resolve(option: str | None, setting: str | Mapping[str, Any] | None,
+            settings_file: Path) -> tuple[Callable[[], Any], str] | None:
+    """How to make the transport to send through (called on the sender's thread) and a description of where it
+    sends, or None when nothing configures it.
 
     Raises:
         ConfigError: it is configured but openlineage-python is not installed, or the configuration is wrong.
@@ -62,15 +77,15 @@ def resolve(option: str | None, setting: str | Mapping[str, Any] | None, setting
         if found is None:
             return None
         source = found
-    try:
-        from openlineage.client import OpenLineageClient
-    except ImportError:
+    if not _installed():
         raise ConfigError(f"OpenLineage is configured ({source}) but openlineage-python is not installed "
-                          f"{INSTALL}; or remove that setting") from None
-    try:
-        client = OpenLineageClient(config=config) if config is not None else OpenLineageClient()
-    except Exception as exc:  # the client's own errors: a wrong transport type, a missing key
-        raise ConfigError(f"OpenLineage configuration ({source}): {type(exc).__name__}: {exc}") from None
-    transport = client.transport
-    url = getattr(getattr(transport, "config", None), "url", None) or getattr(transport, "url", None)
-    return transport, f"the OpenLineage receiver ({url or transport.kind}, from {source})"
+                          f"{INSTALL}; or remove that setting")
+
+    def connect() -> Any:
+        from openlineage.client import OpenLineageClient
+
+        return (OpenLineageClient(config=config) if config is not None else OpenLineageClient()).transport
+
+    transport = (config or {}).get("transport", {})
+    detail = transport.get("url") or transport.get("type") or os.environ.get("OPENLINEAGE_URL")
+    return connect, f"the OpenLineage receiver ({detail + ', ' if detail else ''}from {source})"

@@ -2,9 +2,11 @@
 refusing never slows or stops a build.
 
 The build's thread only puts work on the queue (a callable making the events, so even making them costs the
-build nothing); when the queue is full the work is dropped and counted. The sender's thread makes the events
-and hands each to the transport. When the receiver fails, it says so once, keeps the event, and tries
-again every ``retry_every`` seconds; when it answers again, it says that once too.
+build nothing); when the queue is full the work is dropped and counted. The sender's thread first makes the
+transport (importing the OpenLineage client: half a second no command waits for), then makes the events and
+hands each to the transport; a transport it cannot make is said once, and what comes is dropped and counted.
+When the receiver fails, it says so once, keeps the event, and tries again every ``retry_every`` seconds; when
+it answers again, it says that once too.
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ class Sender:
     """One thread sending the events ``put`` makes; ``dropped`` counts the batches (a pass's events, an
     observation's) never sent, or not sent whole: dropped at a full queue or left when closing."""
 
-    def __init__(self, transport: Transport, warn: Callable[[str], None], *, capacity: int = 1000,
+    def __init__(self, connect: Callable[[], Transport], warn: Callable[[str], None], *, capacity: int = 1000,
                  retry_every: float = 5.0, where: str = "the OpenLineage receiver") -> None:
-        self.transport = transport
+        self.connect = connect
+        self.transport: Transport | None = None
         self.warn = warn
         self.where = where
         self.retry_every = retry_every
@@ -79,6 +82,13 @@ class Sender:
                 self.dropped += left is not None
 
     def _run(self) -> None:
+        try:
+            self.transport = self.connect()
+        except Exception as exc:  # the client's own configuration errors: a wrong transport type, a missing key
+            self.warn(f"OpenLineage: cannot send to {self.where}: {type(exc).__name__}: {exc}; fix that "
+                      "configuration (docs/openlineage.md): events are not sent")
+            self._drain()
+            return
         while not self._stop.is_set():
             work = self._queue.get()
             if work is None:
@@ -94,8 +104,15 @@ class Sender:
                         self.dropped += 1
                     break
 
+    def _drain(self) -> None:
+        """Without a transport: count every batch put until the end as dropped."""
+        while not self._stop.is_set() and self._queue.get() is not None:
+            with self._lock:
+                self.dropped += 1
+
     def _send(self, event: dict[str, Any]) -> bool:
         """Send one event, trying again while the receiver is down; False once asked to stop."""
+        assert self.transport is not None
         while True:
             try:
                 self.transport.emit(event)
