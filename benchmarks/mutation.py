@@ -152,18 +152,19 @@ def pip(python: Path, *args: str) -> None:
 
 
 def copy_tree(modules: list[str]) -> Path:
-    """The repository's files (as git tracks them, benchmarks aside), with mutmut's configuration added."""
+    """The repository's files (as git tracks them, benchmarks aside but for their top-level scripts, which a test
+    imports), with mutmut's configuration added."""
     tree = WORK / "tree"
     shutil.rmtree(tree, ignore_errors=True)
     tree.mkdir(parents=True)
     tracked = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True,
                              check=True).stdout.split("\0")
     for name in tracked:
-        if name and not name.startswith("benchmarks/") and (REPO / name).is_file():
+        script = name.startswith("benchmarks/") and name.count("/") == 1 and name.endswith(".py")
+        if name and (script or not name.startswith("benchmarks/")) and (REPO / name).is_file():
             (tree / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, tree / name)
-    copied = sorted({name.split("/")[0] for name in tracked if name and "/" in name} - {"benchmarks", "dbtassets",
-                                                                                            "tests"})
+    copied = sorted({name.split("/")[0] for name in tracked if name and "/" in name} - {"dbtassets", "tests"})
     copied += sorted(name for name in tracked if name and "/" not in name and name != "pyproject.toml")
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "dbtassets", "tests"],
