@@ -7,6 +7,10 @@ a test that runs in a second and that mutation testing can use.
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
 from dbtassets.engine import Project
 from dbtassets.rules.statuses import Status
 from tests.conftest import SHOPFLOW_SQL, FakeClock, FakeRunner
@@ -171,3 +175,51 @@ def test_a_change_to_a_model_whose_old_sql_is_unknown_reaches_everything_downstr
     reasons = stale(project)
     assert set(reasons) == {"stg_orders", "fact_sales", "dim_customer"}  # not narrowed to a new column
     assert "non-breaking" not in reasons["stg_orders"][0]
+
+
+def reads_in_manifest(project: Project, name: str, jinja: str) -> None:
+    """Model ``name``'s code as written gains ``jinja`` in target/manifest.json (its file and checksum do not move,
+    so nothing parses again): what it reads is then found there."""
+    path = project.dbt.manifest_path
+    manifest = json.loads(path.read_text())
+    (node,) = [n for n in manifest["nodes"].values() if n["name"] == name and n["resource_type"] == "model"]
+    node["raw_code"] += jinja
+    path.write_text(json.dumps(manifest))
+    project.reload()
+
+
+def test_an_env_var_a_model_reads_is_named_when_it_moved_the_sql_and_silent_when_it_did_not(
+        semantic_project: Setup, monkeypatch: pytest.MonkeyPatch) -> None:
+    project, runner, _ = semantic_project
+    monkeypatch.setenv("MIN_QUANTITY", "0")
+    reads_in_manifest(project, "stg_orders", "\n{{ env_var('MIN_QUANTITY', '0') }}")
+    assert project.sync().ok and stale(project) == {}
+    monkeypatch.setenv("MIN_QUANTITY", "1")  # the value moves, and with it what dbt compiles
+    runner.compiled["stg_orders"] = STG_ORDERS.replace("cast(quantity as integer) as quantity",
+                                                       "cast(quantity as integer) + 1 as quantity")
+    project.reload()
+    reasons = stale(project)
+    assert set(reasons) == {"stg_orders", "fact_sales", "dim_customer"}
+    assert "(env_var('MIN_QUANTITY') changed: breaking: existing columns changed)" in reasons["stg_orders"][0]
+    monkeypatch.setenv("MIN_QUANTITY", "2")  # moves again, but this time dbt compiles the same SQL
+    project.reload()
+    assert set(stale(project)) == {"stg_orders", "fact_sales", "dim_customer"}
+    assert project.sync().ok and stale(project) == {}
+    monkeypatch.setenv("MIN_QUANTITY", "3")
+    project.reload()
+    assert stale(project) == {}  # a value that does not change the SQL changes nothing
+
+
+def test_a_model_whose_sql_depends_on_the_command_is_stale_by_the_value_it_reads(
+        semantic_project: Setup, monkeypatch: pytest.MonkeyPatch) -> None:
+    project, _, _ = semantic_project
+    monkeypatch.setenv("MIN_QUANTITY", "0")
+    reads_in_manifest(project, "stg_customers", "\n{% if flags.WHICH == 'build' %}{{ env_var('MIN_QUANTITY') }}"
+                                                "{% endif %}")
+    assert project.sync().ok and stale(project) == {}
+    monkeypatch.setenv("MIN_QUANTITY", "1")
+    project.reload()
+    reasons = stale(project)
+    (reason,) = reasons["stg_customers"]
+    assert reason.startswith("code changed since the build at ") and "(env_var('MIN_QUANTITY') changed) (" in reason
+    assert "stg_orders" not in reasons

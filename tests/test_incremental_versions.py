@@ -9,7 +9,10 @@ in test_incremental.py.
 
 from __future__ import annotations
 
+import pytest
+
 from dbtassets.engine import Project
+from dbtassets.errors import DbtAssetsError
 from dbtassets.model.manifest import UniqueId
 from dbtassets.rules.statuses import Status
 from tests.conftest import SHOPFLOW_SQL, FakeClock, FakeRunner
@@ -101,3 +104,31 @@ def test_a_comment_in_an_incremental_model_changes_nothing(semantic_project: Set
     assert runner.compiles[-1] == ["fact_sales", "--full-refresh"]
     assert project.sync().plan.to_build == []
 
+
+
+def test_an_incremental_model_new_to_the_store_is_compiled_once_and_says_why(semantic_project: Setup) -> None:
+    project, runner = make_incremental(semantic_project)
+    runner.tables.add("fact_sales")  # built incrementally by its first build: that SQL is not its code
+    said: list[str] = []
+    project.log = said.append
+    project.reload()
+    assert project.sync().ok
+    assert "compiling 1 incremental model as a full refresh renders it, for its code version" in said
+
+
+def test_an_incremental_build_whose_full_refresh_form_does_not_compile_records_the_file_checksum(
+        semantic_project: Setup, monkeypatch: pytest.MonkeyPatch) -> None:
+    project, runner = make_incremental(semantic_project)
+    runner.tables.add("fact_sales")
+
+    def broken(selectors: object, *, full_refresh: bool = False) -> dict[UniqueId, str]:
+        raise DbtAssetsError("dbt compile failed: Compilation Error in model fact_sales")
+
+    monkeypatch.setattr(runner, "compile", broken)
+    said: list[str] = []
+    project.log = said.append
+    project.reload()
+    assert project.sync().ok  # the build happened: it is recorded all the same
+    assert said[-1] == ("could not compile them (dbt compile failed: Compilation Error in model fact_sales); "
+                        "recording their file checksums instead")
+    assert recorded(project) == project.graph.assets[FACT_SALES].code_version

@@ -122,6 +122,15 @@ def test_a_package_var_is_digested_in_the_packages_scope() -> None:
     assert Values("shop", project).var("other_pkg", "c") == Values("shop").var("other_pkg", "c")  # no vars of its own
 
 
+def test_a_var_only_the_package_itself_sets_is_digested_for_its_nodes() -> None:
+    """`vars: {c: 1}` in the package's own dbt_project.yml, none in the root's: a node of the package that reads
+    a var by a computed name reads it (and one of the root project does not)."""
+    one, two = Values("shop", package_vars={"pkg": {"c": 1}}), Values("shop", package_vars={"pkg": {"c": 2}})
+    assert one.digest((VAR, ANY_VAR, "pkg")) != two.digest((VAR, ANY_VAR, "pkg"))
+    assert one.digest((VAR, "c", "pkg")) != two.digest((VAR, "c", "pkg"))
+    assert one.digest((VAR, ANY_VAR, "shop")) == two.digest((VAR, ANY_VAR, "shop"))
+
+
 def test_changed_reads_names_only_the_reads_that_moved_and_gives_up_on_versions_it_cannot_read() -> None:
     reads = [(VAR, "a", "shop"), (VAR, "b", "shop"), (ENV, "C", "")]
     before = Values("shop", {"a": 1, "b": 1}, environ={"C": "1"})
