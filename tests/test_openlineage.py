@@ -244,6 +244,22 @@ def test_a_client_configuration_only_the_client_refuses_is_said_once_and_its_eve
     assert sender.dropped == 3 and sender.sent == 0
 
 
+def test_a_sender_given_nothing_to_send_never_makes_its_transport() -> None:
+    made: list[bool] = []
+
+    def connect() -> Any:
+        made.append(True)
+        return Recorded()
+
+    idle = Sender(connect, print)
+    idle.close(timeout=5)
+    assert made == [] and idle.dropped == 0
+    busy = Sender(connect, print)
+    busy.put(lambda: [{"n": 1}])
+    busy.close(timeout=5)
+    assert made == [True] and busy.sent == 1 and isinstance(busy.transport, Recorded)
+
+
 class FlakyTransport:
     """Refuses while ``down`` is set; records what it accepted."""
 

@@ -2,8 +2,9 @@
 refusing never slows or stops a build.
 
 The build's thread only puts work on the queue (a callable making the events, so even making them costs the
-build nothing); when the queue is full the work is dropped and counted. The sender's thread first makes the
-transport (importing the OpenLineage client: half a second no command waits for), then makes the events and
+build nothing); when the queue is full the work is dropped and counted. The sender's thread makes the
+transport when the first work comes (importing the OpenLineage client: half a second no command waits for,
+while dbt builds; a command with nothing to send never imports it), then makes the events and
 hands each to the transport; a transport it cannot make is said once, and what comes is dropped and counted.
 When the receiver fails, it says so once, keeps the event, and tries again every ``retry_every`` seconds; when
 it answers again, it says that once too.
@@ -82,27 +83,32 @@ class Sender:
                 self.dropped += left is not None
 
     def _run(self) -> None:
+        work = self._queue.get()  # the transport is made for the first work: a command with none never imports it
+        if work is None:
+            return
         try:
             self.transport = self.connect()
         except Exception as exc:  # the client's own configuration errors: a wrong transport type, a missing key
             self.warn(f"OpenLineage: cannot send to {self.where}: {type(exc).__name__}: {exc}; fix that "
                       "configuration (docs/openlineage.md): events are not sent")
+            with self._lock:
+                self.dropped += 1
             self._drain()
             return
-        while not self._stop.is_set():
-            work = self._queue.get()
-            if work is None:
-                return
+        while work is not None:
             try:
                 events = work()
             except Exception as exc:  # a bug making events: say it, never let it end the thread
                 self.warn(f"OpenLineage: could not make an event: {type(exc).__name__}: {exc}")
-                continue
+                events = []
             for event in events:
                 if not self._send(event):
                     with self._lock:
                         self.dropped += 1
                     break
+            if self._stop.is_set():  # what is left is counted by close()
+                return
+            work = self._queue.get()
 
     def _drain(self) -> None:
         """Without a transport: count every batch put until the end as dropped."""
