@@ -11,6 +11,8 @@ rotating order so that machine noise falls on both alike:
 The whole process is timed (wall clock, and the CPU time of its process tree, which a busy machine
 disturbs less): it is what a user (or a scheduler) waits for, closing included (with the
 receiver down, the sender gives up at once when the command ends, and says how many batches it dropped).
+Beside each figure is the 1-minute load average read before each of that variant's runs (median). The children
+run with bytecode caching on (``PYTHONDONTWRITEBYTECODE`` is dropped from their environment), as users run.
 
 Usage::
 
@@ -46,13 +48,17 @@ def free_port() -> int:
 
 
 CPU: dict[str, list[float]] = {}  # user + system CPU seconds of each run's process tree, by variant
+LOAD: dict[str, list[float]] = {}  # the 1-minute load average before each run, by variant
+ENV = {**{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+       "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
 
 
 def dbtassets(project: Path, *args: str, variant: str = "") -> float:
+    LOAD.setdefault(variant, []).append(os.getloadavg()[0])
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "dbtassets", "--project-dir", str(project), *args],
-                          capture_output=True, text=True, env={**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"})
+                          capture_output=True, text=True, env=ENV)
     seconds = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     CPU.setdefault(variant, []).append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
@@ -85,15 +91,24 @@ def main() -> None:
               "load_after": round(load[0], 2),
               "variants": {name: {"median_s": round(statistics.median(t), 3), "min_s": round(min(t), 3),
                                   "max_s": round(max(t), 3), "runs_s": [round(x, 3) for x in t],
-                                  "cpu_median_s": round(statistics.median(CPU[name]), 3)}
+                                  "cpu_median_s": round(statistics.median(CPU[name]), 3),
+                                  "load_median": round(statistics.median(LOAD[name]), 2)}
                            for name, t in times.items()}}
     off, down = (result["variants"][n]["median_s"] for n in variants)  # type: ignore[index]
     result["difference_s"] = round(down - off, 3)
-    print("| OpenLineage | wall median (s) | min (s) | max (s) | CPU median (s) |\n|---|---|---|---|---|")
+    print(f"## dbtassets sync after a landing, OpenLineage off and on a receiver that is down ({args.repeat} rounds)\n")
+    print(f"- Python {result['python']}, {result['cpus']} CPUs; example_project (DuckDB), a new orders file before "
+          "each sync\n")
+    print("| OpenLineage | wall median (s) | min (s) | max (s) | CPU median (s) | load before (median) |")
+    print("|---|---:|---:|---:|---:|---:|")
     for name, row in result["variants"].items():  # type: ignore[union-attr]
         print(f"| {name} | {row['median_s']:.2f} | {row['min_s']:.2f} | {row['max_s']:.2f} | "
-              f"{row['cpu_median_s']:.2f} |")
-    print(f"difference of the medians: {result['difference_s']:+.2f} s; load average after: {load[0]:.2f}")
+              f"{row['cpu_median_s']:.2f} | {row['load_median']:.2f} |")
+    ratio = down / off if off else float("nan")
+    print(f"\nReceiver down / off, wall medians: {ratio:.3f}x ({result['difference_s']:+.2f} s); "
+          f"load average after: {load[0]:.2f}")
+    for name, row in result["variants"].items():  # type: ignore[union-attr]
+        print(f"\nThe runs (s), {name}: {', '.join(f'{x:.2f}' for x in row['runs_s'])}")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n")

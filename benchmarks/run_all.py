@@ -28,6 +28,7 @@ parsed first if ``benchmarks/.work`` does not have them yet):
 - ``dagster``: ``bench_vs_dagster.py --models 5000 --repeat 5``
 - ``ui``: ``bench_ui.py --models 5000 --repeat 9``
 - ``watch_ui``: ``bench_watch_ui.py --repeat 5``
+- ``openlineage``: ``bench_openlineage.py --repeat 7``
 - ``faults``: the two fault tests whose figures docs/reliability.md quotes, with their prints.
 
 The ``status`` and ``scale`` steps run on ``generate_project.py --realistic`` projects (packages of
@@ -143,6 +144,12 @@ STEPS = (
          "last commit without the page, exported with `git archive`), this tree, and this tree with "
          "`--ui 127.0.0.1:0`: start-up to the `watching` event, and a landing to `fact_sales` built; then the "
          "modules each imports (`python -X importtime`), naming any of the page's server."),
+    Step("openlineage", "OpenLineage on a receiver that is down", ("bench_openlineage.py", "--repeat", "7"),
+         "A build pass with OpenLineage off and on a receiver that is down (`--openlineage http://127.0.0.1:PORT` "
+         "where nothing listens): on a copy of example_project, each round lands a new orders file and runs "
+         "`dbtassets sync` as a whole process, the two interleaved in a rotating order; wall time, and the CPU "
+         "time (user + system) of the process and its dbt child. The OpenLineage client is imported on the "
+         "sender's thread while dbt builds, so its CPU shows in the CPU column, not in the wall time."),
     Step("faults", "Fault tests", ("pytest",), "The figures that the fault tests print."),
     Step("scale", "Scale", ("bench_scale.py", "--sizes", "1000,5000,20000,5000:2000", "--repeat", "5", "--snapshot",
                             "--realistic"),
@@ -274,8 +281,8 @@ def render(run: Path) -> None:
         f"This run: {summary}.",
     ]
     earlier = _sections((REPO / "docs" / "performance.md").read_text())
-    page_order = ("status", "edits", "policies", "query_status", "watch", "watch_ui", "fingerprint", "scale",
-                  "dagster", "ui")
+    page_order = ("status", "edits", "policies", "query_status", "watch", "watch_ui", "openlineage", "fingerprint",
+                  "scale", "dagster", "ui")
     for name in page_order:
         step = next(s for s in STEPS if s.name == name)
         record = steps.get(name)
