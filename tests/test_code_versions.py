@@ -123,6 +123,16 @@ def test_a_select_star_reader_counts_as_reading_the_new_column(semantic_project:
     assert set(stale(project)) == {"stg_orders", "fact_sales"}
 
 
+def test_a_select_star_reader_passes_the_new_column_on_as_a_non_breaking_change_of_its_own(
+        semantic_project: Setup) -> None:
+    star = 'select * from "shopflow"."main"."stg_orders"'
+    project, runner = built_and_edited(semantic_project, "fact_sales", star)
+    assert project.sync().ok and stale(project) == {}
+    runner.edit("stg_orders", WITH_DISCOUNT)
+    (reason,) = stale(project)["fact_sales"]
+    assert reason.endswith("(non-breaking: passes on its new column `discount`)"), reason
+
+
 def test_a_star_of_one_table_is_expanded_over_its_columns_and_does_not_read_another_tables_new_column(
         semantic_project: Setup) -> None:
     star = ('select o.*, c.customer_name from "shopflow"."main"."stg_orders" as o '
@@ -134,6 +144,25 @@ def test_a_star_of_one_table_is_expanded_over_its_columns_and_does_not_read_anot
     assert project.sync().ok
     runner.edit("stg_orders", WITH_DISCOUNT)
     assert set(stale(project)) == {"stg_orders", "dim_customer"}  # … which now include discount
+
+
+def test_a_star_over_a_model_that_is_itself_a_star_is_expanded_through_both(semantic_project: Setup) -> None:
+    """dim_customer reads fact_sales (made `select * from stg_orders`) as `f.*`: its columns are stg_orders'."""
+    project, runner, _ = semantic_project
+    path = project.dbt.manifest_path
+    manifest = json.loads(path.read_text())
+    manifest["nodes"]["model.shopflow.dim_customer"]["depends_on"]["nodes"].append("model.shopflow.fact_sales")
+    path.write_text(json.dumps(manifest))
+    runner.edit("fact_sales", 'select * from "shopflow"."main"."stg_orders"')
+    joined = ('select f.*, c.customer_name from "shopflow"."main"."fact_sales" as f '
+              'join "shopflow"."main"."stg_customers" as c on f.customer_id = c.customer_id')
+    project, runner = built_and_edited(semantic_project, "dim_customer", joined)
+    assert project.sync().ok and stale(project) == {}
+    runner.edit("stg_customers", WITH_SEGMENT)
+    assert set(stale(project)) == {"stg_customers", "customers_snapshot"}  # f.* is stg_orders' columns only
+    assert project.sync().ok
+    runner.edit("stg_orders", WITH_DISCOUNT)
+    assert set(stale(project)) == {"stg_orders", "fact_sales", "dim_customer"}  # … which now include discount
 
 
 def test_a_change_inside_an_inlined_ephemeral_model_names_the_ephemeral_models(semantic_project: Setup) -> None:
@@ -174,7 +203,20 @@ def test_a_change_to_a_model_whose_old_sql_is_unknown_reaches_everything_downstr
     runner.edit("stg_orders", WITH_DISCOUNT)
     reasons = stale(project)
     assert set(reasons) == {"stg_orders", "fact_sales", "dim_customer"}  # not narrowed to a new column
-    assert "non-breaking" not in reasons["stg_orders"][0]
+    (reason,) = reasons["stg_orders"]
+    assert reason.startswith("code changed since the build at ") and reason.count("(") == 1, reason  # no "how"
+
+
+def test_a_changed_model_that_does_not_compile_is_compared_by_its_checksum_and_says_so(
+        semantic_project: Setup) -> None:
+    project, runner = built_and_edited(semantic_project, "stg_orders", WITH_DISCOUNT)
+    del runner.compiled["stg_orders"]  # dbt compile gives nothing for it now
+    reasons = stale(project)
+    assert set(reasons) == {"stg_orders", "fact_sales", "dim_customer"}
+    (reason,) = reasons["stg_orders"]
+    assert reason.startswith("code changed since the build at ") and reason.count("(") == 1, reason
+    assert project.status().notes[project.graph.resolve("stg_orders")] == \
+        "could not compile it to compare its SQL; using the file checksum"
 
 
 def reads_in_manifest(project: Project, name: str, jinja: str) -> None:
