@@ -24,7 +24,10 @@ NOT_FOR_STATUS = ("dbtassets.cli.builds", "dbtassets.cli.page", "dbtassets.watch
                   "importlib.metadata",  # the installed dbt's version is read from its .dist-info directory's name
                   # imported where a rarer path uses them: a suggestion for a misspelt name, a median of durations,
                   # a dbt child process
-                  "difflib", "statistics", "ctypes", "tempfile")
+                  "difflib", "statistics", "ctypes", "tempfile",
+                  # planning, running and recording builds, and leases: `sync` and `watch` import them
+                  "dbtassets.builder", "dbtassets.building.steps", "dbtassets.building.recording",
+                  "dbtassets.state.leases")
 
 
 @pytest.mark.skipif(MUTATION_RUN, reason="a child process runs the unmutated code (benchmarks/mutation.py)")
