@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import dbtassets
 from dbtassets.cli import main as cli
 from dbtassets.cli.group import COMMAND_MODULES
 from dbtassets.model.graph import AssetGraph
 from dbtassets.model.manifest import load_manifest
-from dbtassets.report.common import to_json
+from dbtassets.report.common import styled_status, table, to_json
+from dbtassets.rules.checks import one_line
+from dbtassets.rules.statuses import Status
 from tests.conftest import MUTATION_RUN
 from tests.conftest import dbtassets as run_dbtassets
 
@@ -123,3 +129,37 @@ def test_the_installed_dbt_is_the_version_importlib_metadata_gives() -> None:
     from dbtassets.model.snapshot import installed_dbt
 
     assert installed_dbt() == version("dbt-core")
+
+
+def _folded(message: str, limit: int = 300) -> str:
+    """What one_line has always returned: colour codes stripped, whitespace folded, cut (its definition)."""
+    text = " ".join(re.sub(r"\x1b\[[0-9;]*m", "", message).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@given(st.lists(st.sampled_from(["a", "é", " ", "  ", "\n", "\t", "\xa0", "\u2028", "\x1b[31m", "\x1b[0m", "x" * 40]))
+       .map("".join))
+def test_one_line_is_the_folded_message_whatever_it_holds(message: str) -> None:
+    assert one_line(message) == _folded(message)
+    assert one_line(message, limit=20) == _folded(message, limit=20)
+
+
+def test_a_message_already_on_one_plain_line_is_returned_as_it_is() -> None:
+    message = "upstream stg_orders was never materialized"  # most reasons: nothing to fold, copy or cut
+    assert one_line(message) is message
+
+
+def test_a_table_measures_each_styled_cell_once_and_pads_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = [[f"m_{i}", "model", styled_status(Status.MISSING if i % 2 else Status.STALE), "never materialized"]
+            for i in range(50)]
+    rows += [["", "", "", "and one more reason"]] * 3
+    expected = table(rows, ["ASSET", "TYPE", "STATUS", "REASONS"])
+    unstyled: list[str] = []
+    real = click.unstyle
+    monkeypatch.setattr(click, "unstyle", lambda text: unstyled.append(text) or real(text))
+    assert table(rows, ["ASSET", "TYPE", "STATUS", "REASONS"]) == expected
+    assert sorted(unstyled) == sorted({styled_status(Status.MISSING), styled_status(Status.STALE)})
+    lines = click.unstyle(expected).splitlines()
+    assert lines[1] == "m_0    model  stale    never materialized"
+    assert lines[-1] == " " * 23 + "and one more reason"
+    assert styled_status(Status.FRESH) is styled_status(Status.FRESH)  # styled once, not once per row
