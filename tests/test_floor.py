@@ -19,6 +19,8 @@ from dbtassets.cli import main as cli
 from dbtassets.cli.group import COMMAND_MODULES
 from dbtassets.model.graph import AssetGraph
 from dbtassets.model.manifest import load_manifest
+from dbtassets.model.project import load_project
+from dbtassets.model.targets import resolve_targets
 from dbtassets.report.common import styled_status, table, to_json
 from dbtassets.rules.checks import one_line
 from dbtassets.rules.statuses import Status
@@ -36,8 +38,8 @@ NOT_FOR_STATUS = ("dbtassets.cli.builds", "dbtassets.cli.page", "dbtassets.watch
                   "dbtassets.state.leases")
 
 
-@pytest.mark.skipif(MUTATION_RUN, reason="a child process runs the unmutated code (benchmarks/mutation.py)")
-def test_status_imports_none_of_what_only_other_commands_use(project_dir: Path) -> None:
+def _modules_status_loads(project_dir: Path) -> set[str]:
+    """The modules a ``status --no-observe`` process had imported when it ended (it must succeed)."""
     code = ("import sys\nfrom dbtassets.cli import main\n"
             "try:\n    main(sys.argv[1:], prog_name='dbtassets')\n"
             "except SystemExit as stop:\n    assert not stop.code, stop.code\n"
@@ -47,7 +49,43 @@ def test_status_imports_none_of_what_only_other_commands_use(project_dir: Path) 
     assert done.returncode == 0, done.stderr
     loaded = set(done.stderr.split())
     assert "dbtassets.cli.answers" in loaded and "dbtassets.engine" in loaded  # the walk saw the command run
+    return loaded
+
+
+@pytest.mark.skipif(MUTATION_RUN, reason="a child process runs the unmutated code (benchmarks/mutation.py)")
+def test_status_imports_none_of_what_only_other_commands_use(project_dir: Path) -> None:
+    loaded = _modules_status_loads(project_dir)
     assert sorted(m for m in loaded if m.startswith(NOT_FOR_STATUS)) == []
+
+
+@pytest.mark.skipif(MUTATION_RUN, reason="a child process runs the unmutated code (benchmarks/mutation.py)")
+def test_status_parses_no_yaml_until_a_yaml_file_changes(project_dir: Path) -> None:
+    assert "yaml" in _modules_status_loads(project_dir)  # the first run reads dbt_project.yml and profiles.yml
+    assert "yaml" not in _modules_status_loads(project_dir)  # the next ones take what they gave from target/
+    config = project_dir / "dbt_project.yml"
+    config.write_text(config.read_text() + "\n# edited\n")
+    assert "yaml" in _modules_status_loads(project_dir)
+    assert "yaml" not in _modules_status_loads(project_dir)
+
+
+def test_a_cached_profile_follows_its_env_vars_and_keeps_no_credentials(project_dir: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    profiles = project_dir / "profiles.yml"
+    profiles.write_text(profiles.read_text().replace("      schema: analytics", "      schema: analytics\n"
+                                                     "      pass: literal-s3cret"))
+    dbt = load_project(project_dir)
+    monkeypatch.setenv("SHOPFLOW_DUCKDB", "one.duckdb")
+    assert resolve_targets(dbt, None, None).selected.key == "duckdb:one.duckdb"
+    assert resolve_targets(dbt, None, None).selected.key == "duckdb:one.duckdb"  # from the cache
+    monkeypatch.setenv("SHOPFLOW_DUCKDB", "two.duckdb")
+    assert resolve_targets(dbt, None, None).selected.key == "duckdb:two.duckdb"
+    pg = resolve_targets(dbt, None, "pg")
+    assert (pg.selected.key, pg.default.key) == ("postgres:host=127.0.0.1/port=5432/dbname=shopflow/schema=analytics",
+                                                 "duckdb:two.duckdb")
+    assert pg.env_names >= {"SHOPFLOW_PG_PASSWORD", "SHOPFLOW_PG_HOST"}
+    assert resolve_targets(dbt, None, "pg") == pg
+    kept = (project_dir / "target" / "dbtassets-yaml.cache").read_bytes()
+    assert b"literal-s3cret" not in kept and b"two.duckdb" in kept
 
 
 def test_every_command_is_found_through_the_table_of_where_commands_live() -> None:
