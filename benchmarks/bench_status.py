@@ -1,7 +1,9 @@
 """Benchmark ``dbtassets status`` on a synthetic project against merely loading its manifest JSON.
 
 Each variant runs as a whole process (interpreter start-up, imports and all), the way a user
-runs the command, timed with the wall clock. The variants are interleaved in every round, in a
+runs the command, timed with the wall clock and in CPU time (user + system time of the child, from
+``resource.getrusage(RUSAGE_CHILDREN)`` before and after it: what the process itself spent, which a
+loaded machine inflates less than the wall clock). The variants are interleaved in every round, in a
 rotating order, so that machine noise falls on all of them alike:
 
 - ``json.load``: ``python -c "import json; json.load(open(MANIFEST))"``, the baseline;
@@ -38,6 +40,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -89,6 +92,7 @@ class Variant:
     argv: list[str]
     drop_cache: bool = False
     samples: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)  # user + system CPU seconds of each run's process
     loads: list[float] = field(default_factory=list)  # the 1-minute load average before each run
 
 
@@ -100,6 +104,9 @@ class Row:
     ratio: float
     samples: list[float]
     load: float  # median 1-minute load average before its runs
+    cpu_median: float  # user + system CPU seconds of the process (median)
+    cpu_ratio: float  # cpu_median over json.load's
+    cpu_samples: list[float]
 
 
 class SuccessRunner:
@@ -244,17 +251,26 @@ def populate_state(project_dir: Path, state_path: Path | str) -> dict[str, Any]:
     return info
 
 
-def run_once(variant: Variant, cache: Path, env: dict[str, str]) -> float:
+def cpu_seconds() -> float:
+    """User + system CPU time of this process's waited-for children so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_once(variant: Variant, cache: Path, env: dict[str, str]) -> tuple[float, float]:
+    """One run of ``variant``: (wall seconds, CPU seconds of its process)."""
     if variant.drop_cache:
         cache.unlink(missing_ok=True)
         cache.with_name(GRAPH_CACHE_NAME).unlink(missing_ok=True)
+    cpu = cpu_seconds()
     start = time.perf_counter()
     completed = subprocess.run(variant.argv, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
+    cpu = cpu_seconds() - cpu
     if completed.returncode != 0:
         raise SystemExit(f"{variant.name} failed with exit code {completed.returncode}: "
                          f"{' '.join(variant.argv)}\n{completed.stdout[-2000:]}{completed.stderr[-2000:]}")
-    return elapsed
+    return elapsed, cpu
 
 
 def time_variants(variants: list[Variant], repeat: int, cache: Path, env: dict[str, str]) -> None:
@@ -265,15 +281,20 @@ def time_variants(variants: list[Variant], repeat: int, cache: Path, env: dict[s
         shift = round_no % len(variants)
         for variant in variants[shift:] + variants[:shift]:
             variant.loads.append(os.getloadavg()[0])
-            variant.samples.append(run_once(variant, cache, env))
+            wall, cpu = run_once(variant, cache, env)
+            variant.samples.append(wall)
+            variant.cpu.append(cpu)
         print(f"round {round_no + 1}/{repeat}: "
-              + ", ".join(f"{v.name} {v.samples[-1]:.3f}s (load {v.loads[-1]:.2f})" for v in variants), flush=True)
+              + ", ".join(f"{v.name} {v.samples[-1]:.3f}s, CPU {v.cpu[-1]:.3f}s (load {v.loads[-1]:.2f})"
+                          for v in variants), flush=True)
 
 
 def markdown(rows: list[Row]) -> str:
-    lines = ["| variant | median (s) | min (s) | ratio to json.load (median) | load avg (1 min, median) |",
-             "|---|---:|---:|---:|---:|"]
-    lines += [f"| {r.variant} | {r.median:.3f} | {r.minimum:.3f} | {r.ratio:.2f}x | {r.load:.2f} |" for r in rows]
+    lines = ["| variant | median (s) | min (s) | ratio to json.load (median) | CPU median (s) | "
+             "CPU ratio to json.load | load avg (1 min, median) |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r.variant} | {r.median:.3f} | {r.minimum:.3f} | {r.ratio:.2f}x | {r.cpu_median:.3f} | "
+              f"{r.cpu_ratio:.2f}x | {r.load:.2f} |" for r in rows]
     return "\n".join(lines)
 
 
@@ -367,9 +388,10 @@ def main(argv: list[str] | None = None) -> None:
             if server is not None:
                 server.stop()
 
-    base = statistics.median(variants[0].samples)
+    base, cpu_base = statistics.median(variants[0].samples), statistics.median(variants[0].cpu)
     rows = [Row(v.name, statistics.median(v.samples), min(v.samples), statistics.median(v.samples) / base,
-                v.samples, statistics.median(v.loads)) for v in variants]
+                v.samples, statistics.median(v.loads), statistics.median(v.cpu),
+                statistics.median(v.cpu) / cpu_base, v.cpu) for v in variants]
     kinds = info["asset_kinds"]
     meta = {
         "models_requested": args.models,
@@ -400,7 +422,8 @@ def main(argv: list[str] | None = None) -> None:
           f"dbtassets cache: {meta['cache_mb']:.1f} MB")
     print(f"- assets: {info['assets']}; after the fake build: {info['statuses']}; status says: {status_says}")
     print(f"- Python {meta['python']}, dbtassets {meta['dbtassets']} ({meta['platform']}, {meta['cpus']} CPUs)")
-    print(f"- {args.repeat} interleaved rounds after one warm-up round; wall clock per whole process")
+    print(f"- {args.repeat} interleaved rounds after one warm-up round; wall clock and CPU time (user + system, "
+          "getrusage of the child) per whole process")
     print("- state store: every buildable asset recorded as built by an in-process fake runner and every source "
           "observed once; no dbt build ran (building this many models with dbt takes too long)")
     print()

@@ -16,8 +16,8 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from dbtassets.builder import Builder
 from dbtassets.building.lock import BuildLock
 from dbtassets.building.runner import DbtTarget, NodeResult, Runner, SubprocessRunner
 from dbtassets.clock import Clock, SystemClock, timestamp
@@ -43,10 +43,13 @@ from dbtassets.rules.vanished import with_vanished
 from dbtassets.sql.versions import CodeVersioner
 from dbtassets.state import heartbeats
 from dbtassets.state.backends import Location
-from dbtassets.state.leases import Leased
 from dbtassets.state.readonly import open_store
 from dbtassets.state.records import HistoryEntry
 from dbtassets.state.store import StateStore
+
+if TYPE_CHECKING:  # imported by the verbs that build: `status` never does
+    from dbtassets.builder import Builder
+    from dbtassets.state.leases import Leased
 
 __all__ = ["STATE_ENV", "Explanation", "ObserveOutcome", "Options", "Project", "StatusReport", "SyncPlan",
            "SyncResult"]
@@ -87,7 +90,13 @@ class Project:
                                     or self.dbt.directory / ".dbtassets" / "state.db")
         self._snapshot: Snapshot | None = None
         self._warned: set[str] = set()
-        self.builder = Builder(self)
+        self._builder: Builder | None = None
+
+    @property
+    def builder(self) -> Builder:  # planning, running and recording builds, and their listeners: made on first use
+        from dbtassets.builder import Builder
+        self._builder = self._builder or Builder(self)
+        return self._builder
 
     def __enter__(self) -> Project:
         return self
@@ -116,15 +125,13 @@ class Project:
         return self._snapshot
 
     def reload(self, *, reparse: bool = False) -> Snapshot:
-        """Load the project again (after an edit; parsing first with ``reparse``): the new snapshot replaces
-        the old one only once loaded."""
+        """Load the project again (after an edit; parsing first with ``reparse``); replaces the snapshot once loaded."""
         targets = self._targets if isinstance(self._targets, Targets) else None
         self._snapshot = load_snapshot(self.dbt, self.options.manifest_path, self._parse, targets, self._warn_once,
                                        cli_vars=self.options.vars, reparse=reparse)
         return self._snapshot
 
-    def _warn_once(self, message: str) -> None:
-        """Say ``message`` the first time only (a watcher loads the project again at every edit)."""
+    def _warn_once(self, message: str) -> None:  # the first time only: a watcher loads the project at every edit
         if message not in self._warned:
             self._warned.add(message)
             self.log(f"warning: {message}")
@@ -136,8 +143,7 @@ class Project:
         self.runner.parse()
 
     def reparse(self) -> Snapshot:
-        """Re-parse the project with dbt (partially where dbt can, in full when that lost tests the YAML
-        declares), then reload it."""
+        """Re-parse with dbt (partially where dbt can, in full when that lost tests the YAML declares), then reload."""
         if self.options.manifest_path is not None:  # a given manifest is used as is
             self.runner.parse()
         return self.reload(reparse=self.options.manifest_path is None)
@@ -258,15 +264,15 @@ class Project:
                 in_progress: Collection[str] | None = None, reuse_recent: bool = False) -> list[ObserveOutcome]:
         """Read the data version of each source (all by default) and record the ones that moved.
 
-        ``reuse_recent``: leave out the query sources read within their ``every:`` (their last reading stands),
-        so that ``status`` does not run a ``dbt show`` every time. ``in_progress``: files (relative to the
-        project) still being written, which the file observers leave out (else they look twice at recent files).
-        """
+        ``reuse_recent``: leave out the query sources read within their ``every:`` (their last reading stands), so
+        that ``status`` does not run a ``dbt show`` every time. ``in_progress``: files (relative to the project)
+        still being written, which the file observers leave out (else they look twice at recent files)."""
         selected = self._targets.selected if isinstance(self._targets, Targets) else None
         timeout = self.options.observe_timeout or self.settings.observe_timeout
-        return self.builder.heard(Observer(self.snapshot, self.store, self.runner, self.now, timeout,  # OpenLineage
+        outcomes = Observer(self.snapshot, self.store, self.runner, self.now, timeout,
             f"warehouse {selected.key} (target {selected.target!r})" if selected else "the warehouse",
-        ).observe(set(sources) if sources is not None else None, queries, in_progress, reuse_recent))
+        ).observe(set(sources) if sources is not None else None, queries, in_progress, reuse_recent)
+        return self._builder.heard(outcomes) if self._builder is not None else outcomes  # no builder, no listener
 
     def report(self, source: str, version: str | None = None, note: str | None = None) -> Observation:
         """A loader says it loaded ``source``: record a new data version for it."""
@@ -275,9 +281,7 @@ class Project:
     def status(self, select: Sequence[str] = (), exclude: Sequence[str] = (), *, observe: bool = True,
                queries: bool = True, force: bool = False) -> StatusReport:
         """Every selected asset's status with reasons, after observing the sources (unless told not to).
-
-        A query source read within its ``every:`` keeps its last reading, unless ``force``.
-        """
+        A query source read within its ``every:`` keeps its last reading, unless ``force``."""
         self._follow_profile()
         selected = self.select(select, exclude)
         errors = []
@@ -328,8 +332,7 @@ class Project:
     def plan_for(self, to_build: Sequence[UniqueId], statuses: Mapping[UniqueId, AssetStatus],
                  extra_args: Sequence[str] = (), verdict: Verdict | None = None,
                  checks: Sequence[UniqueId] = ()) -> SyncPlan:
-        """The plan that builds exactly ``to_build`` (upstream first) and runs ``checks``
-        (:func:`dbtassets.builder.plan_for`)."""
+        """The plan building exactly ``to_build`` (upstream first), running ``checks`` (:func:`.builder.plan_for`)."""
         return self.builder.plan_for(to_build, statuses, extra_args, verdict, checks)
 
     def sync(self, select: Sequence[str] = (), exclude: Sequence[str] = (), extra_args: Sequence[str] = (),

@@ -5,17 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dbtassets.building.recording import build_ok
 from dbtassets.building.runner import BuildResult
-from dbtassets.building.steps import BuildStep
 from dbtassets.model.manifest import UniqueId
 from dbtassets.observe.observer import ObserveOutcome as ObserveOutcome  # Project.observe returns it
 from dbtassets.rules.checks import CheckState
 from dbtassets.rules.policies import Verdict
 from dbtassets.rules.statuses import AssetStatus, ReasonCode
 from dbtassets.state.heartbeats import Watching
+
+if TYPE_CHECKING:  # the build's modules are imported by the builds, never by `status`
+    from dbtassets.building.steps import BuildStep
 
 
 @dataclass(frozen=True)
@@ -122,5 +123,7 @@ class SyncResult:
     @property
     def ok(self) -> bool:
         """The build went well (:func:`~dbtassets.building.recording.build_ok`) and built and recorded its plan."""
+        from dbtassets.building.recording import build_ok
+
         crashed = self.build.crashed if self.build is not None else None
         return build_ok(self.failed, self.skipped, self.failed_checks, crashed) and not self.not_run and not self.lost

@@ -24,10 +24,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from dbtassets.model.ids import UniqueId
-from dbtassets.model.project import DbtProject, load_yaml
+from dbtassets.model.project import DbtProject, YamlError, load_yaml
 
 _SECTIONS = {"models": "model", "seeds": "seed", "snapshots": "snapshot"}
 CACHE = "dbtassets-declared.cache"  # beside the manifest: each YAML file's declared tests, by its size and mtime
@@ -121,7 +119,7 @@ def _under(path: str, directory: str) -> bool:
 def _declared_in(dbt: DbtProject, path: str) -> Iterator[_Declared]:
     try:
         document: Any = load_yaml((dbt.directory / path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+    except (OSError, UnicodeDecodeError, YamlError):
         return  # dbt reports what it cannot read
     if not isinstance(document, dict):
         return

@@ -14,12 +14,12 @@ import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from dbtassets.errors import ProjectError
+from dbtassets.model.yamlcache import YamlCache, cache_directory
 
 _PATH_KEYS = {
     "model-paths": ["models"], "seed-paths": ["seeds"], "snapshot-paths": ["snapshots"],
@@ -167,15 +167,17 @@ def load_project(directory: Path) -> DbtProject:
             f"{directory}: not a dbt project (no dbt_project.yml); run dbtassets in the project "
             "or pass --project-dir (or set DBT_PROJECT_DIR)"
         )
+    cache = YamlCache(cache_directory(directory))
     try:
-        config: Any = load_yaml(config_path.read_text(encoding="utf-8"), config_path)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        config: Any = cache.load(config_path, lambda text: load_yaml(text, config_path))
+    except (OSError, UnicodeDecodeError, YamlError) as exc:
         raise ProjectError(f"{config_path}: cannot read it: {yaml_problem(exc)}") from None
     if not isinstance(config, dict) or not isinstance(config.get("name"), str):
         raise ProjectError(f"{config_path}: not a valid dbt_project.yml (it needs a `name:`)")
     target = os.environ.get("DBT_TARGET_PATH") or str(config.get("target-path") or "target")
     logs = os.environ.get("DBT_LOG_PATH") or str(config.get("log-path") or "logs")
-    package_dirs, package_vars = _packages(directory, config)
+    package_dirs, package_vars = _packages(directory, config, cache)
+    cache.save()
     return DbtProject(directory, config["name"], _paths(directory, config), directory / target, directory / logs,
                       package_dirs, str(config.get("profile") or config["name"]), _vars(config), package_vars)
 
@@ -196,7 +198,8 @@ def _paths(directory: Path, config: dict[str, Any]) -> tuple[Path, ...]:
     return tuple(found)
 
 
-def _packages(directory: Path, config: dict[str, Any]) -> tuple[tuple[Path, ...], dict[str, dict[str, Any]]]:
+def _packages(directory: Path, config: dict[str, Any],
+              cache: YamlCache) -> tuple[tuple[Path, ...], dict[str, dict[str, Any]]]:
     """The parsed directories of every installed package (links resolved) and of local packages, and each
     package's own ``vars:`` by its name.
 
@@ -207,8 +210,8 @@ def _packages(directory: Path, config: dict[str, Any]) -> tuple[tuple[Path, ...]
     with contextlib.suppress(OSError):
         roots.extend(entry for entry in (directory / install).iterdir() if not entry.name.startswith("."))
     for name in ("packages.yml", "dependencies.yml"):
-        with contextlib.suppress(OSError, UnicodeDecodeError, yaml.YAMLError):
-            listed = load_yaml((directory / name).read_text(encoding="utf-8"), directory / name)
+        with contextlib.suppress(OSError, UnicodeDecodeError, YamlError):
+            listed = cache.load(directory / name, partial(load_yaml, name=directory / name))
             packages = listed.get("packages") if isinstance(listed, dict) else None
             for package in packages if isinstance(packages, list) else ():
                 if isinstance(package, dict) and isinstance(package.get("local"), str):
@@ -218,8 +221,8 @@ def _packages(directory: Path, config: dict[str, Any]) -> tuple[tuple[Path, ...]
     for root in roots:
         try:
             resolved = root.resolve()
-            package_config = load_yaml((resolved / "dbt_project.yml").read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            package_config = cache.load(resolved / "dbt_project.yml", load_yaml)
+        except (OSError, UnicodeDecodeError, YamlError):
             continue
         if isinstance(package_config, dict):
             found.update(dict.fromkeys(_paths(resolved, package_config)))
@@ -257,11 +260,14 @@ def _files_under(root: str) -> Iterator[tuple[str, os.stat_result, bool]]:
                 continue
 
 
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C loader when PyYAML has it
+class YamlError(ValueError):
+    """A YAML document that does not parse; its message is the problem, on one line (:func:`yaml_problem`)."""
 
 
 def yaml_problem(exc: Exception) -> str:
     """A YAML error as one line after its file's name: ``line 3, column 12: did not find expected ',' or ']'``."""
+    if isinstance(exc, YamlError):
+        return str(exc)
     mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
     if mark is None or problem is None:
         return " ".join(str(exc).split())
@@ -273,9 +279,18 @@ def load_yaml(text: str, name: str | Path = "") -> Any:
     """Safe YAML parsing, fast where the C extension is available.
 
     ``name``, the file the text came from, is what a syntax error names (``"<unicode string>"`` otherwise).
+
+    Raises:
+        YamlError: PyYAML's error, as its one-line problem.
     """
-    if not name:
-        return yaml.load(text, Loader=_Loader)
-    stream = io.StringIO(text)
-    stream.name = str(name)  # PyYAML's marks read the stream's name
-    return yaml.load(stream, Loader=_Loader)
+    import yaml  # imported where a file is parsed: a command whose YAML files are all cached never needs it
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C loader when PyYAML has it
+    try:
+        if not name:
+            return yaml.load(text, Loader=loader)
+        stream = io.StringIO(text)
+        stream.name = str(name)  # PyYAML's marks read the stream's name
+        return yaml.load(stream, Loader=loader)
+    except yaml.YAMLError as exc:
+        raise YamlError(yaml_problem(exc)) from exc

@@ -30,11 +30,10 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from dbtassets.errors import ConfigError
 from dbtassets.model.manifest import Node, UniqueId
-from dbtassets.model.project import load_yaml, yaml_problem
+from dbtassets.model.project import YamlError, load_yaml, yaml_problem
+from dbtassets.model.yamlcache import YamlCache, cache_directory
 from dbtassets.words import noun, plural
 
 CONFIG_FILE = "dbtassets.yml"
@@ -144,8 +143,10 @@ def load_settings(project_dir: Path, sources: Sequence[Node], fed: Collection[Un
     raw: Any = {}
     if path.exists():
         try:
-            raw = load_yaml(path.read_text(encoding="utf-8"), path) or {}
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            cache = YamlCache(cache_directory(project_dir))
+            raw = cache.load(path, lambda text: load_yaml(text, path)) or {}
+            cache.save()
+        except (OSError, UnicodeDecodeError, YamlError) as exc:
             raise ConfigError(f"{path}: not valid YAML: {yaml_problem(exc)}") from None
     config = _Config(path, raw)
     by_name = {source.display_name: source for source in sources}

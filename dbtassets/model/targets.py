@@ -19,15 +19,14 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from dbtassets.errors import ProjectError
-from dbtassets.model.project import DbtProject, load_yaml, yaml_problem
-from dbtassets.model.values import env_names_in
+from dbtassets.model.project import DbtProject, YamlError, load_yaml, yaml_problem
+from dbtassets.model.values import env_digest, env_names_in
+from dbtassets.model.yamlcache import YamlCache, cache_directory
 
 # The profile keys that say where the data is, by adapter family; the first present ones are used.
 _LOCATION_KEYS = ("account", "host", "port", "project", "catalog", "database", "dbname", "dataset", "schema")
@@ -92,10 +91,25 @@ def resolve_targets(project: DbtProject, profiles_dir: Path | None, target: str 
         ProjectError: no profiles.yml, no such profile or target, or a location that cannot be read.
     """
     path = profiles_file(project, profiles_dir)
+    cache = YamlCache(cache_directory(project.directory))
+
+    def resolved(text: str) -> tuple[Any, ...]:  # what is kept: the warehouses, never the credentials beside them
+        targets = _resolve(project, path, load_yaml(text, path), target)
+        return (*(astuple(w) for w in (targets.selected, targets.default)), sorted(targets.env_names))
+
+    def context(text: str) -> list[str]:  # what else the result depends on: the env vars it may read, hashed
+        return [project.profile, target or "", str(project.directory), os.path.expanduser("~"),
+                *(f"{n}={env_digest(n, os.environ.get(n))}" for n in sorted(env_names_in(text)))]
+
     try:
-        profiles: Any = load_yaml(path.read_text(encoding="utf-8"), path)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        selected, default, env_names = cache.load(path, resolved, context)
+    except (OSError, UnicodeDecodeError, YamlError) as exc:
         raise ProjectError(f"{path}: cannot read it: {yaml_problem(exc)}") from None
+    cache.save()
+    return Targets(Warehouse(*selected), Warehouse(*default), path, frozenset(env_names))
+
+
+def _resolve(project: DbtProject, path: Path, profiles: Any, target: str | None) -> Targets:
     profile = profiles.get(project.profile) if isinstance(profiles, dict) else None
     if not isinstance(profile, dict) or not isinstance(profile.get("outputs"), dict):
         names = ", ".join(str(k) for k in profiles if k != "config") if isinstance(profiles, dict) else ""

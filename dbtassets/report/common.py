@@ -33,6 +33,7 @@ class Gate:
 
 
 _COLOURS = {Status.FRESH: "green", Status.STALE: "yellow", Status.MISSING: "red", Status.UNOBSERVED: "magenta"}
+_STYLED = {status: click.style(status.value, fg=colour) for status, colour in _COLOURS.items()}  # once, not per row
 
 
 # Encodes one value on one line with the C encoder (json.dumps with `indent` falls back to the pure-Python one,
@@ -58,11 +59,21 @@ def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
     """Left-aligned columns; the last column is never padded."""
     every = [[str(c) for c in row] for row in [header, *rows]]
     padded = len(header) - 1
+    # A row that only continues the last column (an asset's second reason) is None here: it has no width to
+    # measure, and is written as the blank margin and its last cell.
+    blank = [""] * padded
     # each cell's width once, without the colour codes (only a cell with an escape has any: most have none)
-    shown_widths = [[len(click.unstyle(c)) if "\x1b" in c else len(c) for c in row[:padded]] for row in every]
-    widths = [max(row[i] for row in shown_widths) for i in range(padded)]
+    styled: dict[str, int] = {}  # the shown width of each styled cell (a few: the statuses), measured once
+    shown_widths = [None if row[:padded] == blank else
+                    [len(c) if "\x1b" not in c else styled.get(c) or styled.setdefault(c, len(click.unstyle(c)))
+                     for c in row[:padded]] for row in every]
+    widths = [max((row[i] for row in shown_widths if row is not None), default=0) for i in range(padded)]
+    margin = " " * (sum(widths) + 2 * padded)
     lines = []
     for row, row_widths in zip(every, shown_widths, strict=True):
+        if row_widths is None:
+            lines.append((margin + row[-1]).rstrip())
+            continue
         cells = [c + " " * (w - n) for c, n, w in zip(row, row_widths, widths, strict=False)]
         lines.append("  ".join([*cells, row[-1]]).rstrip())
     lines[0] = click.style(lines[0], bold=True)
@@ -70,7 +81,7 @@ def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
 
 
 def styled_status(status: Status) -> str:
-    return click.style(status.value, fg=_COLOURS[status])
+    return _STYLED[status]
 
 
 def watcher_line(watching: Watching | None) -> str | None:

@@ -45,6 +45,8 @@ def one_line(message: str, limit: int = 300) -> str:
     dbt's messages span many lines and unit test diffs come coloured; the cut keeps ``limit``
     characters, the last an ellipsis. The one definition: recording and the reports use it.
     """
+    if len(message) <= limit and message.isprintable() and "  " not in message and message.strip(" ") == message:
+        return message  # already one plain line (no escape, no whitespace but single inner spaces): most are
     text = " ".join((_ANSI.sub("", message) if "\x1b" in message else message).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
