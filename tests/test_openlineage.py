@@ -260,6 +260,27 @@ def test_a_sender_given_nothing_to_send_never_makes_its_transport() -> None:
     assert made == [True] and busy.sent == 1 and isinstance(busy.transport, Recorded)
 
 
+def test_work_that_may_wait_is_sent_with_the_next_work_that_may_not_or_at_the_end() -> None:
+    """sync's observations: the client is imported once its build starts (beside dbt), not while it plans."""
+    made = threading.Event()
+
+    def connect() -> Any:
+        made.set()
+        return Recorded()
+
+    sender = Sender(connect, print)
+    sender.put(lambda: [{"n": 1}], wait=True)
+    assert not made.wait(0.3)  # an observation alone: not yet
+    sender.put(lambda: [{"n": 2}])  # the build starts
+    assert made.wait(5)
+    sender.close(timeout=5)
+    assert sender.sent == 2 and sender.transport.sent == [{"n": 1}, {"n": 2}]  # type: ignore[attr-defined]
+    ended = Sender(lambda: Recorded(), print)
+    ended.put(lambda: [{"n": 1}], wait=True)
+    ended.close(timeout=5)  # no build came: sent as the command ends
+    assert ended.sent == 1 and ended.dropped == 0
+
+
 class FlakyTransport:
     """Refuses while ``down`` is set; records what it accepted."""
 

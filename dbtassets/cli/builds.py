@@ -65,7 +65,7 @@ def sync(ctx: click.Context, select: tuple[str, ...], exclude: tuple[str, ...], 
     """
     project = project_of(ctx)
     if not dry_run:
-        attach(ctx, project, openlineage, select)
+        attach(ctx, project, openlineage, select, once=True)
     result = project.sync(select, exclude, dbt_args, dry_run=dry_run, all_stale=all_stale)
     click.echo(formats.SYNC[fmt](project.graph, result, dry_run))
     ctx.exit(0 if dry_run or result.ok else 1)

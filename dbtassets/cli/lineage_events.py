@@ -26,8 +26,10 @@ def openlineage_option(func: F) -> F:
                              "OPENLINEAGE_CONFIG, openlineage.yml); off when none is set.")(func)
 
 
-def attach(ctx: click.Context, project: Project, option: str | None, selection: Sequence[str] = ()) -> Sender | None:
+def attach(ctx: click.Context, project: Project, option: str | None, selection: Sequence[str] = (), *,
+           once: bool = False) -> Sender | None:
     """Hook an emitter to ``project``'s builds when OpenLineage is configured; its sender closes with the command.
+    ``once`` (``sync``): its observations are sent with its build's events, or as it ends.
 
     Raises:
         ConfigError: configured, but the client is not installed or its configuration is wrong (exit 2).
@@ -42,7 +44,7 @@ def attach(ctx: click.Context, project: Project, option: str | None, selection: 
 
     connect, where = found
     sender = Sender(connect, lambda message: warn([message]), where=where)
-    project.builder.listeners.append(Emitter(sender, project.targets.selected.key, selection))
+    project.builder.listeners.append(Emitter(sender, project.targets.selected.key, selection, observations_wait=once))
 
     def close() -> None:
         sender.close()

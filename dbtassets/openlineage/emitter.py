@@ -24,8 +24,10 @@ LINEAGE_BUDGET = 10.0  # seconds of the sender's CPU a pass's columnLineage may 
 class Emitter:
     """A :class:`dbtassets.builder.BuildListener` that sends each pass, asset run and moved source as events."""
 
-    def __init__(self, sender: Sender, warehouse: str, selection: Sequence[str] = ()) -> None:
+    def __init__(self, sender: Sender, warehouse: str, selection: Sequence[str] = (), *,
+                 observations_wait: bool = False) -> None:
         self.sender = sender
+        self.observations_wait = observations_wait  # sync: sent with its build's events (or at its end)
         self.warehouse = warehouse
         self.selection = tuple(selection)
         self.job_namespace = os.environ.get(NAMESPACE_ENV) or "default"
@@ -94,7 +96,7 @@ class Emitter:
                 dataSource=facet("dataSource", name=naming.dataset_namespace, uri=naming.dataset_namespace)))
                 for o in moved if o.unique_id in snapshot.graph.assets]
 
-        self.sender.put(make)
+        self.sender.put(make, wait=self.observations_wait)
 
 
 def _pass_facets(plan: SyncPlan, snapshot: Snapshot, observed: dict[UniqueId, tuple[Observation, str]]) -> Document:

@@ -44,13 +44,18 @@ class Sender:
         self.down = False
         self._queue: queue.Queue[Work | None] = queue.Queue(maxsize=capacity)  # None: the end, once sent up to it
         self._stop = threading.Event()  # stop now
+        self._go = threading.Event()  # the transport may be made: work that cannot wait came, or the end
         self._full = False  # said that the queue is full, during this outage
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="dbtassets-openlineage", daemon=True)
         self._thread.start()
 
-    def put(self, work: Work) -> None:
-        """Queue ``work``; never blocks: a full queue drops it (counted)."""
+    def put(self, work: Work, *, wait: bool = False) -> None:
+        """Queue ``work``; never blocks: a full queue drops it (counted). With ``wait``, the transport is not made
+        for it alone: only when work without it comes, or the end (``sync``'s observations wait for its build, so
+        that importing the client overlaps dbt's build, not the planning that holds this process's GIL)."""
+        if not wait:
+            self._go.set()
         try:
             self._queue.put_nowait(work)
         except queue.Full:
@@ -67,6 +72,7 @@ class Sender:
         what is left unsent is counted in ``dropped``."""
         if self.down:
             self._stop.set()
+        self._go.set()
         try:
             self._queue.put_nowait(None)  # the thread sleeps on the queue until work or this comes
         except queue.Full:
@@ -86,6 +92,7 @@ class Sender:
         work = self._queue.get()  # the transport is made for the first work: a command with none never imports it
         if work is None:
             return
+        self._go.wait()
         try:
             self.transport = self.connect()
         except Exception as exc:  # the client's own configuration errors: a wrong transport type, a missing key
