@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -19,6 +20,7 @@ from referencing import Registry, Resource
 
 from dbtassets.engine import Project
 from dbtassets.openlineage.cause import SCHEMA_PATH
+from dbtassets.openlineage.config import reach
 from dbtassets.openlineage.emitter import Emitter
 from dbtassets.openlineage.sender import Sender
 from dbtassets.sql.lineage import MAX_LINEAGE_SQL, Derived, column_sources
@@ -218,7 +220,7 @@ def test_dbtassets_yml_takes_an_openlineage_key_and_rejects_a_wrong_one(project_
 def test_a_command_never_waits_for_the_client_s_import() -> None:
     """The client (half a second of imports) is made on the sender's thread; the command only checks it is there."""
     code = ("import sys; from pathlib import Path; from dbtassets.openlineage.config import resolve; "
-            "connect, where = resolve('http://127.0.0.1:9', None, Path('dbtassets.yml')); "
+            "connect, reach, where = resolve('http://127.0.0.1:9', None, Path('dbtassets.yml')); "
             "assert 'openlineage.client' not in sys.modules, sorted(sys.modules); "
             "print(where); print(type(connect()).__name__)")
     worktree = Path(__file__).resolve().parent.parent
@@ -258,6 +260,49 @@ def test_a_sender_given_nothing_to_send_never_makes_its_transport() -> None:
     busy.put(lambda: [{"n": 1}])
     busy.close(timeout=5)
     assert made == [True] and busy.sent == 1 and isinstance(busy.transport, Recorded)
+
+
+def test_no_client_is_made_for_an_http_receiver_that_refuses_connections_until_it_takes_them() -> None:
+    said: list[str] = []
+    made: list[bool] = []
+    listening = threading.Event()
+    receiver = Receiver()
+    port = int(receiver.url.rsplit(":", 1)[1])
+    receiver.close()  # nothing listens there now
+
+    def reach() -> None:
+        if not listening.is_set():
+            raise ConnectionRefusedError(111, "Connection refused")
+
+    def connect() -> Any:
+        made.append(True)
+        return Recorded()
+
+    sender = Sender(connect, said.append, retry_every=0.05, where=f"the OpenLineage receiver (http://127.0.0.1:{port})",
+                    reach=reach)
+    sender.put(lambda: [{"n": 1}])
+    time.sleep(0.3)
+    assert made == [] and sender.down
+    listening.set()
+    deadline = time.monotonic() + 10
+    while sender.sent == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    sender.close(timeout=5)
+    assert made == [True] and sender.sent == 1 and sender.dropped == 0
+    assert len(said) == 2 and "is not answering (ConnectionRefusedError" in said[0] and "answers again" in said[1]
+
+
+def test_reach_checks_the_port_of_an_http_url_only() -> None:
+    receiver = Receiver()
+    try:
+        check = reach(receiver.url)
+        assert check is not None
+        check()  # takes connections: no error
+    finally:
+        receiver.close()
+    with pytest.raises(OSError):
+        check()
+    assert reach("file:/tmp/events.jsonl") is None and reach(None) is None
 
 
 def test_work_that_may_wait_is_sent_with_the_next_work_that_may_not_or_at_the_end() -> None:

@@ -42,8 +42,8 @@ def attach(ctx: click.Context, project: Project, option: str | None, selection: 
     from dbtassets.openlineage.emitter import Emitter
     from dbtassets.openlineage.sender import Sender
 
-    connect, where = found
-    sender = Sender(connect, lambda message: warn([message]), where=where)
+    connect, reach, where = found
+    sender = Sender(connect, lambda message: warn([message]), where=where, reach=reach)
     project.builder.listeners.append(Emitter(sender, project.targets.selected.key, selection, observations_wait=once))
 
     def close() -> None:

@@ -56,10 +56,32 @@ def _installed() -> bool:
         return False
 
 
+def reach(url: str | None) -> Callable[[], None] | None:
+    """For an http(s) receiver: a check that it takes connections (raising OSError when it refuses them), so
+    that the client is not imported to send to a receiver that is down; None for other transports."""
+    if not url or not url.startswith(("http://", "https://")) or any(
+            name.lower().endswith("_proxy") for name in os.environ):  # through a proxy: only the client knows
+        return None
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    try:
+        address = (parts.hostname or "localhost", parts.port or (443 if parts.scheme == "https" else 80))
+    except ValueError:  # a port that is not a number: the client says so
+        return None
+
+    def connect() -> None:
+        import socket
+
+        socket.create_connection(address, timeout=5).close()
+
+    return connect
+
+
 def resolve(option: str | None, setting: str | Mapping[str, Any] | None,
-            settings_file: Path) -> tuple[Callable[[], Any], str] | None:
-    """How to make the transport to send through (called on the sender's thread) and a description of where it
-    sends, or None when nothing configures it.
+            settings_file: Path) -> tuple[Callable[[], Any], Callable[[], None] | None, str] | None:
+    """How to make the transport to send through (called on the sender's thread), how to check an http receiver
+    takes connections (see :func:`reach`) and a description of where it sends, or None when nothing configures it.
 
     Raises:
         ConfigError: it is configured but openlineage-python is not installed, or the configuration is wrong.
@@ -87,5 +109,6 @@ def resolve(option: str | None, setting: str | Mapping[str, Any] | None,
         return (OpenLineageClient(config=config) if config is not None else OpenLineageClient()).transport
 
     transport = (config or {}).get("transport", {})
+    url = transport.get("url") if transport.get("type") == "http" else None  # configured by the client: its own
     detail = transport.get("url") or transport.get("type") or os.environ.get("OPENLINEAGE_URL")
-    return connect, f"the OpenLineage receiver ({detail + ', ' if detail else ''}from {source})"
+    return connect, reach(url), f"the OpenLineage receiver ({detail + ', ' if detail else ''}from {source})"

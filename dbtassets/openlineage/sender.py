@@ -33,8 +33,10 @@ class Sender:
     observation's) never sent, or not sent whole: dropped at a full queue or left when closing."""
 
     def __init__(self, connect: Callable[[], Transport], warn: Callable[[str], None], *, capacity: int = 1000,
-                 retry_every: float = 5.0, where: str = "the OpenLineage receiver") -> None:
+                 retry_every: float = 5.0, where: str = "the OpenLineage receiver",
+                 reach: Callable[[], None] | None = None) -> None:
         self.connect = connect
+        self.reach = reach  # raises OSError while an http receiver refuses connections: no client is made for it
         self.transport: Transport | None = None
         self.warn = warn
         self.where = where
@@ -93,6 +95,10 @@ class Sender:
         if work is None:
             return
         self._go.wait()
+        if self.reach is not None and not self._until_done(self.reach):
+            with self._lock:
+                self.dropped += 1  # asked to stop while the receiver was still away: close() counts the rest
+            return
         try:
             self.transport = self.connect()
         except Exception as exc:  # the client's own configuration errors: a wrong transport type, a missing key
@@ -125,10 +131,18 @@ class Sender:
 
     def _send(self, event: dict[str, Any]) -> bool:
         """Send one event, trying again while the receiver is down; False once asked to stop."""
-        assert self.transport is not None
+        transport = self.transport
+        assert transport is not None
+        if not self._until_done(lambda: transport.emit(event)):
+            return False
+        self.sent += 1
+        return True
+
+    def _until_done(self, action: Callable[[], Any]) -> bool:
+        """``action()``, again every ``retry_every`` seconds while the receiver is down; False once asked to stop."""
         while True:
             try:
-                self.transport.emit(event)
+                action()
             except Exception as exc:
                 if not self.down:
                     self.down = True
@@ -143,5 +157,4 @@ class Sender:
                     self._full, dropped = False, self.dropped
                 lost = f" ({plural(dropped, 'batch', 'batches')} dropped so far)" if dropped else ""
                 self.warn(f"OpenLineage: {self.where} answers again; sending the events that waited{lost}")
-            self.sent += 1
             return True
