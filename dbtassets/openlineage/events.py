@@ -20,13 +20,14 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dbtassets.building.runner import NodeResult
 from dbtassets.model.manifest import Node, ResourceType, UniqueId
 from dbtassets.model.snapshot import Snapshot
-from dbtassets.sql.fingerprint import dialect_of
-from dbtassets.sql.lineage import Schema, column_sources, output_columns
+
+if TYPE_CHECKING:
+    from dbtassets.sql.lineage import Schema
 
 SPEC = "https://openlineage.io/spec/2-0-2/OpenLineage.json"
 PRODUCER = "https://github.com/dbtassets/dbtassets"
@@ -88,6 +89,8 @@ class Naming:
     @property
     def sql_dialect(self) -> str | None:
         """sqlglot's name for the warehouse's SQL (None: its generic SQL)."""
+        from dbtassets.sql.fingerprint import dialect_of  # sqlglot: only on the sender's thread, making events
+
         return dialect_of(self.dialect)
 
     def dataset_name(self, node: Node) -> str:
@@ -134,6 +137,8 @@ def parent(run_id: str, job: tuple[str, str]) -> Document:
 def built_columns(snapshot: Snapshot, results: Sequence[NodeResult], dialect: str | None) -> dict[str, list[str]]:
     """The output columns of the relations a pass built, from their compiled SQL (in build order, so a star
     over a model built before is expanded): relation name → columns."""
+    from dbtassets.sql.lineage import output_columns
+
     schema: dict[str, list[str]] = {}
     for result in results:
         node = snapshot.graph.assets.get(result.unique_id)
@@ -150,6 +155,8 @@ def derived_lineage(naming: Naming, snapshot: Snapshot, node: Node, sql: str, sc
     graph = snapshot.graph
     inputs = {graph.assets[u].relation_name: graph.assets[u] for u in graph.parents(node.unique_id)
               if u in graph.assets and graph.assets[u].relation_name}
+    from dbtassets.sql.lineage import column_sources
+
     sources = column_sources(sql, naming.sql_dialect, inputs, schema)
     if not sources:
         return None
@@ -181,6 +188,8 @@ def node_events(naming: Naming, snapshot: Snapshot, result: NodeResult, pass_run
     output_facets: Document = {"dataSource": facet("dataSource", name=naming.dataset_namespace,
                                                    uri=naming.dataset_namespace)}
     sql = result.compiled_code
+    from dbtassets.sql.lineage import output_columns
+
     columns = output_columns(sql, naming.sql_dialect, schema) if sql else None
     if sql and columns:
         output_facets["schema"] = facet("schema", fields=[{"name": c} for c in columns])
