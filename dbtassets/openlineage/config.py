@@ -57,7 +57,7 @@ def _installed() -> bool:
 
 
 def reach(url: str | None) -> Callable[[], None] | None:
-    """For an http(s) receiver: a check that it takes connections (raising OSError when it refuses them), so
+    """For an http or https receiver: a check that it takes connections (raising OSError when it refuses them), so
     that the client is not imported to send to a receiver that is down; None for other transports."""
     if not url or not url.startswith(("http://", "https://")) or any(
             name.lower().endswith("_proxy") for name in os.environ):  # through a proxy: only the client knows
