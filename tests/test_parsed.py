@@ -251,3 +251,50 @@ def test_a_callers_manifest_is_never_taken_as_edited_during_a_build(project_dir:
     os.utime(model, (own.loaded_at + 5, own.loaded_at + 5))
     edited, changed = own.edited_since_load(built)
     assert changed == [model] and {own.graph.assets[uid].name for uid in edited} == {"dim_customer"}
+
+
+def test_a_profile_that_is_not_there_is_left_out_of_the_files() -> None:
+    from types import SimpleNamespace
+
+    from dbtassets.model.parsed import files_now
+
+    walk = SimpleNamespace(entries={"models/a.sql": (1, 2)})
+    assert files_now(None, walk, Path("/nonexistent/profiles.yml")) == {"models/a.sql": (1, 2)}  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("stored", [
+    (1, {}, {}, {}, 0, ""),  # another format
+    ("FORMAT", [], {}, {}, 0, ""),  # files not a mapping
+    ("FORMAT", {}, {}, {}, "0", ""),  # the manifest's time not a number
+    ("FORMAT", {}, {}, {}, 0, 5),  # --vars not a digest
+])
+def test_a_record_of_another_shape_is_no_record(project_dir: Path, stored: tuple[Any, ...]) -> None:
+    import marshal
+
+    from dbtassets.model.parsed import FORMAT
+
+    dbt = load_project(project_dir)
+    dbt.target_path.mkdir(exist_ok=True)
+    (dbt.target_path / NAME).write_bytes(marshal.dumps((FORMAT, {}, {}, {}, 0, "")))
+    assert read_record(dbt) == ParseRecord({}, {}, {}, 0, "")  # the right shape reads back
+    (dbt.target_path / NAME).write_bytes(marshal.dumps(tuple(FORMAT if part == "FORMAT" else part
+                                                             for part in stored)))
+    assert read_record(dbt) is None
+
+
+def test_a_record_reads_env_vars_in_sql_and_yaml_only_and_reuses_what_an_unchanged_file_read(
+        project_dir: Path) -> None:
+    from dbtassets.model.parsed import write_record
+
+    dbt = load_project(project_dir)
+    dbt.target_path.mkdir(exist_ok=True)
+    (project_dir / "seeds/notes.csv").write_text("note\n\"{{ env_var('IN_A_SEED') }}\"\n")  # never rendered
+    (project_dir / "models/reads.sql").write_text("select '{{ env_var('IN_SQL') }}' as x\n")
+    (project_dir / "models/kept.sql").write_text("select 1 as x\n")  # now; it read KEPT when last seen
+    files = {"seeds/notes.csv": (1, 1), "models/reads.sql": (2, 2), "models/kept.sql": (3, 3)}  # a seed first
+    previous = ParseRecord({"models/kept.sql": (3, 3)}, {}, {"models/kept.sql": ("KEPT",)}, 0)
+    write_record(dbt, files, (), previous, {})
+    record = read_record(dbt)
+    assert record is not None and record.vars == ""
+    assert record.env_names == {"models/reads.sql": ("IN_SQL",), "models/kept.sql": ("KEPT",)}
+    assert set(record.env) == {"IN_SQL", "KEPT"}
