@@ -291,10 +291,14 @@ def test_a_record_reads_env_vars_in_sql_and_yaml_only_and_reuses_what_an_unchang
     (project_dir / "seeds/notes.csv").write_text("note\n\"{{ env_var('IN_A_SEED') }}\"\n")  # never rendered
     (project_dir / "models/reads.sql").write_text("select '{{ env_var('IN_SQL') }}' as x\n")
     (project_dir / "models/kept.sql").write_text("select 1 as x\n")  # now; it read KEPT when last seen
-    files = {"seeds/notes.csv": (1, 1), "models/reads.sql": (2, 2), "models/kept.sql": (3, 3)}  # a seed first
+    (project_dir / "models/latin.sql").write_bytes(b"select '\xe9' as x, '{{ env_var(\"IN_LATIN\") }}' as y\n")
+    files = {"seeds/notes.csv": (1, 1), "models/reads.sql": (2, 2), "models/kept.sql": (3, 3),  # a seed first
+             "models/latin.sql": (4, 4)}  # not UTF-8: read all the same
     previous = ParseRecord({"models/kept.sql": (3, 3)}, {}, {"models/kept.sql": ("KEPT",)}, 0)
-    write_record(dbt, files, (), previous, {})
+    write_record(dbt, files, (), previous, {"IN_SQL": "1"})
     record = read_record(dbt)
     assert record is not None and record.vars == ""
-    assert record.env_names == {"models/reads.sql": ("IN_SQL",), "models/kept.sql": ("KEPT",)}
-    assert set(record.env) == {"IN_SQL", "KEPT"}
+    assert record.env_names == {"models/reads.sql": ("IN_SQL",), "models/kept.sql": ("KEPT",),
+                                "models/latin.sql": ("IN_LATIN",)}
+    assert record.env == {"IN_SQL": env_digest("IN_SQL", "1"), "KEPT": env_digest("KEPT", None),
+                          "IN_LATIN": env_digest("IN_LATIN", None)}
