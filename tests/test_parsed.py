@@ -292,8 +292,8 @@ def test_a_record_reads_env_vars_in_sql_and_yaml_only_and_reuses_what_an_unchang
     (project_dir / "models/reads.sql").write_text("select '{{ env_var('IN_SQL') }}' as x\n")
     (project_dir / "models/kept.sql").write_text("select 1 as x\n")  # now; it read KEPT when last seen
     (project_dir / "models/latin.sql").write_bytes(b"select '\xe9' as x, '{{ env_var(\"IN_LATIN\") }}' as y\n")
-    files = {"seeds/notes.csv": (1, 1), "models/reads.sql": (2, 2), "models/kept.sql": (3, 3),  # a seed first
-             "models/latin.sql": (4, 4)}  # not UTF-8: read all the same
+    files = {"seeds/notes.csv": (1, 1), "models/gone.sql": (9, 9),  # a seed first, a file deleted since the walk
+             "models/reads.sql": (2, 2), "models/kept.sql": (3, 3), "models/latin.sql": (4, 4)}  # not UTF-8
     previous = ParseRecord({"models/kept.sql": (3, 3)}, {}, {"models/kept.sql": ("KEPT",)}, 0)
     write_record(dbt, files, (), previous, {"IN_SQL": "1"})
     record = read_record(dbt)
