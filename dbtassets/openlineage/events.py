@@ -152,11 +152,11 @@ def built_columns(snapshot: Snapshot, results: Sequence[NodeResult], dialect: st
 def derived_lineage(naming: Naming, snapshot: Snapshot, node: Node, sql: str, schema: Schema) -> Document | None:
     """The ``columnLineage`` facet of ``node``'s output: each column's input fields in the datasets it reads
     (:func:`dbtassets.sql.lineage.column_sources`), or None where sqlglot cannot say."""
+    from dbtassets.sql.lineage import column_sources  # sqlglot: on the sender's thread only
+
     graph = snapshot.graph
     inputs = {graph.assets[u].relation_name: graph.assets[u] for u in graph.parents(node.unique_id)
               if u in graph.assets and graph.assets[u].relation_name}
-    from dbtassets.sql.lineage import column_sources
-
     sources = column_sources(sql, naming.sql_dialect, inputs, schema)
     if not sources:
         return None
@@ -171,6 +171,8 @@ def node_events(naming: Naming, snapshot: Snapshot, result: NodeResult, pass_run
     """START and COMPLETE (or FAIL) of one built model, seed or snapshot, as dbt-ol makes them from run results;
     ``schema``: the columns of the relations it reads, where known (:func:`built_columns`); ``column_lineage``:
     whether to derive the output's ``columnLineage`` facet."""
+    from dbtassets.sql.lineage import output_columns  # sqlglot: on the sender's thread only
+
     graph, node = snapshot.graph, snapshot.graph.assets[result.unique_id]
     ended = result.completed_at or datetime.now().astimezone().isoformat()
     ended_at = datetime.fromisoformat(ended.replace("Z", "+00:00"))
@@ -188,8 +190,6 @@ def node_events(naming: Naming, snapshot: Snapshot, result: NodeResult, pass_run
     output_facets: Document = {"dataSource": facet("dataSource", name=naming.dataset_namespace,
                                                    uri=naming.dataset_namespace)}
     sql = result.compiled_code
-    from dbtassets.sql.lineage import output_columns
-
     columns = output_columns(sql, naming.sql_dialect, schema) if sql else None
     if sql and columns:
         output_facets["schema"] = facet("schema", fields=[{"name": c} for c in columns])
